@@ -1,0 +1,223 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mpklink transport: shared-memory links between two processes.
+ *
+ * A link is one sealed memfd: a header page, then two single-producer
+ * single-consumer byte rings, one per direction. Side 0 (the creator's
+ * peer that accepted, by convention the server) transmits on ring 0 and
+ * receives on ring 1; side 1 the other way round.
+ *
+ * Return values: every function returning int or ssize_t returns a
+ * non-negative value on success and -errno on failure; errno is never
+ * read nor set. Functions returning void cannot fail.
+ *
+ * Threads: a link may be used by one reading thread and one writing thread
+ * at the same time (like a socket used from two threads); two concurrent
+ * readers or two concurrent writers must be serialised by the caller.
+ * mpk_link_poll, mpk_link_readable and mpk_link_writable may be called from
+ * any thread at any time. mpk_link_detach must not race any other call.
+ *
+ * The peer is untrusted. Every index, flag and size it can write is read
+ * once into a local and validated; a violation marks the link broken, after
+ * which every call returns -ECONNRESET. No value read from the shared
+ * mapping is used to index memory before it is checked.
+ *
+ * Doorbells: the two sides share a byte stream (in mpklink, the original
+ * TCP connection; in tests, any stream socket) used only to wake a peer
+ * that said it sleeps. Writers and readers ring it themselves when they
+ * publish data or free space; a thread about to block calls mpk_link_arm
+ * first, with everything it will wait for, and blocks only if that
+ * returned 0 (see mpk_link_arm for why arming is not done inside read).
+ */
+#ifndef MPKLINK_RING_H
+#define MPKLINK_RING_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- guard */
+
+enum mpk_guard_mode {
+	MPK_GUARD_AUTO = 0, /* use MPK when the CPU and kernel have it */
+	MPK_GUARD_MPK = 1,  /* MPK or refuse (-ENOTSUP) */
+	MPK_GUARD_OFF = 2,  /* never */
+};
+
+struct mpk_guard_status {
+	enum mpk_guard_mode mode; /* what was asked for */
+	int active;               /* 1: ring mappings carry pkey, PKRU denies it */
+	int pkey;                 /* the transport's key, -1 when inactive */
+	int cpu_pku;              /* CPUID.(7,0):ECX.PKU */
+	int os_pke;               /* CPUID.(7,0):ECX.OSPKE: the kernel set CR4.PKE */
+	const char *reason;       /* one line on why the guard is in this state */
+};
+
+/*
+ * Parses "auto", "mpk" or "off" (NULL or "" mean auto).
+ * Returns the mode, or -EINVAL for anything else.
+ */
+int mpk_guard_parse(const char *s);
+
+/*
+ * Decides the process-wide guard once. Later calls return the first
+ * call's result and ignore their argument. In auto mode without PKU one
+ * line says so on stderr, once per process.
+ * Returns 0, -ENOTSUP for MPK_GUARD_MPK without usable PKU, -EINVAL for a
+ * bad mode, or -errno from pkey_alloc.
+ * Thread-safe.
+ */
+int mpk_guard_init(enum mpk_guard_mode mode);
+
+/*
+ * mpk_guard_init with the mode named by $MPKLINK_GUARD.
+ * Returns as mpk_guard_init; -EINVAL for an unknown value.
+ */
+int mpk_guard_init_env(void);
+
+/* Fills *st. Initialises from the environment first if nothing has. */
+void mpk_guard_status(struct mpk_guard_status *st);
+
+/* ----------------------------------------------------------------- links */
+
+#define MPK_LINK_RING_DEFAULT (1u << 20)
+#define MPK_LINK_RING_MIN     4096u
+#define MPK_LINK_RING_MAX     (1u << 30)
+
+struct mpk_link;
+
+/*
+ * Creates link memory: a memfd sized for two rings of ring_bytes each
+ * (0 = MPK_LINK_RING_DEFAULT; otherwise a power of two within
+ * [MPK_LINK_RING_MIN, MPK_LINK_RING_MAX]), its header initialised, sealed
+ * with F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL. The fd is close-on-exec.
+ * Returns the fd, -EINVAL for a bad size, or -errno.
+ */
+int mpk_link_create(size_t ring_bytes);
+
+/*
+ * Maps link memory received from anyone, as side 0 or 1. The fd is not
+ * consumed; the caller may close it once this returns. Checks that fd is
+ * a memfd of the size its header claims, with the three seals, the right
+ * magic and version; anything else is an error, never a crash.
+ * Tags the mapping with the transport's pkey when the guard is active
+ * (initialising the guard from the environment if nothing has).
+ * Returns 0 and sets *out, or: -EBADF (not an open fd), -EINVAL (bad side,
+ * not a memfd, wrong size, seals missing), -EPROTO (bad magic, version or
+ * layout), -ENOTSUP (guard required but unavailable), -ENOMEM, -errno.
+ */
+int mpk_link_attach(int fd, int side, struct mpk_link **out);
+
+/*
+ * Unmaps the link and frees the handle. Does not tell the peer anything:
+ * call mpk_link_close first for an orderly close.
+ */
+void mpk_link_detach(struct mpk_link *l);
+
+/* The capacity of each ring, in bytes. */
+size_t mpk_link_ring_bytes(const struct mpk_link *l);
+
+/*
+ * The doorbell: fd is a stream socket shared with the peer. send and recv
+ * default to libc's; the preload passes the real, un-interposed calls.
+ * Until a doorbell is set, nothing is rung (useful only for spinning).
+ * Not thread-safe against other calls on the same link: set it first.
+ */
+typedef ssize_t (*mpk_send_fn)(int fd, const void *buf, size_t n, int flags);
+typedef ssize_t (*mpk_recv_fn)(int fd, void *buf, size_t n, int flags);
+void mpk_link_set_doorbell(struct mpk_link *l, int fd, mpk_send_fn send_fn,
+			   mpk_recv_fn recv_fn);
+
+/*
+ * Copies into the TX ring, as a nonblocking socket would: as many bytes as
+ * fit. Publishes them (release), then rings the peer if it said it sleeps.
+ * Returns the bytes copied (> 0), 0 when asked to copy 0 bytes, or
+ * -EAGAIN (ring full), -EPIPE (this side shut down writing, or the peer
+ * closed), -ECONNRESET (link broken), -EINVAL (iovcnt < 0 or the total
+ * length overflows ssize_t).
+ */
+ssize_t mpk_link_write(struct mpk_link *l, const void *buf, size_t len);
+ssize_t mpk_link_writev(struct mpk_link *l, const struct iovec *iov, int iovcnt);
+
+#define MPK_READ_PEEK 1u /* copy out but leave the bytes in the ring */
+
+/*
+ * Copies out of the RX ring: as many bytes as are there, up to len. Frees
+ * the space (release) and rings the peer if it said it waits for space.
+ * Returns the bytes copied (> 0); 0 at end of stream, only once every byte
+ * the peer wrote before its shutdown or close has been read, and also when
+ * asked for 0 bytes; -EAGAIN (ring empty, stream open), -ECONNRESET (link
+ * broken), -EINVAL (bad flags or iovcnt).
+ */
+ssize_t mpk_link_read(struct mpk_link *l, void *buf, size_t len);
+ssize_t mpk_link_readv(struct mpk_link *l, const struct iovec *iov, int iovcnt,
+		       unsigned flags);
+
+/*
+ * Half-close: after every byte written so far, the peer reads end of
+ * stream. Later writes return -EPIPE; reading keeps working. Rings the
+ * peer if it sleeps. Returns 0, or -ECONNRESET.
+ */
+int mpk_link_shutdown_write(struct mpk_link *l);
+
+/*
+ * Full close: shuts writing down as above and tells the peer this side
+ * reads no more (its writes then return -EPIPE). Rings the peer if it
+ * sleeps on either ring. The handle stays valid for mpk_link_detach.
+ * Returns 0, or -ECONNRESET (the flags are still set where possible).
+ */
+int mpk_link_close(struct mpk_link *l);
+
+/* Readiness, as poll(2) would report it for a socket. */
+#define MPK_LINK_IN    0x1u  /* read would not return -EAGAIN */
+#define MPK_LINK_OUT   0x2u  /* write would not return -EAGAIN */
+#define MPK_LINK_RDHUP 0x4u  /* the peer shut down writing (or closed) */
+#define MPK_LINK_HUP   0x8u  /* the peer closed the link or is gone */
+#define MPK_LINK_ERR   0x10u /* the link is broken */
+
+/* Current readiness, with no side effect on the peer. */
+unsigned mpk_link_poll(struct mpk_link *l);
+
+/* Bytes readable now (>= 0) or -ECONNRESET. */
+ssize_t mpk_link_readable(struct mpk_link *l);
+/* Bytes writable now (>= 0), -EPIPE, or -ECONNRESET. */
+ssize_t mpk_link_writable(struct mpk_link *l);
+
+/*
+ * Call before blocking on the doorbell fd, with want = the readiness the
+ * caller will wait for (MPK_LINK_IN, MPK_LINK_OUT or both). In order:
+ * drains pending doorbell bytes (nonblocking; a hang-up on the doorbell
+ * marks the peer gone), announces "I sleep" on the RX ring (IN) and the TX
+ * ring (OUT), issues a full fence, and re-checks both rings.
+ * Returns the readiness now (as mpk_link_poll); if it intersects want (or
+ * carries HUP or ERR) the caller must not block. If it returns none of
+ * those, every event the caller asked for will make a doorbell byte
+ * readable on the fd.
+ *
+ * Why it is not done inside read/write: one doorbell fd carries bytes for
+ * both directions. A drain done on a write's -EAGAIN can eat the byte that
+ * announced data for the reader, and nobody would ring again. Drain only
+ * right before sleeping, for everything one will sleep on.
+ * Two threads must not block on the same link's doorbell at once: a drain
+ * by one cannot wake the other. (The preload serialises this.)
+ */
+unsigned mpk_link_arm(struct mpk_link *l, unsigned want);
+
+/* Counters kept by this side, for MPKLINK_STATS. Never shared. */
+struct mpk_link_stats {
+	uint64_t tx_bytes, rx_bytes;   /* payload copied in, copied out */
+	uint64_t tx_calls, rx_calls;   /* successful writes, reads */
+	uint64_t bells_sent;           /* doorbell bytes sent */
+	uint64_t bells_drained;        /* doorbell bytes consumed by arm */
+};
+void mpk_link_get_stats(const struct mpk_link *l, struct mpk_link_stats *st);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,597 @@
+/* SPDX-License-Identifier: MIT */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "atomics.h"
+#include "link_internal.h"
+#include "pkru.h"
+
+#define REQUIRED_SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
+#ifndef F_SEAL_FUTURE_WRITE
+#define F_SEAL_FUTURE_WRITE 0x0010
+#endif
+/* Bounds one arm's drain so a peer flooding doorbells cannot hold us. */
+#define DRAIN_MAX_CALLS 8
+
+static int valid_ring_bytes(uint64_t n)
+{
+	return n >= MPK_LINK_RING_MIN && n <= MPK_LINK_RING_MAX && !(n & (n - 1));
+}
+
+int mpk_link_create(size_t ring_bytes)
+{
+	struct mpk_link_hdr *h;
+	uint64_t total;
+	int fd, r;
+
+	if (!ring_bytes)
+		ring_bytes = MPK_LINK_RING_DEFAULT;
+	if (!valid_ring_bytes(ring_bytes))
+		return -EINVAL;
+	total = MPK_LINK_HDR_BYTES + 2 * (uint64_t)ring_bytes;
+
+	fd = memfd_create("mpklink-link", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0)
+		return -errno;
+	if (ftruncate(fd, (off_t)total) < 0)
+		goto fail_errno;
+	h = mmap(NULL, MPK_LINK_HDR_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (h == MAP_FAILED)
+		goto fail_errno;
+	h->magic = MPK_LINK_MAGIC;
+	h->version = MPK_LINK_VERSION;
+	h->hdr_bytes = MPK_LINK_HDR_BYTES;
+	h->ring_bytes = ring_bytes;
+	h->total_bytes = total;
+	munmap(h, MPK_LINK_HDR_BYTES);
+	if (fcntl(fd, F_ADD_SEALS, REQUIRED_SEALS) < 0)
+		goto fail_errno;
+	return fd;
+
+fail_errno:
+	r = -errno;
+	close(fd);
+	return r;
+}
+
+int mpk_link_attach(int fd, int side, struct mpk_link **out)
+{
+	struct mpk_link_hdr *h;
+	struct mpk_link *l;
+	uint64_t magic, ring_bytes, total;
+	uint32_t version, hdr_bytes;
+	struct stat st;
+	int seals, r;
+	void *map;
+
+	*out = NULL;
+	if (side != 0 && side != 1)
+		return -EINVAL;
+	r = mpk_guard_init_env();
+	if (r < 0)
+		return r;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return -EINVAL;
+	seals = fcntl(fd, F_GET_SEALS);
+	if (seals < 0)
+		return -EINVAL; /* not a memfd */
+	if ((seals & REQUIRED_SEALS) != REQUIRED_SEALS ||
+	    (seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)))
+		return -EINVAL;
+	if (st.st_size < (off_t)(MPK_LINK_HDR_BYTES + 2 * (uint64_t)MPK_LINK_RING_MIN) ||
+	    st.st_size > (off_t)(MPK_LINK_HDR_BYTES + 2 * (uint64_t)MPK_LINK_RING_MAX))
+		return -EINVAL;
+
+	/* The seals fix the size, so the mapping cannot SIGBUS under us. */
+	map = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED)
+		return -errno;
+	r = mpk__guard_tag(map, (size_t)st.st_size);
+	if (r < 0)
+		goto err_unmap;
+
+	/* Read once: the peer may change the header while we look at it. */
+	h = map;
+	mpk__guard_open();
+	magic = mpk_load_relaxed(&h->magic);
+	version = mpk_load_relaxed(&h->version);
+	hdr_bytes = mpk_load_relaxed(&h->hdr_bytes);
+	ring_bytes = mpk_load_relaxed(&h->ring_bytes);
+	total = mpk_load_relaxed(&h->total_bytes);
+	mpk__guard_close();
+	r = -EPROTO;
+	if (magic != MPK_LINK_MAGIC || version != MPK_LINK_VERSION ||
+	    hdr_bytes != MPK_LINK_HDR_BYTES || !valid_ring_bytes(ring_bytes) ||
+	    total != (uint64_t)st.st_size || total != MPK_LINK_HDR_BYTES + 2 * ring_bytes)
+		goto err_unmap;
+
+	l = calloc(1, sizeof(*l));
+	r = -ENOMEM;
+	if (!l)
+		goto err_unmap;
+	l->base = map;
+	l->map_len = (size_t)st.st_size;
+	l->side = side;
+	l->cap = ring_bytes;
+	l->mask = ring_bytes - 1;
+	l->tx = &h->ring[side];
+	l->rx = &h->ring[!side];
+	l->tx_data = (uint8_t *)map + MPK_LINK_HDR_BYTES + (uint64_t)side * ring_bytes;
+	l->rx_data = (uint8_t *)map + MPK_LINK_HDR_BYTES + (uint64_t)!side * ring_bytes;
+	l->bell_fd = -1;
+	/* Start from what is there: a link may be attached after the peer
+	 * already wrote (the server's first bytes race the client's attach). */
+	mpk__guard_open();
+	l->tx_tail = mpk_load_acquire(&l->tx->tail);
+	l->tx_head_seen = mpk_load_acquire(&l->tx->head);
+	l->rx_head = mpk_load_acquire(&l->rx->head);
+	l->rx_tail_seen = l->rx_head;
+	mpk__guard_close();
+	if (l->tx_tail - l->tx_head_seen > l->cap) {
+		free(l);
+		goto err_unmap;
+	}
+	*out = l;
+	return 0;
+
+err_unmap:
+	munmap(map, (size_t)st.st_size);
+	return r;
+}
+
+void mpk_link_detach(struct mpk_link *l)
+{
+	if (!l)
+		return;
+	munmap(l->base, l->map_len);
+	free(l);
+}
+
+size_t mpk_link_ring_bytes(const struct mpk_link *l)
+{
+	return (size_t)l->cap;
+}
+
+void mpk_link_set_doorbell(struct mpk_link *l, int fd, mpk_send_fn send_fn,
+			   mpk_recv_fn recv_fn)
+{
+	l->bell_fd = fd;
+	l->bell_send = send_fn ? send_fn : send;
+	l->bell_recv = recv_fn ? recv_fn : recv;
+}
+
+void mpk_link_get_stats(const struct mpk_link *l, struct mpk_link_stats *st)
+{
+	st->tx_bytes = mpk_load_relaxed(&l->stats.tx_bytes);
+	st->rx_bytes = mpk_load_relaxed(&l->stats.rx_bytes);
+	st->tx_calls = mpk_load_relaxed(&l->stats.tx_calls);
+	st->rx_calls = mpk_load_relaxed(&l->stats.rx_calls);
+	st->bells_sent = mpk_load_relaxed(&l->stats.bells_sent);
+	st->bells_drained = mpk_load_relaxed(&l->stats.bells_drained);
+}
+
+static inline int is_broken(struct mpk_link *l)
+{
+	return mpk_load_relaxed(&l->broken);
+}
+
+/* Sticky: the peer broke the protocol. Nothing it wrote is trusted again. */
+static int mark_broken(struct mpk_link *l)
+{
+	mpk_store_relaxed(&l->broken, 1);
+	return -ECONNRESET;
+}
+
+static void ring_bell(struct mpk_link *l)
+{
+	static const char b = 1;
+	ssize_t r;
+
+	if (l->bell_fd < 0)
+		return;
+	do
+		r = l->bell_send(l->bell_fd, &b, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+	while (r < 0 && errno == EINTR);
+	/* EAGAIN: bytes are already pending, the peer will wake.
+	 * Anything else: the peer is gone, and its hang-up wakes us. */
+	if (r == 1)
+		mpk_fetch_add_relaxed(&l->stats.bells_sent, 1);
+}
+
+/*
+ * Reader side: how many bytes the peer has published. Guard open.
+ * Returns the count, or -ECONNRESET. Sets *eof when no more will come.
+ */
+static int64_t rx_fetch(struct mpk_link *l, int *eof)
+{
+	uint32_t pf;
+	uint64_t tail, avail;
+	int gone;
+
+	/* A doorbell hang-up seen before the tail load makes that tail final:
+	 * the peer's last ring stores precede its socket's close. */
+	gone = mpk_load_acquire(&l->peer_gone);
+	/* Flags before tail: pairs with the store_release of prod_flags in
+	 * shutdown/close, which follows the producer's last tail store. */
+	pf = mpk_load_acquire(&l->rx->prod_flags);
+	/* Pairs with the store_release of tail in writev: the bytes below
+	 * tail are in the ring before we see it. */
+	tail = mpk_load_acquire(&l->rx->tail);
+	if (pf & ~MPK_PROD_VALID)
+		return mark_broken(l);
+	avail = tail - l->rx_head;
+	/* In range, and never behind what we saw before. */
+	if (avail > l->cap || avail < l->rx_tail_seen - l->rx_head)
+		return mark_broken(l);
+	if (l->rx_eof && tail != l->rx_eof_tail)
+		return mark_broken(l);
+	l->rx_tail_seen = tail;
+	if (!l->rx_eof && (pf || gone)) {
+		l->rx_eof = 1;
+		l->rx_eof_tail = tail;
+	}
+	*eof = l->rx_eof;
+	return (int64_t)avail;
+}
+
+/* Writer side: free space in the TX ring. Guard open.
+ * Returns the count, -EPIPE, or -ECONNRESET. */
+static int64_t tx_fetch(struct mpk_link *l)
+{
+	uint32_t cf;
+	uint64_t head;
+
+	cf = mpk_load_acquire(&l->tx->cons_flags);
+	/* Pairs with the store_release of head in readv: the consumer has
+	 * copied those bytes out before we overwrite them. */
+	head = mpk_load_acquire(&l->tx->head);
+	if (cf & ~MPK_CONS_VALID)
+		return mark_broken(l);
+	/* Between what it consumed before and what we published. */
+	if (head - l->tx_head_seen > l->tx_tail - l->tx_head_seen)
+		return mark_broken(l);
+	l->tx_head_seen = head;
+	if (cf & MPK_CONS_CLOSED || mpk_load_relaxed(&l->peer_gone))
+		return -EPIPE;
+	return (int64_t)(l->cap - (l->tx_tail - head));
+}
+
+static int iov_total(const struct iovec *iov, int iovcnt, size_t *total)
+{
+	size_t t = 0;
+	int i;
+
+	if (iovcnt < 0 || iovcnt > IOV_MAX)
+		return -EINVAL;
+	for (i = 0; i < iovcnt; i++) {
+		if (iov[i].iov_len > (size_t)SSIZE_MAX - t)
+			return -EINVAL;
+		t += iov[i].iov_len;
+	}
+	*total = t;
+	return 0;
+}
+
+/* The copy routines: the only code that touches ring data. Guard open. */
+static void copy_in(struct mpk_link *l, uint64_t pos, const struct iovec *iov, int iovcnt,
+		    size_t n)
+{
+	size_t off = (size_t)(pos & l->mask);
+	int i;
+
+	for (i = 0; i < iovcnt && n; i++) {
+		const uint8_t *src = iov[i].iov_base;
+		size_t left = iov[i].iov_len < n ? iov[i].iov_len : n;
+
+		n -= left;
+		while (left) {
+			size_t c = l->cap - off < left ? l->cap - off : left;
+
+			memcpy(l->tx_data + off, src, c);
+			src += c;
+			left -= c;
+			off = (off + c) & l->mask;
+		}
+	}
+}
+
+static void copy_out(struct mpk_link *l, uint64_t pos, const struct iovec *iov, int iovcnt,
+		     size_t n)
+{
+	size_t off = (size_t)(pos & l->mask);
+	int i;
+
+	for (i = 0; i < iovcnt && n; i++) {
+		uint8_t *dst = iov[i].iov_base;
+		size_t left = iov[i].iov_len < n ? iov[i].iov_len : n;
+
+		n -= left;
+		while (left) {
+			size_t c = l->cap - off < left ? l->cap - off : left;
+
+			memcpy(dst, l->rx_data + off, c);
+			dst += c;
+			left -= c;
+			off = (off + c) & l->mask;
+		}
+	}
+}
+
+ssize_t mpk_link_writev(struct mpk_link *l, const struct iovec *iov, int iovcnt)
+{
+	size_t total, n;
+	int64_t space;
+	int ring = 0, r;
+
+	r = iov_total(iov, iovcnt, &total);
+	if (r < 0)
+		return r;
+	if (is_broken(l))
+		return -ECONNRESET;
+	if (mpk_load_relaxed(&l->tx_shut))
+		return -EPIPE;
+	if (!total)
+		return 0;
+
+	mpk__guard_open();
+	space = tx_fetch(l);
+	if (space <= 0) {
+		mpk__guard_close();
+		return space < 0 ? (ssize_t)space : -EAGAIN;
+	}
+	n = (uint64_t)space < total ? (size_t)space : total;
+	copy_in(l, l->tx_tail, iov, iovcnt, n);
+	/* Ours before the shared one, so ready_now never sees head > tx_tail. */
+	mpk_store_relaxed(&l->tx_tail, l->tx_tail + n);
+	/* Pairs with the load_acquire of tail in rx_fetch. */
+	mpk_store_release(&l->tx->tail, l->tx_tail);
+	/* Pairs with the fence in mpk_link_arm between setting data_waiting
+	 * and re-checking tail: either it sees our tail, or we see its flag. */
+	mpk_fence_full();
+	if (mpk_load_relaxed(&l->tx->data_waiting))
+		ring = mpk_xchg(&l->tx->data_waiting, 0) != 0;
+	mpk__guard_close();
+
+	if (ring)
+		ring_bell(l);
+	mpk_store_relaxed(&l->stats.tx_bytes, l->stats.tx_bytes + n);
+	mpk_store_relaxed(&l->stats.tx_calls, l->stats.tx_calls + 1);
+	return (ssize_t)n;
+}
+
+ssize_t mpk_link_write(struct mpk_link *l, const void *buf, size_t len)
+{
+	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+
+	return mpk_link_writev(l, &iov, 1);
+}
+
+ssize_t mpk_link_readv(struct mpk_link *l, const struct iovec *iov, int iovcnt,
+		       unsigned flags)
+{
+	size_t total, n;
+	int64_t avail;
+	int eof = 0, ring = 0, r;
+
+	if (flags & ~MPK_READ_PEEK)
+		return -EINVAL;
+	r = iov_total(iov, iovcnt, &total);
+	if (r < 0)
+		return r;
+	if (is_broken(l))
+		return -ECONNRESET;
+	if (!total)
+		return 0;
+
+	mpk__guard_open();
+	avail = rx_fetch(l, &eof);
+	if (avail <= 0) {
+		mpk__guard_close();
+		return avail < 0 ? (ssize_t)avail : eof ? 0 : -EAGAIN;
+	}
+	n = (uint64_t)avail < total ? (size_t)avail : total;
+	copy_out(l, l->rx_head, iov, iovcnt, n);
+	if (!(flags & MPK_READ_PEEK)) {
+		mpk_store_relaxed(&l->rx_head, l->rx_head + n);
+		/* Pairs with the load_acquire of head in tx_fetch: our copy
+		 * out is done before the producer may overwrite. */
+		mpk_store_release(&l->rx->head, l->rx_head);
+		/* Pairs with the fence in mpk_link_arm after space_waiting. */
+		mpk_fence_full();
+		if (mpk_load_relaxed(&l->rx->space_waiting))
+			ring = mpk_xchg(&l->rx->space_waiting, 0) != 0;
+	}
+	mpk__guard_close();
+
+	if (ring)
+		ring_bell(l);
+	if (!(flags & MPK_READ_PEEK)) {
+		mpk_store_relaxed(&l->stats.rx_bytes, l->stats.rx_bytes + n);
+		mpk_store_relaxed(&l->stats.rx_calls, l->stats.rx_calls + 1);
+	}
+	return (ssize_t)n;
+}
+
+ssize_t mpk_link_read(struct mpk_link *l, void *buf, size_t len)
+{
+	struct iovec iov = {.iov_base = buf, .iov_len = len};
+
+	return mpk_link_readv(l, &iov, 1, 0);
+}
+
+/* Sets flags in the shared header, then wakes a peer sleeping on either
+ * ring: it must see them. */
+static int publish_flags(struct mpk_link *l, uint32_t prod, uint32_t cons)
+{
+	int ring;
+
+	mpk__guard_open();
+	/* Pairs with the load_acquire of prod_flags in rx_fetch; comes after
+	 * every tail store of ours, so the peer reads all data first. */
+	if (prod)
+		mpk_store_release(&l->tx->prod_flags, prod);
+	/* Pairs with the load_acquire of cons_flags in tx_fetch. */
+	if (cons)
+		mpk_store_release(&l->rx->cons_flags, cons);
+	/* Pairs with the fence in mpk_link_arm, as in writev. */
+	mpk_fence_full();
+	ring = mpk_xchg(&l->tx->data_waiting, 0) != 0;
+	ring |= mpk_xchg(&l->rx->space_waiting, 0) != 0;
+	mpk__guard_close();
+	if (ring)
+		ring_bell(l);
+	return is_broken(l) ? -ECONNRESET : 0;
+}
+
+int mpk_link_shutdown_write(struct mpk_link *l)
+{
+	if (mpk_xchg(&l->tx_shut, 1))
+		return is_broken(l) ? -ECONNRESET : 0;
+	return publish_flags(l, MPK_PROD_SHUT, 0);
+}
+
+int mpk_link_close(struct mpk_link *l)
+{
+	mpk_store_relaxed(&l->tx_shut, 1);
+	if (mpk_xchg(&l->closed, 1))
+		return is_broken(l) ? -ECONNRESET : 0;
+	return publish_flags(l, MPK_PROD_SHUT | MPK_PROD_CLOSED, MPK_CONS_CLOSED);
+}
+
+/*
+ * Advisory readiness, callable from any thread: it reads only shared
+ * indices and this side's own published counters, indexes nothing, and
+ * leaves the validation to the read or write that follows. A hostile value
+ * can at worst make us report "ready", and that call then fails.
+ */
+struct mpk__ready {
+	uint64_t readable, writable;
+	unsigned mask;
+};
+
+static void ready_now(struct mpk_link *l, struct mpk__ready *rd)
+{
+	uint32_t pf, cf;
+	uint64_t tail, head;
+	int64_t d;
+	int gone;
+
+	rd->readable = rd->writable = 0;
+	if (is_broken(l)) {
+		rd->mask = MPK_LINK_ERR | MPK_LINK_IN | MPK_LINK_OUT | MPK_LINK_HUP;
+		return;
+	}
+	rd->mask = 0;
+	gone = mpk_load_acquire(&l->peer_gone);
+	mpk__guard_open();
+	pf = mpk_load_acquire(&l->rx->prod_flags); /* as in rx_fetch */
+	tail = mpk_load_acquire(&l->rx->tail);     /* as in rx_fetch */
+	cf = mpk_load_acquire(&l->tx->cons_flags); /* as in tx_fetch */
+	head = mpk_load_acquire(&l->tx->head);     /* as in tx_fetch */
+	mpk__guard_close();
+
+	/* Our counters may be newer than the indices loaded above. */
+	d = (int64_t)(tail - mpk_load_relaxed(&l->rx_head));
+	if (d > 0)
+		rd->readable = (uint64_t)d > l->cap ? l->cap : (uint64_t)d;
+	d = (int64_t)(mpk_load_relaxed(&l->tx_tail) - head);
+	if (d >= 0 && (uint64_t)d < l->cap)
+		rd->writable = l->cap - (uint64_t)d;
+
+	if (rd->readable || pf || gone)
+		rd->mask |= MPK_LINK_IN;
+	if (pf || gone)
+		rd->mask |= MPK_LINK_RDHUP;
+	if ((pf & MPK_PROD_CLOSED) || gone)
+		rd->mask |= MPK_LINK_HUP;
+	/* A write that would fail does not block either. */
+	if (rd->writable || cf || gone || mpk_load_relaxed(&l->tx_shut))
+		rd->mask |= MPK_LINK_OUT;
+}
+
+unsigned mpk_link_poll(struct mpk_link *l)
+{
+	struct mpk__ready rd;
+
+	ready_now(l, &rd);
+	return rd.mask;
+}
+
+ssize_t mpk_link_readable(struct mpk_link *l)
+{
+	struct mpk__ready rd;
+
+	ready_now(l, &rd);
+	return rd.mask & MPK_LINK_ERR ? -ECONNRESET : (ssize_t)rd.readable;
+}
+
+ssize_t mpk_link_writable(struct mpk_link *l)
+{
+	struct mpk__ready rd;
+
+	ready_now(l, &rd);
+	if (rd.mask & MPK_LINK_ERR)
+		return -ECONNRESET;
+	if (!rd.writable && (rd.mask & MPK_LINK_OUT))
+		return -EPIPE;
+	return (ssize_t)rd.writable;
+}
+
+static void drain(struct mpk_link *l)
+{
+	char buf[256];
+	ssize_t r;
+	int i;
+
+	if (l->bell_fd < 0)
+		return;
+	for (i = 0; i < DRAIN_MAX_CALLS; i++) {
+		r = l->bell_recv(l->bell_fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (r > 0) {
+			mpk_fetch_add_relaxed(&l->stats.bells_drained, (uint64_t)r);
+			if ((size_t)r < sizeof(buf))
+				return;
+			continue;
+		}
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		/* End of stream or an error: the peer closed or died. Its
+		 * last ring stores precede its socket's close. */
+		mpk_store_release(&l->peer_gone, 1);
+		return;
+	}
+}
+
+unsigned mpk_link_arm(struct mpk_link *l, unsigned want)
+{
+	unsigned ready;
+
+	if (is_broken(l))
+		return mpk_link_poll(l);
+	/* Drain first: a byte that arrives after this is one rung after our
+	 * flag below was seen, so it stays pending and wakes us. */
+	drain(l);
+	mpk__guard_open();
+	if (want & MPK_LINK_IN)
+		mpk_store_relaxed(&l->rx->data_waiting, 1);
+	if (want & MPK_LINK_OUT)
+		mpk_store_relaxed(&l->tx->space_waiting, 1);
+	/* Pairs with the fences in writev and readv (and publish_flags):
+	 * the flag stores above are visible before the re-check below. */
+	mpk_fence_full();
+	mpk__guard_close();
+	ready = mpk_link_poll(l);
+	return ready;
+}

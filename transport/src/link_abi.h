@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The shared-memory layout of a link: an ABI between two processes that
+ * may run different builds. Change it only with MPK_LINK_VERSION.
+ *
+ *   offset 0            header page (struct mpk_link_hdr)
+ *   offset 4096         ring 0 data, ring_bytes  (side 0 -> side 1)
+ *   4096 + ring_bytes   ring 1 data, ring_bytes  (side 1 -> side 0)
+ *
+ * Indices are free-running u64 byte counts; position = index & (cap - 1).
+ * Each field is written by exactly one side, named in its comment;
+ * "waiting" flags are set by one side and cleared by the other.
+ */
+#ifndef MPK_LINK_ABI_H
+#define MPK_LINK_ABI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MPK_LINK_MAGIC   UINT64_C(0x4b4e494c4b504d00) /* "\0MPKLINK" */
+#define MPK_LINK_VERSION 1u
+#define MPK_LINK_HDR_BYTES 4096u
+#define MPK_CACHELINE 64
+
+/* prod_flags */
+#define MPK_PROD_SHUT   0x1u /* no byte after tail will ever come */
+#define MPK_PROD_CLOSED 0x2u /* the producer's side closed the link */
+#define MPK_PROD_VALID  (MPK_PROD_SHUT | MPK_PROD_CLOSED)
+/* cons_flags */
+#define MPK_CONS_CLOSED 0x1u /* the consumer reads no more */
+#define MPK_CONS_VALID  MPK_CONS_CLOSED
+
+struct mpk_ring_ctl {
+	/* written by the producer */
+	_Alignas(MPK_CACHELINE) uint64_t tail;
+	uint32_t prod_flags;
+	/* written by the consumer */
+	_Alignas(MPK_CACHELINE) uint64_t head;
+	uint32_t cons_flags;
+	/* set by the consumer before it sleeps on an empty ring, cleared by
+	 * the producer, which then rings */
+	_Alignas(MPK_CACHELINE) uint32_t data_waiting;
+	/* set by the producer before it sleeps on a full ring, cleared by
+	 * the consumer, which then rings */
+	_Alignas(MPK_CACHELINE) uint32_t space_waiting;
+};
+
+struct mpk_link_hdr {
+	/* written once by the creator, before the fd is handed out */
+	uint64_t magic;
+	uint32_t version;
+	uint32_t hdr_bytes;
+	uint64_t ring_bytes;
+	uint64_t total_bytes;
+	_Alignas(MPK_CACHELINE) struct mpk_ring_ctl ring[2];
+};
+
+_Static_assert(offsetof(struct mpk_link_hdr, magic) == 0, "abi");
+_Static_assert(offsetof(struct mpk_link_hdr, version) == 8, "abi");
+_Static_assert(offsetof(struct mpk_link_hdr, hdr_bytes) == 12, "abi");
+_Static_assert(offsetof(struct mpk_link_hdr, ring_bytes) == 16, "abi");
+_Static_assert(offsetof(struct mpk_link_hdr, total_bytes) == 24, "abi");
+_Static_assert(offsetof(struct mpk_link_hdr, ring) == 64, "abi");
+_Static_assert(offsetof(struct mpk_ring_ctl, tail) == 0, "abi");
+_Static_assert(offsetof(struct mpk_ring_ctl, prod_flags) == 8, "abi");
+_Static_assert(offsetof(struct mpk_ring_ctl, head) == 64, "abi");
+_Static_assert(offsetof(struct mpk_ring_ctl, cons_flags) == 72, "abi");
+_Static_assert(offsetof(struct mpk_ring_ctl, data_waiting) == 128, "abi");
+_Static_assert(offsetof(struct mpk_ring_ctl, space_waiting) == 192, "abi");
+_Static_assert(sizeof(struct mpk_ring_ctl) == 256, "abi");
+_Static_assert(sizeof(struct mpk_link_hdr) == 64 + 2 * 256, "abi");
+_Static_assert(sizeof(struct mpk_link_hdr) <= MPK_LINK_HDR_BYTES, "abi");
+
+#endif

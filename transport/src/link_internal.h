@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: MIT */
+/* The process-local side of a link. Private to transport/ and its tests. */
+#ifndef MPK_LINK_INTERNAL_H
+#define MPK_LINK_INTERNAL_H
+
+#include <stdint.h>
+
+#include "link_abi.h"
+#include "mpklink/ring.h"
+
+struct mpk_link {
+	uint8_t *base;
+	size_t map_len;
+	struct mpk_ring_ctl *tx, *rx;
+	uint8_t *tx_data, *rx_data;
+	uint64_t cap, mask;
+	int side;
+
+	/* The writing thread's. tx_tail is authoritative: the shared copy is
+	 * only published, never read back. */
+	uint64_t tx_tail;
+	uint64_t tx_head_seen;
+
+	/* The reading thread's. */
+	uint64_t rx_head;
+	uint64_t rx_tail_seen;
+	int rx_eof;
+	uint64_t rx_eof_tail;
+
+	/* Any thread's (atomics). */
+	int tx_shut;
+	int closed;
+	int broken;
+	int peer_gone;
+
+	int bell_fd;
+	mpk_send_fn bell_send;
+	mpk_recv_fn bell_recv;
+
+	struct mpk_link_stats stats;
+};
+
+/* For tests that must aim at the guarded mapping itself. */
+static inline void *mpk__link_base(struct mpk_link *l)
+{
+	return l->base;
+}
+
+#endif
