@@ -477,6 +477,7 @@ int mpk_link_close(struct mpk_link *l)
 struct mpk__ready {
 	uint64_t readable, writable;
 	unsigned mask;
+	int write_err; /* what a write would return instead of blocking */
 };
 
 static void ready_now(struct mpk_link *l, struct mpk__ready *rd)
@@ -487,7 +488,9 @@ static void ready_now(struct mpk_link *l, struct mpk__ready *rd)
 	int gone;
 
 	rd->readable = rd->writable = 0;
+	rd->write_err = 0;
 	if (is_broken(l)) {
+		rd->write_err = -ECONNRESET;
 		rd->mask = MPK_LINK_ERR | MPK_LINK_IN | MPK_LINK_OUT | MPK_LINK_HUP;
 		return;
 	}
@@ -514,8 +517,12 @@ static void ready_now(struct mpk_link *l, struct mpk__ready *rd)
 		rd->mask |= MPK_LINK_RDHUP;
 	if ((pf & MPK_PROD_CLOSED) || gone)
 		rd->mask |= MPK_LINK_HUP;
+	if (cf || gone || mpk_load_relaxed(&l->tx_shut)) {
+		rd->write_err = -EPIPE;
+		rd->writable = 0;
+	}
 	/* A write that would fail does not block either. */
-	if (rd->writable || cf || gone || mpk_load_relaxed(&l->tx_shut))
+	if (rd->writable || rd->write_err)
 		rd->mask |= MPK_LINK_OUT;
 }
 
@@ -540,11 +547,7 @@ ssize_t mpk_link_writable(struct mpk_link *l)
 	struct mpk__ready rd;
 
 	ready_now(l, &rd);
-	if (rd.mask & MPK_LINK_ERR)
-		return -ECONNRESET;
-	if (!rd.writable && (rd.mask & MPK_LINK_OUT))
-		return -EPIPE;
-	return (ssize_t)rd.writable;
+	return rd.write_err ? rd.write_err : (ssize_t)rd.writable;
 }
 
 static void drain(struct mpk_link *l)
@@ -593,5 +596,16 @@ unsigned mpk_link_arm(struct mpk_link *l, unsigned want)
 	mpk_fence_full();
 	mpk__guard_close();
 	ready = mpk_link_poll(l);
+	if (ready & (want | MPK_LINK_HUP | MPK_LINK_ERR)) {
+		/* Not sleeping after all: withdraw, or the peer's next
+		 * publish rings for nothing. A bell already rung stays
+		 * pending; it costs one spurious wakeup, never a lost one. */
+		mpk__guard_open();
+		if (want & MPK_LINK_IN)
+			mpk_store_relaxed(&l->rx->data_waiting, 0);
+		if (want & MPK_LINK_OUT)
+			mpk_store_relaxed(&l->tx->space_waiting, 0);
+		mpk__guard_close();
+	}
 	return ready;
 }
