@@ -1,0 +1,44 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Sets up and runs every test: installs what is missing, then builds and
+# runs ctest in four configurations:
+#   plain    gcc, -Werror; everything, including the emulated-PKU VM test
+#   asan     AddressSanitizer + UndefinedBehaviorSanitizer
+#   tsan     ThreadSanitizer (the rings' memory ordering)
+#   fuzz     clang libFuzzer smoke runs of the hostile-header target
+# Usage: scripts/test.sh [plain|asan|tsan|fuzz ...]   (default: all four)
+# Build trees go under $MPK_BUILD_ROOT (default: ./build).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh test
+
+root=${MPK_BUILD_ROOT:-build}
+jobs=$(nproc)
+configs=("$@")
+[ ${#configs[@]} -gt 0 ] || configs=(plain asan tsan fuzz)
+
+run() { # name, cmake args..., -- ctest args...
+	local name=$1; shift
+	local cm=() ct=()
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do cm+=("$1"); shift; done
+	[ $# -gt 0 ] && shift
+	ct=("$@")
+	echo "=== $name: configure and build"
+	cmake -S . -B "$root/$name" -DMPK_WERROR=ON "${cm[@]}" >/dev/null
+	cmake --build "$root/$name" -j "$jobs" >/dev/null
+	echo "=== $name: ctest"
+	(cd "$root/$name" && ctest --output-on-failure --no-tests=error "${ct[@]}")
+}
+
+for c in "${configs[@]}"; do
+	case $c in
+	plain) run plain ;;
+	# The VM test boots the plain build's binary; a sanitizer runtime in
+	# a 512 MiB guest tests nothing more.
+	asan) run asan -DMPK_ASAN=ON -DMPK_UBSAN=ON -- -LE mpk-vm ;;
+	tsan) run tsan -DMPK_TSAN=ON -- -LE mpk-vm ;;
+	fuzz) CC=clang run fuzz -DMPK_FUZZ=ON -DMPK_ASAN=ON -DMPK_UBSAN=ON -- -L fuzz ;;
+	*) echo "test.sh: unknown configuration '$c'" >&2; exit 2 ;;
+	esac
+done
+echo "=== all configurations passed: ${configs[*]}"
