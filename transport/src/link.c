@@ -476,6 +476,7 @@ int mpk_link_close(struct mpk_link *l)
  */
 struct mpk__ready {
 	uint64_t readable, writable;
+	uint64_t rx_gen, tx_gen;
 	unsigned mask;
 	int write_err; /* what a write would return instead of blocking */
 };
@@ -488,6 +489,7 @@ static void ready_now(struct mpk_link *l, struct mpk__ready *rd)
 	int gone;
 
 	rd->readable = rd->writable = 0;
+	rd->rx_gen = rd->tx_gen = 0;
 	rd->write_err = 0;
 	if (is_broken(l)) {
 		rd->write_err = -ECONNRESET;
@@ -502,6 +504,8 @@ static void ready_now(struct mpk_link *l, struct mpk__ready *rd)
 	cf = mpk_load_acquire(&l->tx->cons_flags); /* as in tx_fetch */
 	head = mpk_load_acquire(&l->tx->head);     /* as in tx_fetch */
 	mpk__guard_close();
+	rd->rx_gen = tail;
+	rd->tx_gen = head;
 
 	/* Our counters may be newer than the indices loaded above. */
 	d = (int64_t)(tail - mpk_load_relaxed(&l->rx_head));
@@ -524,6 +528,18 @@ static void ready_now(struct mpk_link *l, struct mpk__ready *rd)
 	/* A write that would fail does not block either. */
 	if (rd->writable || rd->write_err)
 		rd->mask |= MPK_LINK_OUT;
+}
+
+unsigned mpk_link_poll_gen(struct mpk_link *l, uint64_t *rx_gen, uint64_t *tx_gen)
+{
+	struct mpk__ready rd;
+
+	ready_now(l, &rd);
+	if (rx_gen)
+		*rx_gen = rd.rx_gen;
+	if (tx_gen)
+		*tx_gen = rd.tx_gen;
+	return rd.mask;
 }
 
 unsigned mpk_link_poll(struct mpk_link *l)

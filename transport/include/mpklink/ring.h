@@ -183,6 +183,14 @@ int mpk_link_close(struct mpk_link *l);
 /* Current readiness, with no side effect on the peer. */
 unsigned mpk_link_poll(struct mpk_link *l);
 
+/*
+ * As mpk_link_poll, and also the peer's indices as last published: *rx_gen
+ * (its TX tail: changes whenever data arrives) and *tx_gen (its RX head:
+ * changes whenever space is freed). Edge-triggered readiness is "ready and
+ * the generation moved since I last reported". Either pointer may be NULL.
+ */
+unsigned mpk_link_poll_gen(struct mpk_link *l, uint64_t *rx_gen, uint64_t *tx_gen);
+
 /* Bytes readable now (>= 0) or -ECONNRESET. */
 ssize_t mpk_link_readable(struct mpk_link *l);
 /* Bytes writable now (>= 0), -EPIPE, or -ECONNRESET. */

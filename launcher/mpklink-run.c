@@ -1,0 +1,601 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mpklink-run: runs a program with its configured TCP connections upgraded
+ * to shared memory. Reads the env file, runs the control plane as threads
+ * of its own, starts the program as its child with the shim preloaded,
+ * forwards signals, and exits with the program's status.
+ */
+#define _GNU_SOURCE
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "mpklink/ctl.h"
+#include "mpklink/ring.h"
+
+#define EXIT_USAGE 2
+
+static const char usage[] =
+	"usage: mpklink-run [-e ENVFILE]... [--] PROGRAM [ARGS...]\n"
+	"       mpklink-run --check [-e ENVFILE]... [PROGRAM]\n"
+	"       mpklink-run --help | --version\n"
+	"\n"
+	"Runs PROGRAM with its TCP connections to the endpoints named in\n"
+	"MPKLINK_ENDPOINTS upgraded to shared memory, when the other side runs under\n"
+	"mpklink-run too; every other connection, and every connection to a peer that\n"
+	"does not, stays plain TCP.\n"
+	"\n"
+	"  -e, --env-file FILE  read KEY=VALUE lines (and # comments) from FILE;\n"
+	"                       repeatable, later files win; variables already in the\n"
+	"                       environment win over every file\n"
+	"  --check              say what is in force and what cannot work, then exit\n"
+	"                       (non-zero when the configuration is unusable)\n"
+	"\n"
+	"Keys (in the file or the environment):\n"
+	"  MPKLINK_ENDPOINTS   host:port,...  loopback or wildcard hosts; match by port\n"
+	"  MPKLINK_RUNDIR      rendezvous directory, 0700 and yours\n"
+	"                      (default $XDG_RUNTIME_DIR/mpklink, else /tmp/mpklink-$UID)\n"
+	"  MPKLINK_FALLBACK    tcp (default) or deny: what to do when no link can be made\n"
+	"  MPKLINK_RING_BYTES  ring size per direction, a power of two, 4096..1G\n"
+	"                      (suffixes K, M, G; default 1M)\n"
+	"  MPKLINK_GUARD       auto (default), mpk or off: the MPK guard of the rings\n"
+	"  MPKLINK_LOG         error, warn (default), info or debug\n"
+	"  MPKLINK_STATS       stderr (or 1) or a file: per-process link counters at exit\n"
+	"Other KEY=VALUE lines are passed to PROGRAM's environment.\n"
+	"\n"
+	"Exit status: PROGRAM's; 128+N if it was killed by signal N; 2 for a bad\n"
+	"command line or configuration (PROGRAM is not started); 126/127 when PROGRAM\n"
+	"cannot be executed or found.\n"
+	"Programs that bypass libc (Go binaries, static binaries) are not upgraded.\n";
+
+struct key {
+	const char *name;
+	int (*check)(const char *v, const char **why);
+};
+
+static int check_endpoints(const char *v, const char **why)
+{
+	uint16_t ports[MPK_MAX_ENDPOINTS];
+	const char *bad;
+	static char msg[160];
+	int n = mpk_endpoints_parse(v, ports, MPK_MAX_ENDPOINTS, &bad);
+
+	if (n >= 0)
+		return 0;
+	if (n == -E2BIG)
+		snprintf(msg, sizeof(msg), "more than %d endpoints", MPK_MAX_ENDPOINTS);
+	else
+		snprintf(msg, sizeof(msg),
+			 "not a loopback host:port at \"%.60s\" (hosts: localhost, 127.x.x.x, "
+			 "0.0.0.0, ::1, ::, ::ffff:127.x.x.x)", bad ? bad : "");
+	*why = msg;
+	return -1;
+}
+
+static int one_of(const char *v, const char *const *allowed, const char **why,
+		  const char *msg)
+{
+	for (; *allowed; allowed++)
+		if (!strcmp(v, *allowed))
+			return 0;
+	*why = msg;
+	return -1;
+}
+
+static int check_fallback(const char *v, const char **why)
+{
+	static const char *const a[] = {"tcp", "deny", NULL};
+	return one_of(v, a, why, "must be tcp or deny");
+}
+
+static int check_guard(const char *v, const char **why)
+{
+	static const char *const a[] = {"auto", "mpk", "off", NULL};
+	return one_of(v, a, why, "must be auto, mpk or off");
+}
+
+static int check_log(const char *v, const char **why)
+{
+	static const char *const a[] = {"error", "warn", "info", "debug", NULL};
+	return one_of(v, a, why, "must be error, warn, info or debug");
+}
+
+static int parse_size(const char *v, size_t *out)
+{
+	char *end;
+	unsigned long long n;
+
+	errno = 0;
+	n = strtoull(v, &end, 10);
+	if (errno || end == v)
+		return -1;
+	if (*end == 'K' || *end == 'k')
+		n <<= 10, end++;
+	else if (*end == 'M' || *end == 'm')
+		n <<= 20, end++;
+	else if (*end == 'G' || *end == 'g')
+		n <<= 30, end++;
+	if (*end)
+		return -1;
+	*out = (size_t)n;
+	return 0;
+}
+
+static int check_ring(const char *v, const char **why)
+{
+	size_t n;
+
+	if (parse_size(v, &n) < 0 || n < MPK_LINK_RING_MIN || n > MPK_LINK_RING_MAX ||
+	    (n & (n - 1))) {
+		*why = "must be a power of two from 4096 to 1G (e.g. 65536, 1M)";
+		return -1;
+	}
+	return 0;
+}
+
+static int check_any(const char *v, const char **why)
+{
+	(void)v;
+	(void)why;
+	return 0;
+}
+
+static const struct key keys[] = {
+	{"MPKLINK_ENDPOINTS", check_endpoints},
+	{"MPKLINK_RUNDIR", check_any},
+	{"MPKLINK_FALLBACK", check_fallback},
+	{"MPKLINK_RING_BYTES", check_ring},
+	{"MPKLINK_GUARD", check_guard},
+	{"MPKLINK_LOG", check_log},
+	{"MPKLINK_STATS", check_any},
+};
+
+static const struct key *find_key(const char *name)
+{
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (!strcmp(keys[i].name, name))
+			return &keys[i];
+	return NULL;
+}
+
+static int valid_name(const char *s, size_t n)
+{
+	if (!n || !(s[0] == '_' || (s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= 'a' && s[0] <= 'z')))
+		return 0;
+	for (size_t i = 1; i < n; i++)
+		if (!(s[i] == '_' || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z') ||
+		      (s[i] >= '0' && s[i] <= '9')))
+			return 0;
+	return 1;
+}
+
+/*
+ * Reads an env file into the environment, without overriding variables
+ * the environment already had before any file was read (snapshot[]).
+ * Returns 0, or -1 after printing "FILE:LINE: what is wrong".
+ */
+static int read_env_file(const char *path, char **snapshot)
+{
+	FILE *f = fopen(path, "re");
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
+	int lineno = 0, rc = 0;
+
+	if (!f) {
+		fprintf(stderr, "mpklink-run: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	while ((len = getline(&line, &cap, f)) >= 0) {
+		char *s = line, *eq, *val;
+		const struct key *k;
+		const char *why = NULL;
+		size_t vl;
+
+		lineno++;
+		while (len && (s[len - 1] == '\n' || s[len - 1] == '\r'))
+			s[--len] = 0;
+		while (*s == ' ' || *s == '\t')
+			s++;
+		if (!*s || *s == '#')
+			continue;
+		eq = strchr(s, '=');
+		if (!eq || !valid_name(s, (size_t)(eq - s))) {
+			fprintf(stderr, "mpklink-run: %s:%d: expected KEY=VALUE, got \"%.60s\"\n",
+				path, lineno, s);
+			rc = -1;
+			break;
+		}
+		*eq = 0;
+		val = eq + 1;
+		vl = strlen(val);
+		/* systemd's EnvironmentFile strips one pair of quotes. */
+		if (vl >= 2 && (val[0] == '"' || val[0] == '\'') && val[vl - 1] == val[0]) {
+			val[vl - 1] = 0;
+			val++;
+		}
+		if (!strncmp(s, "MPKLINK_", 8)) {
+			k = find_key(s);
+			if (!k) {
+				fprintf(stderr, "mpklink-run: %s:%d: unknown key %s (see mpklink-run --help)\n",
+					path, lineno, s);
+				rc = -1;
+				break;
+			}
+			if (k->check(val, &why) < 0) {
+				fprintf(stderr, "mpklink-run: %s:%d: %s: %s\n", path, lineno, s, why);
+				rc = -1;
+				break;
+			}
+		}
+		int in_env = 0;
+		for (char **e = snapshot; *e; e++)
+			if (!strncmp(*e, s, strlen(s)) && (*e)[strlen(s)] == '=')
+				in_env = 1;
+		if (!in_env && setenv(s, val, 1) < 0) {
+			fprintf(stderr, "mpklink-run: %s:%d: %s\n", path, lineno, strerror(errno));
+			rc = -1;
+			break;
+		}
+	}
+	free(line);
+	fclose(f);
+	return rc;
+}
+
+/* The environment's own MPKLINK_ values are checked the same way. */
+static int check_environment(void)
+{
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		const char *v = getenv(keys[i].name), *why = NULL;
+		if (v && keys[i].check(v, &why) < 0) {
+			fprintf(stderr, "mpklink-run: %s=%s: %s\n", keys[i].name, v, why);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* libmpklink.so beside us (build tree), else in the install's libdir. */
+static int find_shim(char *buf, size_t len)
+{
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	char *slash;
+
+	if (n > 0) {
+		self[n] = 0;
+		slash = strrchr(self, '/');
+		if (slash && (size_t)(slash - self) + sizeof("/libmpklink.so") <= len) {
+			memcpy(buf, self, (size_t)(slash - self));
+			strcpy(buf + (slash - self), "/libmpklink.so");
+			if (access(buf, R_OK) == 0)
+				return 0;
+		}
+	}
+	snprintf(buf, len, "%s/mpklink/libmpklink.so", MPK_LIBDIR);
+	return access(buf, R_OK) == 0 ? 0 : -ENOENT;
+}
+
+static void resolve_rundir(char *buf, size_t len)
+{
+	const char *d = getenv("MPKLINK_RUNDIR");
+
+	if (d && *d)
+		snprintf(buf, len, "%s", d);
+	else
+		mpk_rundir_default(buf, len);
+}
+
+static int log_level(void)
+{
+	const char *s = getenv("MPKLINK_LOG");
+
+	return !s ? 1 : !strcmp(s, "error") ? 0 : !strcmp(s, "info") ? 2 : !strcmp(s, "debug") ? 3 : 1;
+}
+
+/* What LD_PRELOAD cannot reach. Returns a reason, or NULL. */
+static const char *unreachable(const char *prog)
+{
+	static char why[200];
+	char path[PATH_MAX];
+	Elf64_Ehdr eh;
+	int fd, has_interp = 0, go = 0;
+
+	if (!strchr(prog, '/')) {
+		/* Look it up the way execvp will. */
+		const char *p = getenv("PATH");
+		char *dup = strdup(p ? p : "/usr/bin:/bin"), *save, *dir;
+		path[0] = 0;
+		for (dir = strtok_r(dup, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
+			snprintf(path, sizeof(path), "%s/%s", dir, prog);
+			if (access(path, X_OK) == 0)
+				break;
+			path[0] = 0;
+		}
+		free(dup);
+		if (!path[0])
+			return NULL;
+	} else {
+		snprintf(path, sizeof(path), "%s", prog);
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	if (pread(fd, &eh, sizeof(eh), 0) != sizeof(eh) || memcmp(eh.e_ident, ELFMAG, SELFMAG) ||
+	    eh.e_ident[EI_CLASS] != ELFCLASS64) {
+		close(fd);
+		return NULL; /* a script: its interpreter is what runs */
+	}
+	for (int i = 0; i < eh.e_phnum; i++) {
+		Elf64_Phdr ph;
+		if (pread(fd, &ph, sizeof(ph), (off_t)(eh.e_phoff + (Elf64_Off)i * eh.e_phentsize)) !=
+		    sizeof(ph))
+			break;
+		has_interp |= ph.p_type == PT_INTERP;
+	}
+	/* Go's linker leaves its build ID note; so do its dynamic binaries. */
+	{
+		char b[4096];
+		ssize_t n = pread(fd, b, sizeof(b), 0);
+		for (ssize_t i = 0; i + 12 < n && !go; i++)
+			go = !memcmp(b + i, "Go build ID:", 12);
+		if (!go) {
+			off_t off = 0;
+			while (!go && (n = pread(fd, b, sizeof(b), off)) > 12) {
+				for (ssize_t i = 0; i + 12 < n && !go; i++)
+					go = !memcmp(b + i, "\xff Go buildinf:", 12);
+				off += n - 12;
+				if (off > (64 << 20))
+					break;
+			}
+		}
+	}
+	close(fd);
+	if (go) {
+		snprintf(why, sizeof(why), "%s is a Go binary: it makes raw system calls that "
+					   "LD_PRELOAD cannot see; its connections stay plain TCP", path);
+		return why;
+	}
+	if (!has_interp) {
+		snprintf(why, sizeof(why), "%s is statically linked: LD_PRELOAD cannot reach it; "
+					   "its connections stay plain TCP", path);
+		return why;
+	}
+	return NULL;
+}
+
+static int check_main(int argc, char **argv)
+{
+	struct mpk_guard_status g;
+	uint16_t ports[MPK_MAX_ENDPOINTS];
+	char rundir[256], shim[PATH_MAX];
+	const char *why, *bad, *eps = getenv("MPKLINK_ENDPOINTS");
+	int unusable = 0, n, r;
+
+	printf("mpklink-run --check\n");
+	mpk_guard_status(&g);
+	printf("  guard:      %s (MPKLINK_GUARD=%s; CPU PKU %s, OS PKE %s)\n", g.reason,
+	       getenv("MPKLINK_GUARD") ? getenv("MPKLINK_GUARD") : "auto", g.cpu_pku ? "yes" : "no",
+	       g.os_pke ? "yes" : "no");
+	if (mpk_guard_init_env() < 0) {
+		printf("  UNUSABLE:   MPKLINK_GUARD=mpk but the MPK guard is unavailable here\n");
+		unusable = 1;
+	}
+	resolve_rundir(rundir, sizeof(rundir));
+	r = mpk_rundir_check(rundir, 0, &why);
+	if (r == -ENOENT)
+		printf("  run dir:    %s (created, 0700, at start)\n", rundir);
+	else if (r < 0) {
+		printf("  UNUSABLE:   run directory %s %s\n", rundir, why);
+		unusable = 1;
+	} else
+		printf("  run dir:    %s (ok: 0700, yours)\n", rundir);
+	n = mpk_endpoints_parse(eps, ports, MPK_MAX_ENDPOINTS, &bad);
+	if (n < 0) {
+		printf("  UNUSABLE:   MPKLINK_ENDPOINTS malformed at \"%s\"\n", bad);
+		unusable = 1;
+	} else if (n == 0) {
+		printf("  endpoints:  none: every connection stays plain TCP\n");
+	} else {
+		printf("  endpoints:  ports");
+		for (int i = 0; i < n; i++)
+			printf(" %u", ports[i]);
+		printf(" on loopback\n");
+	}
+	printf("  identity:   none: peers are trusted by same uid (SO_PEERCRED)\n");
+	printf("  ring:       %s bytes per direction\n",
+	       getenv("MPKLINK_RING_BYTES") ? getenv("MPKLINK_RING_BYTES") : "1M");
+	printf("  fallback:   %s\n", getenv("MPKLINK_FALLBACK") ? getenv("MPKLINK_FALLBACK") : "tcp");
+	if (find_shim(shim, sizeof(shim)) < 0) {
+		printf("  UNUSABLE:   libmpklink.so not found beside mpklink-run nor in %s/mpklink\n",
+		       MPK_LIBDIR);
+		unusable = 1;
+	} else {
+		printf("  shim:       %s\n", shim);
+	}
+	printf("  limits:     Go binaries and statically linked binaries bypass LD_PRELOAD;\n"
+	       "              their connections stay plain TCP\n");
+	if (argc > 0) {
+		const char *u = unreachable(argv[0]);
+		printf("  program:    %s\n", u ? u : argv[0]);
+		if (u)
+			unusable = 1;
+	}
+	printf("%s\n", unusable ? "configuration: UNUSABLE" : "configuration: ok");
+	return unusable ? 1 : 0;
+}
+
+static volatile pid_t child_pid;
+
+static void forward(int sig, siginfo_t *si, void *uc)
+{
+	(void)uc;
+	/* A terminal's ^C reached the child's process group already. */
+	if (si && si->si_code == SI_KERNEL)
+		return;
+	if (child_pid > 0)
+		kill(child_pid, sig);
+}
+
+static int run_main(int argc, char **argv)
+{
+	struct mpk_ctl_config cc = {0};
+	struct mpk_ctl *ctl = NULL;
+	struct sigaction sa = {0};
+	char rundir[256], shim[PATH_MAX], *preload;
+	const char *old, *u, *ring;
+	int r, status, pipefd[2];
+	pid_t pid;
+
+	if (find_shim(shim, sizeof(shim)) < 0) {
+		fprintf(stderr, "mpklink-run: libmpklink.so not found beside mpklink-run nor in %s/mpklink\n",
+			MPK_LIBDIR);
+		return EXIT_USAGE;
+	}
+	r = mpk_guard_init_env();
+	if (r < 0) {
+		fprintf(stderr, "mpklink-run: MPKLINK_GUARD=mpk but the MPK guard is unavailable "
+				"here (no PKU); run mpklink-run --check\n");
+		return EXIT_USAGE;
+	}
+	u = unreachable(argv[0]);
+	if (u)
+		fprintf(stderr, "mpklink-run: warning: %s\n", u);
+	resolve_rundir(rundir, sizeof(rundir));
+	ring = getenv("MPKLINK_RING_BYTES");
+	if (ring)
+		parse_size(ring, &cc.ring_bytes);
+	cc.rundir = rundir;
+	cc.log_level = log_level();
+	cc.log_name = "mpklink-run";
+	r = mpk_ctl_start(&cc, &ctl);
+	if (r < 0) {
+		const char *why = "";
+		if (r == -EPERM || r == -ENOTDIR || r == -ENAMETOOLONG)
+			mpk_rundir_check(rundir, 0, &why);
+		fprintf(stderr, "mpklink-run: run directory %s: %s; nothing started\n", rundir,
+			why && *why ? why : strerror(-r));
+		return EXIT_USAGE;
+	}
+	old = getenv("LD_PRELOAD");
+	if (asprintf(&preload, "%s%s%s", shim, old && *old ? ":" : "", old ? old : "") < 0)
+		return EXIT_USAGE;
+	setenv("LD_PRELOAD", preload, 1);
+	free(preload);
+	setenv("MPKLINK_CTL", mpk_ctl_path(ctl), 1);
+	setenv("MPKLINK_RUNDIR", rundir, 1);
+
+	/* The exec's failure comes back through a close-on-exec pipe. */
+	if (pipe2(pipefd, O_CLOEXEC) < 0) {
+		perror("mpklink-run: pipe");
+		mpk_ctl_stop(ctl);
+		return EXIT_USAGE;
+	}
+	pid = fork();
+	if (pid < 0) {
+		perror("mpklink-run: fork");
+		mpk_ctl_stop(ctl);
+		return EXIT_USAGE;
+	}
+	if (pid == 0) {
+		int e;
+		close(pipefd[0]);
+		execvp(argv[0], argv);
+		e = errno;
+		if (write(pipefd[1], &e, sizeof(e)) < 0)
+			_exit(127);
+		_exit(e == ENOENT ? 127 : 126);
+	}
+	child_pid = pid;
+	close(pipefd[1]);
+	{
+		int e;
+		if (read(pipefd[0], &e, sizeof(e)) == sizeof(e))
+			fprintf(stderr, "mpklink-run: cannot run %s: %s\n", argv[0], strerror(e));
+		close(pipefd[0]);
+	}
+	sa.sa_sigaction = forward;
+	sa.sa_flags = SA_SIGINFO | SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	while (waitpid(pid, &status, 0) < 0) {
+		if (errno != EINTR) {
+			perror("mpklink-run: waitpid");
+			status = 0x100 * 1;
+			break;
+		}
+	}
+	/* Its sockets closed with it: the peers saw FIN and read to EOF. */
+	mpk_ctl_stop(ctl);
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return WEXITSTATUS(status);
+}
+
+int main(int argc, char **argv)
+{
+	char **snapshot;
+	int check = 0, i, n;
+
+	/* What the environment held before any file: it wins. */
+	for (n = 0; environ[n]; n++)
+		;
+	snapshot = calloc((size_t)n + 1, sizeof(*snapshot));
+	if (!snapshot)
+		return EXIT_USAGE;
+	for (i = 0; i < n; i++)
+		snapshot[i] = strdup(environ[i]);
+
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--")) {
+			i++;
+			break;
+		} else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			fputs(usage, stdout);
+			return 0;
+		} else if (!strcmp(argv[i], "--version")) {
+			printf("mpklink-run %s\n", MPK_VERSION);
+			return 0;
+		} else if (!strcmp(argv[i], "--check")) {
+			check = 1;
+		} else if (!strcmp(argv[i], "-e") || !strcmp(argv[i], "--env-file")) {
+			if (++i == argc) {
+				fprintf(stderr, "mpklink-run: %s needs a file\n%s", argv[i - 1], usage);
+				return EXIT_USAGE;
+			}
+			if (read_env_file(argv[i], snapshot) < 0)
+				return EXIT_USAGE;
+		} else if (!strncmp(argv[i], "--env-file=", 11)) {
+			if (read_env_file(argv[i] + 11, snapshot) < 0)
+				return EXIT_USAGE;
+		} else if (argv[i][0] == '-') {
+			fprintf(stderr, "mpklink-run: unknown option %s\n%s", argv[i], usage);
+			return EXIT_USAGE;
+		} else {
+			break;
+		}
+	}
+	for (int k = 0; snapshot[k]; k++)
+		free(snapshot[k]);
+	free(snapshot);
+	if (check_environment() < 0)
+		return EXIT_USAGE;
+	if (check)
+		return check_main(argc - i, argv + i);
+	if (i == argc) {
+		fprintf(stderr, "mpklink-run: no program to run\n%s", usage);
+		return EXIT_USAGE;
+	}
+	return run_main(argc - i, argv + i);
+}

@@ -1,0 +1,1815 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libmpklink.so: upgrades the application's TCP connections to configured
+ * loopback endpoints to shared-memory links, and leaves everything else to
+ * libc. The application's fd stays a real TCP socket (in epoll sets,
+ * dup'ed, inherited by children); only its data path and readiness change.
+ * The socket carries the upgrade preamble and, afterwards, doorbell bytes.
+ *
+ * Close is the kernel's: the last close of the socket, in whichever
+ * process, sends FIN; the peer's doorbell hangs up and it reads the rest of
+ * the ring, then 0. That keeps dup, fork and the daemonize pattern right
+ * without any bookkeeping across processes.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mpklink/ctl.h"
+#include "shim.h"
+
+#ifndef TCP_INQ
+#define TCP_INQ 36
+#define TCP_CM_INQ TCP_INQ
+#endif
+
+#define EXPORT __attribute__((visibility("default")))
+#define FD_MAX 65536
+/* Our epoll_data for an upgraded fd: non-canonical, so never a pointer of
+ * the application's, and never a small integer. */
+#define ETAG UINT64_C(0xfeed4d504b000000)
+#define ETAG_MASK UINT64_C(0xffffffffff000000)
+
+struct real_calls mpk__real;
+
+enum ufd_kind { K_LISTEN = 1, K_CONN };
+enum ufd_state { ST_CONNECTING = 1, ST_VERIFY, ST_ACTIVE, ST_BROKEN };
+
+struct ufd {
+	enum ufd_kind kind;
+	int refs; /* fd numbers of this process naming it (dup) */
+	unsigned port;
+
+	/* K_CONN */
+	struct mpk_link *link;
+	int state;
+	int conn_err; /* the connect's failure, for SO_ERROR */
+	uint8_t pre[MPK_PREAMBLE_BYTES];
+	size_t pre_off;
+	int nonblock;
+	int rd_shut;
+	int inq;
+	unsigned wblock; /* writes that returned EAGAIN: an OUT edge is owed */
+	int wblocked;
+	int reported; /* its stats are in the totals (exit report) */
+	pthread_mutex_t rlock, wlock, slock;
+};
+
+struct ereg {
+	int fd;
+	struct ufd *u;
+	uint32_t events;
+	epoll_data_t data;
+	uint64_t rxg;
+	unsigned wblock_seen;
+	uint32_t last;
+	int fresh, disabled;
+};
+
+struct eset {
+	pthread_mutex_t mu;
+	struct ereg *v;
+	size_t n, cap;
+};
+
+static struct {
+	int enabled;
+	uint16_t ports[MPK_MAX_ENDPOINTS];
+	int nports;
+	char ctl_path[108];
+	int deny;
+	int log_level;
+	char stats[256];
+} cfg;
+
+static struct ufd *fdtab[FD_MAX];
+static struct eset *esets[FD_MAX];
+static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+static pthread_mutex_t ctl_lock = PTHREAD_MUTEX_INITIALIZER;
+static int ctl_fd = -1;
+static pid_t ctl_pid;
+
+static struct {
+	uint64_t links, fallbacks, tx_bytes, rx_bytes, tx_calls, rx_calls, bells_sent;
+} totals;
+
+/* ------------------------------------------------------------ logging */
+
+__attribute__((format(printf, 2, 3))) static void slog(int level, const char *fmt, ...)
+{
+	static const char *names[] = {"error", "warn", "info", "debug"};
+	char buf[512];
+	va_list ap;
+	int n;
+
+	if (level > cfg.log_level)
+		return;
+	n = snprintf(buf, sizeof(buf), "mpklink[%d]: %s: ", (int)getpid(), names[level]);
+	va_start(ap, fmt);
+	n += vsnprintf(buf + n, sizeof(buf) - (size_t)n - 1, fmt, ap);
+	va_end(ap);
+	if (n > (int)sizeof(buf) - 2)
+		n = (int)sizeof(buf) - 2;
+	buf[n++] = '\n';
+	if (mpk__real.write)
+		mpk__real.write(2, buf, (size_t)n);
+}
+
+/* ------------------------------------------------------------ init */
+
+#define RESOLVE(name) mpk__real.name = (__typeof__(mpk__real.name))dlsym(RTLD_NEXT, #name)
+
+static void stats_report(void);
+
+static void resolve(void)
+{
+	RESOLVE(socket); RESOLVE(connect); RESOLVE(bind); RESOLVE(listen);
+	RESOLVE(accept); RESOLVE(accept4); RESOLVE(close); RESOLVE(shutdown);
+	RESOLVE(dup); RESOLVE(dup2); RESOLVE(dup3); RESOLVE(fcntl); RESOLVE(ioctl);
+	RESOLVE(getsockopt); RESOLVE(setsockopt); RESOLVE(read); RESOLVE(readv);
+	RESOLVE(write); RESOLVE(writev); RESOLVE(recv); RESOLVE(recvfrom);
+	RESOLVE(recvmsg); RESOLVE(send); RESOLVE(sendto); RESOLVE(sendmsg);
+	RESOLVE(epoll_create); RESOLVE(epoll_create1); RESOLVE(epoll_ctl);
+	RESOLVE(epoll_wait); RESOLVE(epoll_pwait); RESOLVE(poll); RESOLVE(ppoll);
+	RESOLVE(select); RESOLVE(pselect); RESOLVE(syscall); RESOLVE(fork);
+}
+
+static void shim_init(void)
+{
+	const char *s, *bad;
+	int n;
+
+	resolve();
+	s = getenv("MPKLINK_LOG");
+	cfg.log_level = !s || !*s ? 1 : !strcmp(s, "error") ? 0 : !strcmp(s, "info") ? 2
+						    : !strcmp(s, "debug") ? 3 : 1;
+	s = getenv("MPKLINK_STATS");
+	if (s && *s && strcmp(s, "0"))
+		snprintf(cfg.stats, sizeof(cfg.stats), "%s", s);
+	s = getenv("MPKLINK_FALLBACK");
+	cfg.deny = s && !strcmp(s, "deny");
+	s = getenv("MPKLINK_CTL");
+	if (!s || !*s || strlen(s) >= sizeof(cfg.ctl_path))
+		return; /* not under mpklink-run: pure pass-through */
+	strcpy(cfg.ctl_path, s);
+	n = mpk_endpoints_parse(getenv("MPKLINK_ENDPOINTS"), cfg.ports, MPK_MAX_ENDPOINTS, &bad);
+	if (n < 0) {
+		slog(0, "MPKLINK_ENDPOINTS is malformed at \"%s\"; nothing is upgraded", bad);
+		return;
+	}
+	cfg.nports = n;
+	cfg.enabled = n > 0;
+	if (cfg.stats[0])
+		atexit(stats_report);
+}
+
+static inline void init(void)
+{
+	pthread_once(&init_once, shim_init);
+}
+
+__attribute__((constructor)) static void shim_ctor(void)
+{
+	init();
+}
+
+/* ------------------------------------------------------------ fd table */
+
+static inline struct ufd *ufd_get(int fd)
+{
+	if ((unsigned)fd >= FD_MAX)
+		return NULL;
+	return __atomic_load_n(&fdtab[fd], __ATOMIC_ACQUIRE);
+}
+
+static inline struct ufd *conn_get(int fd)
+{
+	struct ufd *u = ufd_get(fd);
+
+	return u && u->kind == K_CONN ? u : NULL;
+}
+
+static void stats_add(struct mpk_link *l)
+{
+	struct mpk_link_stats st;
+
+	mpk_link_get_stats(l, &st);
+	__atomic_fetch_add(&totals.tx_bytes, st.tx_bytes, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&totals.rx_bytes, st.rx_bytes, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&totals.tx_calls, st.tx_calls, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&totals.rx_calls, st.rx_calls, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&totals.bells_sent, st.bells_sent, __ATOMIC_RELAXED);
+}
+
+static void ctl_unlisten(unsigned port);
+
+static void ufd_free(struct ufd *u)
+{
+	if (u->kind == K_LISTEN) {
+		ctl_unlisten(u->port);
+	} else if (u->link) {
+		if (!u->reported)
+			stats_add(u->link);
+		mpk_link_detach(u->link);
+	}
+	pthread_mutex_destroy(&u->rlock);
+	pthread_mutex_destroy(&u->wlock);
+	pthread_mutex_destroy(&u->slock);
+	free(u);
+}
+
+static void eset_forget_fd(int fd);
+
+/* Unhooks fd from the table; returns what it named if that was the last
+ * name for it (the caller frees after the real close), else NULL. */
+static struct ufd *fd_unhook(int fd)
+{
+	struct ufd *u;
+
+	if ((unsigned)fd >= FD_MAX)
+		return NULL;
+	pthread_mutex_lock(&table_lock);
+	u = fdtab[fd];
+	__atomic_store_n(&fdtab[fd], NULL, __ATOMIC_RELEASE);
+	if (u && --u->refs > 0)
+		u = NULL;
+	pthread_mutex_unlock(&table_lock);
+	eset_forget_fd(fd);
+	return u;
+}
+
+/* A new fd number from the kernel: whatever we knew about it is stale
+ * (closed behind our back, e.g. by a raw system call). */
+static void fd_fresh(int fd)
+{
+	struct ufd *u;
+
+	if (fd < 0 || !cfg.enabled)
+		return;
+	if (ufd_get(fd) || ((unsigned)fd < FD_MAX && esets[fd])) {
+		u = fd_unhook(fd);
+		if (u)
+			ufd_free(u);
+		pthread_mutex_lock(&table_lock);
+		struct eset *es = esets[fd];
+		esets[fd] = NULL;
+		pthread_mutex_unlock(&table_lock);
+		if (es) {
+			free(es->v);
+			free(es);
+		}
+	}
+}
+
+static void fd_hook(int fd, struct ufd *u)
+{
+	pthread_mutex_lock(&table_lock);
+	u->refs++;
+	__atomic_store_n(&fdtab[fd], u, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&table_lock);
+}
+
+static struct ufd *ufd_new(enum ufd_kind kind)
+{
+	struct ufd *u = calloc(1, sizeof(*u));
+
+	if (!u)
+		return NULL;
+	u->kind = kind;
+	pthread_mutex_init(&u->rlock, NULL);
+	pthread_mutex_init(&u->wlock, NULL);
+	pthread_mutex_init(&u->slock, NULL);
+	return u;
+}
+
+/* ------------------------------------------------------------ control */
+
+/* One request to our launcher. The connection is per process: a child
+ * after fork opens its own, so replies never cross. */
+static int ctl_call(uint32_t type, unsigned port, unsigned peer_port, struct mpk_ctl_rep *rep,
+		    int *memfd)
+{
+	struct mpk_ctl_req req = {.magic = MPK_CTL_MAGIC, .version = MPK_CTL_VERSION,
+				  .type = type, .port = port, .peer_port = peer_port,
+				  .pid = (uint32_t)getpid()};
+	int r;
+
+	*memfd = -1;
+	pthread_mutex_lock(&ctl_lock);
+	if (ctl_fd >= 0 && ctl_pid != getpid()) {
+		mpk__real.close(ctl_fd);
+		ctl_fd = -1;
+	}
+	if (ctl_fd < 0) {
+		ctl_fd = mpk_ctl_connect(cfg.ctl_path);
+		ctl_pid = getpid();
+		if (ctl_fd < 0) {
+			r = ctl_fd;
+			pthread_mutex_unlock(&ctl_lock);
+			slog(1, "cannot reach the launcher at %s: %s", cfg.ctl_path, strerror(-r));
+			return r;
+		}
+	}
+	r = mpk_ctl_call(ctl_fd, &req, rep, memfd);
+	if (r == 0 && rep->status == 0 && *memfd < 0 &&
+	    (type == MPK_CTL_CONNECT || type == MPK_CTL_ACCEPT))
+		r = -EPROTO;
+	if (r < 0) {
+		mpk__real.close(ctl_fd);
+		ctl_fd = -1;
+	}
+	pthread_mutex_unlock(&ctl_lock);
+	return r < 0 ? r : rep->status;
+}
+
+static void ctl_unlisten(unsigned port)
+{
+	struct mpk_ctl_rep rep;
+	int fd;
+
+	ctl_call(MPK_CTL_UNLISTEN, port, 0, &rep, &fd);
+}
+
+/* ------------------------------------------------------------ addresses */
+
+static int configured(unsigned port)
+{
+	for (int i = 0; i < cfg.nports; i++)
+		if (cfg.ports[i] == port)
+			return 1;
+	return 0;
+}
+
+/* Port of a loopback (or, for local=1, wildcard) TCP address; 0 if it is
+ * none of ours. */
+static unsigned addr_port(const struct sockaddr *sa, socklen_t len, int local)
+{
+	if (sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
+		const struct sockaddr_in *a = (const void *)sa;
+		uint32_t ip = ntohl(a->sin_addr.s_addr);
+		if ((ip >> 24) == 127 || (local && ip == INADDR_ANY))
+			return ntohs(a->sin_port);
+	} else if (sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
+		const struct sockaddr_in6 *a = (const void *)sa;
+		if (IN6_IS_ADDR_LOOPBACK(&a->sin6_addr) ||
+		    (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr) && a->sin6_addr.s6_addr[12] == 127) ||
+		    (local && IN6_IS_ADDR_UNSPECIFIED(&a->sin6_addr)))
+			return ntohs(a->sin6_port);
+	}
+	return 0;
+}
+
+static int is_tcp(int fd)
+{
+	int type = 0, proto = 0;
+	socklen_t l = sizeof(type);
+
+	if (mpk__real.getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l) < 0 || type != SOCK_STREAM)
+		return 0;
+	l = sizeof(proto);
+	return mpk__real.getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &l) == 0 &&
+	       proto == IPPROTO_TCP;
+}
+
+static unsigned sock_port(int fd, int peer)
+{
+	struct sockaddr_storage ss;
+	socklen_t l = sizeof(ss);
+	int r = peer ? getpeername(fd, (struct sockaddr *)&ss, &l)
+		     : getsockname(fd, (struct sockaddr *)&ss, &l);
+
+	if (r < 0)
+		return 0;
+	if (ss.ss_family == AF_INET)
+		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return 0;
+}
+
+static int rendezvous_exists(unsigned port)
+{
+	char path[160];
+	struct stat st;
+	const char *dir = getenv("MPKLINK_RUNDIR");
+
+	if (!dir)
+		return 0;
+	snprintf(path, sizeof(path), "%s/tcp-%u.sock", dir, port);
+	return stat(path, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+/* ------------------------------------------------------------ upgrade */
+
+static int fd_nonblocking(int fd)
+{
+	int fl = mpk__real.fcntl(fd, F_GETFL);
+
+	return fl >= 0 && (fl & O_NONBLOCK);
+}
+
+static struct ufd *conn_new(int fd, int memfd, int side, unsigned port)
+{
+	struct ufd *u = ufd_new(K_CONN);
+	int r;
+
+	if (!u)
+		return NULL;
+	r = mpk_link_attach(memfd, side, &u->link);
+	if (r < 0) {
+		slog(1, "port %u: cannot attach link memory: %s", port, strerror(-r));
+		ufd_free(u);
+		return NULL;
+	}
+	mpk_link_set_doorbell(u->link, fd, mpk__real.send, mpk__real.recv);
+	u->port = port;
+	u->nonblock = fd_nonblocking(fd);
+	__atomic_fetch_add(&totals.links, 1, __ATOMIC_RELAXED);
+	return u;
+}
+
+/* Binds an unbound client socket to an ephemeral loopback port of the
+ * destination's family: the port names the connection to the launchers. */
+static unsigned bind_ephemeral(int fd, const struct sockaddr *dst)
+{
+	unsigned p = sock_port(fd, 0);
+	struct sockaddr_storage ss = {0};
+	socklen_t l;
+
+	if (p)
+		return p;
+	if (dst->sa_family == AF_INET) {
+		struct sockaddr_in *a = (void *)&ss;
+		a->sin_family = AF_INET;
+		a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		l = sizeof(*a);
+	} else {
+		struct sockaddr_in6 *a = (void *)&ss;
+		a->sin6_family = AF_INET6;
+		a->sin6_addr = ((const struct sockaddr_in6 *)dst)->sin6_addr;
+		l = sizeof(*a);
+	}
+	if (mpk__real.bind(fd, (struct sockaddr *)&ss, l) < 0)
+		return 0;
+	return sock_port(fd, 0);
+}
+
+/* Pushes the client's preamble. 0 when done, -EAGAIN while the connect
+ * is in flight, or the connect's error. */
+static int send_preamble(int fd, struct ufd *u)
+{
+	while (u->pre_off < sizeof(u->pre)) {
+		ssize_t r = mpk__real.send(fd, u->pre + u->pre_off, sizeof(u->pre) - u->pre_off,
+					   MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == ENOTCONN)
+				return -EAGAIN;
+			return -errno;
+		}
+		u->pre_off += (size_t)r;
+	}
+	return 0;
+}
+
+/* Server: the first bytes must be the preamble. Peeked until complete, so
+ * a plain client (first byte not 0) loses nothing. Returns 0 verified,
+ * 1 plain client, -EAGAIN incomplete, 0 with state unchanged at EOF. */
+static int check_preamble(int fd, struct ufd *u)
+{
+	uint8_t buf[MPK_PREAMBLE_BYTES];
+	unsigned diff = 0;
+	ssize_t r;
+
+	do
+		r = mpk__real.recv(fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return errno == EAGAIN ? -EAGAIN : -errno;
+	if (r == 0)
+		return -EPIPE; /* the client went away before a byte */
+	if (buf[0] != 0)
+		return 1;
+	if ((size_t)r < sizeof(buf))
+		return -EAGAIN;
+	for (size_t i = 0; i < sizeof(buf); i++)
+		diff |= buf[i] ^ u->pre[i];
+	if (diff)
+		return -EBADMSG;
+	mpk__real.recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+	return 0;
+}
+
+static void reset_connection(int fd)
+{
+	struct linger lg = {1, 0};
+
+	mpk__real.setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	mpk__real.shutdown(fd, SHUT_RDWR);
+}
+
+/*
+ * Moves a connection through its setup states. Returns 0 when it is
+ * active, -EAGAIN while setup is in flight, 1 when it turned out plain
+ * (the caller passes through), or -errno.
+ */
+static int settle(int fd, struct ufd *u)
+{
+	int r;
+
+	if (__atomic_load_n(&u->state, __ATOMIC_ACQUIRE) == ST_ACTIVE)
+		return 0;
+	pthread_mutex_lock(&u->slock);
+	switch (u->state) {
+	case ST_ACTIVE:
+		r = 0;
+		break;
+	case ST_CONNECTING:
+		r = send_preamble(fd, u);
+		if (r == 0) {
+			__atomic_store_n(&u->state, ST_ACTIVE, __ATOMIC_RELEASE);
+		} else if (r != -EAGAIN) {
+			u->conn_err = -r;
+			u->state = ST_BROKEN;
+		}
+		break;
+	case ST_VERIFY:
+		r = check_preamble(fd, u);
+		if (r == 0) {
+			__atomic_store_n(&u->state, ST_ACTIVE, __ATOMIC_RELEASE);
+		} else if (r == -EBADMSG) {
+			slog(1, "port %u: a client sent a wrong link token; connection reset",
+			     u->port);
+			reset_connection(fd);
+			u->state = ST_BROKEN;
+			r = -ECONNRESET;
+		} else if (r == -EPIPE) {
+			r = -EPIPE;
+		}
+		break;
+	default:
+		r = u->conn_err ? -u->conn_err : -ECONNRESET;
+	}
+	pthread_mutex_unlock(&u->slock);
+	return r;
+}
+
+/* The server found a plain client behind a link it expected: forget the
+ * link, the fd goes back to pure pass-through. */
+static void demote(int fd)
+{
+	struct ufd *u = fd_unhook(fd);
+
+	__atomic_fetch_add(&totals.fallbacks, 1, __ATOMIC_RELAXED);
+	if (u)
+		ufd_free(u);
+}
+
+/* ------------------------------------------------------------ data */
+
+/* Blocks until the link (or the setup) may have changed. */
+static int wait_bell(int fd, struct ufd *u, unsigned want)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	int r;
+
+	if (u->state == ST_ACTIVE && (mpk_link_arm(u->link, want) & (want | MPK_LINK_HUP | MPK_LINK_ERR)))
+		return 0;
+	if (u->state == ST_CONNECTING)
+		p.events = POLLOUT;
+	r = mpk__real.poll(&p, 1, -1);
+	return r < 0 ? -errno : 0;
+}
+
+static ssize_t set_errno(ssize_t r)
+{
+	if (r >= 0)
+		return r;
+	errno = (int)-r;
+	return -1;
+}
+
+static ssize_t conn_readv(int fd, struct ufd *u, const struct iovec *iov, int iovcnt, int flags)
+{
+	ssize_t r, total = 0;
+	int nb = u->nonblock || (flags & MSG_DONTWAIT);
+	unsigned lf = (flags & MSG_PEEK) ? MPK_READ_PEEK : 0;
+
+	pthread_mutex_lock(&u->rlock);
+	for (;;) {
+		r = settle(fd, u);
+		if (r == 0) {
+			if (u->rd_shut) {
+				r = 0;
+				break;
+			}
+			r = mpk_link_readv(u->link, iov, iovcnt, lf);
+		} else if (r == -EPIPE) {
+			r = 0; /* EOF before setup finished */
+		}
+		if (r > 0 && (flags & MSG_WAITALL) && !(flags & MSG_PEEK) && !nb) {
+			/* Fill the rest before returning. */
+			size_t want = 0;
+			for (int i = 0; i < iovcnt; i++)
+				want += iov[i].iov_len;
+			total += r;
+			if ((size_t)total < want) {
+				struct iovec rest[64];
+				int n = 0;
+				size_t skip = (size_t)total;
+				for (int i = 0; i < iovcnt && n < 64; i++) {
+					if (skip >= iov[i].iov_len) {
+						skip -= iov[i].iov_len;
+						continue;
+					}
+					rest[n].iov_base = (char *)iov[i].iov_base + skip;
+					rest[n++].iov_len = iov[i].iov_len - skip;
+					skip = 0;
+				}
+				iov = rest;
+				iovcnt = n;
+				continue;
+			}
+			r = total;
+			break;
+		}
+		if (r == -EAGAIN && !nb) {
+			int w = wait_bell(fd, u, MPK_LINK_IN);
+			if (w < 0) {
+				r = total ? total : w;
+				break;
+			}
+			continue;
+		}
+		if (total && r <= 0)
+			r = total;
+		break;
+	}
+	pthread_mutex_unlock(&u->rlock);
+	if (r == -ECONNRESET && u->state == ST_BROKEN && u->conn_err)
+		r = -u->conn_err;
+	return r;
+}
+
+static ssize_t conn_writev(int fd, struct ufd *u, const struct iovec *iov, int iovcnt, int flags)
+{
+	ssize_t r, total = 0;
+	int nb = u->nonblock || (flags & MSG_DONTWAIT);
+	struct iovec rest[64];
+
+	pthread_mutex_lock(&u->wlock);
+	for (;;) {
+		r = settle(fd, u);
+		if (r == 0)
+			r = mpk_link_writev(u->link, iov, iovcnt);
+		else if (r == -EPIPE)
+			r = -EPIPE;
+		if (r > 0) {
+			u->wblocked = 0;
+			total += r;
+			if (nb)
+				break;
+			/* A blocking write sends everything. */
+			size_t skip = (size_t)r;
+			int n = 0;
+			for (int i = 0; i < iovcnt && n < 64; i++) {
+				if (skip >= iov[i].iov_len) {
+					skip -= iov[i].iov_len;
+					continue;
+				}
+				rest[n].iov_base = (char *)iov[i].iov_base + skip;
+				rest[n++].iov_len = iov[i].iov_len - skip;
+				skip = 0;
+			}
+			if (!n)
+				break;
+			iov = rest;
+			iovcnt = n;
+			continue;
+		}
+		if (r == -EAGAIN) {
+			if (nb) {
+				u->wblocked = 1;
+				__atomic_fetch_add(&u->wblock, 1, __ATOMIC_RELAXED);
+				break;
+			}
+			int w = wait_bell(fd, u, MPK_LINK_OUT);
+			if (w < 0) {
+				r = w;
+				break;
+			}
+			continue;
+		}
+		break;
+	}
+	pthread_mutex_unlock(&u->wlock);
+	if (total > 0)
+		return total;
+	if (r == -EPIPE && !(flags & MSG_NOSIGNAL))
+		raise(SIGPIPE);
+	return r;
+}
+
+static ssize_t iov_of(const void *buf, size_t len, struct iovec *iov)
+{
+	iov->iov_base = (void *)buf;
+	iov->iov_len = len;
+	return 0;
+}
+
+/* ------------------------------------------------------------ readiness */
+
+/* What poll(2) would say for this connection (POLL* == EPOLL* bits). */
+static uint32_t conn_events(int fd, struct ufd *u, uint64_t *rxg)
+{
+	unsigned m;
+	uint32_t ev = 0;
+	int r = settle(fd, u);
+
+	if (rxg)
+		*rxg = 0;
+	if (r == 1)
+		return 0; /* demoted by the caller's next call */
+	if (r == -EAGAIN)
+		return 0;
+	if (r == -EPIPE)
+		return EPOLLIN | EPOLLRDHUP;
+	if (r < 0)
+		return EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP;
+	m = mpk_link_poll_gen(u->link, rxg, NULL);
+	if ((m & MPK_LINK_IN) || u->rd_shut)
+		ev |= EPOLLIN;
+	if (m & MPK_LINK_OUT)
+		ev |= EPOLLOUT;
+	if ((m & MPK_LINK_RDHUP) || u->rd_shut)
+		ev |= EPOLLRDHUP;
+	if (m & MPK_LINK_ERR)
+		ev |= EPOLLERR | EPOLLHUP;
+	return ev;
+}
+
+/* What to ask the kernel for, to hear about changes. */
+static short kernel_events(struct ufd *u)
+{
+	return u->state == ST_CONNECTING ? POLLOUT : POLLIN;
+}
+
+static void conn_arm(struct ufd *u, uint32_t events)
+{
+	unsigned want = 0;
+
+	if (u->state != ST_ACTIVE)
+		return;
+	if (events & EPOLLIN)
+		want |= MPK_LINK_IN;
+	if ((events & EPOLLOUT) && u->wblocked)
+		want |= MPK_LINK_OUT;
+	mpk_link_arm(u->link, want);
+}
+
+/* ------------------------------------------------------------ epoll */
+
+static void eset_forget_fd(int fd)
+{
+	for (int i = 0; i < FD_MAX; i++) {
+		struct eset *es = __atomic_load_n(&esets[i], __ATOMIC_ACQUIRE);
+		if (!es)
+			continue;
+		pthread_mutex_lock(&es->mu);
+		for (size_t k = 0; k < es->n; k++) {
+			if (es->v[k].fd == fd) {
+				es->v[k] = es->v[--es->n];
+				break;
+			}
+		}
+		pthread_mutex_unlock(&es->mu);
+	}
+}
+
+static struct eset *eset_get(int epfd, int create)
+{
+	struct eset *es;
+
+	if ((unsigned)epfd >= FD_MAX)
+		return NULL;
+	es = __atomic_load_n(&esets[epfd], __ATOMIC_ACQUIRE);
+	if (es || !create)
+		return es;
+	es = calloc(1, sizeof(*es));
+	if (!es)
+		return NULL;
+	pthread_mutex_init(&es->mu, NULL);
+	pthread_mutex_lock(&table_lock);
+	if (esets[epfd]) {
+		free(es);
+		es = esets[epfd];
+	} else {
+		__atomic_store_n(&esets[epfd], es, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&table_lock);
+	return es;
+}
+
+/* Ring-derived events of the set's upgraded fds. Edge-triggered entries
+ * report IN when new data arrived (the peer's tail moved) or a hang-up is
+ * new, OUT when a write hit EAGAIN since the last OUT; a spurious edge is
+ * harmless, a missing one hangs gRPC forever. */
+static int eset_collect(struct eset *es, struct epoll_event *out, int max)
+{
+	int n = 0;
+
+	pthread_mutex_lock(&es->mu);
+	for (size_t i = 0; i < es->n && n < max; i++) {
+		struct ereg *e = &es->v[i];
+		uint64_t rxg;
+		uint32_t m, rep, want;
+		unsigned wb;
+
+		if (e->disabled)
+			continue;
+		m = conn_events(e->fd, e->u, &rxg);
+		want = (e->events & (EPOLLIN | EPOLLOUT | EPOLLRDHUP)) | EPOLLERR | EPOLLHUP;
+		m &= want;
+		wb = __atomic_load_n(&e->u->wblock, __ATOMIC_RELAXED);
+		if (e->events & EPOLLET) {
+			uint32_t fresh_bits = m & ~e->last & (EPOLLRDHUP | EPOLLHUP | EPOLLERR);
+			rep = 0;
+			if ((m & EPOLLIN) && (e->fresh || rxg != e->rxg || fresh_bits))
+				rep |= EPOLLIN;
+			if ((m & EPOLLOUT) && (e->fresh || wb != e->wblock_seen || fresh_bits))
+				rep |= EPOLLOUT;
+			if (rep || fresh_bits)
+				rep |= m & (EPOLLRDHUP | EPOLLHUP | EPOLLERR);
+			e->last = m;
+			if (m & EPOLLIN)
+				e->rxg = rxg;
+			if (m & EPOLLOUT)
+				e->wblock_seen = wb;
+			e->fresh = 0;
+		} else {
+			rep = m;
+		}
+		if (!rep)
+			continue;
+		out[n].events = rep;
+		out[n].data = e->data;
+		n++;
+		if (e->events & EPOLLONESHOT)
+			e->disabled = 1;
+	}
+	pthread_mutex_unlock(&es->mu);
+	return n;
+}
+
+static void eset_arm(struct eset *es)
+{
+	pthread_mutex_lock(&es->mu);
+	for (size_t i = 0; i < es->n; i++)
+		if (!es->v[i].disabled)
+			conn_arm(es->v[i].u, es->v[i].events);
+	pthread_mutex_unlock(&es->mu);
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int epoll_common(int epfd, struct epoll_event *ev, int max, int timeout,
+			const sigset_t *sigmask, int use_pwait)
+{
+	struct eset *es = eset_get(epfd, 0);
+	struct epoll_event kev[256];
+	int64_t deadline = timeout > 0 ? mono_ms() + timeout : 0;
+
+	if (!es || !es->n || max <= 0)
+		return use_pwait ? mpk__real.epoll_pwait(epfd, ev, max, timeout, sigmask)
+				 : mpk__real.epoll_wait(epfd, ev, max, timeout);
+	for (;;) {
+		int n = eset_collect(es, ev, max), k, t;
+
+		if (!n) {
+			/* Arm, then look again: a change after this rings. */
+			eset_arm(es);
+			n = eset_collect(es, ev, max);
+		}
+		t = n ? 0 : timeout < 0 ? -1 : timeout == 0 ? 0 : (int)(deadline - mono_ms());
+		if (t < 0 && timeout >= 0)
+			t = 0;
+		k = use_pwait ? mpk__real.epoll_pwait(epfd, kev, max - n < 256 ? max - n : 256, t,
+						      sigmask)
+			      : mpk__real.epoll_wait(epfd, kev, max - n < 256 ? max - n : 256, t);
+		if (k < 0)
+			return n ? n : -1;
+		for (int i = 0; i < k; i++) {
+			if ((kev[i].data.u64 & ETAG_MASK) == ETAG)
+				continue; /* a doorbell: the rings say what happened */
+			ev[n++] = kev[i];
+		}
+		if (n || t == 0)
+			return n;
+	}
+}
+
+/* ------------------------------------------------------------ poll */
+
+static int poll_common(struct pollfd *fds, nfds_t nfds, int timeout, const sigset_t *sigmask)
+{
+	struct pollfd stackbuf[64], *k = stackbuf;
+	struct ufd *us[64], **u = us;
+	int64_t deadline = timeout > 0 ? mono_ms() + timeout : 0;
+	nfds_t i, nup = 0;
+	int r = 0;
+
+	for (i = 0; i < nfds; i++)
+		if (conn_get(fds[i].fd))
+			nup++;
+	if (!nup) {
+		if (sigmask) {
+			struct timespec ts = {timeout / 1000, (timeout % 1000) * 1000000L};
+			return mpk__real.ppoll(fds, nfds, timeout < 0 ? NULL : &ts, sigmask);
+		}
+		return mpk__real.poll(fds, nfds, timeout);
+	}
+	if (nfds > 64) {
+		k = malloc(nfds * sizeof(*k));
+		u = malloc(nfds * sizeof(*u));
+		if (!k || !u) {
+			free(k == stackbuf ? NULL : k);
+			free(u == us ? NULL : u);
+			errno = ENOMEM;
+			return -1;
+		}
+	}
+	for (int pass = 0;; pass++) {
+		int ready = 0, t;
+
+		for (i = 0; i < nfds; i++) {
+			u[i] = conn_get(fds[i].fd);
+			k[i] = fds[i];
+			if (!u[i])
+				continue;
+			if (pass == 0 || !(fds[i].revents & POLLNVAL)) {
+				uint32_t m = conn_events(fds[i].fd, u[i], NULL);
+				uint32_t want = (uint32_t)fds[i].events | POLLERR | POLLHUP;
+				fds[i].revents = (short)(m & want);
+			}
+			if (fds[i].revents)
+				ready++;
+			k[i].events = kernel_events(u[i]);
+		}
+		if (!ready && pass == 0) {
+			for (i = 0; i < nfds; i++)
+				if (u[i])
+					conn_arm(u[i], (uint32_t)fds[i].events);
+			continue; /* look again after arming */
+		}
+		t = ready ? 0 : timeout < 0 ? -1 : timeout == 0 ? 0 : (int)(deadline - mono_ms());
+		if (t < 0 && timeout >= 0)
+			t = 0;
+		if (sigmask) {
+			struct timespec ts = {t / 1000, (t % 1000) * 1000000L};
+			r = mpk__real.ppoll(k, nfds, t < 0 ? NULL : &ts, sigmask);
+		} else {
+			r = mpk__real.poll(k, nfds, t);
+		}
+		if (r < 0) {
+			if (ready)
+				r = ready;
+			break;
+		}
+		r = 0;
+		for (i = 0; i < nfds; i++) {
+			if (!u[i]) {
+				fds[i].revents = k[i].revents;
+			} else {
+				uint32_t m = conn_events(fds[i].fd, u[i], NULL);
+				fds[i].revents = (short)(m & ((uint32_t)fds[i].events | POLLERR | POLLHUP));
+				if (k[i].revents & POLLNVAL)
+					fds[i].revents = POLLNVAL;
+			}
+			if (fds[i].revents)
+				r++;
+		}
+		if (r || t == 0)
+			break;
+		/* Only doorbells rang, for things nobody asked about: again. */
+		for (i = 0; i < nfds; i++)
+			if (u[i])
+				conn_arm(u[i], (uint32_t)fds[i].events);
+	}
+	if (k != stackbuf) {
+		free(k);
+		free(u);
+	}
+	return r;
+}
+
+static int select_common(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, int timeout_ms,
+			 const sigset_t *sigmask, int use_pselect, const struct timespec *ts,
+			 struct timeval *tv)
+{
+	struct pollfd p[FD_SETSIZE];
+	nfds_t n = 0;
+	int up = 0, r;
+
+	for (int fd = 0; fd < nfds && fd < FD_SETSIZE; fd++) {
+		short ev = 0;
+		if (rd && FD_ISSET(fd, rd))
+			ev |= POLLIN;
+		if (wr && FD_ISSET(fd, wr))
+			ev |= POLLOUT;
+		if (ex && FD_ISSET(fd, ex))
+			ev |= POLLPRI;
+		if (!ev)
+			continue;
+		up |= conn_get(fd) != NULL;
+		p[n++] = (struct pollfd){.fd = fd, .events = ev};
+	}
+	if (!up)
+		return use_pselect ? mpk__real.pselect(nfds, rd, wr, ex, ts, sigmask)
+				   : mpk__real.select(nfds, rd, wr, ex, tv);
+	r = poll_common(p, n, timeout_ms, sigmask);
+	if (r < 0)
+		return r;
+	if (rd)
+		FD_ZERO(rd);
+	if (wr)
+		FD_ZERO(wr);
+	if (ex)
+		FD_ZERO(ex);
+	r = 0;
+	for (nfds_t i = 0; i < n; i++) {
+		if (p[i].revents & POLLNVAL) {
+			errno = EBADF;
+			return -1;
+		}
+		if (rd && (p[i].events & POLLIN) && (p[i].revents & (POLLIN | POLLHUP | POLLERR))) {
+			FD_SET(p[i].fd, rd);
+			r++;
+		}
+		if (wr && (p[i].events & POLLOUT) && (p[i].revents & (POLLOUT | POLLERR))) {
+			FD_SET(p[i].fd, wr);
+			r++;
+		}
+		if (ex && (p[i].events & POLLPRI) && (p[i].revents & POLLPRI)) {
+			FD_SET(p[i].fd, ex);
+			r++;
+		}
+	}
+	return r;
+}
+
+/* ------------------------------------------------------------ stats */
+
+static void stats_report(void)
+{
+	char buf[512];
+	FILE *f = NULL;
+	int n;
+
+	/* Only processes that had something to do with links report. */
+	if (!totals.links && !totals.fallbacks)
+		return;
+	/* Links still open at exit; a dup'ed one is counted once. */
+	for (int fd = 0; fd < FD_MAX; fd++) {
+		struct ufd *u = ufd_get(fd);
+		if (u && u->kind == K_CONN && u->link && !u->reported) {
+			u->reported = 1;
+			stats_add(u->link);
+		}
+	}
+	n = snprintf(buf, sizeof(buf),
+		     "mpklink stats: pid=%d links=%llu fallbacks=%llu tx_bytes=%llu rx_bytes=%llu "
+		     "tx_msgs=%llu rx_msgs=%llu doorbells=%llu\n",
+		     (int)getpid(), (unsigned long long)totals.links,
+		     (unsigned long long)totals.fallbacks, (unsigned long long)totals.tx_bytes,
+		     (unsigned long long)totals.rx_bytes, (unsigned long long)totals.tx_calls,
+		     (unsigned long long)totals.rx_calls, (unsigned long long)totals.bells_sent);
+	if (strcmp(cfg.stats, "1") && strcmp(cfg.stats, "stderr"))
+		f = fopen(cfg.stats, "a");
+	if (f) {
+		fputs(buf, f);
+		fclose(f);
+	} else if (n > 0) {
+		mpk__real.write(2, buf, (size_t)n);
+	}
+}
+
+/* =================================================== interposed calls */
+
+/* Fortified programs call these; glibc declares them only internally. */
+ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen);
+ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags);
+ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags,
+		       struct sockaddr *a, socklen_t *al);
+int __poll_chk(struct pollfd *fds, nfds_t nfds, int timeout, size_t fdslen);
+int fcntl64(int fd, int cmd, ...);
+
+EXPORT int socket(int domain, int type, int protocol)
+{
+	init();
+	int fd = mpk__real.socket(domain, type, protocol);
+	fd_fresh(fd);
+	return fd;
+}
+
+EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	struct mpk_ctl_rep rep;
+	struct ufd *u;
+	unsigned port, cport;
+	int memfd, r, e;
+
+	init();
+	if (!cfg.enabled || !addr || !(port = addr_port(addr, len, 0)) || !configured(port) ||
+	    ufd_get(fd) || !is_tcp(fd) || !rendezvous_exists(port))
+		return mpk__real.connect(fd, addr, len);
+	cport = bind_ephemeral(fd, addr);
+	if (!cport)
+		goto plain;
+	r = ctl_call(MPK_CTL_CONNECT, port, cport, &rep, &memfd);
+	if (r < 0 || memfd < 0) {
+		slog(r == -ENOENT ? 3 : 1, "port %u: no link (%s); plain TCP", port, strerror(-r));
+		goto plain;
+	}
+	u = conn_new(fd, memfd, 1, port);
+	mpk__real.close(memfd);
+	if (!u)
+		goto plain;
+	memcpy(u->pre, MPK_PREAMBLE_MAGIC, 8);
+	memcpy(u->pre + 8, rep.token, MPK_TOKEN_BYTES);
+	u->state = ST_CONNECTING;
+	r = mpk__real.connect(fd, addr, len);
+	e = errno;
+	if (r < 0 && e != EINPROGRESS) {
+		ufd_free(u);
+		errno = e;
+		return r;
+	}
+	fd_hook(fd, u);
+	if (r == 0)
+		settle(fd, u);
+	slog(3, "port %u: connection from port %u upgraded", port, cport);
+	errno = e;
+	return r;
+plain:
+	__atomic_fetch_add(&totals.fallbacks, 1, __ATOMIC_RELAXED);
+	if (cfg.deny) {
+		slog(0, "port %u: no shared-memory link and MPKLINK_FALLBACK=deny", port);
+		errno = ECONNREFUSED;
+		return -1;
+	}
+	return mpk__real.connect(fd, addr, len);
+}
+
+EXPORT int bind(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	init();
+	return mpk__real.bind(fd, addr, len);
+}
+
+EXPORT int listen(int fd, int backlog)
+{
+	struct mpk_ctl_rep rep;
+	struct ufd *u;
+	unsigned port;
+	int r, memfd;
+
+	init();
+	r = mpk__real.listen(fd, backlog);
+	if (r < 0 || !cfg.enabled || ufd_get(fd) || !is_tcp(fd))
+		return r;
+	{
+		struct sockaddr_storage ss;
+		socklen_t l = sizeof(ss);
+		if (getsockname(fd, (struct sockaddr *)&ss, &l) < 0)
+			return r;
+		port = addr_port((struct sockaddr *)&ss, l, 1);
+	}
+	if (!port || !configured(port))
+		return r;
+	if (ctl_call(MPK_CTL_LISTEN, port, 0, &rep, &memfd) < 0) {
+		slog(1, "port %u: the launcher cannot answer for it; plain TCP", port);
+		return r;
+	}
+	u = ufd_new(K_LISTEN);
+	if (!u)
+		return r;
+	u->port = port;
+	fd_hook(fd, u);
+	slog(2, "port %u: listening, links offered", port);
+	return r;
+}
+
+static int do_accept(int fd, struct sockaddr *addr, socklen_t *alen, int flags, int four)
+{
+	struct sockaddr_storage ss;
+	socklen_t l = sizeof(ss);
+	struct mpk_ctl_rep rep;
+	struct ufd *lu, *u;
+	unsigned cport;
+	int nfd, memfd, r;
+
+	init();
+	lu = ufd_get(fd);
+	if (!lu || lu->kind != K_LISTEN) {
+		nfd = four ? mpk__real.accept4(fd, addr, alen, flags) : mpk__real.accept(fd, addr, alen);
+		fd_fresh(nfd);
+		return nfd;
+	}
+	nfd = four ? mpk__real.accept4(fd, (struct sockaddr *)&ss, &l, flags)
+		   : mpk__real.accept(fd, (struct sockaddr *)&ss, &l);
+	if (nfd < 0)
+		return nfd;
+	fd_fresh(nfd);
+	if (addr && alen) {
+		memcpy(addr, &ss, *alen < l ? *alen : l);
+		*alen = l;
+	}
+	cport = ss.ss_family == AF_INET ? ntohs(((struct sockaddr_in *)&ss)->sin_port)
+		: ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port) : 0;
+	if (!cport || !addr_port((struct sockaddr *)&ss, l, 0))
+		return nfd;
+	r = ctl_call(MPK_CTL_ACCEPT, lu->port, cport, &rep, &memfd);
+	if (r < 0 || memfd < 0)
+		return nfd; /* a plain client */
+	u = conn_new(nfd, memfd, 0, lu->port);
+	mpk__real.close(memfd);
+	if (!u)
+		return nfd;
+	memcpy(u->pre, MPK_PREAMBLE_MAGIC, 8);
+	memcpy(u->pre + 8, rep.token, MPK_TOKEN_BYTES);
+	u->state = ST_VERIFY;
+	fd_hook(nfd, u);
+	slog(3, "port %u: connection from port %u upgraded", lu->port, cport);
+	return nfd;
+}
+
+EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *alen)
+{
+	return do_accept(fd, addr, alen, 0, 0);
+}
+
+EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *alen, int flags)
+{
+	return do_accept(fd, addr, alen, flags, 1);
+}
+
+static int do_close(int fd)
+{
+	struct ufd *u;
+	struct eset *es = NULL;
+	int r;
+
+	init();
+	if ((unsigned)fd < FD_MAX && __atomic_load_n(&esets[fd], __ATOMIC_RELAXED)) {
+		pthread_mutex_lock(&table_lock);
+		es = esets[fd];
+		esets[fd] = NULL;
+		pthread_mutex_unlock(&table_lock);
+	}
+	if (!ufd_get(fd)) {
+		r = mpk__real.close(fd);
+		goto out;
+	}
+	u = fd_unhook(fd);
+	if (u && u->kind == K_CONN && u->link && u->state == ST_ACTIVE) {
+		/* Unread doorbell bytes would turn our FIN into an RST. */
+		char buf[256];
+		while (mpk__real.recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0)
+			;
+	}
+	r = mpk__real.close(fd);
+	if (u)
+		ufd_free(u);
+out:
+	if (es) {
+		free(es->v);
+		free(es);
+	}
+	return r;
+}
+
+EXPORT int close(int fd)
+{
+	return do_close(fd);
+}
+
+EXPORT long syscall(long n, ...)
+{
+	va_list ap;
+	long a[6];
+
+	init();
+	va_start(ap, n);
+	for (int i = 0; i < 6; i++)
+		a[i] = va_arg(ap, long);
+	va_end(ap);
+	if (n == SYS_close)
+		return do_close((int)a[0]);
+	return mpk__real.syscall(n, a[0], a[1], a[2], a[3], a[4], a[5]);
+}
+
+EXPORT int shutdown(int fd, int how)
+{
+	struct ufd *u = (init(), conn_get(fd));
+
+	if (!u || u->state != ST_ACTIVE)
+		return mpk__real.shutdown(fd, how);
+	if (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR) {
+		errno = EINVAL;
+		return -1;
+	}
+	/* No real SHUT_WR: "space freed" doorbells must still reach the
+	 * peer. The ring carries the half-close. */
+	if (how != SHUT_WR)
+		u->rd_shut = 1;
+	if (how != SHUT_RD) {
+		int r = mpk_link_shutdown_write(u->link);
+		if (r < 0)
+			return (int)set_errno(r);
+	}
+	return 0;
+}
+
+static int dup_hook(int oldfd, int newfd)
+{
+	struct ufd *u;
+
+	if (newfd < 0)
+		return newfd;
+	fd_fresh(newfd);
+	u = ufd_get(oldfd);
+	if (u)
+		fd_hook(newfd, u);
+	return newfd;
+}
+
+EXPORT int dup(int fd)
+{
+	init();
+	return dup_hook(fd, mpk__real.dup(fd));
+}
+
+EXPORT int dup2(int oldfd, int newfd)
+{
+	init();
+	if (oldfd == newfd)
+		return mpk__real.dup2(oldfd, newfd);
+	struct ufd *old = ufd_get(newfd) ? fd_unhook(newfd) : NULL;
+	int r = dup_hook(oldfd, mpk__real.dup2(oldfd, newfd));
+	if (old)
+		ufd_free(old);
+	return r;
+}
+
+EXPORT int dup3(int oldfd, int newfd, int flags)
+{
+	init();
+	struct ufd *old = oldfd != newfd && ufd_get(newfd) ? fd_unhook(newfd) : NULL;
+	int r = dup_hook(oldfd, mpk__real.dup3(oldfd, newfd, flags));
+	if (old)
+		ufd_free(old);
+	return r;
+}
+
+static int do_fcntl(int fd, int cmd, va_list ap)
+{
+	struct ufd *u;
+	long arg = va_arg(ap, long);
+	int r;
+
+	init();
+	r = mpk__real.fcntl(fd, cmd, arg);
+	if (r < 0)
+		return r;
+	switch (cmd) {
+	case F_DUPFD:
+	case F_DUPFD_CLOEXEC:
+		return dup_hook(fd, r);
+	case F_SETFL:
+		u = conn_get(fd);
+		if (u)
+			u->nonblock = !!(arg & O_NONBLOCK);
+		return r;
+	default:
+		return r;
+	}
+}
+
+EXPORT int fcntl(int fd, int cmd, ...)
+{
+	va_list ap;
+	int r;
+
+	va_start(ap, cmd);
+	r = do_fcntl(fd, cmd, ap);
+	va_end(ap);
+	return r;
+}
+
+EXPORT int fcntl64(int fd, int cmd, ...)
+{
+	va_list ap;
+	int r;
+
+	va_start(ap, cmd);
+	r = do_fcntl(fd, cmd, ap);
+	va_end(ap);
+	return r;
+}
+
+EXPORT int ioctl(int fd, unsigned long req, ...)
+{
+	va_list ap;
+	void *arg;
+	struct ufd *u;
+
+	init();
+	va_start(ap, req);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	u = conn_get(fd);
+	if (u && req == FIONREAD && u->state == ST_ACTIVE) {
+		ssize_t n = mpk_link_readable(u->link);
+		if (n < 0)
+			return (int)set_errno(n);
+		*(int *)arg = n > INT_MAX ? INT_MAX : (int)n;
+		return 0;
+	}
+	int r = mpk__real.ioctl(fd, req, arg);
+	if (r == 0 && u && req == FIONBIO)
+		u->nonblock = !!*(int *)arg;
+	return r;
+}
+
+EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
+{
+	struct ufd *u = (init(), conn_get(fd));
+
+	if (u && level == SOL_SOCKET && name == SO_ERROR && val && len && *len >= sizeof(int)) {
+		int r = mpk__real.getsockopt(fd, level, name, val, len);
+		if (r == 0 && *(int *)val == 0) {
+			int s = settle(fd, u);
+			if (s < 0 && s != -EAGAIN && s != -EPIPE && u->state == ST_BROKEN)
+				*(int *)val = u->conn_err ? u->conn_err : ECONNRESET;
+		}
+		return r;
+	}
+	return mpk__real.getsockopt(fd, level, name, val, len);
+}
+
+EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
+{
+	struct ufd *u = (init(), conn_get(fd));
+	int r = mpk__real.setsockopt(fd, level, name, val, len);
+
+	if (r == 0 && u && level == IPPROTO_TCP && name == TCP_INQ && val && len >= sizeof(int))
+		u->inq = *(const int *)val != 0;
+	return r;
+}
+
+/* ------------------------------------------------------------ reads */
+
+#define DATA_CALL(u, fd, plain, expr)                                                    \
+	do {                                                                             \
+		ssize_t r_;                                                              \
+		init();                                                                  \
+		if (!((u) = conn_get(fd)))                                               \
+			return plain;                                                    \
+		r_ = (expr);                                                             \
+		if (r_ == 1 && (u)->state == ST_VERIFY) {                                \
+			demote(fd);                                                      \
+			return plain;                                                    \
+		}                                                                        \
+		return set_errno(r_);                                                    \
+	} while (0)
+
+/* A plain client found during VERIFY shows up as settle() == 1; the data
+ * calls check for it before touching the ring. */
+static ssize_t conn_readv_chk(int fd, struct ufd *u, const struct iovec *iov, int n, int flags)
+{
+	if (u->state == ST_VERIFY && settle(fd, u) == 1)
+		return 1;
+	return conn_readv(fd, u, iov, n, flags);
+}
+
+static ssize_t conn_writev_chk(int fd, struct ufd *u, const struct iovec *iov, int n, int flags)
+{
+	if (u->state == ST_VERIFY && settle(fd, u) == 1)
+		return 1;
+	return conn_writev(fd, u, iov, n, flags);
+}
+
+EXPORT ssize_t read(int fd, void *buf, size_t n)
+{
+	struct ufd *u;
+	struct iovec iov;
+
+	iov_of(buf, n, &iov);
+	DATA_CALL(u, fd, mpk__real.read(fd, buf, n), conn_readv_chk(fd, u, &iov, 1, 0));
+}
+
+EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
+{
+	if (n > buflen)
+		abort();
+	return read(fd, buf, n);
+}
+
+EXPORT ssize_t readv(int fd, const struct iovec *iov, int n)
+{
+	struct ufd *u;
+
+	DATA_CALL(u, fd, mpk__real.readv(fd, iov, n), conn_readv_chk(fd, u, iov, n, 0));
+}
+
+EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
+{
+	struct ufd *u;
+	struct iovec iov;
+
+	iov_of(buf, n, &iov);
+	DATA_CALL(u, fd, mpk__real.recv(fd, buf, n, flags), conn_readv_chk(fd, u, &iov, 1, flags));
+}
+
+EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
+{
+	if (n > buflen)
+		abort();
+	return recv(fd, buf, n, flags);
+}
+
+EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *a, socklen_t *al)
+{
+	struct ufd *u;
+	struct iovec iov;
+
+	iov_of(buf, n, &iov);
+	/* A connected TCP socket reports no source address. */
+	DATA_CALL(u, fd, mpk__real.recvfrom(fd, buf, n, flags, a, al),
+		  (al ? (*al = 0) : 0, conn_readv_chk(fd, u, &iov, 1, flags)));
+}
+
+EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags,
+			      struct sockaddr *a, socklen_t *al)
+{
+	if (n > buflen)
+		abort();
+	return recvfrom(fd, buf, n, flags, a, al);
+}
+
+static ssize_t conn_recvmsg(int fd, struct ufd *u, struct msghdr *m, int flags)
+{
+	ssize_t r = conn_readv_chk(fd, u, m->msg_iov, (int)m->msg_iovlen, flags);
+	size_t space = m->msg_controllen;
+
+	if (r == 1 && u->state == ST_VERIFY)
+		return r;
+	m->msg_namelen = 0;
+	m->msg_flags = 0;
+	m->msg_controllen = 0;
+	if (r >= 0 && u->inq && m->msg_control && space >= CMSG_SPACE(sizeof(int))) {
+		struct cmsghdr *c = (struct cmsghdr *)m->msg_control;
+		ssize_t left = u->state == ST_ACTIVE ? mpk_link_readable(u->link) : 0;
+		int v = left < 0 ? 0 : left > INT_MAX ? INT_MAX : (int)left;
+
+		c->cmsg_level = IPPROTO_TCP;
+		c->cmsg_type = TCP_CM_INQ;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &v, sizeof(v));
+		m->msg_controllen = CMSG_SPACE(sizeof(int));
+	} else if (r >= 0 && u->inq && m->msg_control && space) {
+		m->msg_flags |= MSG_CTRUNC;
+	}
+	return r;
+}
+
+EXPORT ssize_t recvmsg(int fd, struct msghdr *m, int flags)
+{
+	struct ufd *u;
+
+	DATA_CALL(u, fd, mpk__real.recvmsg(fd, m, flags), conn_recvmsg(fd, u, m, flags));
+}
+
+/* ------------------------------------------------------------ writes */
+
+EXPORT ssize_t write(int fd, const void *buf, size_t n)
+{
+	struct ufd *u;
+	struct iovec iov;
+
+	iov_of(buf, n, &iov);
+	DATA_CALL(u, fd, mpk__real.write(fd, buf, n), conn_writev_chk(fd, u, &iov, 1, 0));
+}
+
+EXPORT ssize_t writev(int fd, const struct iovec *iov, int n)
+{
+	struct ufd *u;
+
+	DATA_CALL(u, fd, mpk__real.writev(fd, iov, n), conn_writev_chk(fd, u, iov, n, 0));
+}
+
+EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
+{
+	struct ufd *u;
+	struct iovec iov;
+
+	iov_of(buf, n, &iov);
+	DATA_CALL(u, fd, mpk__real.send(fd, buf, n, flags), conn_writev_chk(fd, u, &iov, 1, flags));
+}
+
+EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *a,
+		      socklen_t al)
+{
+	struct ufd *u;
+	struct iovec iov;
+
+	iov_of(buf, n, &iov);
+	DATA_CALL(u, fd, mpk__real.sendto(fd, buf, n, flags, a, al),
+		  conn_writev_chk(fd, u, &iov, 1, flags));
+}
+
+EXPORT ssize_t sendmsg(int fd, const struct msghdr *m, int flags)
+{
+	struct ufd *u;
+
+	DATA_CALL(u, fd, mpk__real.sendmsg(fd, m, flags),
+		  conn_writev_chk(fd, u, m->msg_iov, (int)m->msg_iovlen, flags));
+}
+
+/* ------------------------------------------------------------ waiting */
+
+EXPORT int epoll_create(int size)
+{
+	init();
+	int fd = mpk__real.epoll_create(size);
+	fd_fresh(fd);
+	return fd;
+}
+
+EXPORT int epoll_create1(int flags)
+{
+	init();
+	int fd = mpk__real.epoll_create1(flags);
+	fd_fresh(fd);
+	return fd;
+}
+
+EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+	struct ufd *u;
+	struct eset *es;
+	struct epoll_event kev;
+	int r;
+
+	init();
+	u = conn_get(fd);
+	es = eset_get(epfd, u != NULL);
+	if (!u) {
+		r = mpk__real.epoll_ctl(epfd, op, fd, ev);
+		if (r == 0 && es && op == EPOLL_CTL_ADD)
+			eset_forget_fd(fd); /* a stale registration of a reused number */
+		return r;
+	}
+	if (!es) {
+		errno = ENOMEM;
+		return -1;
+	}
+	if (op != EPOLL_CTL_DEL && !ev) {
+		errno = EFAULT;
+		return -1;
+	}
+	/* The kernel watches the doorbell (and the connect); the rings say
+	 * what is ready. */
+	if (ev) {
+		kev.events = EPOLLIN | EPOLLRDHUP | EPOLLET | (ev->events & EPOLLEXCLUSIVE);
+		if (u->state == ST_CONNECTING)
+			kev.events |= EPOLLOUT;
+		kev.data.u64 = ETAG | (uint64_t)fd;
+	}
+	r = mpk__real.epoll_ctl(epfd, op, fd, ev ? &kev : NULL);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&es->mu);
+	size_t i;
+	for (i = 0; i < es->n && es->v[i].fd != fd; i++)
+		;
+	if (op == EPOLL_CTL_DEL) {
+		if (i < es->n)
+			es->v[i] = es->v[--es->n];
+	} else {
+		if (i == es->n) {
+			if (es->n == es->cap) {
+				size_t cap = es->cap ? es->cap * 2 : 16;
+				struct ereg *v = realloc(es->v, cap * sizeof(*v));
+				if (!v) {
+					pthread_mutex_unlock(&es->mu);
+					mpk__real.epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
+					errno = ENOMEM;
+					return -1;
+				}
+				es->v = v;
+				es->cap = cap;
+			}
+			es->n++;
+		}
+		es->v[i] = (struct ereg){.fd = fd, .u = u, .events = ev->events,
+					 .data = ev->data, .fresh = 1};
+	}
+	pthread_mutex_unlock(&es->mu);
+	return 0;
+}
+
+EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout)
+{
+	init();
+	return epoll_common(epfd, ev, max, timeout, NULL, 0);
+}
+
+EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout,
+		       const sigset_t *sigmask)
+{
+	init();
+	return epoll_common(epfd, ev, max, timeout, sigmask, 1);
+}
+
+EXPORT int poll(struct pollfd *fds, nfds_t nfds, int timeout)
+{
+	init();
+	return poll_common(fds, nfds, timeout, NULL);
+}
+
+EXPORT int __poll_chk(struct pollfd *fds, nfds_t nfds, int timeout, size_t fdslen)
+{
+	if (fdslen / sizeof(*fds) < nfds)
+		abort();
+	return poll(fds, nfds, timeout);
+}
+
+EXPORT int ppoll(struct pollfd *fds, nfds_t nfds, const struct timespec *ts,
+		 const sigset_t *sigmask)
+{
+	int t;
+
+	init();
+	if (ts && (ts->tv_sec < 0 || ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000L)) {
+		errno = EINVAL;
+		return -1;
+	}
+	t = !ts ? -1 : ts->tv_sec > INT_MAX / 1000 ? INT_MAX
+						    : (int)(ts->tv_sec * 1000 + (ts->tv_nsec + 999999) / 1000000);
+	if (!sigmask)
+		return poll_common(fds, nfds, t, NULL);
+	for (nfds_t i = 0; i < nfds; i++)
+		if (conn_get(fds[i].fd))
+			return poll_common(fds, nfds, t, sigmask);
+	return mpk__real.ppoll(fds, nfds, ts, sigmask);
+}
+
+EXPORT int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *tv)
+{
+	int t;
+
+	init();
+	t = !tv ? -1 : (int)(tv->tv_sec * 1000 + (tv->tv_usec + 999) / 1000);
+	return select_common(nfds, rd, wr, ex, t, NULL, 0, NULL, tv);
+}
+
+EXPORT int pselect(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, const struct timespec *ts,
+		   const sigset_t *sigmask)
+{
+	int t;
+
+	init();
+	t = !ts ? -1 : (int)(ts->tv_sec * 1000 + (ts->tv_nsec + 999999) / 1000000);
+	return select_common(nfds, rd, wr, ex, t, sigmask, 1, ts, NULL);
+}
+
+EXPORT pid_t fork(void)
+{
+	init();
+	/* The child keeps every link (the memory is shared, the sockets are
+	 * inherited); its requests go on a control connection of its own. */
+	return mpk__real.fork();
+}

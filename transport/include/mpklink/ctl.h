@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mpklink control plane: the launcher's threads, the shim's requests to
+ * them, and the rendezvous between launchers.
+ *
+ *   shim  --(SOCK_SEQPACKET, $MPKLINK_CTL)-->  its launcher
+ *   client launcher --($RUNDIR/tcp-<port>.sock)--> server launcher
+ *
+ * Every message is one fixed-size datagram; a link's memfd travels with its
+ * reply as SCM_RIGHTS. Peers on both sockets must have our uid
+ * (SO_PEERCRED); anything else is refused. Replies carry -errno.
+ *
+ * Return values: -errno, as in ring.h.
+ */
+#ifndef MPKLINK_CTL_H
+#define MPKLINK_CTL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MPK_CTL_MAGIC   0x434b504du /* "MPKC" */
+#define MPK_RDV_MAGIC   0x484b504du /* "MPKH" */
+#define MPK_CTL_VERSION 1u
+#define MPK_TOKEN_BYTES 16
+/* What the client puts first on the TCP stream: "\0MPKLNK" "\1" + token.
+ * The 0x00 first byte starts no HTTP/2, HTTP/1 or RESP stream. */
+#define MPK_PREAMBLE_MAGIC "\0MPKLNK\1"
+#define MPK_PREAMBLE_BYTES (8 + MPK_TOKEN_BYTES)
+
+enum mpk_ctl_type {
+	MPK_CTL_LISTEN = 1,   /* port: the program listens there */
+	MPK_CTL_UNLISTEN = 2, /* port: it stopped */
+	MPK_CTL_CONNECT = 3,  /* port, peer_port (ours): open a link */
+	MPK_CTL_ACCEPT = 4,   /* port, peer_port (theirs): the pending link */
+};
+
+struct mpk_ctl_req {
+	uint32_t magic;
+	uint32_t version;
+	uint32_t type;
+	uint32_t port;
+	uint32_t peer_port;
+	uint32_t pid;
+};
+
+struct mpk_ctl_rep {
+	uint32_t magic;
+	int32_t status; /* 0: a memfd is attached (CONNECT, ACCEPT); -errno */
+	uint8_t token[MPK_TOKEN_BYTES];
+	uint64_t ring_bytes;
+};
+
+/* Launcher to launcher. */
+struct mpk_rdv_hello {
+	uint32_t magic;
+	uint32_t version;
+	uint32_t server_port;
+	uint32_t client_port;
+	uint64_t ring_bytes; /* what the client asks for; the server decides */
+};
+
+struct mpk_rdv_reply {
+	uint32_t magic;
+	int32_t status;
+	uint8_t token[MPK_TOKEN_BYTES];
+	uint64_t ring_bytes;
+};
+
+/* ------------------------------------------------ the launcher's side */
+
+struct mpk_ctl_config {
+	const char *rundir;   /* checked by mpk_rundir_check */
+	size_t ring_bytes;    /* 0: default */
+	int log_level;        /* 0 error, 1 warn, 2 info, 3 debug */
+	FILE *log;            /* NULL: stderr */
+	const char *log_name; /* prefix, e.g. "mpklink-run[1234]" */
+};
+
+struct mpk_ctl;
+
+/*
+ * Creates the run directory if needed (0700), checks it, binds the shim
+ * socket $rundir/ctl-<pid>.sock and starts the control thread.
+ * Returns 0 and *out, or -errno (-EPERM: insecure run directory).
+ */
+int mpk_ctl_start(const struct mpk_ctl_config *cfg, struct mpk_ctl **out);
+
+/* The shim socket's path, for $MPKLINK_CTL. */
+const char *mpk_ctl_path(const struct mpk_ctl *c);
+
+/* Stops the thread, removes every socket this launcher created, closes
+ * pending links. Safe on NULL. */
+void mpk_ctl_stop(struct mpk_ctl *c);
+
+/*
+ * Run directory policy: exists (or is created, mode 0700), is a directory
+ * (not a symlink), owned by us, and grants nothing to group or others.
+ * Returns 0, or -errno with a reason in *why (static string).
+ */
+int mpk_rundir_check(const char *dir, int create, const char **why);
+
+/* The default run directory: $XDG_RUNTIME_DIR/mpklink, else /tmp/mpklink-$UID. */
+int mpk_rundir_default(char *buf, size_t len);
+
+/* ------------------------------------------------ configuration */
+
+#define MPK_MAX_ENDPOINTS 64
+
+/*
+ * Parses MPKLINK_ENDPOINTS: comma-separated HOST:PORT, HOST one of
+ * localhost, an IPv4 loopback (127.0.0.0/8), 0.0.0.0, ::1, ::, ::ffff:127.x
+ * (IPv6 may be bracketed). Every form matches by port. An optional
+ * "=NAME" suffix (the expected server identity) is accepted and ignored
+ * here. Returns the number of ports written to ports[] (at most max), or
+ * -EINVAL with *bad pointing at the offending entry's start.
+ */
+int mpk_endpoints_parse(const char *s, uint16_t *ports, size_t max, const char **bad);
+
+/* ------------------------------------------------ the shim's side */
+
+/*
+ * One request and its reply on a connected control socket. *fd_out gets
+ * the attached memfd (or -1; only CONNECT and ACCEPT replies carry one).
+ * Returns 0 (then rep->status says the launcher's verdict) or -errno for a
+ * transport failure.
+ */
+int mpk_ctl_call(int sock, const struct mpk_ctl_req *req, struct mpk_ctl_rep *rep,
+		 int *fd_out);
+
+/* Connects to a SOCK_SEQPACKET unix socket at path; close-on-exec.
+ * Returns the fd or -errno. */
+int mpk_ctl_connect(const char *path);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

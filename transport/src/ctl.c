@@ -1,0 +1,906 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The launcher's control plane: one thread polls the shim socket, the
+ * rendezvous sockets of the ports its program listens on, and their
+ * connections. A CONNECT, which waits on another launcher, runs in a
+ * short-lived thread of its own, so two launchers connecting to each other
+ * at once never wait on each other.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mpklink/ctl.h"
+#include "mpklink/ring.h"
+
+#define MAX_FDS 1024
+/* A link handed to a client launcher waits this long for its accept. */
+#define PENDING_MS 10000
+#define RDV_TIMEOUT_MS 2000
+
+enum slot_kind { S_WAKE, S_CTL_LISTEN, S_SHIM, S_RDV_LISTEN, S_RDV };
+
+struct slot {
+	enum slot_kind kind;
+	int fd;
+	unsigned port; /* S_RDV_LISTEN: the port */
+	/* S_SHIM: ports this program listens on, released when it goes */
+	unsigned *ports;
+	size_t nports;
+};
+
+struct pending {
+	unsigned server_port, client_port;
+	int memfd;
+	uint8_t token[MPK_TOKEN_BYTES];
+	uint64_t ring_bytes;
+	int64_t expiry_ms;
+};
+
+struct mpk_ctl {
+	struct mpk_ctl_config cfg;
+	char rundir[108];
+	char path[108];
+	int wake_fd;
+	pthread_t thread;
+	int running;
+
+	struct slot slots[MAX_FDS];
+	size_t nslots;
+
+	pthread_mutex_t lock; /* pending, listen refcounts, workers */
+	struct pending *pending;
+	size_t npending;
+	int workers; /* CONNECT threads still running */
+	pthread_cond_t workers_done;
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+__attribute__((format(printf, 3, 4))) static void ctl_log(struct mpk_ctl *c, int level,
+							 const char *fmt, ...)
+{
+	static const char *names[] = {"error", "warn", "info", "debug"};
+	va_list ap;
+	FILE *f = c->cfg.log ? c->cfg.log : stderr;
+
+	if (level > c->cfg.log_level)
+		return;
+	va_start(ap, fmt);
+	flockfile(f);
+	fprintf(f, "%s: %s: ", c->cfg.log_name ? c->cfg.log_name : "mpklink", names[level]);
+	vfprintf(f, fmt, ap);
+	fputc('\n', f);
+	funlockfile(f);
+	va_end(ap);
+}
+
+int mpk_rundir_default(char *buf, size_t len)
+{
+	const char *x = getenv("XDG_RUNTIME_DIR");
+	int n;
+
+	if (x && *x)
+		n = snprintf(buf, len, "%s/mpklink", x);
+	else
+		n = snprintf(buf, len, "/tmp/mpklink-%u", (unsigned)getuid());
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+int mpk_rundir_check(const char *dir, int create, const char **why)
+{
+	struct stat st;
+
+	*why = NULL;
+	if (strlen(dir) > 80) {
+		*why = "path too long for unix sockets (at most 80 characters)";
+		return -ENAMETOOLONG;
+	}
+	if (create && mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		*why = "cannot create it";
+		return -errno;
+	}
+	if (lstat(dir, &st) < 0) {
+		*why = "does not exist";
+		return -errno;
+	}
+	if (S_ISLNK(st.st_mode)) {
+		*why = "is a symbolic link";
+		return -EPERM;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		*why = "is not a directory";
+		return -ENOTDIR;
+	}
+	if (st.st_uid != getuid()) {
+		*why = "is owned by another user";
+		return -EPERM;
+	}
+	if (st.st_mode & 077) {
+		*why = "is accessible to group or others (chmod 700 it)";
+		return -EPERM;
+	}
+	return 0;
+}
+
+static int same_uid(int fd)
+{
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+
+	return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0 && cr.uid == getuid();
+}
+
+static int sock_path(char *buf, size_t len, const char *dir, const char *name)
+{
+	size_t d = strlen(dir), n = strlen(name);
+
+	if (d + 1 + n >= len)
+		return -ENAMETOOLONG;
+	memcpy(buf, dir, d);
+	buf[d] = '/';
+	memcpy(buf + d + 1, name, n + 1);
+	return 0;
+}
+
+static int listen_unix(const char *path)
+{
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	int fd, r;
+
+	if (strlen(path) >= sizeof(a.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(a.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 128) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+int mpk_ctl_connect(const char *path)
+{
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	int fd, r;
+
+	if (strlen(path) >= sizeof(a.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(a.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+/* One datagram, optionally with one fd. */
+static int send_msg(int sock, const void *buf, size_t len, int fd)
+{
+	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(sizeof(int))];
+	} u;
+	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
+	ssize_t r;
+
+	if (fd >= 0) {
+		memset(&u, 0, sizeof(u));
+		m.msg_control = u.b;
+		m.msg_controllen = sizeof(u.b);
+		struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	}
+	do
+		r = sendmsg(sock, &m, MSG_NOSIGNAL);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return -errno;
+	return (size_t)r == len ? 0 : -EPROTO;
+}
+
+/* One datagram of exactly len bytes; any fd received is returned in *fd
+ * (or closed, when fd is NULL). Returns 0, -ECONNRESET at EOF, -EPROTO
+ * for a wrong size or stray control data, or -errno. */
+static int recv_msg(int sock, void *buf, size_t len, int *fd)
+{
+	struct iovec iov = {.iov_base = buf, .iov_len = len};
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(sizeof(int) * 4)];
+	} u;
+	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.b,
+			   .msg_controllen = sizeof(u.b)};
+	struct cmsghdr *c;
+	int got = -1, bad = 0;
+	ssize_t r;
+
+	if (fd)
+		*fd = -1;
+	do
+		r = recvmsg(sock, &m, MSG_CMSG_CLOEXEC);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return -errno;
+	if (r == 0)
+		return -ECONNRESET;
+	for (c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) {
+			bad = 1;
+			continue;
+		}
+		size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < n; i++) {
+			int f;
+			memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+			if (got < 0 && fd)
+				got = f;
+			else
+				close(f);
+		}
+	}
+	if (bad || (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || (size_t)r != len) {
+		if (got >= 0)
+			close(got);
+		return -EPROTO;
+	}
+	if (fd)
+		*fd = got;
+	return 0;
+}
+
+int mpk_ctl_call(int sock, const struct mpk_ctl_req *req, struct mpk_ctl_rep *rep,
+		 int *fd_out)
+{
+	int r = send_msg(sock, req, sizeof(*req), -1);
+
+	*fd_out = -1;
+	if (r < 0)
+		return r;
+	r = recv_msg(sock, rep, sizeof(*rep), fd_out);
+	if (r < 0)
+		return r;
+	if (rep->magic != MPK_CTL_MAGIC) {
+		if (*fd_out >= 0)
+			close(*fd_out);
+		*fd_out = -1;
+		return -EPROTO;
+	}
+	return 0;
+}
+
+/* ----------------------------------------------------------- slots */
+
+static int add_slot(struct mpk_ctl *c, enum slot_kind kind, int fd, unsigned port)
+{
+	if (c->nslots == MAX_FDS)
+		return -EMFILE;
+	c->slots[c->nslots++] = (struct slot){.kind = kind, .fd = fd, .port = port};
+	return 0;
+}
+
+static void drop_slot(struct mpk_ctl *c, size_t i)
+{
+	close(c->slots[i].fd);
+	free(c->slots[i].ports);
+	c->slots[i] = c->slots[--c->nslots];
+}
+
+static int listen_refs(struct mpk_ctl *c, unsigned port)
+{
+	int n = 0;
+
+	for (size_t i = 0; i < c->nslots; i++)
+		for (size_t k = 0; c->slots[i].kind == S_SHIM && k < c->slots[i].nports; k++)
+			n += c->slots[i].ports[k] == port;
+	return n;
+}
+
+static void rdv_name(char *buf, size_t len, const char *dir, unsigned port)
+{
+	char n[32];
+
+	snprintf(n, sizeof(n), "tcp-%u.sock", port);
+	sock_path(buf, len, dir, n);
+}
+
+/* Starts answering on tcp-<port>.sock, taking over a stale file. */
+static int rdv_open(struct mpk_ctl *c, unsigned port)
+{
+	char path[108];
+	int fd, probe;
+
+	for (size_t i = 0; i < c->nslots; i++)
+		if (c->slots[i].kind == S_RDV_LISTEN && c->slots[i].port == port)
+			return 0;
+	rdv_name(path, sizeof(path), c->rundir, port);
+	fd = listen_unix(path);
+	if (fd == -EADDRINUSE) {
+		probe = mpk_ctl_connect(path);
+		if (probe >= 0) {
+			close(probe);
+			ctl_log(c, 1, "port %u: another launcher answers for it already (%s); "
+				   "connections to this program stay plain TCP", port, path);
+			return -EADDRINUSE;
+		}
+		unlink(path); /* left behind by a launcher that died */
+		fd = listen_unix(path);
+	}
+	if (fd < 0) {
+		ctl_log(c, 0, "port %u: cannot listen on %s: %s", port, path, strerror(-fd));
+		return fd;
+	}
+	if (add_slot(c, S_RDV_LISTEN, fd, port) < 0) {
+		close(fd);
+		unlink(path);
+		return -EMFILE;
+	}
+	ctl_log(c, 2, "port %u: rendezvous open", port);
+	return 0;
+}
+
+static void rdv_close(struct mpk_ctl *c, unsigned port)
+{
+	char path[108];
+
+	for (size_t i = 0; i < c->nslots; i++) {
+		if (c->slots[i].kind != S_RDV_LISTEN || c->slots[i].port != port)
+			continue;
+		rdv_name(path, sizeof(path), c->rundir, port);
+		unlink(path);
+		drop_slot(c, i);
+		ctl_log(c, 2, "port %u: rendezvous closed", port);
+		return;
+	}
+}
+
+/* ------------------------------------------------------- pending links */
+
+static void pending_purge(struct mpk_ctl *c, int64_t now)
+{
+	for (size_t i = 0; i < c->npending;) {
+		if (c->pending[i].expiry_ms > now) {
+			i++;
+			continue;
+		}
+		ctl_log(c, 1, "port %u: link for client port %u never accepted; dropped",
+		     c->pending[i].server_port, c->pending[i].client_port);
+		close(c->pending[i].memfd);
+		c->pending[i] = c->pending[--c->npending];
+	}
+}
+
+static int pending_add(struct mpk_ctl *c, const struct pending *p)
+{
+	struct pending *n;
+
+	pthread_mutex_lock(&c->lock);
+	/* A client port names one connection: a new link replaces a stale one. */
+	for (size_t i = 0; i < c->npending; i++) {
+		if (c->pending[i].server_port == p->server_port &&
+		    c->pending[i].client_port == p->client_port) {
+			close(c->pending[i].memfd);
+			c->pending[i] = *p;
+			pthread_mutex_unlock(&c->lock);
+			return 0;
+		}
+	}
+	n = realloc(c->pending, (c->npending + 1) * sizeof(*n));
+	if (!n) {
+		pthread_mutex_unlock(&c->lock);
+		return -ENOMEM;
+	}
+	c->pending = n;
+	c->pending[c->npending++] = *p;
+	pthread_mutex_unlock(&c->lock);
+	return 0;
+}
+
+static int pending_take(struct mpk_ctl *c, unsigned sport, unsigned cport, struct pending *out)
+{
+	int r = -ENOENT;
+
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; i < c->npending; i++) {
+		if (c->pending[i].server_port == sport && c->pending[i].client_port == cport) {
+			*out = c->pending[i];
+			c->pending[i] = c->pending[--c->npending];
+			r = 0;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+/* -------------------------------------------------------- requests */
+
+static void reply(struct mpk_ctl *c, int sock, int status, const uint8_t *token,
+		  uint64_t ring_bytes, int fd)
+{
+	struct mpk_ctl_rep rep = {.magic = MPK_CTL_MAGIC, .status = status,
+				  .ring_bytes = ring_bytes};
+	int r;
+
+	if (token)
+		memcpy(rep.token, token, MPK_TOKEN_BYTES);
+	r = send_msg(sock, &rep, sizeof(rep), status == 0 ? fd : -1);
+	if (r < 0)
+		ctl_log(c, 3, "reply to shim: %s", strerror(-r));
+}
+
+/* Server launcher: a client launcher asks for a link. */
+static void on_hello(struct mpk_ctl *c, int sock, unsigned port)
+{
+	struct mpk_rdv_hello h;
+	struct mpk_rdv_reply rep = {.magic = MPK_RDV_MAGIC};
+	struct pending p = {0};
+	int r, fd = -1;
+
+	r = recv_msg(sock, &h, sizeof(h), NULL);
+	if (r < 0 || h.magic != MPK_RDV_MAGIC || h.version != MPK_CTL_VERSION ||
+	    h.server_port != port || !h.client_port || h.client_port > 65535) {
+		ctl_log(c, 1, "port %u: malformed HELLO refused", port);
+		rep.status = -EPROTO;
+		goto out;
+	}
+	if (!listen_refs(c, port)) {
+		rep.status = -ECONNREFUSED;
+		goto out;
+	}
+	fd = mpk_link_create(c->cfg.ring_bytes);
+	if (fd < 0) {
+		ctl_log(c, 0, "port %u: cannot create link memory: %s", port, strerror(-fd));
+		rep.status = fd;
+		goto out;
+	}
+	if (getrandom(p.token, sizeof(p.token), 0) != sizeof(p.token)) {
+		rep.status = -EIO;
+		goto out;
+	}
+	p.server_port = port;
+	p.client_port = h.client_port;
+	p.ring_bytes = c->cfg.ring_bytes ? c->cfg.ring_bytes : MPK_LINK_RING_DEFAULT;
+	p.expiry_ms = now_ms() + PENDING_MS;
+	p.memfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (p.memfd < 0 || (r = pending_add(c, &p)) < 0) {
+		if (p.memfd >= 0)
+			close(p.memfd);
+		rep.status = -ENOMEM;
+		goto out;
+	}
+	memcpy(rep.token, p.token, sizeof(rep.token));
+	rep.ring_bytes = p.ring_bytes;
+	ctl_log(c, 3, "port %u: link for client port %u created", port, h.client_port);
+out:
+	send_msg(sock, &rep, sizeof(rep), rep.status == 0 ? fd : -1);
+	if (fd >= 0)
+		close(fd);
+}
+
+struct connect_job {
+	struct mpk_ctl *c;
+	int shim;
+	struct mpk_ctl_req req;
+};
+
+/* Client launcher: one HELLO/REPLY with the server's launcher. */
+static void *connect_worker(void *arg)
+{
+	struct connect_job *j = arg;
+	struct mpk_ctl *c = j->c;
+	struct mpk_rdv_hello h = {.magic = MPK_RDV_MAGIC, .version = MPK_CTL_VERSION,
+				  .server_port = j->req.port, .client_port = j->req.peer_port,
+				  .ring_bytes = c->cfg.ring_bytes};
+	struct mpk_rdv_reply rep;
+	struct timeval tv = {RDV_TIMEOUT_MS / 1000, (RDV_TIMEOUT_MS % 1000) * 1000};
+	char path[108];
+	int s, r, fd = -1;
+
+	rdv_name(path, sizeof(path), c->rundir, j->req.port);
+	s = mpk_ctl_connect(path);
+	if (s < 0) {
+		r = s == -ENOENT || s == -ECONNREFUSED ? -ENOENT : s;
+		goto out;
+	}
+	if (!same_uid(s)) {
+		ctl_log(c, 1, "port %u: the launcher behind %s is another user; refused",
+		     j->req.port, path);
+		r = -EPERM;
+		goto out_close;
+	}
+	setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	r = send_msg(s, &h, sizeof(h), -1);
+	if (r == 0)
+		r = recv_msg(s, &rep, sizeof(rep), &fd);
+	if (r == 0 && rep.magic != MPK_RDV_MAGIC)
+		r = -EPROTO;
+	if (r == 0 && rep.status == 0 && fd < 0)
+		r = -EPROTO;
+	if (r == 0)
+		r = rep.status;
+	if (r < 0)
+		ctl_log(c, r == -ECONNREFUSED ? 2 : 1, "port %u: no link from the server's launcher: %s",
+		     j->req.port, strerror(-r));
+out_close:
+	close(s);
+out:
+	reply(c, j->shim, r, r == 0 ? rep.token : NULL, r == 0 ? rep.ring_bytes : 0, fd);
+	if (fd >= 0)
+		close(fd);
+	close(j->shim);
+	pthread_mutex_lock(&c->lock);
+	if (--c->workers == 0)
+		pthread_cond_broadcast(&c->workers_done);
+	pthread_mutex_unlock(&c->lock);
+	free(j);
+	return NULL;
+}
+
+static int slot_add_port(struct slot *s, unsigned port)
+{
+	unsigned *n = realloc(s->ports, (s->nports + 1) * sizeof(*n));
+
+	if (!n)
+		return -ENOMEM;
+	s->ports = n;
+	s->ports[s->nports++] = port;
+	return 0;
+}
+
+static void slot_del_port(struct slot *s, unsigned port)
+{
+	for (size_t k = 0; k < s->nports; k++) {
+		if (s->ports[k] == port) {
+			s->ports[k] = s->ports[--s->nports];
+			return;
+		}
+	}
+}
+
+/* Returns -1 when the shim's connection is gone. */
+static int on_shim(struct mpk_ctl *c, size_t idx)
+{
+	struct slot *s = &c->slots[idx];
+	struct mpk_ctl_req req;
+	struct pending p;
+	int r;
+
+	r = recv_msg(s->fd, &req, sizeof(req), NULL);
+	if (r == -EAGAIN)
+		return 0;
+	if (r < 0)
+		return -1;
+	if (req.magic != MPK_CTL_MAGIC || req.version != MPK_CTL_VERSION || !req.port ||
+	    req.port > 65535) {
+		ctl_log(c, 1, "malformed request from the shim refused");
+		reply(c, s->fd, -EPROTO, NULL, 0, -1);
+		return 0;
+	}
+	switch (req.type) {
+	case MPK_CTL_LISTEN:
+		r = rdv_open(c, req.port);
+		if (r == 0)
+			r = slot_add_port(s, req.port);
+		reply(c, s->fd, r, NULL, 0, -1);
+		return 0;
+	case MPK_CTL_UNLISTEN:
+		slot_del_port(s, req.port);
+		if (!listen_refs(c, req.port))
+			rdv_close(c, req.port);
+		reply(c, s->fd, 0, NULL, 0, -1);
+		return 0;
+	case MPK_CTL_ACCEPT:
+		r = pending_take(c, req.port, req.peer_port, &p);
+		reply(c, s->fd, r, r == 0 ? p.token : NULL, r == 0 ? p.ring_bytes : 0,
+		      r == 0 ? p.memfd : -1);
+		if (r == 0)
+			close(p.memfd);
+		return 0;
+	case MPK_CTL_CONNECT: {
+		struct connect_job *j = malloc(sizeof(*j));
+		pthread_attr_t a;
+		pthread_t t;
+
+		if (!j || (j->shim = fcntl(s->fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+			free(j);
+			reply(c, s->fd, -ENOMEM, NULL, 0, -1);
+			return 0;
+		}
+		j->c = c;
+		j->req = req;
+		pthread_attr_init(&a);
+		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+		pthread_mutex_lock(&c->lock);
+		c->workers++;
+		pthread_mutex_unlock(&c->lock);
+		if (pthread_create(&t, &a, connect_worker, j) != 0) {
+			pthread_mutex_lock(&c->lock);
+			c->workers--;
+			pthread_mutex_unlock(&c->lock);
+			reply(c, s->fd, -EAGAIN, NULL, 0, -1);
+			close(j->shim);
+			free(j);
+		}
+		pthread_attr_destroy(&a);
+		return 0;
+	}
+	default:
+		reply(c, s->fd, -EOPNOTSUPP, NULL, 0, -1);
+		return 0;
+	}
+}
+
+static void on_accept(struct mpk_ctl *c, int lfd, enum slot_kind kind, unsigned port)
+{
+	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	if (!same_uid(fd)) {
+		ctl_log(c, 1, "%s: a process of another user was refused (SO_PEERCRED)",
+		     kind == S_SHIM ? "control socket" : "rendezvous");
+		close(fd);
+		return;
+	}
+	if (kind == S_RDV) {
+		/* One short exchange; a peer that stalls is cut off. */
+		struct timeval tv = {RDV_TIMEOUT_MS / 1000, (RDV_TIMEOUT_MS % 1000) * 1000};
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		on_hello(c, fd, port);
+		close(fd);
+		return;
+	}
+	if (add_slot(c, kind, fd, port) < 0)
+		close(fd);
+}
+
+static void *ctl_thread(void *arg)
+{
+	struct mpk_ctl *c = arg;
+	struct pollfd pf[MAX_FDS];
+
+	for (;;) {
+		size_t n = c->nslots;
+		int r;
+
+		for (size_t i = 0; i < n; i++)
+			pf[i] = (struct pollfd){.fd = c->slots[i].fd, .events = POLLIN};
+		r = poll(pf, n, 1000);
+		pthread_mutex_lock(&c->lock);
+		pending_purge(c, now_ms());
+		pthread_mutex_unlock(&c->lock);
+		if (r <= 0)
+			continue;
+		/* Backwards: drop_slot moves the last slot into the hole. */
+		for (size_t i = n; i-- > 0;) {
+			struct slot *s = &c->slots[i];
+
+			if (!pf[i].revents)
+				continue;
+			switch (s->kind) {
+			case S_WAKE:
+				return NULL;
+			case S_CTL_LISTEN:
+				on_accept(c, s->fd, S_SHIM, 0);
+				break;
+			case S_RDV_LISTEN:
+				on_accept(c, s->fd, S_RDV, s->port);
+				break;
+			case S_SHIM:
+				if (on_shim(c, i) < 0) {
+					unsigned *ports = s->ports;
+					size_t np = s->nports;
+
+					s->ports = NULL;
+					s->nports = 0;
+					drop_slot(c, i);
+					for (size_t k = 0; k < np; k++)
+						if (!listen_refs(c, ports[k]))
+							rdv_close(c, ports[k]);
+					free(ports);
+				}
+				break;
+			case S_RDV:
+				break;
+			}
+		}
+	}
+}
+
+int mpk_ctl_start(const struct mpk_ctl_config *cfg, struct mpk_ctl **out)
+{
+	struct mpk_ctl *c;
+	const char *why;
+	char name[48];
+	int r, fd;
+
+	*out = NULL;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->cfg = *cfg;
+	c->wake_fd = -1;
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->workers_done, NULL);
+	if (strlen(cfg->rundir) >= sizeof(c->rundir)) {
+		r = -ENAMETOOLONG;
+		goto err_free;
+	}
+	strcpy(c->rundir, cfg->rundir);
+	c->cfg.rundir = c->rundir;
+	r = mpk_rundir_check(c->rundir, 1, &why);
+	if (r < 0) {
+		ctl_log(c, 0, "run directory %s %s", c->rundir, why);
+		goto err_free;
+	}
+	snprintf(name, sizeof(name), "ctl-%d.sock", (int)getpid());
+	r = sock_path(c->path, sizeof(c->path), c->rundir, name);
+	if (r < 0)
+		goto err_free;
+	unlink(c->path); /* a launcher with our pid is dead */
+	fd = listen_unix(c->path);
+	if (fd < 0) {
+		r = fd;
+		goto err_free;
+	}
+	add_slot(c, S_CTL_LISTEN, fd, 0);
+	c->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (c->wake_fd < 0) {
+		r = -errno;
+		goto err_unlink;
+	}
+	add_slot(c, S_WAKE, dup(c->wake_fd), 0);
+	r = -pthread_create(&c->thread, NULL, ctl_thread, c);
+	if (r < 0)
+		goto err_unlink;
+	c->running = 1;
+	*out = c;
+	return 0;
+
+err_unlink:
+	unlink(c->path);
+	for (size_t i = c->nslots; i-- > 0;)
+		drop_slot(c, i);
+	if (c->wake_fd >= 0)
+		close(c->wake_fd);
+err_free:
+	free(c);
+	return r;
+}
+
+const char *mpk_ctl_path(const struct mpk_ctl *c)
+{
+	return c->path;
+}
+
+void mpk_ctl_stop(struct mpk_ctl *c)
+{
+	uint64_t one = 1;
+
+	if (!c)
+		return;
+	if (c->running) {
+		if (write(c->wake_fd, &one, sizeof(one)) < 0)
+			ctl_log(c, 0, "cannot stop the control thread");
+		pthread_join(c->thread, NULL);
+	}
+	pthread_mutex_lock(&c->lock);
+	while (c->workers)
+		pthread_cond_wait(&c->workers_done, &c->lock);
+	pthread_mutex_unlock(&c->lock);
+	for (size_t i = c->nslots; i-- > 0;) {
+		if (c->slots[i].kind == S_RDV_LISTEN)
+			rdv_close(c, c->slots[i].port);
+		else
+			drop_slot(c, i);
+	}
+	unlink(c->path);
+	for (size_t i = 0; i < c->npending; i++)
+		close(c->pending[i].memfd);
+	free(c->pending);
+	close(c->wake_fd);
+	free(c);
+}
+
+/* ------------------------------------------------------ configuration */
+
+static int loopback_host(const char *h, size_t n)
+{
+	char buf[64];
+	struct in_addr a4;
+	struct in6_addr a6;
+
+	if (n && h[0] == '[') {
+		if (n < 2 || h[n - 1] != ']')
+			return 0;
+		h++;
+		n -= 2;
+	}
+	if (n == 0 || n >= sizeof(buf))
+		return 0;
+	memcpy(buf, h, n);
+	buf[n] = 0;
+	if (!strcmp(buf, "localhost"))
+		return 1;
+	if (inet_pton(AF_INET, buf, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127 || a4.s_addr == htonl(INADDR_ANY);
+	if (inet_pton(AF_INET6, buf, &a6) == 1)
+		return IN6_IS_ADDR_LOOPBACK(&a6) || IN6_IS_ADDR_UNSPECIFIED(&a6) ||
+		       (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
+	return 0;
+}
+
+int mpk_endpoints_parse(const char *s, uint16_t *ports, size_t max, const char **bad)
+{
+	size_t n = 0;
+
+	*bad = NULL;
+	while (s && *s) {
+		const char *start = s, *end = strchr(s, ','), *colon, *eq;
+		char *num_end;
+		unsigned long port;
+
+		if (!end)
+			end = s + strlen(s);
+		eq = memchr(start, '=', (size_t)(end - start));
+		if (!eq)
+			eq = end;
+		/* The last colon splits host and port (IPv6 hosts have more). */
+		colon = NULL;
+		for (const char *p = start; p < eq; p++)
+			if (*p == ':')
+				colon = p;
+		if (!colon || !loopback_host(start, (size_t)(colon - start)))
+			goto bad;
+		errno = 0;
+		port = strtoul(colon + 1, &num_end, 10);
+		if (num_end != eq || colon + 1 == eq || errno || port == 0 || port > 65535)
+			goto bad;
+		if (n == max) {
+			*bad = start;
+			return -E2BIG;
+		}
+		ports[n++] = (uint16_t)port;
+		s = *end ? end + 1 : end;
+		continue;
+bad:
+		*bad = start;
+		return -EINVAL;
+	}
+	return (int)n;
+}
