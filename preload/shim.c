@@ -81,8 +81,10 @@ struct ereg {
 
 struct eset {
 	pthread_mutex_t mu;
+	int epfd;
 	struct ereg *v;
 	size_t n, cap;
+	struct eset *next; /* the list of live sets, under table_lock */
 };
 
 static struct {
@@ -97,6 +99,7 @@ static struct {
 
 static struct ufd *fdtab[FD_MAX];
 static struct eset *esets[FD_MAX];
+static struct eset *eset_list;
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
@@ -234,6 +237,8 @@ static void ufd_free(struct ufd *u)
 }
 
 static void eset_forget_fd(int fd);
+static void eset_drop_fd(int fd, int restore);
+static void eset_free(int epfd);
 
 /* Unhooks fd from the table; returns what it named if that was the last
  * name for it (the caller frees after the real close), else NULL. */
@@ -265,14 +270,7 @@ static void fd_fresh(int fd)
 		u = fd_unhook(fd);
 		if (u)
 			ufd_free(u);
-		pthread_mutex_lock(&table_lock);
-		struct eset *es = esets[fd];
-		esets[fd] = NULL;
-		pthread_mutex_unlock(&table_lock);
-		if (es) {
-			free(es->v);
-			free(es);
-		}
+		eset_free(fd);
 	}
 }
 
@@ -574,7 +572,10 @@ static int settle(int fd, struct ufd *u)
  * link, the fd goes back to pure pass-through. */
 static void demote(int fd)
 {
-	struct ufd *u = fd_unhook(fd);
+	struct ufd *u;
+
+	eset_drop_fd(fd, 1);
+	u = fd_unhook(fd);
 
 	__atomic_fetch_add(&totals.fallbacks, 1, __ATOMIC_RELAXED);
 	if (u)
@@ -785,20 +786,55 @@ static void conn_arm(struct ufd *u, uint32_t events)
 
 /* ------------------------------------------------------------ epoll */
 
-static void eset_forget_fd(int fd)
+/* Drops fd from every set; restore=1 gives the kernel back the
+ * application's own registration (a connection that turned out plain). */
+static void eset_drop_fd(int fd, int restore)
 {
-	for (int i = 0; i < FD_MAX; i++) {
-		struct eset *es = __atomic_load_n(&esets[i], __ATOMIC_ACQUIRE);
-		if (!es)
-			continue;
+	pthread_mutex_lock(&table_lock);
+	for (struct eset *es = eset_list; es; es = es->next) {
 		pthread_mutex_lock(&es->mu);
 		for (size_t k = 0; k < es->n; k++) {
-			if (es->v[k].fd == fd) {
-				es->v[k] = es->v[--es->n];
-				break;
+			if (es->v[k].fd != fd)
+				continue;
+			if (restore) {
+				struct epoll_event ev = {.events = es->v[k].events,
+							 .data = es->v[k].data};
+				mpk__real.epoll_ctl(es->epfd, EPOLL_CTL_MOD, fd, &ev);
 			}
+			es->v[k] = es->v[--es->n];
+			break;
 		}
 		pthread_mutex_unlock(&es->mu);
+	}
+	pthread_mutex_unlock(&table_lock);
+}
+
+static void eset_forget_fd(int fd)
+{
+	eset_drop_fd(fd, 0);
+}
+
+/* Unlinks and frees the set of epfd, if any. */
+static void eset_free(int epfd)
+{
+	struct eset *es = NULL, **pp;
+
+	if ((unsigned)epfd >= FD_MAX)
+		return;
+	pthread_mutex_lock(&table_lock);
+	es = esets[epfd];
+	__atomic_store_n(&esets[epfd], NULL, __ATOMIC_RELEASE);
+	for (pp = &eset_list; es && *pp; pp = &(*pp)->next) {
+		if (*pp == es) {
+			*pp = es->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&table_lock);
+	if (es) {
+		pthread_mutex_destroy(&es->mu);
+		free(es->v);
+		free(es);
 	}
 }
 
@@ -815,11 +851,14 @@ static struct eset *eset_get(int epfd, int create)
 	if (!es)
 		return NULL;
 	pthread_mutex_init(&es->mu, NULL);
+	es->epfd = epfd;
 	pthread_mutex_lock(&table_lock);
 	if (esets[epfd]) {
 		free(es);
 		es = esets[epfd];
 	} else {
+		es->next = eset_list;
+		eset_list = es;
 		__atomic_store_n(&esets[epfd], es, __ATOMIC_RELEASE);
 	}
 	pthread_mutex_unlock(&table_lock);
@@ -832,7 +871,7 @@ static struct eset *eset_get(int epfd, int create)
  * harmless, a missing one hangs gRPC forever. */
 static int eset_collect(struct eset *es, struct epoll_event *out, int max)
 {
-	int n = 0;
+	int n = 0, plain[16], nplain = 0;
 
 	pthread_mutex_lock(&es->mu);
 	for (size_t i = 0; i < es->n && n < max; i++) {
@@ -843,6 +882,11 @@ static int eset_collect(struct eset *es, struct epoll_event *out, int max)
 
 		if (e->disabled)
 			continue;
+		if (e->u->state == ST_VERIFY && settle(e->fd, e->u) == 1) {
+			if (nplain < 16)
+				plain[nplain++] = e->fd;
+			continue;
+		}
 		m = conn_events(e->fd, e->u, &rxg);
 		want = (e->events & (EPOLLIN | EPOLLOUT | EPOLLRDHUP)) | EPOLLERR | EPOLLHUP;
 		m &= want;
@@ -874,6 +918,9 @@ static int eset_collect(struct eset *es, struct epoll_event *out, int max)
 			e->disabled = 1;
 	}
 	pthread_mutex_unlock(&es->mu);
+	/* The kernel re-evaluates a MOD'ed fd: its readiness comes next. */
+	for (int i = 0; i < nplain; i++)
+		demote(plain[i]);
 	return n;
 }
 
@@ -1278,20 +1325,13 @@ EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *alen, int flags)
 static int do_close(int fd)
 {
 	struct ufd *u;
-	struct eset *es = NULL;
 	int r;
 
 	init();
-	if ((unsigned)fd < FD_MAX && __atomic_load_n(&esets[fd], __ATOMIC_RELAXED)) {
-		pthread_mutex_lock(&table_lock);
-		es = esets[fd];
-		esets[fd] = NULL;
-		pthread_mutex_unlock(&table_lock);
-	}
-	if (!ufd_get(fd)) {
-		r = mpk__real.close(fd);
-		goto out;
-	}
+	if ((unsigned)fd < FD_MAX && __atomic_load_n(&esets[fd], __ATOMIC_RELAXED))
+		eset_free(fd);
+	if (!ufd_get(fd))
+		return mpk__real.close(fd);
 	u = fd_unhook(fd);
 	if (u && u->kind == K_CONN && u->link && u->state == ST_ACTIVE) {
 		/* Unread doorbell bytes would turn our FIN into an RST. */
@@ -1302,11 +1342,6 @@ static int do_close(int fd)
 	r = mpk__real.close(fd);
 	if (u)
 		ufd_free(u);
-out:
-	if (es) {
-		free(es->v);
-		free(es);
-	}
 	return r;
 }
 
