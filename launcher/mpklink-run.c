@@ -492,6 +492,7 @@ static int run_main(int argc, char **argv)
 	setenv("LD_PRELOAD", preload, 1);
 	free(preload);
 	setenv("MPKLINK_CTL", mpk_ctl_path(ctl), 1);
+	setenv("MPKLINK_GUARD_SAID", "1", 1);
 	setenv("MPKLINK_RUNDIR", rundir, 1);
 
 	/* The exec's failure comes back through a close-on-exec pipe. */

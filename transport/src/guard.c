@@ -84,6 +84,9 @@ static int decide(enum mpk_guard_mode mode)
 unavailable:
 	if (mode == MPK_GUARD_MPK)
 		return -ENOTSUP;
+	/* mpklink-run said it already, for its whole process tree. */
+	if (getenv("MPKLINK_GUARD_SAID"))
+		return 0;
 	fprintf(stderr, "mpklink: MPK guard %s (MPKLINK_GUARD=auto); rings are unguarded\n",
 		guard_st.reason);
 	return 0;
