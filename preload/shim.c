@@ -65,6 +65,7 @@ struct ufd {
 	unsigned wblock; /* writes that returned EAGAIN: an OUT edge is owed */
 	int wblocked;
 	int reported; /* its stats are in the totals (exit report) */
+	unsigned fork_gen; /* fork_gen when this process last synced it */
 	pthread_mutex_t rlock, wlock, slock;
 };
 
@@ -102,6 +103,12 @@ static struct eset *esets[FD_MAX];
 static struct eset *eset_list;
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+/* Bumped on both sides of every fork: whichever process uses a link next
+ * reloads its indices first (the other may have moved them since). Use one
+ * after the other is supported; at the same time, not (as with a TCP
+ * stream written from two processes, the bytes would interleave). */
+static unsigned fork_gen;
 
 static pthread_mutex_t ctl_lock = PTHREAD_MUTEX_INITIALIZER;
 static int ctl_fd = -1;
@@ -152,6 +159,11 @@ static void resolve(void)
 	RESOLVE(select); RESOLVE(pselect); RESOLVE(syscall); RESOLVE(fork);
 }
 
+static void atfork_bump(void)
+{
+	__atomic_fetch_add(&fork_gen, 1, __ATOMIC_RELAXED);
+}
+
 static void shim_init(void)
 {
 	const char *s, *bad;
@@ -179,6 +191,7 @@ static void shim_init(void)
 	cfg.enabled = n > 0;
 	if (cfg.stats[0])
 		atexit(stats_report);
+	pthread_atfork(NULL, atfork_bump, atfork_bump);
 }
 
 static inline void init(void)
@@ -435,6 +448,7 @@ static struct ufd *conn_new(int fd, int memfd, int side, unsigned port)
 		return NULL;
 	}
 	mpk_link_set_doorbell(u->link, fd, mpk__real.send, mpk__real.recv);
+	u->fork_gen = __atomic_load_n(&fork_gen, __ATOMIC_RELAXED);
 	u->port = port;
 	u->nonblock = fd_nonblocking(fd);
 	__atomic_fetch_add(&totals.links, 1, __ATOMIC_RELAXED);
@@ -529,11 +543,18 @@ static void reset_connection(int fd)
  */
 static int settle(int fd, struct ufd *u)
 {
+	unsigned g = __atomic_load_n(&fork_gen, __ATOMIC_RELAXED);
 	int r;
 
-	if (__atomic_load_n(&u->state, __ATOMIC_ACQUIRE) == ST_ACTIVE)
+	if (__atomic_load_n(&u->state, __ATOMIC_ACQUIRE) == ST_ACTIVE && u->fork_gen == g)
 		return 0;
 	pthread_mutex_lock(&u->slock);
+	if (u->fork_gen != g) {
+		/* First use in this process since fork. */
+		u->fork_gen = g;
+		if (u->link && mpk_link_resync(u->link) < 0)
+			u->state = ST_BROKEN;
+	}
 	switch (u->state) {
 	case ST_ACTIVE:
 		r = 0;

@@ -21,6 +21,8 @@
 /* Bounds one arm's drain so a peer flooding doorbells cannot hold us. */
 #define DRAIN_MAX_CALLS 8
 
+static int mark_broken(struct mpk_link *l);
+
 static int valid_ring_bytes(uint64_t n)
 {
 	return n >= MPK_LINK_RING_MIN && n <= MPK_LINK_RING_MAX && !(n & (n - 1));
@@ -131,13 +133,7 @@ int mpk_link_attach(int fd, int side, struct mpk_link **out)
 	l->bell_fd = -1;
 	/* Start from what is there: a link may be attached after the peer
 	 * already wrote (the server's first bytes race the client's attach). */
-	mpk__guard_open();
-	l->tx_tail = mpk_load_acquire(&l->tx->tail);
-	l->tx_head_seen = mpk_load_acquire(&l->tx->head);
-	l->rx_head = mpk_load_acquire(&l->rx->head);
-	l->rx_tail_seen = l->rx_head;
-	mpk__guard_close();
-	if (l->tx_tail - l->tx_head_seen > l->cap) {
+	if (mpk_link_resync(l) < 0) {
 		free(l);
 		goto err_unmap;
 	}
@@ -147,6 +143,28 @@ int mpk_link_attach(int fd, int side, struct mpk_link **out)
 err_unmap:
 	munmap(map, (size_t)st.st_size);
 	return r;
+}
+
+int mpk_link_resync(struct mpk_link *l)
+{
+	uint64_t tail, head, rhead, rtail;
+
+	mpk__guard_open();
+	/* Ours, as published: pairs with our own earlier release stores
+	 * (made by this process before fork, or by the one we follow). */
+	tail = mpk_load_acquire(&l->tx->tail);
+	rhead = mpk_load_acquire(&l->rx->head);
+	/* The peer's, as in tx_fetch and rx_fetch. */
+	head = mpk_load_acquire(&l->tx->head);
+	rtail = mpk_load_acquire(&l->rx->tail);
+	mpk__guard_close();
+	if (tail - head > l->cap || rtail - rhead > l->cap)
+		return mark_broken(l);
+	mpk_store_relaxed(&l->tx_tail, tail);
+	l->tx_head_seen = head;
+	mpk_store_relaxed(&l->rx_head, rhead);
+	l->rx_tail_seen = rhead;
+	return 0;
 }
 
 void mpk_link_detach(struct mpk_link *l)

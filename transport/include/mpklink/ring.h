@@ -119,6 +119,16 @@ int mpk_link_attach(int fd, int side, struct mpk_link **out);
  */
 void mpk_link_detach(struct mpk_link *l);
 
+/*
+ * Takes the link over from another process that used this side before
+ * (after fork: the daemonize pattern, a forked per-connection handler):
+ * reloads this side's indices from what was last published. Two processes
+ * using one side at the same time is not supported; one after the other
+ * is, with a resync by the one that starts.
+ * Returns 0 or -ECONNRESET (the published indices are inconsistent).
+ */
+int mpk_link_resync(struct mpk_link *l);
+
 /* The capacity of each ring, in bytes. */
 size_t mpk_link_ring_bytes(const struct mpk_link *l);
 
