@@ -1,0 +1,58 @@
+# SPDX-License-Identifier: MIT
+# Helpers for the integration tests: real programs under real mpklink-run
+# launchers, each test in a run directory of its own.
+#
+# Expects: MPKLINK_RUN (the launcher), ECHO_SERVER, ECHO_CLIENT.
+
+set -u
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/mpk-it.XXXXXX")
+chmod 700 "$tmp"
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+fail() {
+	echo "FAIL: $*" >&2
+	for f in "$tmp"/*.log; do
+		[ -f "$f" ] && { echo "--- $f" >&2; tail -n 20 "$f" >&2; }
+	done
+	exit 1
+}
+
+# A free loopback port: bound nowhere now.
+free_port() {
+	local p
+	for _ in $(seq 200); do
+		p=$((20000 + RANDOM % 40000))
+		ss -Htan "sport = :$p" | grep -q . || { echo "$p"; return; }
+	done
+	fail "no free port"
+}
+
+# env file NAME KEY=VALUE...
+envfile() {
+	local f="$tmp/$1.env"
+	shift
+	printf '%s\n' "$@" >"$f"
+	echo "$f"
+}
+
+# Waits (bounded) until something listens on port $1.
+wait_listen() {
+	for _ in $(seq 200); do
+		ss -Htln "sport = :$1" | grep -q . && return 0
+		sleep 0.05
+	done
+	fail "nothing listens on port $1 after 10 s"
+}
+
+# stat_field FILE KEY: the value of KEY=... summed over the stats lines.
+stat_field() {
+	grep -h '^mpklink stats:' "$1" 2>/dev/null | tr ' ' '\n' | sed -n "s/^$2=//p" |
+		awk '{s += $1} END {print s + 0}'
+}
