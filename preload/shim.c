@@ -12,6 +12,7 @@
  * without any bookkeeping across processes.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -51,7 +52,8 @@ enum ufd_state { ST_CONNECTING = 1, ST_VERIFY, ST_ACTIVE, ST_BROKEN };
 struct ufd {
 	enum ufd_kind kind;
 	int refs; /* fd numbers of this process naming it (dup) */
-	unsigned port;
+	unsigned port;  /* the server's (configured) port */
+	unsigned cport; /* K_CONN: the client's port */
 
 	/* K_CONN */
 	struct mpk_link *link;
@@ -199,10 +201,6 @@ static inline void init(void)
 	pthread_once(&init_once, shim_init);
 }
 
-__attribute__((constructor)) static void shim_ctor(void)
-{
-	init();
-}
 
 /* ------------------------------------------------------------ fd table */
 
@@ -233,12 +231,15 @@ static void stats_add(struct mpk_link *l)
 }
 
 static void ctl_unlisten(unsigned port);
+static void ctl_closed(unsigned port, unsigned cport);
 
 static void ufd_free(struct ufd *u)
 {
 	if (u->kind == K_LISTEN) {
 		ctl_unlisten(u->port);
 	} else if (u->link) {
+		if (u->cport)
+			ctl_closed(u->port, u->cport);
 		if (!u->reported)
 			stats_add(u->link);
 		mpk_link_detach(u->link);
@@ -356,6 +357,15 @@ static void ctl_unlisten(unsigned port)
 	ctl_call(MPK_CTL_UNLISTEN, port, 0, &rep, &fd);
 }
 
+/* The launcher forgets the link: no later program image can claim it. */
+static void ctl_closed(unsigned port, unsigned cport)
+{
+	struct mpk_ctl_rep rep;
+	int fd;
+
+	ctl_call(MPK_CTL_CLOSE, port, cport, &rep, &fd);
+}
+
 /* ------------------------------------------------------------ addresses */
 
 static int configured(unsigned port)
@@ -395,6 +405,22 @@ static int is_tcp(int fd)
 	l = sizeof(proto);
 	return mpk__real.getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &l) == 0 &&
 	       proto == IPPROTO_TCP;
+}
+
+/* Both ends' ports of a connected loopback TCP socket. */
+static int sock_ports(int fd, unsigned *local, unsigned *peer)
+{
+	struct sockaddr_storage ss;
+	socklen_t l = sizeof(ss);
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &l) < 0 || !addr_port((struct sockaddr *)&ss, l, 0))
+		return -1;
+	*peer = addr_port((struct sockaddr *)&ss, l, 0);
+	l = sizeof(ss);
+	if (getsockname(fd, (struct sockaddr *)&ss, &l) < 0)
+		return -1;
+	*local = addr_port((struct sockaddr *)&ss, l, 0);
+	return *local ? 0 : -1;
 }
 
 static unsigned sock_port(int fd, int peer)
@@ -1227,6 +1253,7 @@ EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
 	memcpy(u->pre, MPK_PREAMBLE_MAGIC, 8);
 	memcpy(u->pre + 8, rep.token, MPK_TOKEN_BYTES);
 	u->state = ST_CONNECTING;
+	u->cport = cport;
 	r = mpk__real.connect(fd, addr, len);
 	e = errno;
 	if (r < 0 && e != EINPROGRESS) {
@@ -1328,6 +1355,7 @@ static int do_accept(int fd, struct sockaddr *addr, socklen_t *alen, int flags, 
 	memcpy(u->pre, MPK_PREAMBLE_MAGIC, 8);
 	memcpy(u->pre + 8, rep.token, MPK_TOKEN_BYTES);
 	u->state = ST_VERIFY;
+	u->cport = cport;
 	fd_hook(nfd, u);
 	slog(3, "port %u: connection from port %u upgraded", lu->port, cport);
 	return nfd;
@@ -1868,4 +1896,63 @@ EXPORT pid_t fork(void)
 	/* The child keeps every link (the memory is shared, the sockets are
 	 * inherited); its requests go on a control connection of its own. */
 	return mpk__real.fork();
+}
+
+/* ============================================================ start */
+
+/*
+ * A program image started by exec inherits sockets without CLOEXEC. Those
+ * that carried links must not be read as plain TCP (the stream holds only
+ * doorbells now): the launcher still has their memory.
+ */
+static void adopt_inherited(void)
+{
+	struct mpk_ctl_rep rep;
+	struct dirent *d;
+	DIR *dir;
+
+	if (!cfg.enabled || !getenv("MPKLINK_EXECED"))
+		return;
+	dir = opendir("/proc/self/fd");
+	if (!dir)
+		return;
+	while ((d = readdir(dir))) {
+		unsigned l, p, sport, cport;
+		int fd = atoi(d->d_name), memfd, side;
+		struct ufd *u;
+
+		if (d->d_name[0] < '0' || d->d_name[0] > '9' || fd == dirfd(dir) || ufd_get(fd) ||
+		    !is_tcp(fd) || sock_ports(fd, &l, &p) < 0)
+			continue;
+		if (configured(p)) {
+			sport = p, cport = l;
+		} else if (configured(l)) {
+			sport = l, cport = p;
+		} else {
+			continue;
+		}
+		if (ctl_call(MPK_CTL_LOOKUP, sport, cport, &rep, &memfd) < 0 || memfd < 0)
+			continue;
+		side = rep.side == 1;
+		u = conn_new(fd, memfd, side, sport);
+		mpk__real.close(memfd);
+		if (!u)
+			continue;
+		u->cport = cport;
+		u->state = ST_ACTIVE;
+		fd_hook(fd, u);
+		slog(2, "port %u: link of connection from port %u inherited across exec", sport, cport);
+	}
+	closedir(dir);
+}
+
+__attribute__((constructor)) static void shim_ctor(void)
+{
+	init();
+	/* Outside the once: the control calls below come back through our
+	 * own socket() and connect(), which call init(). */
+	adopt_inherited();
+	/* Every image after this one was exec'd by a process of ours. */
+	if (cfg.enabled)
+		setenv("MPKLINK_EXECED", "1", 1);
 }

@@ -10,6 +10,9 @@
  *   fork_echo handback PORT   connect, echo a part, fork; the child echoes a
  *                             part and exits; the parent, after waiting for
  *                             it, echoes a third, half-closes, reads EOF.
+ *   fork_echo exec PORT       connect, echo a part, exec this program again
+ *                             with the socket (no CLOEXEC); the new image
+ *                             echoes a second part, half-closes, reads EOF.
  * Knows nothing of mpklink. Exit 0 on success, 1 with a message otherwise.
  */
 #define _GNU_SOURCE
@@ -178,6 +181,37 @@ static int handback(int port)
 	return 0;
 }
 
+static int exec_first(int port, const char *self)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	unsigned char *buf = malloc(HALF);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	char num[16];
+
+	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
+		die("connect");
+	exchange(fd, buf, HALF, 1);
+	snprintf(num, sizeof(num), "%d", fd);
+	execl(self, self, "exec-continue", num, (char *)NULL);
+	die("execl");
+	return 1;
+}
+
+static int exec_continue(int fd)
+{
+	unsigned char *buf = malloc(HALF);
+	char c;
+
+	exchange(fd, buf, HALF, 2);
+	if (shutdown(fd, SHUT_WR) < 0)
+		die("shutdown");
+	if (read(fd, &c, 1) != 0)
+		die("EOF after half-close");
+	close(fd);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -187,6 +221,10 @@ int main(int argc, char **argv)
 		return client(atoi(argv[2]));
 	if (argc == 3 && !strcmp(argv[1], "handback"))
 		return handback(atoi(argv[2]));
-	fprintf(stderr, "usage: fork_echo server PORT N | fork_echo client|handback PORT\n");
+	if (argc == 3 && !strcmp(argv[1], "exec"))
+		return exec_first(atoi(argv[2]), "/proc/self/exe");
+	if (argc == 3 && !strcmp(argv[1], "exec-continue"))
+		return exec_continue(atoi(argv[2]));
+	fprintf(stderr, "usage: fork_echo server PORT N | fork_echo client|handback|exec PORT\n");
 	return 2;
 }

@@ -52,6 +52,14 @@ struct pending {
 	int64_t expiry_ms;
 };
 
+/* A link handed to our program, kept so a program image that replaces it
+ * (exec) can find the link behind an inherited socket. */
+struct live {
+	unsigned server_port, client_port, side;
+	int memfd;
+};
+#define MAX_LIVE 4096
+
 struct mpk_ctl {
 	struct mpk_ctl_config cfg;
 	char rundir[108];
@@ -66,6 +74,8 @@ struct mpk_ctl {
 	pthread_mutex_t lock; /* pending, listen refcounts, workers */
 	struct pending *pending;
 	size_t npending;
+	struct live *live;
+	size_t nlive;
 	int workers; /* CONNECT threads still running */
 	pthread_cond_t workers_done;
 };
@@ -445,13 +455,56 @@ static int pending_take(struct mpk_ctl *c, unsigned sport, unsigned cport, struc
 	return r;
 }
 
+/* Takes ownership of memfd. The oldest entry goes when the table is full:
+ * only an exec'd image of a program with that many links would miss it. */
+static void live_add(struct mpk_ctl *c, unsigned sport, unsigned cport, unsigned side, int memfd)
+{
+	pthread_mutex_lock(&c->lock);
+	if (!c->live)
+		c->live = calloc(MAX_LIVE, sizeof(*c->live));
+	if (!c->live) {
+		pthread_mutex_unlock(&c->lock);
+		close(memfd);
+		return;
+	}
+	if (c->nlive == MAX_LIVE) {
+		close(c->live[0].memfd);
+		memmove(c->live, c->live + 1, (MAX_LIVE - 1) * sizeof(*c->live));
+		c->nlive--;
+	}
+	c->live[c->nlive++] = (struct live){sport, cport, side, memfd};
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Returns the index of (sport, cport), or -1. Under c->lock. */
+static ssize_t live_find(struct mpk_ctl *c, unsigned sport, unsigned cport)
+{
+	for (size_t i = c->nlive; i-- > 0;)
+		if (c->live[i].server_port == sport && c->live[i].client_port == cport)
+			return (ssize_t)i;
+	return -1;
+}
+
+static void live_del(struct mpk_ctl *c, unsigned sport, unsigned cport)
+{
+	ssize_t i;
+
+	pthread_mutex_lock(&c->lock);
+	i = live_find(c, sport, cport);
+	if (i >= 0) {
+		close(c->live[i].memfd);
+		c->live[i] = c->live[--c->nlive];
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
 /* -------------------------------------------------------- requests */
 
-static void reply(struct mpk_ctl *c, int sock, int status, const uint8_t *token,
-		  uint64_t ring_bytes, int fd)
+static void reply_side(struct mpk_ctl *c, int sock, int status, const uint8_t *token,
+		       uint64_t ring_bytes, int fd, unsigned side)
 {
 	struct mpk_ctl_rep rep = {.magic = MPK_CTL_MAGIC, .status = status,
-				  .ring_bytes = ring_bytes};
+				  .ring_bytes = ring_bytes, .side = side};
 	int r;
 
 	if (token)
@@ -459,6 +512,12 @@ static void reply(struct mpk_ctl *c, int sock, int status, const uint8_t *token,
 	r = send_msg(sock, &rep, sizeof(rep), status == 0 ? fd : -1);
 	if (r < 0)
 		ctl_log(c, 3, "reply to shim: %s", strerror(-r));
+}
+
+static void reply(struct mpk_ctl *c, int sock, int status, const uint8_t *token,
+		  uint64_t ring_bytes, int fd)
+{
+	reply_side(c, sock, status, token, ring_bytes, fd, 0);
 }
 
 /* Server launcher: a client launcher asks for a link. */
@@ -559,7 +618,9 @@ out_close:
 	close(s);
 out:
 	reply(c, j->shim, r, r == 0 ? rep.token : NULL, r == 0 ? rep.ring_bytes : 0, fd);
-	if (fd >= 0)
+	if (fd >= 0 && r == 0)
+		live_add(c, j->req.port, j->req.peer_port, 1, fd);
+	else if (fd >= 0)
 		close(fd);
 	close(j->shim);
 	pthread_mutex_lock(&c->lock);
@@ -628,7 +689,28 @@ static int on_shim(struct mpk_ctl *c, size_t idx)
 		reply(c, s->fd, r, r == 0 ? p.token : NULL, r == 0 ? p.ring_bytes : 0,
 		      r == 0 ? p.memfd : -1);
 		if (r == 0)
-			close(p.memfd);
+			live_add(c, req.port, req.peer_port, 0, p.memfd);
+		return 0;
+	case MPK_CTL_LOOKUP: {
+		ssize_t i;
+		int fd = -1;
+		unsigned side = 0;
+
+		pthread_mutex_lock(&c->lock);
+		i = live_find(c, req.port, req.peer_port);
+		if (i >= 0) {
+			fd = fcntl(c->live[i].memfd, F_DUPFD_CLOEXEC, 0);
+			side = c->live[i].side;
+		}
+		pthread_mutex_unlock(&c->lock);
+		reply_side(c, s->fd, fd >= 0 ? 0 : -ENOENT, NULL, 0, fd, side);
+		if (fd >= 0)
+			close(fd);
+		return 0;
+	}
+	case MPK_CTL_CLOSE:
+		live_del(c, req.port, req.peer_port);
+		reply(c, s->fd, 0, NULL, 0, -1);
 		return 0;
 	case MPK_CTL_CONNECT: {
 		struct connect_job *j = malloc(sizeof(*j));
@@ -833,6 +915,9 @@ void mpk_ctl_stop(struct mpk_ctl *c)
 	for (size_t i = 0; i < c->npending; i++)
 		close(c->pending[i].memfd);
 	free(c->pending);
+	for (size_t i = 0; i < c->nlive; i++)
+		close(c->live[i].memfd);
+	free(c->live);
 	close(c->wake_fd);
 	free(c);
 }

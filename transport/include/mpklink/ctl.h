@@ -38,6 +38,9 @@ enum mpk_ctl_type {
 	MPK_CTL_UNLISTEN = 2, /* port: it stopped */
 	MPK_CTL_CONNECT = 3,  /* port, peer_port (ours): open a link */
 	MPK_CTL_ACCEPT = 4,   /* port, peer_port (theirs): the pending link */
+	MPK_CTL_LOOKUP = 5,   /* port (server's), peer_port (client's): a live
+			       * link of ours, for a program image after exec */
+	MPK_CTL_CLOSE = 6,    /* port, peer_port: the program closed it */
 };
 
 struct mpk_ctl_req {
@@ -51,9 +54,11 @@ struct mpk_ctl_req {
 
 struct mpk_ctl_rep {
 	uint32_t magic;
-	int32_t status; /* 0: a memfd is attached (CONNECT, ACCEPT); -errno */
+	int32_t status; /* 0: a memfd is attached (CONNECT, ACCEPT, LOOKUP); -errno */
 	uint8_t token[MPK_TOKEN_BYTES];
 	uint64_t ring_bytes;
+	uint32_t side; /* LOOKUP: the side this program holds */
+	uint32_t pad;
 };
 
 /* Launcher to launcher. */
