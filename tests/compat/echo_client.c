@@ -107,6 +107,29 @@ static socklen_t target_len;
 static uint8_t *wbuf, *rbuf, *ebuf;	/* scratch: outgoing, incoming, expected */
 static unsigned long tot_writes, tot_reads, tot_eagain;
 static uint64_t sum_fnv, sum_bytes;	/* the summary, printed by main */
+/* The kernel's own count of what crossed each TCP connection (TCP_INFO,
+ * read just before close): the payload, for plain TCP. */
+static uint64_t tcp_acked, tcp_received;
+
+/* glibc's struct tcp_info ends at tcpi_total_retrans; the kernel's goes
+ * on (the ABI only grows at the end). */
+struct tcp_info_bytes {
+	struct tcp_info base;
+	uint64_t pacing_rate, max_pacing_rate;
+	uint64_t bytes_acked, bytes_received;
+};
+_Static_assert(sizeof(struct tcp_info) == 104, "glibc tcp_info layout");
+
+static void tcp_account(int fd)
+{
+	struct tcp_info_bytes ti;
+	socklen_t l = sizeof(ti);
+
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &l) == 0 && l >= sizeof(ti)) {
+		tcp_acked += ti.bytes_acked;
+		tcp_received += ti.bytes_received;
+	}
+}
 
 /* ---- errors ------------------------------------------------------------ */
 
@@ -520,6 +543,7 @@ static void conn_done(struct conn *c, int epfd, long *done)
 	/* Even fds leave epoll explicitly, odd ones by close(). */
 	if (epfd >= 0 && !(c->fd & 1) && epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL))
 		die_conn("epoll_ctl(DEL)", c);
+	tcp_account(c->fd);
 	if (close(c->fd))
 		die_conn("close", c);
 	c->st = ST_DONE;
@@ -763,6 +787,7 @@ static void run_blocking(void)
 		/* Blocking: only 0 (EOF) can come; any byte here is an extra one. */
 		if (do_read(c, opt.max_msg) != 0)
 			fail_conn(c, "blocking read returned EAGAIN");
+		tcp_account(c->fd);
 		if (close(c->fd))
 			die_conn("close", c);
 		uint8_t le[8];
@@ -960,6 +985,7 @@ int main(int argc, char **argv)
 	}
 	printf("OK conns=%ld bytes=%" PRIu64 " fnv=%016" PRIx64 "\n", opt.conns, sum_bytes, sum_fnv);
 	printf("stats writes=%lu reads=%lu write_eagain=%lu\n", tot_writes, tot_reads, tot_eagain);
+	printf("tcp bytes_acked=%" PRIu64 " bytes_received=%" PRIu64 "\n", tcp_acked, tcp_received);
 	if (fflush(stdout))
 		die("fflush(stdout)");
 	return 0;
