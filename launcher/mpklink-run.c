@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -434,23 +435,38 @@ static int check_main(int argc, char **argv)
 	return unusable ? 1 : 0;
 }
 
-static volatile pid_t child_pid;
-
-static void forward(int sig, siginfo_t *si, void *uc)
+/*
+ * Waits for the child, forwarding SIGINT, SIGTERM and SIGHUP to it. The
+ * signals are blocked in every thread and taken here synchronously: no
+ * handler runs in the middle of anything. Returns the wait status.
+ */
+static int supervise(pid_t pid, const sigset_t *set)
 {
-	(void)uc;
-	/* A terminal's ^C reached the child's process group already. */
-	if (si && si->si_code == SI_KERNEL)
-		return;
-	if (child_pid > 0)
-		kill(child_pid, sig);
+	siginfo_t si;
+	int status;
+
+	for (;;) {
+		pid_t r = waitpid(pid, &status, WNOHANG);
+
+		if (r == pid)
+			return status;
+		if (r < 0 && errno != EINTR) {
+			perror("mpklink-run: waitpid");
+			return 1 << 8;
+		}
+		if (sigwaitinfo(set, &si) < 0)
+			continue;
+		/* A terminal's ^C reached the child's process group already. */
+		if (si.si_signo != SIGCHLD && si.si_code != SI_KERNEL)
+			kill(pid, si.si_signo);
+	}
 }
 
 static int run_main(int argc, char **argv)
 {
 	struct mpk_ctl_config cc = {0};
 	struct mpk_ctl *ctl = NULL;
-	struct sigaction sa = {0};
+	sigset_t set, oldmask;
 	char rundir[256], shim[PATH_MAX], *preload;
 	const char *old, *u, *ring;
 	int r, status, pipefd[2];
@@ -477,6 +493,13 @@ static int run_main(int argc, char **argv)
 	cc.rundir = rundir;
 	cc.log_level = log_level();
 	cc.log_name = "mpklink-run";
+	/* Before any thread exists, so that all of them inherit the mask. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGCHLD);
+	pthread_sigmask(SIG_BLOCK, &set, &oldmask);
 	r = mpk_ctl_start(&cc, &ctl);
 	if (r < 0) {
 		const char *why = "";
@@ -510,13 +533,13 @@ static int run_main(int argc, char **argv)
 	if (pid == 0) {
 		int e;
 		close(pipefd[0]);
+		pthread_sigmask(SIG_SETMASK, &oldmask, NULL);
 		execvp(argv[0], argv);
 		e = errno;
 		if (write(pipefd[1], &e, sizeof(e)) < 0)
 			_exit(127);
 		_exit(e == ENOENT ? 127 : 126);
 	}
-	child_pid = pid;
 	close(pipefd[1]);
 	{
 		int e;
@@ -524,19 +547,7 @@ static int run_main(int argc, char **argv)
 			fprintf(stderr, "mpklink-run: cannot run %s: %s\n", argv[0], strerror(e));
 		close(pipefd[0]);
 	}
-	sa.sa_sigaction = forward;
-	sa.sa_flags = SA_SIGINFO | SA_RESTART;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	while (waitpid(pid, &status, 0) < 0) {
-		if (errno != EINTR) {
-			perror("mpklink-run: waitpid");
-			status = 0x100 * 1;
-			break;
-		}
-	}
+	status = supervise(pid, &set);
 	/* Its sockets closed with it: the peers saw FIN and read to EOF. */
 	mpk_ctl_stop(ctl);
 	if (WIFSIGNALED(status))
