@@ -1217,7 +1217,6 @@ ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags);
 ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags,
 		       struct sockaddr *a, socklen_t *al);
 int __poll_chk(struct pollfd *fds, nfds_t nfds, int timeout, size_t fdslen);
-int fcntl64(int fd, int cmd, ...);
 
 EXPORT int socket(int domain, int type, int protocol)
 {
@@ -1512,16 +1511,8 @@ EXPORT int fcntl(int fd, int cmd, ...)
 	return r;
 }
 
-EXPORT int fcntl64(int fd, int cmd, ...)
-{
-	va_list ap;
-	int r;
-
-	va_start(ap, cmd);
-	r = do_fcntl(fd, cmd, ap);
-	va_end(ap);
-	return r;
-}
+/* glibc's LFS name for the same call. */
+EXPORT int fcntl64(int fd, int cmd, ...) __attribute__((alias("fcntl")));
 
 EXPORT int ioctl(int fd, unsigned long req, ...)
 {

@@ -114,17 +114,36 @@ static void exchange(int fd, unsigned char *out, size_t n, unsigned seed)
 	free(in);
 }
 
-static int client(int port)
+static int connect_loopback(int port)
 {
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
 				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	unsigned char *buf = malloc(HALF);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), pfd[2];
-	char c;
-	pid_t pid;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
 
 	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
 		die("connect");
+	return fd;
+}
+
+/* Half-close, expect the server's EOF, close. */
+static void finish(int fd)
+{
+	char c;
+
+	if (shutdown(fd, SHUT_WR) < 0)
+		die("shutdown");
+	if (read(fd, &c, 1) != 0)
+		die("EOF after half-close");
+	close(fd);
+}
+
+static int client(int port)
+{
+	unsigned char *buf = malloc(HALF);
+	int fd = connect_loopback(port), pfd[2];
+	char c;
+	pid_t pid;
+
 	exchange(fd, buf, HALF, 1);
 	if (pipe(pfd) < 0)
 		die("pipe");
@@ -141,11 +160,7 @@ static int client(int port)
 	}
 	close(pfd[0]);
 	exchange(fd, buf, HALF, 2);
-	if (shutdown(fd, SHUT_WR) < 0)
-		die("shutdown");
-	if (read(fd, &c, 1) != 0)
-		die("EOF after half-close");
-	close(fd);
+	finish(fd);
 	if (write(pfd[1], "k", 1) != 1)
 		die("report");
 	return 0;
@@ -153,15 +168,10 @@ static int client(int port)
 
 static int handback(int port)
 {
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	unsigned char *buf = malloc(HALF);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), status;
-	char c;
+	int fd = connect_loopback(port), status;
 	pid_t pid;
 
-	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
-		die("connect");
 	exchange(fd, buf, HALF, 1);
 	pid = fork();
 	if (pid < 0)
@@ -173,24 +183,16 @@ static int handback(int port)
 	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status))
 		die("the child's part");
 	exchange(fd, buf, HALF, 3);
-	if (shutdown(fd, SHUT_WR) < 0)
-		die("shutdown");
-	if (read(fd, &c, 1) != 0)
-		die("EOF after half-close");
-	close(fd);
+	finish(fd);
 	return 0;
 }
 
 static int exec_first(int port, const char *self)
 {
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	unsigned char *buf = malloc(HALF);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	int fd = connect_loopback(port);
 	char num[16];
 
-	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
-		die("connect");
 	exchange(fd, buf, HALF, 1);
 	snprintf(num, sizeof(num), "%d", fd);
 	execl(self, self, "exec-continue", num, (char *)NULL);
@@ -201,14 +203,9 @@ static int exec_first(int port, const char *self)
 static int exec_continue(int fd)
 {
 	unsigned char *buf = malloc(HALF);
-	char c;
 
 	exchange(fd, buf, HALF, 2);
-	if (shutdown(fd, SHUT_WR) < 0)
-		die("shutdown");
-	if (read(fd, &c, 1) != 0)
-		die("EOF after half-close");
-	close(fd);
+	finish(fd);
 	return 0;
 }
 

@@ -11,6 +11,15 @@ env=$(envfile app "MPKLINK_ENDPOINTS=127.0.0.1:$port" "MPKLINK_RUNDIR=$tmp/run")
 # Far more than fits in the time the test waits: the stream is mid-way.
 args=(--port "$port" --mode et --conns 4 --bytes-per-conn 4000000000 --stall-secs 20)
 
+# Waits until the 4 connections are up and have streamed for a moment.
+mid_stream() {
+	for _ in $(seq 100); do
+		[ "$(ss -Htn state established "sport = :$port" | wc -l)" -ge 4 ] && break
+		sleep 0.05
+	done
+	sleep 0.5
+}
+
 # 1. The server dies.
 timeout 60 "$MPKLINK_RUN" -e "$env" -- "$ECHO_SERVER" --port "$port" --mode et \
 	>"$tmp/s1.log" 2>&1 &
@@ -20,11 +29,7 @@ wait_listen "$port"
 timeout 60 "$MPKLINK_RUN" -e "$env" -- "$ECHO_CLIENT" "${args[@]}" >"$tmp/c1.log" 2>&1 &
 client=$!
 pids+=($client)
-for _ in $(seq 100); do
-	[ "$(ss -Htn state established "sport = :$port" | wc -l)" -ge 4 ] && break
-	sleep 0.05
-done
-sleep 0.5
+mid_stream
 server=$(pgrep -f "^$ECHO_SERVER --port $port") || fail "no echo_server running"
 kill -9 "$server"
 wait "$client"
@@ -44,11 +49,7 @@ wait_listen "$port"
 timeout 60 "$MPKLINK_RUN" -e "$env" -- "$ECHO_CLIENT" "${args[@]}" >"$tmp/c2.log" 2>&1 &
 clauncher=$!
 pids+=($clauncher)
-for _ in $(seq 100); do
-	[ "$(ss -Htn state established "sport = :$port" | wc -l)" -ge 4 ] && break
-	sleep 0.05
-done
-sleep 0.5
+mid_stream
 client=$(pgrep -f "^$ECHO_CLIENT --port $port") || fail "no echo_client running"
 kill -9 "$client"
 wait "$clauncher"
