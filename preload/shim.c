@@ -710,6 +710,8 @@ static ssize_t conn_readv(int fd, struct ufd *u, const struct iovec *iov, int io
 		break;
 	}
 	pthread_mutex_unlock(&u->rlock);
+	if (cfg.log_level >= 3)
+		slog(3, "fd %d: read -> %zd", fd, r);
 	if (r == -ECONNRESET && u->state == ST_BROKEN && u->conn_err)
 		r = -u->conn_err;
 	return r;
@@ -767,6 +769,8 @@ static ssize_t conn_writev(int fd, struct ufd *u, const struct iovec *iov, int i
 		break;
 	}
 	pthread_mutex_unlock(&u->wlock);
+	if (cfg.log_level >= 3)
+		slog(3, "fd %d: write -> %zd (r %zd)", fd, total, r);
 	if (total > 0)
 		return total;
 	if (r == -EPIPE && !(flags & MSG_NOSIGNAL))
@@ -956,6 +960,9 @@ static int eset_collect(struct eset *es, struct epoll_event *out, int max)
 		} else {
 			rep = m;
 		}
+		if (cfg.log_level >= 3)
+			slog(3, "epoll %d: fd %d ring 0x%x rxg %llu seen %llu -> report 0x%x", es->epfd,
+			     e->fd, m, (unsigned long long)rxg, (unsigned long long)e->rxg, rep);
 		if (!rep)
 			continue;
 		out[n].events = rep;

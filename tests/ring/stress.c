@@ -48,8 +48,10 @@ static const char *sleep_on(int side, struct mpk_link *l, int bell, unsigned wan
 	unsigned ready = mpk_link_arm(l, want);
 	int r;
 
-	if (ready & (want | MPK_LINK_HUP | MPK_LINK_ERR))
+	if (ready & (want | MPK_LINK_HUP | MPK_LINK_ERR)) {
+		mpk_link_disarm(l, want);
 		return NULL;
+	}
 	tl_sleeps++;
 	r = tu_wait_in(bell, WATCHDOG_MS);
 	if (r == 0)

@@ -243,9 +243,20 @@ Test(doorbell, rung_only_for_sleepers)
 	cr_assert_eq(mpk_link_write(p.a, "b", 1), 1);
 	cr_assert_eq(mpk_link_write(p.a, "c", 1), 1);
 	cr_expect_eq(bells_pending(p.sv[1]), 1, "one byte per sleep, not per write");
-	/* Arming on a non-empty ring reports ready at once. */
+	/* Arming on a non-empty ring reports ready at once, and keeps the
+	 * flag: an edge-triggered waiter may sleep on data it already
+	 * announced, and the next write must ring. */
 	cr_expect(mpk_link_arm(p.b, MPK_LINK_IN) & MPK_LINK_IN);
 	cr_assert_eq(mpk_link_read(p.b, buf, 16), 2);
+	cr_assert_eq(mpk_link_write(p.a, "d", 1), 1);
+	cr_expect_eq(bells_pending(p.sv[1]), 1, "armed while ready: the next write still rings");
+	cr_assert_eq(mpk_link_read(p.b, buf, 16), 1);
+	/* A caller that does not sleep after all may withdraw. */
+	cr_expect(mpk_link_arm(p.b, MPK_LINK_IN) & MPK_LINK_OUT);
+	mpk_link_disarm(p.b, MPK_LINK_IN);
+	cr_assert_eq(mpk_link_write(p.a, "e", 1), 1);
+	cr_expect_eq(bells_pending(p.sv[1]), 0, "disarmed: no bell");
+	cr_assert_eq(mpk_link_read(p.b, buf, 16), 1);
 	/* Space: the writer fills the ring, arms for OUT, the read rings. */
 	static uint8_t big[CAP];
 	cr_assert_eq(mpk_link_write(p.a, big, CAP), CAP);
@@ -261,9 +272,9 @@ Test(doorbell, rung_only_for_sleepers)
 
 	struct mpk_link_stats st;
 	mpk_link_get_stats(p.a, &st);
-	cr_expect_eq(st.tx_bytes, 3 + CAP);
-	cr_expect_eq(st.tx_calls, 4);
-	cr_expect_eq(st.bells_sent, 2);
+	cr_expect_eq(st.tx_bytes, 5 + CAP);
+	cr_expect_eq(st.tx_calls, 6);
+	cr_expect_eq(st.bells_sent, 3);
 	pair_close(&p);
 }
 

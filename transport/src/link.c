@@ -133,6 +133,7 @@ int mpk_link_attach(int fd, int side, struct mpk_link **out)
 	l->bell_fd = -1;
 	/* Start from what is there: a link may be attached after the peer
 	 * already wrote (the server's first bytes race the client's attach). */
+	r = -EPROTO; /* indices no honest creator or peer could have left */
 	if (mpk_link_resync(l) < 0) {
 		free(l);
 		goto err_unmap;
@@ -630,16 +631,17 @@ unsigned mpk_link_arm(struct mpk_link *l, unsigned want)
 	mpk_fence_full();
 	mpk__guard_close();
 	ready = mpk_link_poll(l);
-	if (ready & (want | MPK_LINK_HUP | MPK_LINK_ERR)) {
-		/* Not sleeping after all: withdraw, or the peer's next
-		 * publish rings for nothing. A bell already rung stays
-		 * pending; it costs one spurious wakeup, never a lost one. */
-		mpk__guard_open();
-		if (want & MPK_LINK_IN)
-			mpk_store_relaxed(&l->rx->data_waiting, 0);
-		if (want & MPK_LINK_OUT)
-			mpk_store_relaxed(&l->tx->space_waiting, 0);
-		mpk__guard_close();
-	}
 	return ready;
+}
+
+void mpk_link_disarm(struct mpk_link *l, unsigned want)
+{
+	/* A bell already rung stays pending: one spurious wakeup, never a
+	 * lost one. */
+	mpk__guard_open();
+	if (want & MPK_LINK_IN)
+		mpk_store_relaxed(&l->rx->data_waiting, 0);
+	if (want & MPK_LINK_OUT)
+		mpk_store_relaxed(&l->tx->space_waiting, 0);
+	mpk__guard_close();
 }

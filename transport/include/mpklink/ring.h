@@ -223,8 +223,19 @@ ssize_t mpk_link_writable(struct mpk_link *l);
  * right before sleeping, for everything one will sleep on.
  * Two threads must not block on the same link's doorbell at once: a drain
  * by one cannot wake the other. (The preload serialises this.)
+ *
+ * The flags stay set whatever this returns: readiness is not the decision
+ * to sleep. An edge-triggered waiter sleeps on a ring that still holds data
+ * it already announced, and the next arrival must ring.
  */
 unsigned mpk_link_arm(struct mpk_link *l, unsigned want);
+
+/*
+ * Withdraws what mpk_link_arm announced, for a caller that decided not to
+ * sleep after all: the peer's next publish then rings for nothing less.
+ * Optional; never needed for correctness.
+ */
+void mpk_link_disarm(struct mpk_link *l, unsigned want);
 
 /* Counters kept by this side, for MPKLINK_STATS. Never shared. */
 struct mpk_link_stats {
