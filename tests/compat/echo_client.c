@@ -53,6 +53,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -320,6 +321,18 @@ static void stall_report(struct conn *cs, long n, uint64_t idle_ns)
 static void resolve_target(void)
 {
 	memset(&target, 0, sizeof(target));
+	if (!strncmp(opt.host, "unix:", 5)) {
+		/* --host unix:PATH: the Unix-socket baseline. */
+		struct sockaddr_un *su = (struct sockaddr_un *)&target;
+		if (strlen(opt.host + 5) >= sizeof(su->sun_path)) {
+			fprintf(stderr, "echo_client: unix path too long: %s\n", opt.host + 5);
+			exit(2);
+		}
+		su->sun_family = AF_UNIX;
+		strcpy(su->sun_path, opt.host + 5);
+		target_len = sizeof(*su);
+		return;
+	}
 	struct sockaddr_in *s4 = (struct sockaddr_in *)&target;
 	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&target;
 	if (inet_pton(AF_INET, opt.host, &s4->sin_addr) == 1) {
@@ -342,6 +355,8 @@ static void check_peer(const struct conn *c)
 {
 	struct sockaddr_storage p;
 	socklen_t pl = sizeof(p);
+	if (target.ss_family == AF_UNIX)
+		return; /* the kernel trims sun_path: nothing to compare */
 	if (getpeername(c->fd, (struct sockaddr *)&p, &pl))
 		die_conn("getpeername", c);
 	if (pl != target_len || memcmp(&p, &target, pl))
@@ -355,7 +370,7 @@ static int new_socket(const struct conn *c, bool nonblock)
 	if (fd < 0)
 		die_conn("socket", c);
 	int one = 1;
-	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)))
+	if (target.ss_family != AF_UNIX && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)))
 		die_conn("setsockopt(TCP_NODELAY)", c);
 	/* Small buffers force partial writes and EAGAIN on both sides. */
 	if (opt.rcvbuf && setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &opt.rcvbuf, sizeof(opt.rcvbuf)))
@@ -924,7 +939,7 @@ static void parse_args(int argc, char **argv)
 	int c;
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (c) {
-		case 'p': opt.port = (int)parse_num(optarg, "port", 1, 65535); break;
+		case 'p': opt.port = (int)parse_num(optarg, "port", 0, 65535); break;
 		case 'h': opt.host = optarg; break;
 		case 'm':
 			if (!strcmp(optarg, "et"))
@@ -953,6 +968,11 @@ static void parse_args(int argc, char **argv)
 	}
 	if (optind != argc || opt.port < 0 || (opt.rtt && !opt.size) || (opt.size && !opt.rtt))
 		usage();
+	/* Port 0 only names nothing for TCP; a Unix socket has no port. */
+	if (!opt.port && strncmp(opt.host, "unix:", 5)) {
+		fprintf(stderr, "echo_client: bad port '0' (want 1..65535)\n");
+		exit(2);
+	}
 }
 
 int main(int argc, char **argv)

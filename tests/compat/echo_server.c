@@ -54,6 +54,7 @@
 #include <sys/select.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -201,10 +202,42 @@ static void parse_args(int argc, char **argv)
 
 /* ---- listener ---------------------------------------------------------- */
 
+/* --host unix:PATH: a Unix stream socket instead, the baseline a user
+ * would pick for co-located services. */
+static bool is_unix;
+
+static int open_unix_listener(const char *path)
+{
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	int fd;
+
+	if (strlen(path) >= sizeof(a.sun_path)) {
+		fprintf(stderr, "echo_server: unix path too long: %s\n", path);
+		exit(2);
+	}
+	strcpy(a.sun_path, path);
+	unlink(path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		die("socket(AF_UNIX)");
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)))
+		die("bind");
+	if (listen(fd, SOMAXCONN))
+		die("listen");
+	printf("listening on 0\n");
+	if (fflush(stdout))
+		die("fflush(stdout)");
+	return fd;
+}
+
 static int open_listener(void)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl;
+	if (!strncmp(opt.host, "unix:", 5)) {
+		is_unix = true;
+		return open_unix_listener(opt.host + 5);
+	}
 	memset(&ss, 0, sizeof(ss));
 	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
 	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
@@ -602,10 +635,10 @@ static void accept_all(void)
 		socklen_t gl = sizeof(gp);
 		if (getpeername(fd, (struct sockaddr *)&gp, &gl))
 			die_fd("getpeername", fd);
-		if (gl != pl || !same_addr(&gp, &peer))
+		if (!is_unix && (gl != pl || !same_addr(&gp, &peer)))
 			fail("getpeername differs from accept4's peer address", fd);
 		int one = 1;
-		if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)))
+		if (!is_unix && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)))
 			die_fd("setsockopt(TCP_NODELAY)", fd);
 		/* A small send buffer makes writes return EAGAIN: back-pressure. */
 		if (opt.sndbuf &&
@@ -618,7 +651,7 @@ static void accept_all(void)
 		c->fd = fd;
 		c->rm = (enum rmethod)(fd % R_COUNT);
 		c->wm = (enum wmethod)((fd / R_COUNT) % W_COUNT);
-		if (c->rm == R_RECVMSG && (fd & 1)) {
+		if (c->rm == R_RECVMSG && (fd & 1) && !is_unix) {
 			if (setsockopt(fd, SOL_TCP, TCP_INQ, &one, sizeof(one)))
 				die_fd("setsockopt(TCP_INQ)", fd);
 			c->inq = true;
