@@ -6,7 +6,9 @@ set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config)
 test_pkgs=(libcriterion-dev clang libclang-rt-14-dev
-	qemu-system-x86 linux-image-amd64 busybox-static cpio)
+	qemu-system-x86 linux-image-amd64 busybox-static cpio
+	libgrpc++-dev libgrpc-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
+	python3 python3-grpcio python3-protobuf redis-server redis-tools nodejs iproute2)
 
 case "${1:-all}" in
 build) want=("${build_pkgs[@]}") ;;
@@ -15,6 +17,11 @@ test | all) want=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
 esac
 
 missing=()
+# npm comes with nodesource's nodejs (the machine's); Debian's nodejs needs
+# Debian's npm, which conflicts with nodesource's. Ask only when it is absent.
+if [ "${1:-all}" != build ] && ! command -v npm >/dev/null; then
+	want+=(npm)
+fi
 for p in "${want[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
 		missing+=("$p")

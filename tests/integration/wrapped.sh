@@ -1,0 +1,27 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# wrapped.sh CMD [ARGS...]: runs an interop pair command (tests/interop,
+# through run_pair.sh) with its server and client each under their own
+# mpklink-run, on a port named in their env file. The command must pass as
+# it does plain, and each side's MPKLINK_STATS must show links that carried
+# bytes both ways: the connection was upgraded, not left on TCP.
+. "$(dirname "$0")/lib.sh"
+
+port=$(free_port)
+env=$(envfile app "MPKLINK_ENDPOINTS=127.0.0.1:$port" "MPKLINK_RUNDIR=$tmp/run")
+export MPK_PORT=$port
+export MPK_SERVER_WRAP="env MPKLINK_STATS=$tmp/server.stats $MPKLINK_RUN -e $env --"
+export MPK_CLIENT_WRAP="env MPKLINK_STATS=$tmp/client.stats $MPKLINK_RUN -e $env --"
+"$@" >"$tmp/pair.log" 2>&1 || { cat "$tmp/pair.log" >&2; fail "the pair failed under mpklink"; }
+tail -n 3 "$tmp/pair.log"
+for side in server client; do
+	f=$tmp/$side.stats
+	links=$(stat_field "$f" links)
+	tx=$(stat_field "$f" tx_bytes)
+	rx=$(stat_field "$f" rx_bytes)
+	[ "$links" -ge 1 ] && [ "$tx" -gt 0 ] && [ "$rx" -gt 0 ] ||
+		fail "$side: links=$links tx_bytes=$tx rx_bytes=$rx: the connection was not upgraded"
+	echo "$side: links=$links tx_bytes=$tx rx_bytes=$rx through the rings"
+done
+echo "PASS: $(basename "$1") ${*:2:1} under mpklink-run"
