@@ -928,7 +928,7 @@ static int eset_collect(struct eset *es, struct epoll_event *out, int max)
 	for (size_t i = 0; i < es->n && n < max; i++) {
 		struct ereg *e = &es->v[i];
 		uint64_t rxg;
-		uint32_t m, rep, want;
+		uint32_t full, m, rep, want;
 		unsigned wb;
 
 		if (e->disabled)
@@ -938,20 +938,24 @@ static int eset_collect(struct eset *es, struct epoll_event *out, int max)
 				plain[nplain++] = e->fd;
 			continue;
 		}
-		m = conn_events(e->fd, e->u, &rxg);
+		full = conn_events(e->fd, e->u, &rxg);
 		want = (e->events & (EPOLLIN | EPOLLOUT | EPOLLRDHUP)) | EPOLLERR | EPOLLHUP;
-		m &= want;
+		m = full & want;
 		wb = __atomic_load_n(&e->u->wblock, __ATOMIC_RELAXED);
 		if (e->events & EPOLLET) {
-			uint32_t fresh_bits = m & ~e->last & (EPOLLRDHUP | EPOLLHUP | EPOLLERR);
+			/* End of stream is news even to a registration without
+			 * EPOLLRDHUP (gRPC's): it makes the fd readable (0)
+			 * without moving the peer's tail. */
+			uint32_t fresh_bits = full & ~e->last & (EPOLLRDHUP | EPOLLHUP | EPOLLERR);
 			rep = 0;
 			if ((m & EPOLLIN) && (e->fresh || rxg != e->rxg || fresh_bits))
 				rep |= EPOLLIN;
-			if ((m & EPOLLOUT) && (e->fresh || wb != e->wblock_seen || fresh_bits))
+			if ((m & EPOLLOUT) &&
+			    (e->fresh || wb != e->wblock_seen || (fresh_bits & (EPOLLHUP | EPOLLERR))))
 				rep |= EPOLLOUT;
 			if (rep || fresh_bits)
 				rep |= m & (EPOLLRDHUP | EPOLLHUP | EPOLLERR);
-			e->last = m;
+			e->last = full;
 			if (m & EPOLLIN)
 				e->rxg = rxg;
 			if (m & EPOLLOUT)
@@ -1430,8 +1434,8 @@ EXPORT int shutdown(int fd, int how)
 		errno = EINVAL;
 		return -1;
 	}
-	/* No real SHUT_WR: "space freed" doorbells must still reach the
-	 * peer. The ring carries the half-close. */
+	/* No real SHUT_WR alone: "space freed" doorbells must still reach
+	 * the peer. The ring carries the half-close. */
 	if (how != SHUT_WR)
 		u->rd_shut = 1;
 	if (how != SHUT_RD) {
@@ -1439,6 +1443,11 @@ EXPORT int shutdown(int fd, int how)
 		if (r < 0)
 			return (int)set_errno(r);
 	}
+	/* Both ways: no doorbell is needed any more, and the real shutdown
+	 * is what wakes every local poller of this fd (gRPC shuts its
+	 * connections down this way and waits for that hang-up). */
+	if (how == SHUT_RDWR)
+		return mpk__real.shutdown(fd, SHUT_RDWR);
 	return 0;
 }
 
