@@ -9,7 +9,9 @@
 . "$(dirname "$0")/lib.sh"
 
 port=$(free_port)
-env=$(envfile app "MPKLINK_ENDPOINTS=127.0.0.1:$port" "MPKLINK_RUNDIR=$tmp/run")
+# MPK_WRAP_ENV: more KEY=VALUE lines for the env file, space-separated.
+read -r -a extra <<<"${MPK_WRAP_ENV:-}"
+env=$(envfile app "MPKLINK_ENDPOINTS=127.0.0.1:$port" "MPKLINK_RUNDIR=$tmp/run" "${extra[@]}")
 export MPK_PORT=$port
 export MPK_SERVER_WRAP="env MPKLINK_STATS=$tmp/server.stats $MPKLINK_RUN -e $env --"
 export MPK_CLIENT_WRAP="env MPKLINK_STATS=$tmp/client.stats $MPKLINK_RUN -e $env --"
