@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "mpklink/ring.h"
+#include "subcommands.h"
 #include "util.h"
 
 #define PROG "mpklink-bench"
@@ -1402,6 +1403,9 @@ static const struct {
 	{"transport", transport_main,
 	 "64 B round-trip latency and 64 KiB streaming throughput between two\n"
 	 "              processes: pipe, unix, tcp, mpklink and the shared-memory floor"},
+	{"echo", echo_main,
+	 "64 B and 64 KiB round trips of the C echo pair (tests/compat) over tcp,\n"
+	 "              unix and mpklink (both sides under mpklink-run)"},
 };
 
 static void show_usage(FILE *f)

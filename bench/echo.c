@@ -1,0 +1,380 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mpklink-bench echo: the C echo pair of tests/compat (plain programs that
+ * know nothing of mpklink) measured over TCP loopback, a Unix socket, and
+ * TCP upgraded by mpklink (both under mpklink-run), in one run: 64 B and
+ * 64 KiB round trips on one blocking connection. Waiting is by doorbells
+ * only: the client blocks in read, so this is the wake-up path.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "subcommands.h"
+#include "util.h"
+
+enum { T_TCP, T_UNIX, T_MPKLINK, T_COUNT };
+static const char *const tnames[T_COUNT] = {"tcp", "unix", "mpklink"};
+static const size_t sizes[] = {64, 65536};
+#define NSIZES (sizeof(sizes) / sizeof(sizes[0]))
+
+struct echo_opts {
+	char server[PATH_MAX], client[PATH_MAX], run[PATH_MAX];
+	long iters[NSIZES];
+	const char *csv;
+};
+
+struct result {
+	int ok;
+	double p50, p99;
+};
+
+static void echo_usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: mpklink-bench echo [--quick] [--iters N] [--csv FILE]\n"
+		"                          [--server PATH] [--client PATH] [--run PATH]\n"
+		"\n"
+		"Round trips of 64 B and 64 KiB through the C echo pair (tests/compat:\n"
+		"echo_server and echo_client --rtt, ordinary socket programs) over TCP\n"
+		"loopback, a Unix socket, and TCP with both programs under mpklink-run, in\n"
+		"one run. The client blocks in read: mpklink wakes it by doorbell.\n"
+		"\n"
+		"  --quick        fewer round trips (a few seconds in all)\n"
+		"  --iters N      round trips per size and transport (64 KiB: N/4)\n"
+		"  --csv FILE     rows bench,transport,size_bytes,p50_us,p99_us,mbytes_per_s\n"
+		"  --server PATH  echo_server (default: beside this program in the build tree)\n"
+		"  --client PATH  echo_client (idem)\n"
+		"  --run PATH     mpklink-run (idem)\n"
+		"\n"
+		"Target (informational, the exit status ignores timings): mpklink p50 no\n"
+		"slower than the Unix socket's, at both sizes.\n");
+}
+
+/* PATH of a sibling in the build tree: <build>/bench/.. + rel. */
+static void default_path(char *out, size_t len, const char *rel)
+{
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	char *slash;
+
+	out[0] = 0;
+	if (n <= 0)
+		return;
+	self[n] = 0;
+	slash = strrchr(self, '/');
+	if (!slash)
+		return;
+	*slash = 0;
+	snprintf(out, len, "%.*s/../%s", PATH_MAX - 64, self, rel);
+}
+
+/* A port nobody is bound to now. */
+static int free_port(void)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t l = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = -1;
+
+	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&a, &l) == 0)
+		port = ntohs(a.sin_port);
+	if (fd >= 0)
+		close(fd);
+	return port;
+}
+
+/* Starts argv with stdout on a pipe; returns the pid and *out_fd. */
+static pid_t spawn(char *const argv[], int *out_fd)
+{
+	int p[2];
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -1;
+	pid = fork();
+	if (pid < 0) {
+		close(p[0]);
+		close(p[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		dup2(p[1], 1);
+		execv(argv[0], argv);
+		fprintf(stderr, "mpklink-bench: cannot run %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	close(p[1]);
+	*out_fd = p[0];
+	return pid;
+}
+
+/* Reads fd until a line starting with prefix (or EOF, or the deadline).
+ * Returns 0 and the line in buf, or -1. */
+static int read_line_with(int fd, const char *prefix, char *buf, size_t len, int timeout_s)
+{
+	char acc[8192];
+	size_t used = 0;
+	uint64_t deadline = bench_now_ns() + (uint64_t)timeout_s * 1000000000ull;
+
+	for (;;) {
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		int64_t left = (int64_t)(deadline - bench_now_ns()) / 1000000;
+		ssize_t r;
+
+		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
+			return -1;
+		r = read(fd, acc + used, sizeof(acc) - 1 - used);
+		if (r <= 0)
+			return -1;
+		used += (size_t)r;
+		acc[used] = 0;
+		for (char *line = acc, *nl; (nl = strchr(line, '\n')); line = nl + 1) {
+			*nl = 0;
+			if (!strncmp(line, prefix, strlen(prefix))) {
+				size_t n = strlen(line) < len - 1 ? strlen(line) : len - 1;
+				memcpy(buf, line, n);
+				buf[n] = 0;
+				return 0;
+			}
+		}
+		if (used == sizeof(acc) - 1)
+			used = 0; /* a runaway line: drop it */
+	}
+}
+
+static void stop(pid_t pid)
+{
+	int st;
+
+	if (pid <= 0)
+		return;
+	kill(pid, SIGTERM);
+	for (int i = 0; i < 200; i++) {
+		if (waitpid(pid, &st, WNOHANG) == pid)
+			return;
+		usleep(10000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+}
+
+/* One (transport, size) measurement: a fresh server and client. */
+static struct result measure(const struct echo_opts *o, int t, size_t size, long iters,
+			     const char *dir)
+{
+	struct result res = {0};
+	char port_s[16], host[PATH_MAX + 8], env[PATH_MAX], n_s[24], size_s[24], warm_s[24];
+	char line[512];
+	char *sargv[16], *cargv[24];
+	int sn = 0, cn = 0, sfd = -1, cfd = -1, port = free_port(), st;
+	pid_t spid, cpid;
+	FILE *f;
+
+	if (port < 0)
+		return res;
+	snprintf(port_s, sizeof(port_s), "%d", port);
+	snprintf(n_s, sizeof(n_s), "%ld", iters);
+	snprintf(size_s, sizeof(size_s), "%zu", size);
+	snprintf(warm_s, sizeof(warm_s), "%ld", iters / 10 < 100 ? 100 : iters / 10);
+	if (t == T_UNIX)
+		snprintf(host, sizeof(host), "unix:%s/echo.sock", dir);
+	else
+		snprintf(host, sizeof(host), "127.0.0.1");
+	if (t == T_MPKLINK) {
+		snprintf(env, sizeof(env), "%s/app.env", dir);
+		f = fopen(env, "w");
+		if (!f)
+			return res;
+		fprintf(f, "MPKLINK_ENDPOINTS=127.0.0.1:%d\nMPKLINK_RUNDIR=%s/run\nMPKLINK_LOG=error\n",
+			port, dir);
+		fclose(f);
+		sargv[sn++] = cargv[cn++] = (char *)o->run;
+		sargv[sn++] = cargv[cn++] = "-e";
+		sargv[sn++] = cargv[cn++] = env;
+		sargv[sn++] = cargv[cn++] = "--";
+	}
+	sargv[sn++] = (char *)o->server;
+	sargv[sn++] = "--port";
+	sargv[sn++] = port_s;
+	sargv[sn++] = "--host";
+	sargv[sn++] = host;
+	sargv[sn++] = "--mode";
+	sargv[sn++] = "et";
+	sargv[sn] = NULL;
+	spid = spawn(sargv, &sfd);
+	if (spid < 0 || read_line_with(sfd, "listening on", line, sizeof(line), 10) < 0) {
+		fprintf(stderr, "mpklink-bench: %s: the echo server did not start\n", tnames[t]);
+		goto out;
+	}
+	cargv[cn++] = (char *)o->client;
+	cargv[cn++] = "--port";
+	cargv[cn++] = port_s;
+	cargv[cn++] = "--host";
+	cargv[cn++] = host;
+	cargv[cn++] = "--rtt";
+	cargv[cn++] = n_s;
+	cargv[cn++] = "--size";
+	cargv[cn++] = size_s;
+	cargv[cn++] = "--warmup";
+	cargv[cn++] = warm_s;
+	cargv[cn] = NULL;
+	cpid = spawn(cargv, &cfd);
+	if (cpid < 0)
+		goto out;
+	if (read_line_with(cfd, "RTT ", line, sizeof(line), 120) == 0 &&
+	    sscanf(strstr(line, "p50_us="), "p50_us=%lf p99_us=%lf", &res.p50, &res.p99) == 2)
+		res.ok = 1;
+	if (waitpid(cpid, &st, 0) != cpid || !WIFEXITED(st) || WEXITSTATUS(st)) {
+		fprintf(stderr, "mpklink-bench: %s %zu B: the echo client failed (status %#x)\n",
+			tnames[t], size, st);
+		res.ok = 0;
+	}
+out:
+	/* Its stdout stays open until it is gone: it reports at exit. */
+	stop(spid);
+	if (cfd >= 0)
+		close(cfd);
+	if (sfd >= 0)
+		close(sfd);
+	return res;
+}
+
+static int need_exec(const char *what, const char *path)
+{
+	if (access(path, X_OK) == 0)
+		return 0;
+	fprintf(stderr,
+		"mpklink-bench: %s not found at %s: build the project's tests (it lives in\n"
+		"  tests/compat) or give its path with --%s\n",
+		what, path, !strcmp(what, "mpklink-run") ? "run" : what + 5);
+	return -1;
+}
+
+int echo_main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{"quick", no_argument, NULL, 'q'},   {"iters", required_argument, NULL, 'n'},
+		{"csv", required_argument, NULL, 'c'}, {"server", required_argument, NULL, 's'},
+		{"client", required_argument, NULL, 'C'}, {"run", required_argument, NULL, 'r'},
+		{"help", no_argument, NULL, 'h'},     {NULL, 0, NULL, 0},
+	};
+	struct echo_opts o = {.iters = {20000, 5000}};
+	struct result r[T_COUNT][NSIZES];
+	char dir[] = "/tmp/mpklink-bench-echo.XXXXXX", csv[4096];
+	size_t csvlen = 0;
+	int c, failed = 0;
+
+	default_path(o.server, sizeof(o.server), "tests/compat/echo_server");
+	default_path(o.client, sizeof(o.client), "tests/compat/echo_client");
+	default_path(o.run, sizeof(o.run), "bin/mpklink-run");
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+		switch (c) {
+		case 'q':
+			o.iters[0] = 5000;
+			o.iters[1] = 1000;
+			break;
+		case 'n': {
+			char *end;
+			long n = strtol(optarg, &end, 10);
+			if (*end || n < 100 || n > 100000000) {
+				fprintf(stderr, "mpklink-bench echo: --iters '%s': want 100..100000000\n",
+					optarg);
+				return 2;
+			}
+			o.iters[0] = n;
+			o.iters[1] = n / 4 < 100 ? 100 : n / 4;
+			break;
+		}
+		case 'c': o.csv = optarg; break;
+		case 's': snprintf(o.server, sizeof(o.server), "%s", optarg); break;
+		case 'C': snprintf(o.client, sizeof(o.client), "%s", optarg); break;
+		case 'r': snprintf(o.run, sizeof(o.run), "%s", optarg); break;
+		case 'h': echo_usage(stdout); return 0;
+		default: echo_usage(stderr); return 2;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "mpklink-bench echo: unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
+	if (need_exec("echo_server", o.server) || need_exec("echo_client", o.client) ||
+	    need_exec("mpklink-run", o.run))
+		return 2;
+	if (!mkdtemp(dir)) {
+		perror("mpklink-bench: mkdtemp");
+		return 1;
+	}
+
+	printf("C echo pair, one blocking connection, round trips (the client waits in read)\n");
+	fflush(stdout);
+	for (size_t s = 0; s < NSIZES; s++)
+		for (int t = 0; t < T_COUNT; t++) {
+			r[t][s] = measure(&o, t, sizes[s], o.iters[s], dir);
+			failed |= !r[t][s].ok;
+		}
+
+	printf("\n%-9s %12s %12s %13s %13s %10s %10s\n", "transport", "64B p50 us", "64B p99 us",
+	       "64KiB p50 us", "64KiB p99 us", "64B/unix", "64B/tcp");
+	for (int t = 0; t < T_COUNT; t++) {
+		printf("%-9s", tnames[t]);
+		for (size_t s = 0; s < NSIZES; s++) {
+			if (r[t][s].ok)
+				printf(" %12.2f %12.2f%s", r[t][s].p50, r[t][s].p99, s ? " " : "");
+			else
+				printf(" %12s %12s%s", "failed", "-", s ? " " : "");
+		}
+		if (r[t][0].ok && r[T_UNIX][0].ok && r[T_TCP][0].ok)
+			printf(" %9.2fx %9.2fx", r[t][0].p50 / r[T_UNIX][0].p50,
+			       r[t][0].p50 / r[T_TCP][0].p50);
+		printf("\n");
+	}
+	printf("\nRound trips: %ld of 64 B, %ld of 64 KiB per transport (after warm-up).\n",
+	       o.iters[0], o.iters[1]);
+	printf("Target (informational: timings are noisy, the exit status ignores them):\n");
+	for (size_t s = 0; s < NSIZES; s++)
+		if (r[T_MPKLINK][s].ok && r[T_UNIX][s].ok)
+			printf("  %s  mpklink p50 no slower than the Unix socket at %zu B (%.2f vs %.2f us)\n",
+			       r[T_MPKLINK][s].p50 <= r[T_UNIX][s].p50 ? "PASS" : "MISS", sizes[s],
+			       r[T_MPKLINK][s].p50, r[T_UNIX][s].p50);
+
+	if (o.csv && !failed) {
+		csvlen = (size_t)snprintf(csv, sizeof(csv),
+					  "bench,transport,size_bytes,p50_us,p99_us,mbytes_per_s\n");
+		for (size_t s = 0; s < NSIZES; s++)
+			for (int t = 0; t < T_COUNT; t++)
+				csvlen += (size_t)snprintf(csv + csvlen, sizeof(csv) - csvlen,
+							   "echo,%s,%zu,%.3f,%.3f,\n", tnames[t],
+							   sizes[s], r[t][s].p50, r[t][s].p99);
+		int e = bench_write_file_atomic(o.csv, csv, csvlen);
+		if (e < 0) {
+			fprintf(stderr, "mpklink-bench: %s: %s\n", o.csv, bench_strerror(e));
+			failed = 1;
+		} else {
+			printf("\nCSV written to %s.\n", o.csv);
+		}
+	}
+	{
+		char cmd[PATH_MAX + 16];
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "mpklink-bench: could not remove %s\n", dir);
+	}
+	if (failed)
+		fprintf(stderr, "mpklink-bench echo: a measurement failed; no CSV written\n");
+	return failed ? 1 : 0;
+}
