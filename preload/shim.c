@@ -1246,8 +1246,11 @@ EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
 
 	init();
 	if (!cfg.enabled || !addr || !(port = addr_port(addr, len, 0)) || !configured(port) ||
-	    ufd_get(fd) || !is_tcp(fd) || !rendezvous_exists(port))
+	    ufd_get(fd) || !is_tcp(fd))
 		return mpk__real.connect(fd, addr, len);
+	/* No launcher answers for the port: the server is not under mpklink. */
+	if (!rendezvous_exists(port))
+		goto plain;
 	cport = bind_ephemeral(fd, addr);
 	if (!cport)
 		goto plain;
