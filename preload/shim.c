@@ -653,8 +653,30 @@ static ssize_t set_errno(ssize_t r)
 	return -1;
 }
 
+#define IOV_REST 64
+
+/* What is left of iov after its first `done` bytes, into rest (which may be
+ * iov itself: entries only move down). Returns the count; 0 when nothing
+ * is left. At most IOV_REST entries are kept: a short read or write. */
+static int iov_advance(const struct iovec *iov, int cnt, size_t done, struct iovec *rest)
+{
+	int n = 0;
+
+	for (int i = 0; i < cnt && n < IOV_REST; i++) {
+		if (done >= iov[i].iov_len) {
+			done -= iov[i].iov_len;
+			continue;
+		}
+		rest[n].iov_base = (char *)iov[i].iov_base + done;
+		rest[n++].iov_len = iov[i].iov_len - done;
+		done = 0;
+	}
+	return n;
+}
+
 static ssize_t conn_readv(int fd, struct ufd *u, const struct iovec *iov, int iovcnt, int flags)
 {
+	struct iovec rest[IOV_REST];
 	ssize_t r, total = 0;
 	int nb = u->nonblock || (flags & MSG_DONTWAIT);
 	unsigned lf = (flags & MSG_PEEK) ? MPK_READ_PEEK : 0;
@@ -673,27 +695,11 @@ static ssize_t conn_readv(int fd, struct ufd *u, const struct iovec *iov, int io
 		}
 		if (r > 0 && (flags & MSG_WAITALL) && !(flags & MSG_PEEK) && !nb) {
 			/* Fill the rest before returning. */
-			size_t want = 0;
-			for (int i = 0; i < iovcnt; i++)
-				want += iov[i].iov_len;
 			total += r;
-			if ((size_t)total < want) {
-				struct iovec rest[64];
-				int n = 0;
-				size_t skip = (size_t)total;
-				for (int i = 0; i < iovcnt && n < 64; i++) {
-					if (skip >= iov[i].iov_len) {
-						skip -= iov[i].iov_len;
-						continue;
-					}
-					rest[n].iov_base = (char *)iov[i].iov_base + skip;
-					rest[n++].iov_len = iov[i].iov_len - skip;
-					skip = 0;
-				}
-				iov = rest;
-				iovcnt = n;
+			iovcnt = iov_advance(iov, iovcnt, (size_t)r, rest);
+			iov = rest;
+			if (iovcnt)
 				continue;
-			}
 			r = total;
 			break;
 		}
@@ -721,7 +727,7 @@ static ssize_t conn_writev(int fd, struct ufd *u, const struct iovec *iov, int i
 {
 	ssize_t r, total = 0;
 	int nb = u->nonblock || (flags & MSG_DONTWAIT);
-	struct iovec rest[64];
+	struct iovec rest[IOV_REST];
 
 	pthread_mutex_lock(&u->wlock);
 	for (;;) {
@@ -736,21 +742,10 @@ static ssize_t conn_writev(int fd, struct ufd *u, const struct iovec *iov, int i
 			if (nb)
 				break;
 			/* A blocking write sends everything. */
-			size_t skip = (size_t)r;
-			int n = 0;
-			for (int i = 0; i < iovcnt && n < 64; i++) {
-				if (skip >= iov[i].iov_len) {
-					skip -= iov[i].iov_len;
-					continue;
-				}
-				rest[n].iov_base = (char *)iov[i].iov_base + skip;
-				rest[n++].iov_len = iov[i].iov_len - skip;
-				skip = 0;
-			}
-			if (!n)
-				break;
+			iovcnt = iov_advance(iov, iovcnt, (size_t)r, rest);
 			iov = rest;
-			iovcnt = n;
+			if (!iovcnt)
+				break;
 			continue;
 		}
 		if (r == -EAGAIN) {

@@ -3,6 +3,7 @@
  * semantics PORT OTHER_PORT: socket semantics a program relies on, checked
  * on connections to PORT (both ends in this process; under mpklink-run both
  * are upgraded) and, for fd reuse, a plain connection to OTHER_PORT:
+ *  - MSG_WAITALL fills every iovec across several arrivals;
  *  - dup, dup2 and F_DUPFD name the same connection; it lives until the last;
  *  - half-close: the peer reads everything, then 0; the other way still works;
  *  - close sends FIN, not RST: the peer reads the rest, then 0 (not ECONNRESET);
@@ -22,6 +23,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static volatile sig_atomic_t sigpipes;
@@ -101,6 +103,34 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, on_sigpipe);
 	alarm(30); /* a hang is a failure, not a stuck test */
 	l = listener(port);
+
+	/* MSG_WAITALL into two iovecs, filled by four writes that arrive
+	 * one by one (a child writes them, pausing). */
+	{
+		char x[10], y[14];
+		struct iovec v[2] = {{x, sizeof(x)}, {y, sizeof(y)}};
+		struct msghdr m = {.msg_iov = v, .msg_iovlen = 2};
+		static const char *const pieces[] = {"abcde", "fghijkl", "mnopqrs", "tuvwx"};
+		pid_t pid;
+		int st;
+
+		pair(l, port, &c, &s);
+		pid = fork();
+		CHECK(pid >= 0, "fork");
+		if (pid == 0) {
+			for (int i = 0; i < 4; i++) {
+				say(c, pieces[i]);
+				usleep(20000);
+			}
+			_exit(0);
+		}
+		CHECK(recvmsg(s, &m, MSG_WAITALL) == 24, "recvmsg(MSG_WAITALL) of 24 bytes");
+		CHECK(!memcmp(x, "abcdefghij", 10) && !memcmp(y, "klmnopqrstuvwx", 14),
+		      "MSG_WAITALL content: \"%.10s%.14s\"", x, y);
+		CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && !WEXITSTATUS(st), "writer");
+		close(c);
+		close(s);
+	}
 
 	/* dup, dup2, F_DUPFD: one connection, alive until its last name. */
 	pair(l, port, &c, &s);
