@@ -118,6 +118,7 @@ static pid_t ctl_pid;
 
 static struct {
 	uint64_t links, fallbacks, tx_bytes, rx_bytes, tx_calls, rx_calls, bells_sent;
+	uint64_t tcp_bytes; /* the kernel's count of what crossed the sockets */
 } totals;
 
 /* ------------------------------------------------------------ logging */
@@ -228,6 +229,27 @@ static void stats_add(struct mpk_link *l)
 	__atomic_fetch_add(&totals.tx_calls, st.tx_calls, __ATOMIC_RELAXED);
 	__atomic_fetch_add(&totals.rx_calls, st.rx_calls, __ATOMIC_RELAXED);
 	__atomic_fetch_add(&totals.bells_sent, st.bells_sent, __ATOMIC_RELAXED);
+}
+
+/* glibc's struct tcp_info ends at tcpi_total_retrans; the kernel's goes
+ * on (the ABI only grows at the end). */
+struct tcp_info_bytes {
+	struct tcp_info base;
+	uint64_t pacing_rate, max_pacing_rate;
+	uint64_t bytes_acked, bytes_received;
+};
+_Static_assert(sizeof(struct tcp_info) == 104, "glibc tcp_info layout");
+
+/* What the kernel counted on an upgraded connection's socket (what
+ * `ss -ti` shows): the preamble and doorbells, if all went through links. */
+static void tcp_account(int fd)
+{
+	struct tcp_info_bytes ti;
+	socklen_t l = sizeof(ti);
+
+	if (mpk__real.getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &l) == 0 && l >= sizeof(ti))
+		__atomic_fetch_add(&totals.tcp_bytes, ti.bytes_acked + ti.bytes_received,
+				   __ATOMIC_RELAXED);
 }
 
 static void ctl_unlisten(unsigned port);
@@ -1196,15 +1218,17 @@ static void stats_report(void)
 		if (u && u->kind == K_CONN && u->link && !u->reported) {
 			u->reported = 1;
 			stats_add(u->link);
+			tcp_account(fd);
 		}
 	}
 	n = snprintf(buf, sizeof(buf),
 		     "mpklink stats: pid=%d links=%llu fallbacks=%llu tx_bytes=%llu rx_bytes=%llu "
-		     "tx_msgs=%llu rx_msgs=%llu doorbells=%llu\n",
+		     "tx_msgs=%llu rx_msgs=%llu doorbells=%llu tcp_bytes=%llu\n",
 		     (int)getpid(), (unsigned long long)totals.links,
 		     (unsigned long long)totals.fallbacks, (unsigned long long)totals.tx_bytes,
 		     (unsigned long long)totals.rx_bytes, (unsigned long long)totals.tx_calls,
-		     (unsigned long long)totals.rx_calls, (unsigned long long)totals.bells_sent);
+		     (unsigned long long)totals.rx_calls, (unsigned long long)totals.bells_sent,
+		     (unsigned long long)totals.tcp_bytes);
 	if (strcmp(cfg.stats, "1") && strcmp(cfg.stats, "stderr"))
 		f = fopen(cfg.stats, "a");
 	if (f) {
@@ -1390,6 +1414,8 @@ static int do_close(int fd)
 	if (!ufd_get(fd))
 		return mpk__real.close(fd);
 	u = fd_unhook(fd);
+	if (u && u->kind == K_CONN)
+		tcp_account(fd);
 	if (u && u->kind == K_CONN && u->link && u->state == ST_ACTIVE) {
 		/* Unread doorbell bytes would turn our FIN into an RST. */
 		char buf[256];
