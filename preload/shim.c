@@ -659,12 +659,18 @@ static int wait_bell(int fd, struct ufd *u, unsigned want)
 	struct pollfd p = {.fd = fd, .events = POLLIN};
 	int r;
 
-	if (u->state == ST_ACTIVE && (mpk_link_arm(u->link, want) & (want | MPK_LINK_HUP | MPK_LINK_ERR)))
+	if (u->state == ST_ACTIVE &&
+	    (mpk_link_arm(u->link, want | MPK_ARM_NODRAIN) & (want | MPK_LINK_HUP | MPK_LINK_ERR)))
 		return 0;
 	if (u->state == ST_CONNECTING)
 		p.events = POLLOUT;
 	r = mpk__real.poll(&p, 1, -1);
-	return r < 0 ? -errno : 0;
+	if (r < 0)
+		return -errno;
+	/* Drained only when a byte is there: no recv that finds nothing. */
+	if (u->state == ST_ACTIVE && (p.revents & (POLLIN | POLLHUP | POLLERR)))
+		mpk_link_drain(u->link);
+	return 0;
 }
 
 static ssize_t set_errno(ssize_t r)
@@ -849,7 +855,8 @@ static void conn_arm(struct ufd *u, uint32_t events)
 		want |= MPK_LINK_IN;
 	if ((events & EPOLLOUT) && u->wblocked)
 		want |= MPK_LINK_OUT;
-	mpk_link_arm(u->link, want);
+	/* The callers drain when the kernel reports the doorbell. */
+	mpk_link_arm(u->link, want | MPK_ARM_NODRAIN);
 }
 
 /* ------------------------------------------------------------ epoll */
@@ -1026,9 +1033,13 @@ static int epoll_common(int epfd, struct epoll_event *ev, int max, int timeout,
 	if (!es || !es->n || max <= 0)
 		return use_pwait ? mpk__real.epoll_pwait(epfd, ev, max, timeout, sigmask)
 				 : mpk__real.epoll_wait(epfd, ev, max, timeout);
-	for (;;) {
+	for (int fetched = 0;; fetched = 1) {
 		int n = eset_collect(es, ev, max), k, t;
 
+		/* The kernel's events were harvested a moment ago, in this
+		 * call: another look now would only cost a system call. */
+		if (n && fetched)
+			return n;
 		if (!n) {
 			/* Arm, then look again: a change after this rings. */
 			eset_arm(es);
@@ -1043,8 +1054,13 @@ static int epoll_common(int epfd, struct epoll_event *ev, int max, int timeout,
 		if (k < 0)
 			return n ? n : -1;
 		for (int i = 0; i < k; i++) {
-			if ((kev[i].data.u64 & ETAG_MASK) == ETAG)
-				continue; /* a doorbell: the rings say what happened */
+			if ((kev[i].data.u64 & ETAG_MASK) == ETAG) {
+				/* A doorbell: the rings say what happened. */
+				struct ufd *du = conn_get((int)(kev[i].data.u64 & ~ETAG_MASK));
+				if (du && du->state == ST_ACTIVE)
+					mpk_link_drain(du->link);
+				continue;
+			}
 			ev[n++] = kev[i];
 		}
 		if (n || t == 0)
@@ -1124,6 +1140,9 @@ static int poll_common(struct pollfd *fds, nfds_t nfds, int timeout, const sigse
 			if (!u[i]) {
 				fds[i].revents = k[i].revents;
 			} else {
+				if ((k[i].revents & (POLLIN | POLLHUP | POLLERR)) &&
+				    u[i]->state == ST_ACTIVE)
+					mpk_link_drain(u[i]->link);
 				uint32_t m = conn_events(fds[i].fd, u[i], NULL);
 				fds[i].revents = (short)(m & ((uint32_t)fds[i].events | POLLERR | POLLHUP));
 				if (k[i].revents & POLLNVAL)

@@ -585,7 +585,7 @@ ssize_t mpk_link_writable(struct mpk_link *l)
 	return rd.write_err ? rd.write_err : (ssize_t)rd.writable;
 }
 
-static void drain(struct mpk_link *l)
+void mpk_link_drain(struct mpk_link *l)
 {
 	char buf[256];
 	ssize_t r;
@@ -620,7 +620,8 @@ unsigned mpk_link_arm(struct mpk_link *l, unsigned want)
 		return mpk_link_poll(l);
 	/* Drain first: a byte that arrives after this is one rung after our
 	 * flag below was seen, so it stays pending and wakes us. */
-	drain(l);
+	if (!(want & MPK_ARM_NODRAIN))
+		mpk_link_drain(l);
 	mpk__guard_open();
 	if (want & MPK_LINK_IN)
 		mpk_store_relaxed(&l->rx->data_waiting, 1);

@@ -231,6 +231,21 @@ ssize_t mpk_link_writable(struct mpk_link *l);
 unsigned mpk_link_arm(struct mpk_link *l, unsigned want);
 
 /*
+ * With want | MPK_ARM_NODRAIN, arm skips the drain. Draining first only
+ * spares a spurious wake-up on a byte rung before; it is never needed to
+ * avoid a lost one (the re-check after the fence is). A caller that drains
+ * itself whenever the kernel says the doorbell is readable (mpk_link_drain)
+ * saves a system call per sleep.
+ */
+#define MPK_ARM_NODRAIN 0x100u
+
+/*
+ * Consumes pending doorbell bytes without blocking; a hang-up marks the
+ * peer gone (reads then end after the ring's data, writes get -EPIPE).
+ */
+void mpk_link_drain(struct mpk_link *l);
+
+/*
  * Withdraws what mpk_link_arm announced, for a caller that decided not to
  * sleep after all: the peer's next publish then rings for nothing less.
  * Optional; never needed for correctness.
