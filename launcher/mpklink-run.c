@@ -105,8 +105,10 @@ static int check_guard(const char *v, const char **why)
 
 static int check_log(const char *v, const char **why)
 {
-	static const char *const a[] = {"error", "warn", "info", "debug", NULL};
-	return one_of(v, a, why, "must be error, warn, info or debug");
+	if (*v && mpk_log_level_parse(v) >= 0)
+		return 0;
+	*why = "must be error, warn, info or debug";
+	return -1;
 }
 
 static int parse_size(const char *v, size_t *out)
@@ -296,13 +298,6 @@ static void resolve_rundir(char *buf, size_t len)
 		mpk_rundir_default(buf, len);
 }
 
-static int log_level(void)
-{
-	const char *s = getenv("MPKLINK_LOG");
-
-	return !s ? 1 : !strcmp(s, "error") ? 0 : !strcmp(s, "info") ? 2 : !strcmp(s, "debug") ? 3 : 1;
-}
-
 /* What LD_PRELOAD cannot reach. Returns a reason, or NULL. */
 static const char *unreachable(const char *prog)
 {
@@ -343,21 +338,18 @@ static const char *unreachable(const char *prog)
 			break;
 		has_interp |= ph.p_type == PT_INTERP;
 	}
-	/* Go's linker leaves its build ID note; so do its dynamic binaries. */
+	/* Go's linker leaves its build ID note near the start; its build info
+	 * can be anywhere in the first 64 MiB. This runs at every launch:
+	 * memmem, not a compare per byte. */
 	{
-		char b[4096];
-		ssize_t n = pread(fd, b, sizeof(b), 0);
-		for (ssize_t i = 0; i + 12 < n && !go; i++)
-			go = !memcmp(b + i, "Go build ID:", 12);
-		if (!go) {
-			off_t off = 0;
-			while (!go && (n = pread(fd, b, sizeof(b), off)) > 12) {
-				for (ssize_t i = 0; i + 12 < n && !go; i++)
-					go = !memcmp(b + i, "\xff Go buildinf:", 12);
-				off += n - 12;
-				if (off > (64 << 20))
-					break;
-			}
+		char b[65536];
+		ssize_t n = pread(fd, b, 4096, 0);
+		go = n > 0 && memmem(b, (size_t)n, "Go build ID:", 12);
+		for (off_t off = 0; !go && off <= (64 << 20); off += n - 14) {
+			n = pread(fd, b, sizeof(b), off);
+			if (n <= 14)
+				break;
+			go = memmem(b, (size_t)n, "\xff Go buildinf:", 14) != NULL;
 		}
 	}
 	close(fd);
@@ -491,7 +483,7 @@ static int run_main(int argc, char **argv)
 	if (ring)
 		parse_size(ring, &cc.ring_bytes);
 	cc.rundir = rundir;
-	cc.log_level = log_level();
+	cc.log_level = mpk_log_level_parse(getenv("MPKLINK_LOG")); /* checked in main */
 	cc.log_name = "mpklink-run";
 	/* Before any thread exists, so that all of them inherit the mask. */
 	sigemptyset(&set);

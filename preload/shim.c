@@ -173,9 +173,11 @@ static void shim_init(void)
 	int n;
 
 	resolve();
-	s = getenv("MPKLINK_LOG");
-	cfg.log_level = !s || !*s ? 1 : !strcmp(s, "error") ? 0 : !strcmp(s, "info") ? 2
-						    : !strcmp(s, "debug") ? 3 : 1;
+	/* The launcher refused a bad value; a program run without it gets
+	 * the default. */
+	cfg.log_level = mpk_log_level_parse(getenv("MPKLINK_LOG"));
+	if (cfg.log_level < 0)
+		cfg.log_level = 1;
 	s = getenv("MPKLINK_STATS");
 	if (s && *s && strcmp(s, "0"))
 		snprintf(cfg.stats, sizeof(cfg.stats), "%s", s);
@@ -482,23 +484,34 @@ static int fd_nonblocking(int fd)
 	return fl >= 0 && (fl & O_NONBLOCK);
 }
 
-static struct ufd *conn_new(int fd, int memfd, int side, unsigned port)
+/*
+ * The link memory the launcher handed over (memfd, closed here whatever
+ * happens) attached for socket fd, connection port <- cport, starting in
+ * state; token, when given, makes the preamble to send or expect.
+ */
+static struct ufd *conn_new(int fd, int memfd, int side, unsigned port, unsigned cport, int state,
+			    const uint8_t *token)
 {
 	struct ufd *u = ufd_new(K_CONN);
-	int r;
+	int r = u ? mpk_link_attach(memfd, side, &u->link) : -ENOMEM;
 
-	if (!u)
-		return NULL;
-	r = mpk_link_attach(memfd, side, &u->link);
+	mpk__real.close(memfd);
 	if (r < 0) {
 		slog(1, "port %u: cannot attach link memory: %s", port, strerror(-r));
-		ufd_free(u);
+		if (u)
+			ufd_free(u);
 		return NULL;
 	}
 	mpk_link_set_doorbell(u->link, fd, mpk__real.send, mpk__real.recv);
 	u->fork_gen = __atomic_load_n(&fork_gen, __ATOMIC_RELAXED);
 	u->port = port;
+	u->cport = cport;
+	u->state = state;
 	u->nonblock = fd_nonblocking(fd);
+	if (token) {
+		memcpy(u->pre, MPK_PREAMBLE_MAGIC, 8);
+		memcpy(u->pre + 8, token, MPK_TOKEN_BYTES);
+	}
 	__atomic_fetch_add(&totals.links, 1, __ATOMIC_RELAXED);
 	return u;
 }
@@ -1297,14 +1310,9 @@ EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
 		slog(r == -ENOENT ? 3 : 1, "port %u: no link (%s); plain TCP", port, strerror(-r));
 		goto plain;
 	}
-	u = conn_new(fd, memfd, 1, port);
-	mpk__real.close(memfd);
+	u = conn_new(fd, memfd, 1, port, cport, ST_CONNECTING, rep.token);
 	if (!u)
 		goto plain;
-	memcpy(u->pre, MPK_PREAMBLE_MAGIC, 8);
-	memcpy(u->pre + 8, rep.token, MPK_TOKEN_BYTES);
-	u->state = ST_CONNECTING;
-	u->cport = cport;
 	r = mpk__real.connect(fd, addr, len);
 	e = errno;
 	if (r < 0 && e != EINPROGRESS) {
@@ -1399,14 +1407,9 @@ static int do_accept(int fd, struct sockaddr *addr, socklen_t *alen, int flags, 
 	r = ctl_call(MPK_CTL_ACCEPT, lu->port, cport, &rep, &memfd);
 	if (r < 0 || memfd < 0)
 		return nfd; /* a plain client */
-	u = conn_new(nfd, memfd, 0, lu->port);
-	mpk__real.close(memfd);
+	u = conn_new(nfd, memfd, 0, lu->port, cport, ST_VERIFY, rep.token);
 	if (!u)
 		return nfd;
-	memcpy(u->pre, MPK_PREAMBLE_MAGIC, 8);
-	memcpy(u->pre + 8, rep.token, MPK_TOKEN_BYTES);
-	u->state = ST_VERIFY;
-	u->cport = cport;
 	fd_hook(nfd, u);
 	slog(3, "port %u: connection from port %u upgraded", lu->port, cport);
 	return nfd;
@@ -1984,12 +1987,9 @@ static void adopt_inherited(void)
 		if (ctl_call(MPK_CTL_LOOKUP, sport, cport, &rep, &memfd) < 0 || memfd < 0)
 			continue;
 		side = rep.side == 1;
-		u = conn_new(fd, memfd, side, sport);
-		mpk__real.close(memfd);
+		u = conn_new(fd, memfd, side, sport, cport, ST_ACTIVE, NULL);
 		if (!u)
 			continue;
-		u->cport = cport;
-		u->state = ST_ACTIVE;
 		fd_hook(fd, u);
 		slog(2, "port %u: link of connection from port %u inherited across exec", sport, cport);
 	}

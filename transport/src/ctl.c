@@ -989,3 +989,15 @@ bad:
 	}
 	return (int)n;
 }
+
+int mpk_log_level_parse(const char *s)
+{
+	static const char *const names[] = {"error", "warn", "info", "debug"};
+
+	if (!s || !*s)
+		return 1;
+	for (int i = 0; i < 4; i++)
+		if (!strcmp(s, names[i]))
+			return i;
+	return -EINVAL;
+}

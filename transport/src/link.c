@@ -563,10 +563,7 @@ unsigned mpk_link_poll_gen(struct mpk_link *l, uint64_t *rx_gen, uint64_t *tx_ge
 
 unsigned mpk_link_poll(struct mpk_link *l)
 {
-	struct mpk__ready rd;
-
-	ready_now(l, &rd);
-	return rd.mask;
+	return mpk_link_poll_gen(l, NULL, NULL);
 }
 
 ssize_t mpk_link_readable(struct mpk_link *l)

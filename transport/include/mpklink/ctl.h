@@ -127,6 +127,12 @@ int mpk_rundir_default(char *buf, size_t len);
  */
 int mpk_endpoints_parse(const char *s, uint16_t *ports, size_t max, const char **bad);
 
+/*
+ * MPKLINK_LOG: "error" 0, "warn" 1 (also NULL or ""), "info" 2, "debug" 3.
+ * Returns the level, or -EINVAL for anything else.
+ */
+int mpk_log_level_parse(const char *s);
+
 /* ------------------------------------------------ the shim's side */
 
 /*
