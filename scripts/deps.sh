@@ -4,7 +4,8 @@
 # Usage: scripts/deps.sh [build|test|all]   (default: all)
 set -euo pipefail
 
-build_pkgs=(build-essential cmake pkg-config)
+build_pkgs=(build-essential cmake pkg-config libsodium-dev
+	libgrpc-dev libprotobuf-c-dev protobuf-c-compiler)
 test_pkgs=(libcriterion-dev clang libclang-rt-14-dev
 	qemu-system-x86 linux-image-amd64 busybox-static cpio
 	libgrpc++-dev libgrpc-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
