@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -43,6 +44,9 @@
  * the application's, and never a small integer. */
 #define ETAG UINT64_C(0xfeed4d504b000000)
 #define ETAG_MASK UINT64_C(0xffffffffff000000)
+/* A link's doorbell eventfd in a set: nothing to do when it fires but look
+ * at the rings, which every epoll_wait does anyway. */
+#define BTAG UINT64_C(0xfeed4d504c000000)
 
 struct real_calls mpk__real;
 
@@ -57,6 +61,7 @@ struct ufd {
 
 	/* K_CONN */
 	struct mpk_link *link;
+	int bell[2]; /* our eventfds: [0] we wait on, [1] we ring; -1: none */
 	int state;
 	int conn_err; /* the connect's failure, for SO_ERROR */
 	uint8_t pre[MPK_PREAMBLE_BYTES];
@@ -101,6 +106,10 @@ static struct {
 } cfg;
 
 static struct ufd *fdtab[FD_MAX];
+/* Our own fds (links' doorbells) among the application's: it must not
+ * see them take the numbers it expects, nor close them under us. */
+static uint8_t internal_fd[FD_MAX];
+static int internal_base;
 static struct eset *esets[FD_MAX];
 static struct eset *eset_list;
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -173,6 +182,14 @@ static void shim_init(void)
 	int n;
 
 	resolve();
+	{
+		struct rlimit rl;
+
+		/* Half-way up the soft limit: above what most programs reach,
+		 * leaving them the whole low range in order. */
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur >= 128)
+			internal_base = rl.rlim_cur / 2 > 32768 ? 32768 : (int)(rl.rlim_cur / 2);
+	}
 	/* The launcher refused a bad value; a program run without it gets
 	 * the default. */
 	cfg.log_level = mpk_log_level_parse(getenv("MPKLINK_LOG"));
@@ -257,6 +274,35 @@ static void tcp_account(int fd)
 static void ctl_unlisten(unsigned port);
 static void ctl_closed(unsigned port, unsigned cport);
 
+static inline int is_internal(int fd)
+{
+	return (unsigned)fd < FD_MAX && __atomic_load_n(&internal_fd[fd], __ATOMIC_RELAXED);
+}
+
+/* Takes fd (ours, close-on-exec) out of the application's way: up high,
+ * where it does not take the numbers the application gets next. */
+static int internal_take(int fd)
+{
+	int hi = internal_base ? mpk__real.fcntl(fd, F_DUPFD_CLOEXEC, internal_base) : -1;
+
+	if (hi >= 0) {
+		mpk__real.close(fd);
+		fd = hi;
+	}
+	if ((unsigned)fd < FD_MAX)
+		__atomic_store_n(&internal_fd[fd], 1, __ATOMIC_RELAXED);
+	return fd;
+}
+
+static void internal_close(int fd)
+{
+	if (fd < 0)
+		return;
+	if ((unsigned)fd < FD_MAX)
+		__atomic_store_n(&internal_fd[fd], 0, __ATOMIC_RELAXED);
+	mpk__real.close(fd);
+}
+
 static void ufd_free(struct ufd *u)
 {
 	if (u->kind == K_LISTEN) {
@@ -267,6 +313,10 @@ static void ufd_free(struct ufd *u)
 		if (!u->reported)
 			stats_add(u->link);
 		mpk_link_detach(u->link);
+	}
+	if (u->kind == K_CONN) {
+		internal_close(u->bell[0]);
+		internal_close(u->bell[1]);
 	}
 	pthread_mutex_destroy(&u->rlock);
 	pthread_mutex_destroy(&u->wlock);
@@ -327,6 +377,7 @@ static struct ufd *ufd_new(enum ufd_kind kind)
 	if (!u)
 		return NULL;
 	u->kind = kind;
+	u->bell[0] = u->bell[1] = -1;
 	pthread_mutex_init(&u->rlock, NULL);
 	pthread_mutex_init(&u->wlock, NULL);
 	pthread_mutex_init(&u->slock, NULL);
@@ -338,14 +389,15 @@ static struct ufd *ufd_new(enum ufd_kind kind)
 /* One request to our launcher. The connection is per process: a child
  * after fork opens its own, so replies never cross. */
 static int ctl_call(uint32_t type, unsigned port, unsigned peer_port, struct mpk_ctl_rep *rep,
-		    int *memfd)
+		    int fds[MPK_LINK_NFDS])
 {
 	struct mpk_ctl_req req = {.magic = MPK_CTL_MAGIC, .version = MPK_CTL_VERSION,
 				  .type = type, .port = port, .peer_port = peer_port,
 				  .pid = (uint32_t)getpid()};
 	int r;
 
-	*memfd = -1;
+	for (int i = 0; i < MPK_LINK_NFDS; i++)
+		fds[i] = -1;
 	pthread_mutex_lock(&ctl_lock);
 	if (ctl_fd >= 0 && ctl_pid != getpid()) {
 		mpk__real.close(ctl_fd);
@@ -361,8 +413,8 @@ static int ctl_call(uint32_t type, unsigned port, unsigned peer_port, struct mpk
 			return r;
 		}
 	}
-	r = mpk_ctl_call(ctl_fd, &req, rep, memfd);
-	if (r == 0 && rep->status == 0 && *memfd < 0 &&
+	r = mpk_ctl_call(ctl_fd, &req, rep, fds);
+	if (r == 0 && rep->status == 0 && fds[0] < 0 &&
 	    (type == MPK_CTL_CONNECT || type == MPK_CTL_ACCEPT))
 		r = -EPROTO;
 	if (r < 0) {
@@ -376,18 +428,18 @@ static int ctl_call(uint32_t type, unsigned port, unsigned peer_port, struct mpk
 static void ctl_unlisten(unsigned port)
 {
 	struct mpk_ctl_rep rep;
-	int fd;
+	int fds[MPK_LINK_NFDS];
 
-	ctl_call(MPK_CTL_UNLISTEN, port, 0, &rep, &fd);
+	ctl_call(MPK_CTL_UNLISTEN, port, 0, &rep, fds);
 }
 
 /* The launcher forgets the link: no later program image can claim it. */
 static void ctl_closed(unsigned port, unsigned cport)
 {
 	struct mpk_ctl_rep rep;
-	int fd;
+	int fds[MPK_LINK_NFDS];
 
-	ctl_call(MPK_CTL_CLOSE, port, cport, &rep, &fd);
+	ctl_call(MPK_CTL_CLOSE, port, cport, &rep, fds);
 }
 
 /* ------------------------------------------------------------ addresses */
@@ -485,24 +537,33 @@ static int fd_nonblocking(int fd)
 }
 
 /*
- * The link memory the launcher handed over (memfd, closed here whatever
- * happens) attached for socket fd, connection port <- cport, starting in
- * state; token, when given, makes the preamble to send or expect.
+ * The link the launcher handed over (memfd and doorbells: closed or kept
+ * here, whatever happens) attached for socket fd, connection port <- cport,
+ * starting in state; token, when given, makes the preamble to send or
+ * expect.
  */
-static struct ufd *conn_new(int fd, int memfd, int side, unsigned port, unsigned cport, int state,
-			    const uint8_t *token)
+static struct ufd *conn_new(int fd, int *lfds, int side, unsigned port, unsigned cport,
+			    int state, const uint8_t *token)
 {
 	struct ufd *u = ufd_new(K_CONN);
-	int r = u ? mpk_link_attach(memfd, side, &u->link) : -ENOMEM;
+	int r = u ? mpk_link_attach(lfds[0], side, &u->link) : -ENOMEM;
 
-	mpk__real.close(memfd);
+	mpk__real.close(lfds[0]);
+	if (r == 0 && (r = mpk_link_bell_check(lfds[1 + side])) == 0)
+		r = mpk_link_bell_check(lfds[2 - side]);
 	if (r < 0) {
-		slog(1, "port %u: cannot attach link memory: %s", port, strerror(-r));
+		slog(1, "port %u: cannot attach the link: %s", port, strerror(-r));
+		mpk__real.close(lfds[1]);
+		mpk__real.close(lfds[2]);
 		if (u)
 			ufd_free(u);
 		return NULL;
 	}
+	u->bell[0] = internal_take(lfds[1 + side]);
+	u->bell[1] = internal_take(lfds[2 - side]);
+	/* The socket stays, for the peer's hang-up: its close or death. */
 	mpk_link_set_doorbell(u->link, fd, mpk__real.send, mpk__real.recv);
+	mpk_link_set_bells(u->link, u->bell[0], u->bell[1]);
 	u->fork_gen = __atomic_load_n(&fork_gen, __ATOMIC_RELAXED);
 	u->port = port;
 	u->cport = cport;
@@ -669,19 +730,22 @@ static void demote(int fd)
 /* Blocks until the link (or the setup) may have changed. */
 static int wait_bell(int fd, struct ufd *u, unsigned want)
 {
-	struct pollfd p = {.fd = fd, .events = POLLIN};
+	struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = u->bell[0], .events = POLLIN}};
 	int r;
 
 	if (u->state == ST_ACTIVE &&
 	    (mpk_link_arm(u->link, want | MPK_ARM_NODRAIN) & (want | MPK_LINK_HUP | MPK_LINK_ERR)))
 		return 0;
 	if (u->state == ST_CONNECTING)
-		p.events = POLLOUT;
-	r = mpk__real.poll(&p, 1, -1);
+		p[0].events = POLLOUT;
+	/* The socket says the peer hung up; the eventfd, that it rang. */
+	r = mpk__real.poll(p, u->state == ST_ACTIVE && u->bell[0] >= 0 ? 2 : 1, -1);
 	if (r < 0)
 		return -errno;
-	/* Drained only when a byte is there: no recv that finds nothing. */
-	if (u->state == ST_ACTIVE && (p.revents & (POLLIN | POLLHUP | POLLERR)))
+	/* Each read only when the kernel says something is there. */
+	if (u->state == ST_ACTIVE && (p[0].revents & (POLLIN | POLLHUP | POLLERR)))
+		mpk_link_hangup_check(u->link);
+	if (u->state == ST_ACTIVE && p[1].revents)
 		mpk_link_drain(u->link);
 	return 0;
 }
@@ -874,6 +938,18 @@ static void conn_arm(struct ufd *u, uint32_t events)
 
 /* ------------------------------------------------------------ epoll */
 
+/* A link's doorbell sits in a set once, for all of its fds there (dup):
+ * it leaves when the last of them does. Under es->mu. */
+static void eset_bell_unused(struct eset *es, struct ufd *u)
+{
+	if (u->bell[0] < 0)
+		return;
+	for (size_t k = 0; k < es->n; k++)
+		if (es->v[k].u == u)
+			return;
+	mpk__real.epoll_ctl(es->epfd, EPOLL_CTL_DEL, u->bell[0], NULL);
+}
+
 /* Drops fd from every set; restore=1 gives the kernel back the
  * application's own registration (a connection that turned out plain). */
 static void eset_drop_fd(int fd, int restore)
@@ -882,6 +958,8 @@ static void eset_drop_fd(int fd, int restore)
 	for (struct eset *es = eset_list; es; es = es->next) {
 		pthread_mutex_lock(&es->mu);
 		for (size_t k = 0; k < es->n; k++) {
+			struct ufd *u = es->v[k].u;
+
 			if (es->v[k].fd != fd)
 				continue;
 			if (restore) {
@@ -890,6 +968,7 @@ static void eset_drop_fd(int fd, int restore)
 				mpk__real.epoll_ctl(es->epfd, EPOLL_CTL_MOD, fd, &ev);
 			}
 			es->v[k] = es->v[--es->n];
+			eset_bell_unused(es, u);
 			break;
 		}
 		pthread_mutex_unlock(&es->mu);
@@ -1067,11 +1146,13 @@ static int epoll_common(int epfd, struct epoll_event *ev, int max, int timeout,
 		if (k < 0)
 			return n ? n : -1;
 		for (int i = 0; i < k; i++) {
+			if (kev[i].data.u64 == BTAG)
+				continue; /* a doorbell: the rings say what happened */
 			if ((kev[i].data.u64 & ETAG_MASK) == ETAG) {
-				/* A doorbell: the rings say what happened. */
+				/* The socket of a link: the peer may have gone. */
 				struct ufd *du = conn_get((int)(kev[i].data.u64 & ~ETAG_MASK));
 				if (du && du->state == ST_ACTIVE)
-					mpk_link_drain(du->link);
+					mpk_link_hangup_check(du->link);
 				continue;
 			}
 			ev[n++] = kev[i];
@@ -1085,8 +1166,10 @@ static int epoll_common(int epfd, struct epoll_event *ev, int max, int timeout,
 
 static int poll_common(struct pollfd *fds, nfds_t nfds, int timeout, const sigset_t *sigmask)
 {
-	struct pollfd stackbuf[64], *k = stackbuf;
+	/* The application's fds, then one doorbell per upgraded one. */
+	struct pollfd stackbuf[128], *k = stackbuf;
 	struct ufd *us[64], **u = us;
+	nfds_t nk;
 	int64_t deadline = timeout > 0 ? mono_ms() + timeout : 0;
 	nfds_t i, nup = 0;
 	int r = 0;
@@ -1102,7 +1185,7 @@ static int poll_common(struct pollfd *fds, nfds_t nfds, int timeout, const sigse
 		return mpk__real.poll(fds, nfds, timeout);
 	}
 	if (nfds > 64) {
-		k = malloc(nfds * sizeof(*k));
+		k = malloc((nfds + nup) * sizeof(*k));
 		u = malloc(nfds * sizeof(*u));
 		if (!k || !u) {
 			free(k == stackbuf ? NULL : k);
@@ -1114,11 +1197,14 @@ static int poll_common(struct pollfd *fds, nfds_t nfds, int timeout, const sigse
 	for (int pass = 0;; pass++) {
 		int ready = 0, t;
 
+		nk = nfds;
 		for (i = 0; i < nfds; i++) {
 			u[i] = conn_get(fds[i].fd);
 			k[i] = fds[i];
 			if (!u[i])
 				continue;
+			if (u[i]->state == ST_ACTIVE && u[i]->bell[0] >= 0 && nk < nfds + nup)
+				k[nk++] = (struct pollfd){.fd = u[i]->bell[0], .events = POLLIN};
 			if (pass == 0 || !(fds[i].revents & POLLNVAL)) {
 				uint32_t m = conn_events(fds[i].fd, u[i], NULL);
 				uint32_t want = (uint32_t)fds[i].events | POLLERR | POLLHUP;
@@ -1139,9 +1225,9 @@ static int poll_common(struct pollfd *fds, nfds_t nfds, int timeout, const sigse
 			t = 0;
 		if (sigmask) {
 			struct timespec ts = {t / 1000, (t % 1000) * 1000000L};
-			r = mpk__real.ppoll(k, nfds, t < 0 ? NULL : &ts, sigmask);
+			r = mpk__real.ppoll(k, nk, t < 0 ? NULL : &ts, sigmask);
 		} else {
-			r = mpk__real.poll(k, nfds, t);
+			r = mpk__real.poll(k, nk, t);
 		}
 		if (r < 0) {
 			if (ready)
@@ -1149,13 +1235,25 @@ static int poll_common(struct pollfd *fds, nfds_t nfds, int timeout, const sigse
 			break;
 		}
 		r = 0;
+		/* Level-triggered: a doorbell's count must go, or it fires
+		 * again at once. */
+		for (nfds_t b = nfds; b < nk; b++) {
+			if (!k[b].revents)
+				continue;
+			for (i = 0; i < nfds; i++) {
+				if (u[i] && u[i]->bell[0] == k[b].fd) {
+					mpk_link_drain(u[i]->link);
+					break;
+				}
+			}
+		}
 		for (i = 0; i < nfds; i++) {
 			if (!u[i]) {
 				fds[i].revents = k[i].revents;
 			} else {
 				if ((k[i].revents & (POLLIN | POLLHUP | POLLERR)) &&
 				    u[i]->state == ST_ACTIVE)
-					mpk_link_drain(u[i]->link);
+					mpk_link_hangup_check(u[i]->link);
 				uint32_t m = conn_events(fds[i].fd, u[i], NULL);
 				fds[i].revents = (short)(m & ((uint32_t)fds[i].events | POLLERR | POLLHUP));
 				if (k[i].revents & POLLNVAL)
@@ -1293,7 +1391,7 @@ EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
 	struct mpk_ctl_rep rep;
 	struct ufd *u;
 	unsigned port, cport;
-	int memfd, r, e;
+	int lfds[MPK_LINK_NFDS], r, e;
 
 	init();
 	if (!cfg.enabled || !addr || !(port = addr_port(addr, len, 0)) || !configured(port) ||
@@ -1305,12 +1403,12 @@ EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
 	cport = bind_ephemeral(fd, addr);
 	if (!cport)
 		goto plain;
-	r = ctl_call(MPK_CTL_CONNECT, port, cport, &rep, &memfd);
-	if (r < 0 || memfd < 0) {
+	r = ctl_call(MPK_CTL_CONNECT, port, cport, &rep, lfds);
+	if (r < 0 || lfds[0] < 0) {
 		slog(r == -ENOENT ? 3 : 1, "port %u: no link (%s); plain TCP", port, strerror(-r));
 		goto plain;
 	}
-	u = conn_new(fd, memfd, 1, port, cport, ST_CONNECTING, rep.token);
+	u = conn_new(fd, lfds, 1, port, cport, ST_CONNECTING, rep.token);
 	if (!u)
 		goto plain;
 	r = mpk__real.connect(fd, addr, len);
@@ -1347,7 +1445,7 @@ EXPORT int listen(int fd, int backlog)
 	struct mpk_ctl_rep rep;
 	struct ufd *u;
 	unsigned port;
-	int r, memfd;
+	int r, lfds[MPK_LINK_NFDS];
 
 	init();
 	r = mpk__real.listen(fd, backlog);
@@ -1362,7 +1460,7 @@ EXPORT int listen(int fd, int backlog)
 	}
 	if (!port || !configured(port))
 		return r;
-	if (ctl_call(MPK_CTL_LISTEN, port, 0, &rep, &memfd) < 0) {
+	if (ctl_call(MPK_CTL_LISTEN, port, 0, &rep, lfds) < 0) {
 		slog(1, "port %u: the launcher cannot answer for it; plain TCP", port);
 		return r;
 	}
@@ -1382,7 +1480,7 @@ static int do_accept(int fd, struct sockaddr *addr, socklen_t *alen, int flags, 
 	struct mpk_ctl_rep rep;
 	struct ufd *lu, *u;
 	unsigned cport;
-	int nfd, memfd, r;
+	int nfd, lfds[MPK_LINK_NFDS], r;
 
 	init();
 	lu = ufd_get(fd);
@@ -1404,10 +1502,10 @@ static int do_accept(int fd, struct sockaddr *addr, socklen_t *alen, int flags, 
 		: ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port) : 0;
 	if (!cport || !addr_port((struct sockaddr *)&ss, l, 0))
 		return nfd;
-	r = ctl_call(MPK_CTL_ACCEPT, lu->port, cport, &rep, &memfd);
-	if (r < 0 || memfd < 0)
+	r = ctl_call(MPK_CTL_ACCEPT, lu->port, cport, &rep, lfds);
+	if (r < 0 || lfds[0] < 0)
 		return nfd; /* a plain client */
-	u = conn_new(nfd, memfd, 0, lu->port, cport, ST_VERIFY, rep.token);
+	u = conn_new(nfd, lfds, 0, lu->port, cport, ST_VERIFY, rep.token);
 	if (!u)
 		return nfd;
 	fd_hook(nfd, u);
@@ -1431,6 +1529,11 @@ static int do_close(int fd)
 	int r;
 
 	init();
+	if (is_internal(fd)) {
+		/* Not the application's: as if it did not exist. */
+		errno = EBADF;
+		return -1;
+	}
 	if ((unsigned)fd < FD_MAX && __atomic_load_n(&esets[fd], __ATOMIC_RELAXED))
 		eset_free(fd);
 	if (!ufd_get(fd))
@@ -1455,6 +1558,52 @@ EXPORT int close(int fd)
 	return do_close(fd);
 }
 
+/*
+ * The application closes a range (daemons, and children before exec, close
+ * everything above stderr): around our doorbells, which would otherwise be
+ * gone and their numbers handed out again, for us to write rings into.
+ * Each of its own fds goes through close() when we know it.
+ */
+static int do_close_range(unsigned first, unsigned last, int flags)
+{
+	unsigned lo = first;
+
+	init();
+	if (first > last) {
+		errno = EINVAL;
+		return -1;
+	}
+	/* Close-on-exec marking takes nothing away. */
+	if (flags & CLOSE_RANGE_CLOEXEC)
+		return (int)mpk__real.syscall(SYS_close_range, first, last, flags);
+	for (unsigned fd = first; fd <= last && fd < FD_MAX; fd++) {
+		if (!is_internal((int)fd) && !ufd_get((int)fd) && !esets[fd])
+			continue;
+		if (fd > lo && mpk__real.syscall(SYS_close_range, lo, fd - 1, flags) < 0)
+			return -1;
+		if (!is_internal((int)fd))
+			do_close((int)fd);
+		lo = fd + 1;
+		flags &= ~CLOSE_RANGE_UNSHARE; /* done by the first call */
+	}
+	if (lo <= last)
+		return (int)mpk__real.syscall(SYS_close_range, lo, last, flags);
+	return 0;
+}
+
+EXPORT int close_range(unsigned first, unsigned last, int flags)
+{
+	return do_close_range(first, last, flags);
+}
+
+EXPORT void closefrom(int lowfd)
+{
+	/* glibc's own closefrom calls its internal close_range, past us. */
+	if (lowfd < 0)
+		lowfd = 0;
+	do_close_range((unsigned)lowfd, ~0u, 0);
+}
+
 EXPORT long syscall(long n, ...)
 {
 	va_list ap;
@@ -1467,6 +1616,8 @@ EXPORT long syscall(long n, ...)
 	va_end(ap);
 	if (n == SYS_close)
 		return do_close((int)a[0]);
+	if (n == SYS_close_range)
+		return do_close_range((unsigned)a[0], (unsigned)a[1], (int)a[2]);
 	return mpk__real.syscall(n, a[0], a[1], a[2], a[3], a[4], a[5]);
 }
 
@@ -1516,9 +1667,23 @@ EXPORT int dup(int fd)
 	return dup_hook(fd, mpk__real.dup(fd));
 }
 
+/* The application aims dup2/dup3 at a number it believes free, that one
+ * of our doorbells holds: it cannot have it (EBUSY is what Linux says when
+ * a number is not available yet). */
+static int internal_busy(int newfd)
+{
+	if (!is_internal(newfd))
+		return 0;
+	slog(1, "fd %d is an mpklink doorbell: dup2/dup3 onto it refused (EBUSY)", newfd);
+	errno = EBUSY;
+	return 1;
+}
+
 EXPORT int dup2(int oldfd, int newfd)
 {
 	init();
+	if (internal_busy(newfd))
+		return -1;
 	if (oldfd == newfd)
 		return mpk__real.dup2(oldfd, newfd);
 	struct ufd *old = ufd_get(newfd) ? fd_unhook(newfd) : NULL;
@@ -1531,6 +1696,8 @@ EXPORT int dup2(int oldfd, int newfd)
 EXPORT int dup3(int oldfd, int newfd, int flags)
 {
 	init();
+	if (internal_busy(newfd))
+		return -1;
 	struct ufd *old = oldfd != newfd && ufd_get(newfd) ? fd_unhook(newfd) : NULL;
 	int r = dup_hook(oldfd, mpk__real.dup3(oldfd, newfd, flags));
 	if (old)
@@ -1848,19 +2015,37 @@ EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 	r = mpk__real.epoll_ctl(epfd, op, fd, ev ? &kev : NULL);
 	if (r < 0)
 		return r;
+	if (op == EPOLL_CTL_ADD && u->bell[0] >= 0) {
+		struct epoll_event bev = {.events = EPOLLIN | EPOLLET | (ev->events & EPOLLEXCLUSIVE),
+					  .data.u64 = BTAG};
+
+		/* Edge-triggered: every ring is an edge, and the count never
+		 * needs reading. EEXIST: a dup of fd put it there. */
+		if (mpk__real.epoll_ctl(epfd, EPOLL_CTL_ADD, u->bell[0], &bev) < 0 &&
+		    errno != EEXIST) {
+			int e = errno;
+
+			mpk__real.epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
+			errno = e;
+			return -1;
+		}
+	}
 	pthread_mutex_lock(&es->mu);
 	size_t i;
 	for (i = 0; i < es->n && es->v[i].fd != fd; i++)
 		;
 	if (op == EPOLL_CTL_DEL) {
-		if (i < es->n)
+		if (i < es->n) {
 			es->v[i] = es->v[--es->n];
+			eset_bell_unused(es, u);
+		}
 	} else {
 		if (i == es->n) {
 			if (es->n == es->cap) {
 				size_t cap = es->cap ? es->cap * 2 : 16;
 				struct ereg *v = realloc(es->v, cap * sizeof(*v));
 				if (!v) {
+					eset_bell_unused(es, u);
 					pthread_mutex_unlock(&es->mu);
 					mpk__real.epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
 					errno = ENOMEM;
@@ -1971,7 +2156,7 @@ static void adopt_inherited(void)
 		return;
 	while ((d = readdir(dir))) {
 		unsigned l, p, sport, cport;
-		int fd = atoi(d->d_name), memfd, side;
+		int fd = atoi(d->d_name), lfds[MPK_LINK_NFDS], side;
 		struct ufd *u;
 
 		if (d->d_name[0] < '0' || d->d_name[0] > '9' || fd == dirfd(dir) || ufd_get(fd) ||
@@ -1984,10 +2169,11 @@ static void adopt_inherited(void)
 		} else {
 			continue;
 		}
-		if (ctl_call(MPK_CTL_LOOKUP, sport, cport, &rep, &memfd) < 0 || memfd < 0)
+		if (is_internal(fd) ||
+		    ctl_call(MPK_CTL_LOOKUP, sport, cport, &rep, lfds) < 0 || lfds[0] < 0)
 			continue;
 		side = rep.side == 1;
-		u = conn_new(fd, memfd, side, sport, cport, ST_ACTIVE, NULL);
+		u = conn_new(fd, lfds, side, sport, cport, ST_ACTIVE, NULL);
 		if (!u)
 			continue;
 		fd_hook(fd, u);

@@ -9,8 +9,14 @@
  *  - close sends FIN, not RST: the peer reads the rest, then 0 (not ECONNRESET);
  *  - writing to a closed peer: EPIPE with SIGPIPE, none with MSG_NOSIGNAL;
  *  - an fd number closed behind libc's back (close_range) and reused by a
- *    new socket behaves as that new socket.
- * Knows nothing of mpklink. Exit 0, or 1 naming the failed check.
+ *    new socket behaves as that new socket;
+ *  - closefrom() above a connection, as daemons do, then every free number
+ *    up to the highest open one taken by a file: the connection still
+ *    talks to a child process both ways, and nothing lands in the file.
+ * With --hidden N: at least N fds here are eventfds this program never
+ * made (mpklink's doorbells); closing one says EBADF and dup2 onto one
+ * EBUSY, as for numbers the program does not own.
+ * Exit 0, or 1 naming the failed check.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -21,7 +27,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -93,11 +102,13 @@ static void say(int fd, const char *s)
 
 int main(int argc, char **argv)
 {
-	int port, other, l, c, s, d, d2, d3, lo, pc, ps;
+	int port, other, l, c, s, d, d2, d3, lo, pc, ps, hidden = 0;
 	char b;
 
-	if (argc != 3)
-		return fprintf(stderr, "usage: semantics PORT OTHER_PORT\n"), 2;
+	if (argc == 5 && !strcmp(argv[3], "--hidden"))
+		hidden = atoi(argv[4]);
+	else if (argc != 3)
+		return fprintf(stderr, "usage: semantics PORT OTHER_PORT [--hidden N]\n"), 2;
 	port = atoi(argv[1]);
 	other = atoi(argv[2]);
 	signal(SIGPIPE, on_sigpipe);
@@ -206,6 +217,73 @@ int main(int argc, char **argv)
 	close(ps);
 	close(s);
 	close(lo);
+
+	/* closefrom above a live connection, then the freed numbers reused. */
+	{
+		int top = -1, ev = 0, f, x, st;
+		DIR *dir;
+		struct dirent *e;
+		struct stat sb;
+		pid_t pid;
+
+		pair(l, port, &c, &s);
+		dir = opendir("/proc/self/fd");
+		CHECK(dir != NULL, "opendir /proc/self/fd");
+		while ((e = readdir(dir))) {
+			char path[64], t[64];
+			ssize_t n;
+			int fd = atoi(e->d_name);
+
+			if (e->d_name[0] < '0' || e->d_name[0] > '9' || fd == dirfd(dir))
+				continue;
+			snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+			n = readlink(path, t, sizeof(t) - 1);
+			if (n < 0)
+				continue;
+			t[n] = 0;
+			if (fd > top)
+				top = fd;
+			if (strcmp(t, "anon_inode:[eventfd]") != 0)
+				continue;
+			ev++;
+			errno = 0;
+			CHECK(dup2(0, fd) < 0 && errno == EBUSY, "dup2 onto hidden fd %d: EBUSY (%s)", fd,
+			      strerror(errno));
+			errno = 0;
+			CHECK(close(fd) < 0 && errno == EBADF, "close of hidden fd %d: EBADF (%s)", fd,
+			      strerror(errno));
+		}
+		closedir(dir);
+		CHECK(ev >= hidden, "%d hidden eventfds, expected at least %d", ev, hidden);
+		x = c > s ? c : s;
+		closefrom(x + 1);
+		f = memfd_create("victim", MFD_CLOEXEC);
+		CHECK(f > x, "memfd_create");
+		while ((x = fcntl(f, F_DUPFD_CLOEXEC, x + 1)) >= 0 && x < top)
+			;
+		pid = fork();
+		CHECK(pid >= 0, "fork");
+		if (pid == 0) {
+			char m[32];
+
+			for (int i = 0; i < 200; i++) {
+				ssize_t n = read(s, m, sizeof(m));
+				if (n <= 0 || write(s, m, (size_t)n) != n)
+					_exit(1);
+			}
+			_exit(0);
+		}
+		for (int i = 0; i < 200; i++) {
+			say(c, "ping");
+			expect(c, "ping");
+		}
+		CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && !WEXITSTATUS(st),
+		      "the echoing child");
+		CHECK(fstat(f, &sb) == 0 && sb.st_size == 0,
+		      "a file on a reused number received %lld foreign bytes", (long long)sb.st_size);
+		close(c);
+		close(s);
+	}
 	close(l);
 	printf("semantics: all checks passed\n");
 	return 0;

@@ -46,7 +46,7 @@ struct slot {
 
 struct pending {
 	unsigned server_port, client_port;
-	int memfd;
+	int fds[MPK_LINK_NFDS];
 	uint8_t token[MPK_TOKEN_BYTES];
 	uint64_t ring_bytes;
 	int64_t expiry_ms;
@@ -56,7 +56,7 @@ struct pending {
  * (exec) can find the link behind an inherited socket. */
 struct live {
 	unsigned server_port, client_port, side;
-	int memfd;
+	int fds[MPK_LINK_NFDS];
 };
 #define MAX_LIVE 4096
 
@@ -212,26 +212,52 @@ int mpk_ctl_connect(const char *path)
 	return fd;
 }
 
-/* One datagram, optionally with one fd. */
-static int send_msg(int sock, const void *buf, size_t len, int fd)
+static void fds_close(int *fds)
+{
+	for (int i = 0; i < MPK_LINK_NFDS; i++) {
+		if (fds[i] >= 0)
+			close(fds[i]);
+		fds[i] = -1;
+	}
+}
+
+/* Close-on-exec duplicates of a link's fds, or -errno (nothing open). */
+static int fds_dup(const int *src, int *dst)
+{
+	for (int i = 0; i < MPK_LINK_NFDS; i++)
+		dst[i] = -1;
+	for (int i = 0; i < MPK_LINK_NFDS; i++) {
+		dst[i] = fcntl(src[i], F_DUPFD_CLOEXEC, 0);
+		if (dst[i] < 0) {
+			int e = errno;
+
+			fds_close(dst);
+			return -e;
+		}
+	}
+	return 0;
+}
+
+/* One datagram, with a link's fds when fds is not NULL. */
+static int send_msg(int sock, const void *buf, size_t len, const int *fds)
 {
 	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
 	union {
 		struct cmsghdr h;
-		char b[CMSG_SPACE(sizeof(int))];
+		char b[CMSG_SPACE(sizeof(int) * MPK_LINK_NFDS)];
 	} u;
 	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
 	ssize_t r;
 
-	if (fd >= 0) {
+	if (fds) {
 		memset(&u, 0, sizeof(u));
 		m.msg_control = u.b;
 		m.msg_controllen = sizeof(u.b);
 		struct cmsghdr *c = CMSG_FIRSTHDR(&m);
 		c->cmsg_level = SOL_SOCKET;
 		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+		c->cmsg_len = CMSG_LEN(sizeof(int) * MPK_LINK_NFDS);
+		memcpy(CMSG_DATA(c), fds, sizeof(int) * MPK_LINK_NFDS);
 	}
 	do
 		r = sendmsg(sock, &m, MSG_NOSIGNAL);
@@ -241,24 +267,28 @@ static int send_msg(int sock, const void *buf, size_t len, int fd)
 	return (size_t)r == len ? 0 : -EPROTO;
 }
 
-/* One datagram of exactly len bytes; any fd received is returned in *fd
- * (or closed, when fd is NULL). Returns 0, -ECONNRESET at EOF, -EPROTO
- * for a wrong size or stray control data, or -errno. */
-static int recv_msg(int sock, void *buf, size_t len, int *fd)
+/* One datagram of exactly len bytes. fds (when not NULL) gets a link's
+ * fds, all -1 when the message carried none; any other count of fds, or
+ * fds where none were expected, is closed and makes it -EPROTO. Returns
+ * 0, -ECONNRESET at EOF, -EPROTO for a wrong size or stray control data,
+ * or -errno. */
+static int recv_msg(int sock, void *buf, size_t len, int *fds)
 {
 	struct iovec iov = {.iov_base = buf, .iov_len = len};
 	union {
 		struct cmsghdr h;
-		char b[CMSG_SPACE(sizeof(int) * 4)];
+		char b[CMSG_SPACE(sizeof(int) * 8)];
 	} u;
 	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.b,
 			   .msg_controllen = sizeof(u.b)};
 	struct cmsghdr *c;
-	int got = -1, bad = 0;
+	int got[MPK_LINK_NFDS], ngot = 0, bad = 0;
 	ssize_t r;
 
-	if (fd)
-		*fd = -1;
+	for (int i = 0; i < MPK_LINK_NFDS; i++)
+		got[i] = -1;
+	if (fds)
+		memcpy(fds, got, sizeof(got));
 	do
 		r = recvmsg(sock, &m, MSG_CMSG_CLOEXEC);
 	while (r < 0 && errno == EINTR);
@@ -275,37 +305,39 @@ static int recv_msg(int sock, void *buf, size_t len, int *fd)
 		for (size_t i = 0; i < n; i++) {
 			int f;
 			memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-			if (got < 0 && fd)
-				got = f;
-			else
+			if (fds && ngot < MPK_LINK_NFDS) {
+				got[ngot++] = f;
+			} else {
 				close(f);
+				bad = 1;
+			}
 		}
 	}
+	if (ngot && ngot != MPK_LINK_NFDS)
+		bad = 1;
 	if (bad || (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || (size_t)r != len) {
-		if (got >= 0)
-			close(got);
+		fds_close(got);
 		return -EPROTO;
 	}
-	if (fd)
-		*fd = got;
+	if (fds)
+		memcpy(fds, got, sizeof(got));
 	return 0;
 }
 
 int mpk_ctl_call(int sock, const struct mpk_ctl_req *req, struct mpk_ctl_rep *rep,
-		 int *fd_out)
+		 int fds_out[MPK_LINK_NFDS])
 {
-	int r = send_msg(sock, req, sizeof(*req), -1);
+	int r = send_msg(sock, req, sizeof(*req), NULL);
 
-	*fd_out = -1;
+	for (int i = 0; i < MPK_LINK_NFDS; i++)
+		fds_out[i] = -1;
 	if (r < 0)
 		return r;
-	r = recv_msg(sock, rep, sizeof(*rep), fd_out);
+	r = recv_msg(sock, rep, sizeof(*rep), fds_out);
 	if (r < 0)
 		return r;
 	if (rep->magic != MPK_CTL_MAGIC) {
-		if (*fd_out >= 0)
-			close(*fd_out);
-		*fd_out = -1;
+		fds_close(fds_out);
 		return -EPROTO;
 	}
 	return 0;
@@ -407,7 +439,7 @@ static void pending_purge(struct mpk_ctl *c, int64_t now)
 		}
 		ctl_log(c, 1, "port %u: link for client port %u never accepted; dropped",
 		     c->pending[i].server_port, c->pending[i].client_port);
-		close(c->pending[i].memfd);
+		fds_close(c->pending[i].fds);
 		c->pending[i] = c->pending[--c->npending];
 	}
 }
@@ -421,7 +453,7 @@ static int pending_add(struct mpk_ctl *c, const struct pending *p)
 	for (size_t i = 0; i < c->npending; i++) {
 		if (c->pending[i].server_port == p->server_port &&
 		    c->pending[i].client_port == p->client_port) {
-			close(c->pending[i].memfd);
+			fds_close(c->pending[i].fds);
 			c->pending[i] = *p;
 			pthread_mutex_unlock(&c->lock);
 			return 0;
@@ -455,24 +487,28 @@ static int pending_take(struct mpk_ctl *c, unsigned sport, unsigned cport, struc
 	return r;
 }
 
-/* Takes ownership of memfd. The oldest entry goes when the table is full:
+/* Takes ownership of fds. The oldest entry goes when the table is full:
  * only an exec'd image of a program with that many links would miss it. */
-static void live_add(struct mpk_ctl *c, unsigned sport, unsigned cport, unsigned side, int memfd)
+static void live_add(struct mpk_ctl *c, unsigned sport, unsigned cport, unsigned side, int *fds)
 {
+	struct live *e;
+
 	pthread_mutex_lock(&c->lock);
 	if (!c->live)
 		c->live = calloc(MAX_LIVE, sizeof(*c->live));
 	if (!c->live) {
 		pthread_mutex_unlock(&c->lock);
-		close(memfd);
+		fds_close(fds);
 		return;
 	}
 	if (c->nlive == MAX_LIVE) {
-		close(c->live[0].memfd);
+		fds_close(c->live[0].fds);
 		memmove(c->live, c->live + 1, (MAX_LIVE - 1) * sizeof(*c->live));
 		c->nlive--;
 	}
-	c->live[c->nlive++] = (struct live){sport, cport, side, memfd};
+	e = &c->live[c->nlive++];
+	*e = (struct live){sport, cport, side, {-1, -1, -1}};
+	memcpy(e->fds, fds, sizeof(e->fds));
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -492,7 +528,7 @@ static void live_del(struct mpk_ctl *c, unsigned sport, unsigned cport)
 	pthread_mutex_lock(&c->lock);
 	i = live_find(c, sport, cport);
 	if (i >= 0) {
-		close(c->live[i].memfd);
+		fds_close(c->live[i].fds);
 		c->live[i] = c->live[--c->nlive];
 	}
 	pthread_mutex_unlock(&c->lock);
@@ -501,7 +537,7 @@ static void live_del(struct mpk_ctl *c, unsigned sport, unsigned cport)
 /* -------------------------------------------------------- requests */
 
 static void reply_side(struct mpk_ctl *c, int sock, int status, const uint8_t *token,
-		       uint64_t ring_bytes, int fd, unsigned side)
+		       uint64_t ring_bytes, const int *fds, unsigned side)
 {
 	struct mpk_ctl_rep rep = {.magic = MPK_CTL_MAGIC, .status = status,
 				  .ring_bytes = ring_bytes, .side = side};
@@ -509,15 +545,15 @@ static void reply_side(struct mpk_ctl *c, int sock, int status, const uint8_t *t
 
 	if (token)
 		memcpy(rep.token, token, MPK_TOKEN_BYTES);
-	r = send_msg(sock, &rep, sizeof(rep), status == 0 ? fd : -1);
+	r = send_msg(sock, &rep, sizeof(rep), status == 0 ? fds : NULL);
 	if (r < 0)
 		ctl_log(c, 3, "reply to shim: %s", strerror(-r));
 }
 
 static void reply(struct mpk_ctl *c, int sock, int status, const uint8_t *token,
-		  uint64_t ring_bytes, int fd)
+		  uint64_t ring_bytes, const int *fds)
 {
-	reply_side(c, sock, status, token, ring_bytes, fd, 0);
+	reply_side(c, sock, status, token, ring_bytes, fds, 0);
 }
 
 /* Server launcher: a client launcher asks for a link. */
@@ -525,8 +561,8 @@ static void on_hello(struct mpk_ctl *c, int sock, unsigned port)
 {
 	struct mpk_rdv_hello h;
 	struct mpk_rdv_reply rep = {.magic = MPK_RDV_MAGIC};
-	struct pending p = {0};
-	int r, fd = -1;
+	struct pending p = {.fds = {-1, -1, -1}};
+	int r, fds[MPK_LINK_NFDS] = {-1, -1, -1};
 
 	r = recv_msg(sock, &h, sizeof(h), NULL);
 	if (r < 0 || h.magic != MPK_RDV_MAGIC || h.version != MPK_CTL_VERSION ||
@@ -539,10 +575,16 @@ static void on_hello(struct mpk_ctl *c, int sock, unsigned port)
 		rep.status = -ECONNREFUSED;
 		goto out;
 	}
-	fd = mpk_link_create(c->cfg.ring_bytes);
-	if (fd < 0) {
-		ctl_log(c, 0, "port %u: cannot create link memory: %s", port, strerror(-fd));
-		rep.status = fd;
+	fds[0] = mpk_link_create(c->cfg.ring_bytes);
+	if (fds[0] < 0) {
+		ctl_log(c, 0, "port %u: cannot create link memory: %s", port, strerror(-fds[0]));
+		rep.status = fds[0];
+		goto out;
+	}
+	r = mpk_link_bells_create(fds + 1);
+	if (r < 0) {
+		ctl_log(c, 0, "port %u: cannot create doorbells: %s", port, strerror(-r));
+		rep.status = r;
 		goto out;
 	}
 	if (getrandom(p.token, sizeof(p.token), 0) != sizeof(p.token)) {
@@ -553,10 +595,9 @@ static void on_hello(struct mpk_ctl *c, int sock, unsigned port)
 	p.client_port = h.client_port;
 	p.ring_bytes = c->cfg.ring_bytes ? c->cfg.ring_bytes : MPK_LINK_RING_DEFAULT;
 	p.expiry_ms = now_ms() + PENDING_MS;
-	p.memfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-	if (p.memfd < 0 || (r = pending_add(c, &p)) < 0) {
-		if (p.memfd >= 0)
-			close(p.memfd);
+	r = fds_dup(fds, p.fds);
+	if (r < 0 || (r = pending_add(c, &p)) < 0) {
+		fds_close(p.fds);
 		rep.status = -ENOMEM;
 		goto out;
 	}
@@ -564,9 +605,10 @@ static void on_hello(struct mpk_ctl *c, int sock, unsigned port)
 	rep.ring_bytes = p.ring_bytes;
 	ctl_log(c, 3, "port %u: link for client port %u created", port, h.client_port);
 out:
-	send_msg(sock, &rep, sizeof(rep), rep.status == 0 ? fd : -1);
-	if (fd >= 0)
-		close(fd);
+	send_msg(sock, &rep, sizeof(rep), rep.status == 0 ? fds : NULL);
+	for (int i = 0; i < MPK_LINK_NFDS; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
 }
 
 struct connect_job {
@@ -586,7 +628,7 @@ static void *connect_worker(void *arg)
 	struct mpk_rdv_reply rep;
 	struct timeval tv = {RDV_TIMEOUT_MS / 1000, (RDV_TIMEOUT_MS % 1000) * 1000};
 	char path[108];
-	int s, r, fd = -1;
+	int s, r, fds[MPK_LINK_NFDS] = {-1, -1, -1};
 
 	rdv_name(path, sizeof(path), c->rundir, j->req.port);
 	s = mpk_ctl_connect(path);
@@ -602,13 +644,20 @@ static void *connect_worker(void *arg)
 	}
 	setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	r = send_msg(s, &h, sizeof(h), -1);
+	r = send_msg(s, &h, sizeof(h), NULL);
 	if (r == 0)
-		r = recv_msg(s, &rep, sizeof(rep), &fd);
+		r = recv_msg(s, &rep, sizeof(rep), fds);
 	if (r == 0 && rep.magic != MPK_RDV_MAGIC)
 		r = -EPROTO;
-	if (r == 0 && rep.status == 0 && fd < 0)
+	if (r == 0 && rep.status == 0 && fds[0] < 0)
 		r = -EPROTO;
+	/* Our program will write into these: eventfds, nothing that blocks. */
+	if (r == 0 && rep.status == 0 &&
+	    (mpk_link_bell_check(fds[1]) < 0 || mpk_link_bell_check(fds[2]) < 0)) {
+		ctl_log(c, 1, "port %u: the server's launcher sent doorbells that are not eventfds",
+			j->req.port);
+		r = -EPROTO;
+	}
 	if (r == 0)
 		r = rep.status;
 	if (r < 0)
@@ -617,11 +666,11 @@ static void *connect_worker(void *arg)
 out_close:
 	close(s);
 out:
-	reply(c, j->shim, r, r == 0 ? rep.token : NULL, r == 0 ? rep.ring_bytes : 0, fd);
-	if (fd >= 0 && r == 0)
-		live_add(c, j->req.port, j->req.peer_port, 1, fd);
-	else if (fd >= 0)
-		close(fd);
+	reply(c, j->shim, r, r == 0 ? rep.token : NULL, r == 0 ? rep.ring_bytes : 0, fds);
+	if (r == 0)
+		live_add(c, j->req.port, j->req.peer_port, 1, fds);
+	else
+		fds_close(fds);
 	close(j->shim);
 	pthread_mutex_lock(&c->lock);
 	if (--c->workers == 0)
@@ -668,7 +717,7 @@ static int on_shim(struct mpk_ctl *c, size_t idx)
 	if (req.magic != MPK_CTL_MAGIC || req.version != MPK_CTL_VERSION || !req.port ||
 	    req.port > 65535) {
 		ctl_log(c, 1, "malformed request from the shim refused");
-		reply(c, s->fd, -EPROTO, NULL, 0, -1);
+		reply(c, s->fd, -EPROTO, NULL, 0, NULL);
 		return 0;
 	}
 	switch (req.type) {
@@ -676,41 +725,41 @@ static int on_shim(struct mpk_ctl *c, size_t idx)
 		r = rdv_open(c, req.port);
 		if (r == 0)
 			r = slot_add_port(s, req.port);
-		reply(c, s->fd, r, NULL, 0, -1);
+		reply(c, s->fd, r, NULL, 0, NULL);
 		return 0;
 	case MPK_CTL_UNLISTEN:
 		slot_del_port(s, req.port);
 		if (!listen_refs(c, req.port))
 			rdv_close(c, req.port);
-		reply(c, s->fd, 0, NULL, 0, -1);
+		reply(c, s->fd, 0, NULL, 0, NULL);
 		return 0;
 	case MPK_CTL_ACCEPT:
 		r = pending_take(c, req.port, req.peer_port, &p);
 		reply(c, s->fd, r, r == 0 ? p.token : NULL, r == 0 ? p.ring_bytes : 0,
-		      r == 0 ? p.memfd : -1);
+		      r == 0 ? p.fds : NULL);
 		if (r == 0)
-			live_add(c, req.port, req.peer_port, 0, p.memfd);
+			live_add(c, req.port, req.peer_port, 0, p.fds);
 		return 0;
 	case MPK_CTL_LOOKUP: {
 		ssize_t i;
-		int fd = -1;
+		int fds[MPK_LINK_NFDS] = {-1, -1, -1};
 		unsigned side = 0;
 
 		pthread_mutex_lock(&c->lock);
 		i = live_find(c, req.port, req.peer_port);
 		if (i >= 0) {
-			fd = fcntl(c->live[i].memfd, F_DUPFD_CLOEXEC, 0);
+			r = fds_dup(c->live[i].fds, fds);
 			side = c->live[i].side;
 		}
 		pthread_mutex_unlock(&c->lock);
-		reply_side(c, s->fd, fd >= 0 ? 0 : -ENOENT, NULL, 0, fd, side);
-		if (fd >= 0)
-			close(fd);
+		r = i < 0 ? -ENOENT : r;
+		reply_side(c, s->fd, r, NULL, 0, fds, side);
+		fds_close(fds);
 		return 0;
 	}
 	case MPK_CTL_CLOSE:
 		live_del(c, req.port, req.peer_port);
-		reply(c, s->fd, 0, NULL, 0, -1);
+		reply(c, s->fd, 0, NULL, 0, NULL);
 		return 0;
 	case MPK_CTL_CONNECT: {
 		struct connect_job *j = malloc(sizeof(*j));
@@ -719,7 +768,7 @@ static int on_shim(struct mpk_ctl *c, size_t idx)
 
 		if (!j || (j->shim = fcntl(s->fd, F_DUPFD_CLOEXEC, 0)) < 0) {
 			free(j);
-			reply(c, s->fd, -ENOMEM, NULL, 0, -1);
+			reply(c, s->fd, -ENOMEM, NULL, 0, NULL);
 			return 0;
 		}
 		j->c = c;
@@ -733,7 +782,7 @@ static int on_shim(struct mpk_ctl *c, size_t idx)
 			pthread_mutex_lock(&c->lock);
 			c->workers--;
 			pthread_mutex_unlock(&c->lock);
-			reply(c, s->fd, -EAGAIN, NULL, 0, -1);
+			reply(c, s->fd, -EAGAIN, NULL, 0, NULL);
 			close(j->shim);
 			free(j);
 		}
@@ -741,7 +790,7 @@ static int on_shim(struct mpk_ctl *c, size_t idx)
 		return 0;
 	}
 	default:
-		reply(c, s->fd, -EOPNOTSUPP, NULL, 0, -1);
+		reply(c, s->fd, -EOPNOTSUPP, NULL, 0, NULL);
 		return 0;
 	}
 }
@@ -866,7 +915,14 @@ int mpk_ctl_start(const struct mpk_ctl_config *cfg, struct mpk_ctl **out)
 		r = -errno;
 		goto err_unlink;
 	}
-	add_slot(c, S_WAKE, dup(c->wake_fd), 0);
+	/* Close-on-exec like every fd of ours: the program is exec'd from
+	 * this process and must not inherit it. */
+	fd = fcntl(c->wake_fd, F_DUPFD_CLOEXEC, 0);
+	if (fd < 0) {
+		r = -errno;
+		goto err_unlink;
+	}
+	add_slot(c, S_WAKE, fd, 0);
 	r = -pthread_create(&c->thread, NULL, ctl_thread, c);
 	if (r < 0)
 		goto err_unlink;
@@ -913,10 +969,10 @@ void mpk_ctl_stop(struct mpk_ctl *c)
 	}
 	unlink(c->path);
 	for (size_t i = 0; i < c->npending; i++)
-		close(c->pending[i].memfd);
+		fds_close(c->pending[i].fds);
 	free(c->pending);
 	for (size_t i = 0; i < c->nlive; i++)
-		close(c->live[i].memfd);
+		fds_close(c->live[i].fds);
 	free(c->live);
 	close(c->wake_fd);
 	free(c);

@@ -33,7 +33,8 @@ struct mpk_link {
 	int broken;
 	int peer_gone;
 
-	int bell_fd;
+	int bell_fd; /* the stream shared with the peer: bells or hang-up */
+	int bell_wait, bell_ring; /* eventfds, when set: the bells */
 	mpk_send_fn bell_send;
 	mpk_recv_fn bell_recv;
 

@@ -6,7 +6,8 @@
  *   shim  --(SOCK_SEQPACKET, $MPKLINK_CTL)-->  its launcher
  *   client launcher --($RUNDIR/tcp-<port>.sock)--> server launcher
  *
- * Every message is one fixed-size datagram; a link's memfd travels with its
+ * Every message is one fixed-size datagram; a link's fds (its memfd and
+ * two eventfd doorbells) travel with its
  * reply as SCM_RIGHTS. Peers on both sockets must have our uid
  * (SO_PEERCRED); anything else is refused. Replies carry -errno.
  *
@@ -20,13 +21,15 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+#include "mpklink/ring.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 #define MPK_CTL_MAGIC   0x434b504du /* "MPKC" */
 #define MPK_RDV_MAGIC   0x484b504du /* "MPKH" */
-#define MPK_CTL_VERSION 1u
+#define MPK_CTL_VERSION 2u /* 2: links travel with eventfd bells */
 #define MPK_TOKEN_BYTES 16
 /* What the client puts first on the TCP stream: "\0MPKLNK" "\1" + token.
  * The 0x00 first byte starts no HTTP/2, HTTP/1 or RESP stream. */
@@ -54,7 +57,7 @@ struct mpk_ctl_req {
 
 struct mpk_ctl_rep {
 	uint32_t magic;
-	int32_t status; /* 0: a memfd is attached (CONNECT, ACCEPT, LOOKUP); -errno */
+	int32_t status; /* 0: the link's fds are attached (CONNECT, ACCEPT, LOOKUP); -errno */
 	uint8_t token[MPK_TOKEN_BYTES];
 	uint64_t ring_bytes;
 	uint32_t side; /* LOOKUP: the side this program holds */
@@ -136,13 +139,14 @@ int mpk_log_level_parse(const char *s);
 /* ------------------------------------------------ the shim's side */
 
 /*
- * One request and its reply on a connected control socket. *fd_out gets
- * the attached memfd (or -1; only CONNECT and ACCEPT replies carry one).
+ * One request and its reply on a connected control socket. fds_out gets
+ * the link's fds (memfd, bells[0], bells[1]; see ring.h), all -1 unless a
+ * CONNECT, ACCEPT or LOOKUP reply carried them.
  * Returns 0 (then rep->status says the launcher's verdict) or -errno for a
  * transport failure.
  */
 int mpk_ctl_call(int sock, const struct mpk_ctl_req *req, struct mpk_ctl_rep *rep,
-		 int *fd_out);
+		 int fds_out[MPK_LINK_NFDS]);
 
 /* Connects to a SOCK_SEQPACKET unix socket at path; close-on-exec.
  * Returns the fd or -errno. */

@@ -144,6 +144,32 @@ void mpk_link_set_doorbell(struct mpk_link *l, int fd, mpk_send_fn send_fn,
 			   mpk_recv_fn recv_fn);
 
 /*
+ * Eventfd bells, cheaper than a byte over a socket (an eventfd write is a
+ * counter add and a wake-up, no protocol stack): the peer rings ring_fd
+ * when this side sleeps, this side rings wait_fd's twin. Set, the socket
+ * of mpk_link_set_doorbell only reports the peer's hang-up (its close or
+ * death), and bells never touch it. Set both before any other call.
+ *
+ * A link's bells are one pair for both sides, bells[side] is where side
+ * waits:  mpk_link_set_bells(l, bells[side], bells[!side]).
+ */
+void mpk_link_set_bells(struct mpk_link *l, int wait_fd, int ring_fd);
+
+/* Two nonblocking, close-on-exec eventfds for a link.
+ * Returns 0, or -errno (both entries then undefined; nothing is left open). */
+int mpk_link_bells_create(int bells[2]);
+
+/*
+ * Whether fd, received from a peer, can serve as a bell: an eventfd (a
+ * blocking pipe or socket there would let the peer stall our writes). Makes
+ * it nonblocking. Returns 0, -EPROTO (not an eventfd), or -errno.
+ */
+int mpk_link_bell_check(int fd);
+
+/* The fds one link travels as, between launchers and to the preload. */
+#define MPK_LINK_NFDS 3 /* memfd, bells[0], bells[1] */
+
+/*
  * Copies into the TX ring, as a nonblocking socket would: as many bytes as
  * fit. Publishes them (release), then rings the peer if it said it sleeps.
  * Returns the bytes copied (> 0), 0 when asked to copy 0 bytes, or
@@ -240,10 +266,19 @@ unsigned mpk_link_arm(struct mpk_link *l, unsigned want);
 #define MPK_ARM_NODRAIN 0x100u
 
 /*
- * Consumes pending doorbell bytes without blocking; a hang-up marks the
- * peer gone (reads then end after the ring's data, writes get -EPIPE).
+ * Consumes pending rings without blocking (the eventfd's count, or the
+ * socket's bytes when there are no eventfd bells; then a hang-up on the
+ * socket marks the peer gone as in mpk_link_hangup_check).
  */
 void mpk_link_drain(struct mpk_link *l);
+
+/*
+ * Reads whatever is pending on the doorbell socket; end of stream or an
+ * error there marks the peer gone (reads then end after the ring's data,
+ * writes get -EPIPE). Call it when the kernel reports the socket readable
+ * or hung up.
+ */
+void mpk_link_hangup_check(struct mpk_link *l);
 
 /*
  * Withdraws what mpk_link_arm announced, for a caller that decided not to
