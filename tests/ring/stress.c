@@ -378,7 +378,7 @@ static char harness_err[256];
 		goto out;                                                                \
 	} while (0)
 
-static const char *in_threads(enum kind kind, size_t ring)
+static const char *in_threads(enum kind kind, size_t ring, int efd)
 {
 	struct job j[2] = {{.kind = kind, .side = 0}, {.kind = kind, .side = 1}};
 	const char *err = NULL;
@@ -388,13 +388,18 @@ static const char *in_threads(enum kind kind, size_t ring)
 	fd = mpk_link_create(ring);
 	if (fd < 0)
 		HFAIL("mpk_link_create: %s", strerror(-fd));
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) < 0)
+	if (efd && (e = mpk_link_bells_create(sv)) < 0)
+		HFAIL("mpk_link_bells_create: %s", strerror(-e));
+	if (!efd && socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) < 0)
 		HFAIL("socketpair: %s", strerror(errno));
 	for (int i = 0; i < 2; i++) {
 		if ((e = mpk_link_attach(fd, i, &j[i].l)) != 0)
 			HFAIL("attach side %d: %s", i, strerror(-e));
 		j[i].bell = sv[i];
-		mpk_link_set_doorbell(j[i].l, sv[i], NULL, NULL);
+		if (efd)
+			mpk_link_set_bells(j[i].l, sv[i], sv[!i]);
+		else
+			mpk_link_set_doorbell(j[i].l, sv[i], NULL, NULL);
 	}
 	if ((e = pthread_create(&t, NULL, job_thread, &j[1])) != 0)
 		HFAIL("pthread_create: %s", strerror(e));
@@ -414,7 +419,7 @@ out:
 }
 
 /* Side 1 runs in a child that gets the link memfd over SCM_RIGHTS. */
-static const char *in_processes(enum kind kind, size_t ring)
+static const char *in_processes(enum kind kind, size_t ring, int efd)
 {
 	struct job j = {.kind = kind, .side = 0};
 	int fd = -1, ctl[2], bell[2], status, e;
@@ -422,8 +427,9 @@ static const char *in_processes(enum kind kind, size_t ring)
 	pid_t pid;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, ctl) < 0 ||
-	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, bell) < 0)
-		return "socketpair failed";
+	    (efd ? mpk_link_bells_create(bell) < 0
+		 : socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, bell) < 0))
+		return "socketpair or eventfd failed";
 	pid = fork();
 	if (pid < 0)
 		return "fork failed";
@@ -432,14 +438,18 @@ static const char *in_processes(enum kind kind, size_t ring)
 		int lfd;
 
 		close(ctl[0]);
-		close(bell[0]);
+		if (!efd)
+			close(bell[0]);
 		lfd = tu_recv_fd(ctl[1]);
 		if (lfd < 0 || mpk_link_attach(lfd, 1, &c.l) != 0) {
 			fprintf(stderr, "child: cannot receive or attach the link\n");
 			_exit(3);
 		}
 		close(lfd);
-		mpk_link_set_doorbell(c.l, c.bell, NULL, NULL);
+		if (efd)
+			mpk_link_set_bells(c.l, bell[1], bell[0]);
+		else
+			mpk_link_set_doorbell(c.l, c.bell, NULL, NULL);
 		c.err = run_job(&c);
 		if (c.err)
 			fprintf(stderr, "child: %s\n", c.err);
@@ -447,7 +457,8 @@ static const char *in_processes(enum kind kind, size_t ring)
 		_exit(c.err ? 1 : 0);
 	}
 	close(ctl[1]);
-	close(bell[1]);
+	if (!efd)
+		close(bell[1]);
 	fd = mpk_link_create(ring);
 	if (fd < 0)
 		HFAIL("mpk_link_create: %s", strerror(-fd));
@@ -456,7 +467,10 @@ static const char *in_processes(enum kind kind, size_t ring)
 	if ((e = tu_send_fd(ctl[0], fd)) != 0)
 		HFAIL("sending the link fd: %s", strerror(-e));
 	j.bell = bell[0];
-	mpk_link_set_doorbell(j.l, j.bell, NULL, NULL);
+	if (efd)
+		mpk_link_set_bells(j.l, bell[0], bell[1]);
+	else
+		mpk_link_set_doorbell(j.l, j.bell, NULL, NULL);
 	err = run_job(&j);
 out:
 	if (err || harness_err[0])
@@ -469,21 +483,26 @@ out:
 		close(fd);
 	close(ctl[0]);
 	close(bell[0]);
+	if (efd)
+		close(bell[1]);
 	return err ? err : harness_err[0] ? harness_err : NULL;
 }
 
 const struct stress_case stress_cases[] = {
-	{"processes_128MiB_each_way_shutdown", STREAM, 64 << 10, 0},
-	{"processes_128MiB_then_close", STREAM_CLOSE, 0, 0},
-	{"threads_small_ring", STREAM, SMALL_RING, 1},
-	{"threads_1M_messages", MESSAGES_, SMALL_RING, 1},
-	{"processes_1M_messages", MESSAGES_, SMALL_RING, 0},
-	{NULL, 0, 0, 0},
+	{"processes_128MiB_each_way_shutdown", STREAM, 64 << 10, 0, 0},
+	{"processes_128MiB_then_close", STREAM_CLOSE, 0, 0, 0},
+	{"threads_small_ring", STREAM, SMALL_RING, 1, 0},
+	{"threads_1M_messages", MESSAGES_, SMALL_RING, 1, 0},
+	{"processes_1M_messages", MESSAGES_, SMALL_RING, 0, 0},
+	{"threads_1M_messages_eventfd", MESSAGES_, SMALL_RING, 1, 1},
+	{"processes_1M_messages_eventfd", MESSAGES_, SMALL_RING, 0, 1},
+	{"processes_128MiB_eventfd", STREAM, 64 << 10, 0, 1},
+	{NULL, 0, 0, 0, 0},
 };
 
 const char *stress_run(const struct stress_case *c)
 {
 	harness_err[0] = 0;
-	return c->threads ? in_threads((enum kind)c->kind, c->ring)
-			  : in_processes((enum kind)c->kind, c->ring);
+	return c->threads ? in_threads((enum kind)c->kind, c->ring, c->eventfd)
+			  : in_processes((enum kind)c->kind, c->ring, c->eventfd);
 }

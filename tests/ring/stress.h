@@ -9,6 +9,7 @@ struct stress_case {
 	int kind;
 	size_t ring;
 	int threads; /* 1: two threads; 0: two processes */
+	int eventfd; /* 1: eventfd bells (the preload's); 0: a socket */
 };
 
 /* Terminated by a case with a NULL name. */

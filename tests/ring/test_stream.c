@@ -25,3 +25,6 @@ Test(stream, processes_128MiB_then_close) { run("processes_128MiB_then_close"); 
 Test(stream, threads_small_ring) { run("threads_small_ring"); }
 Test(wakeup, threads_1M_messages) { run("threads_1M_messages"); }
 Test(wakeup, processes_1M_messages) { run("processes_1M_messages"); }
+Test(wakeup, threads_1M_messages_eventfd) { run("threads_1M_messages_eventfd"); }
+Test(wakeup, processes_1M_messages_eventfd) { run("processes_1M_messages_eventfd"); }
+Test(stream, processes_128MiB_eventfd) { run("processes_128MiB_eventfd"); }
