@@ -317,13 +317,22 @@ static int64_t rx_fetch(struct mpk_link *l, int *eof)
 	return (int64_t)avail;
 }
 
-/* Writer side: free space in the TX ring. Guard open.
+/* Writer side: free space in the TX ring, at least want bytes of it when
+ * there is that much. Guard open.
  * Returns the count, -EPIPE, or -ECONNRESET. */
-static int64_t tx_fetch(struct mpk_link *l)
+static int64_t tx_fetch(struct mpk_link *l, size_t want)
 {
+	uint64_t head, known = l->cap - (l->tx_tail - l->tx_head_seen);
 	uint32_t cf;
-	uint64_t head;
 
+	/* Space already known is enough: no look at the consumer's line,
+	 * which then stays in the consumer's cache instead of crossing
+	 * cores on every message (a third of a 64 B round trip, measured).
+	 * A peer's close is then seen when that space is used up, as TCP
+	 * also takes the first writes after the peer closed. A hang-up we
+	 * saw is ours to check, for free. */
+	if (known >= want && !mpk_load_relaxed(&l->peer_gone))
+		return (int64_t)known;
 	cf = mpk_load_acquire(&l->tx->cons_flags);
 	/* Pairs with the store_release of head in readv: the consumer has
 	 * copied those bytes out before we overwrite them. */
@@ -417,7 +426,7 @@ ssize_t mpk_link_writev(struct mpk_link *l, const struct iovec *iov, int iovcnt)
 		return 0;
 
 	mpk__guard_open();
-	space = tx_fetch(l);
+	space = tx_fetch(l, total);
 	if (space <= 0) {
 		mpk__guard_close();
 		return space < 0 ? (ssize_t)space : -EAGAIN;

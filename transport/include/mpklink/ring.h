@@ -176,6 +176,11 @@ int mpk_link_bell_check(int fd);
  * -EAGAIN (ring full), -EPIPE (this side shut down writing, or the peer
  * closed), -ECONNRESET (link broken), -EINVAL (iovcnt < 0 or the total
  * length overflows ssize_t).
+ * The peer's side is looked at only when the space seen free last time
+ * is too small: its close (-EPIPE) or a lie in its indices (-ECONNRESET)
+ * shows once that space is used up, at most the ring's capacity later
+ * (TCP, too, takes writes after the peer closed). A hang-up seen on the
+ * doorbell is -EPIPE at once.
  */
 ssize_t mpk_link_write(struct mpk_link *l, const void *buf, size_t len);
 ssize_t mpk_link_writev(struct mpk_link *l, const struct iovec *iov, int iovcnt);
