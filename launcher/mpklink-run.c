@@ -50,6 +50,8 @@ static const char usage[] =
 	"  MPKLINK_GUARD       auto (default), mpk or off: the MPK guard of the rings\n"
 	"  MPKLINK_LOG         error, warn (default), info or debug\n"
 	"  MPKLINK_STATS       stderr (or 1) or a file: per-process link counters at exit\n"
+	"  MPKLINK_SPIN_US     microseconds a waiting call watches the rings before it\n"
+	"                      sleeps (0..1000000; 0: never spin; default 50)\n"
 	"Other KEY=VALUE lines are passed to PROGRAM's environment.\n"
 	"\n"
 	"Exit status: PROGRAM's; 128+N if it was killed by signal N; 2 for a bad\n"
@@ -144,6 +146,20 @@ static int check_ring(const char *v, const char **why)
 	return 0;
 }
 
+static int check_spin(const char *v, const char **why)
+{
+	char *end;
+	unsigned long n;
+
+	errno = 0;
+	n = strtoul(v, &end, 10);
+	if (!*v || *v == '-' || *end || errno || n > MPK_SPIN_US_MAX) {
+		*why = "must be a number of microseconds from 0 to 1000000";
+		return -1;
+	}
+	return 0;
+}
+
 static int check_any(const char *v, const char **why)
 {
 	(void)v;
@@ -159,6 +175,7 @@ static const struct key keys[] = {
 	{"MPKLINK_GUARD", check_guard},
 	{"MPKLINK_LOG", check_log},
 	{"MPKLINK_STATS", check_any},
+	{"MPKLINK_SPIN_US", check_spin},
 };
 
 static const struct key *find_key(const char *name)
@@ -408,6 +425,11 @@ static int check_main(int argc, char **argv)
 	printf("  ring:       %s bytes per direction\n",
 	       getenv("MPKLINK_RING_BYTES") ? getenv("MPKLINK_RING_BYTES") : "1M");
 	printf("  fallback:   %s\n", getenv("MPKLINK_FALLBACK") ? getenv("MPKLINK_FALLBACK") : "tcp");
+	if (getenv("MPKLINK_SPIN_US") && !strcmp(getenv("MPKLINK_SPIN_US"), "0"))
+		printf("  waiting:    on doorbells only (MPKLINK_SPIN_US=0)\n");
+	else
+		printf("  waiting:    spin up to %s us on the rings, then doorbells\n",
+		       getenv("MPKLINK_SPIN_US") ? getenv("MPKLINK_SPIN_US") : "50");
 	if (find_shim(shim, sizeof(shim)) < 0) {
 		printf("  UNUSABLE:   libmpklink.so not found beside mpklink-run nor in %s/mpklink\n",
 		       MPK_LIBDIR);

@@ -93,6 +93,8 @@ struct eset {
 	struct ereg *v;
 	size_t n, cap;
 	struct eset *next; /* the list of live sets, under table_lock */
+	int hot;            /* the rings had news at the last look: spin first */
+	uint64_t kernel_ns; /* when the kernel's events were last harvested */
 };
 
 static struct {
@@ -103,6 +105,7 @@ static struct {
 	int deny;
 	int log_level;
 	char stats[256];
+	uint64_t spin_ns; /* MPKLINK_SPIN_US */
 } cfg;
 
 static struct ufd *fdtab[FD_MAX];
@@ -200,6 +203,16 @@ static void shim_init(void)
 		snprintf(cfg.stats, sizeof(cfg.stats), "%s", s);
 	s = getenv("MPKLINK_FALLBACK");
 	cfg.deny = s && !strcmp(s, "deny");
+	cfg.spin_ns = (uint64_t)MPK_SPIN_US_DEFAULT * 1000;
+	s = getenv("MPKLINK_SPIN_US");
+	if (s && *s) {
+		char *end;
+		unsigned long v = strtoul(s, &end, 10);
+
+		/* The launcher refused anything else; alone, keep the default. */
+		if (!*end && v <= MPK_SPIN_US_MAX)
+			cfg.spin_ns = (uint64_t)v * 1000;
+	}
 	s = getenv("MPKLINK_CTL");
 	if (!s || !*s || strlen(s) >= sizeof(cfg.ctl_path))
 		return; /* not under mpklink-run: pure pass-through */
@@ -727,12 +740,63 @@ static void demote(int fd)
 
 /* ------------------------------------------------------------ data */
 
-/* Blocks until the link (or the setup) may have changed. */
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * How long this thread spins next. A spin that finds nothing halves it: on
+ * an oversubscribed machine the peer may need our core to answer, and
+ * spinning would only delay it. One that finds its event doubles it, back
+ * up to MPKLINK_SPIN_US. At zero, every 16th wait probes with SPIN_PROBE_NS.
+ */
+#define SPIN_PROBE_NS 2000u
+static __thread uint64_t tl_spin_ns = UINT64_MAX;
+static __thread unsigned tl_spin_skips;
+
+static uint64_t spin_budget(void)
+{
+	if (tl_spin_ns == UINT64_MAX)
+		tl_spin_ns = cfg.spin_ns;
+	if (tl_spin_ns >= SPIN_PROBE_NS || !cfg.spin_ns)
+		return tl_spin_ns;
+	return (++tl_spin_skips & 15) == 0 ? SPIN_PROBE_NS : 0;
+}
+
+static void spin_result(int found)
+{
+	if (found)
+		tl_spin_ns = tl_spin_ns * 2 > cfg.spin_ns ? cfg.spin_ns
+			   : tl_spin_ns * 2 < SPIN_PROBE_NS ? SPIN_PROBE_NS : tl_spin_ns * 2;
+	else
+		tl_spin_ns /= 2;
+}
+
+/* Blocks until the link (or the setup) may have changed: first by
+ * watching the ring for up to MPKLINK_SPIN_US (a reply is often a few
+ * microseconds away, a wake-up costs tens), then on the doorbell. */
 static int wait_bell(int fd, struct ufd *u, unsigned want)
 {
 	struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = u->bell[0], .events = POLLIN}};
 	int r;
 
+	if (u->state == ST_ACTIVE && cfg.spin_ns) {
+		uint64_t start = mono_ns(), budget = spin_budget();
+
+		while (budget && mono_ns() - start < budget) {
+			if (mpk_link_poll(u->link) & (want | MPK_LINK_HUP | MPK_LINK_ERR)) {
+				spin_result(1);
+				return 0;
+			}
+			__builtin_ia32_pause();
+		}
+		if (budget)
+			spin_result(0);
+	}
 	if (u->state == ST_ACTIVE &&
 	    (mpk_link_arm(u->link, want | MPK_ARM_NODRAIN) & (want | MPK_LINK_HUP | MPK_LINK_ERR)))
 		return 0;
@@ -1115,50 +1179,124 @@ static int64_t mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* While spinning, or while the rings keep having news, the kernel's own
+ * events (listeners, timers, plain sockets) are looked at this often: they
+ * wait at most this long, and a busy link costs no system call. */
+#define KERNEL_LOOK_NS 20000u
+
+/*
+ * One real epoll_wait of up to t ms into kev, sorted: our doorbells need
+ * nothing (the rings say what happened), a link's socket may say the peer
+ * hung up, everything else is the application's and goes to ev[n...].
+ * Returns the new n, or -1 (errno set) when the kernel failed and n was 0.
+ */
+static int kernel_look(struct eset *es, struct epoll_event *ev, int n, int max, int t,
+		       const sigset_t *sigmask, int use_pwait)
+{
+	struct epoll_event kev[256];
+	int k, room = max - n < 256 ? max - n : 256;
+
+	k = use_pwait ? mpk__real.epoll_pwait(es->epfd, kev, room, t, sigmask)
+		      : mpk__real.epoll_wait(es->epfd, kev, room, t);
+	__atomic_store_n(&es->kernel_ns, mono_ns(), __ATOMIC_RELAXED);
+	if (k < 0)
+		return n ? n : -1;
+	for (int i = 0; i < k; i++) {
+		if (kev[i].data.u64 == BTAG)
+			continue;
+		if ((kev[i].data.u64 & ETAG_MASK) == ETAG) {
+			struct ufd *du = conn_get((int)(kev[i].data.u64 & ~ETAG_MASK));
+			if (du && du->state == ST_ACTIVE)
+				mpk_link_hangup_check(du->link);
+			continue;
+		}
+		ev[n++] = kev[i];
+	}
+	return n;
+}
+
+/*
+ * Busy-poll (MPKLINK_SPIN_US): the rings of the set, for up to the spin
+ * budget or the caller's timeout, the kernel every KERNEL_LOOK_NS. Only
+ * for a set whose rings had news at the last look: an idle program does
+ * not spin, it blocks. Returns events, 0 (nothing: block now), or -1.
+ */
+static int eset_spin(struct eset *es, struct epoll_event *ev, int max, int timeout,
+		     const sigset_t *sigmask, int use_pwait)
+{
+	uint64_t start = mono_ns(), now, budget = spin_budget(), look = start + KERNEL_LOOK_NS;
+
+	if (!budget)
+		return 0;
+	if (timeout > 0 && (uint64_t)timeout * 1000000u < budget)
+		budget = (uint64_t)timeout * 1000000u;
+	for (;;) {
+		int n = eset_collect(es, ev, max);
+
+		if (n) {
+			spin_result(1);
+			return n;
+		}
+		now = mono_ns();
+		if (now - start >= budget)
+			break;
+		if (now >= look) {
+			n = kernel_look(es, ev, 0, max, 0, sigmask, use_pwait);
+			if (n)
+				return n; /* the application's events, or EINTR */
+			look = now + KERNEL_LOOK_NS;
+		}
+		__builtin_ia32_pause();
+	}
+	spin_result(0);
+	__atomic_store_n(&es->hot, 0, __ATOMIC_RELAXED);
+	return 0;
+}
+
 static int epoll_common(int epfd, struct epoll_event *ev, int max, int timeout,
 			const sigset_t *sigmask, int use_pwait)
 {
 	struct eset *es = eset_get(epfd, 0);
-	struct epoll_event kev[256];
 	int64_t deadline = timeout > 0 ? mono_ms() + timeout : 0;
+	int n, t;
 
 	if (!es || !es->n || max <= 0)
 		return use_pwait ? mpk__real.epoll_pwait(epfd, ev, max, timeout, sigmask)
 				 : mpk__real.epoll_wait(epfd, ev, max, timeout);
-	for (int fetched = 0;; fetched = 1) {
-		int n = eset_collect(es, ev, max), k, t;
-
-		/* The kernel's events were harvested a moment ago, in this
-		 * call: another look now would only cost a system call. */
-		if (n && fetched)
+	n = eset_collect(es, ev, max);
+	if (n) {
+		__atomic_store_n(&es->hot, 1, __ATOMIC_RELAXED);
+		/* Ring news, with no system call, unless the kernel's events
+		 * have not been looked at for a while (they must not starve). */
+		if (mono_ns() - __atomic_load_n(&es->kernel_ns, __ATOMIC_RELAXED) < KERNEL_LOOK_NS)
 			return n;
-		if (!n) {
-			/* Arm, then look again: a change after this rings. */
-			eset_arm(es);
-			n = eset_collect(es, ev, max);
-		}
+		return kernel_look(es, ev, n, max, 0, sigmask, use_pwait);
+	}
+	if (timeout != 0 && cfg.spin_ns && __atomic_load_n(&es->hot, __ATOMIC_RELAXED)) {
+		n = eset_spin(es, ev, max, timeout, sigmask, use_pwait);
+		if (n)
+			return n;
+	}
+	for (;;) {
+		/* Arm, then look again: a change after this rings. */
+		eset_arm(es);
+		n = eset_collect(es, ev, max);
+		if (n)
+			__atomic_store_n(&es->hot, 1, __ATOMIC_RELAXED);
 		t = n ? 0 : timeout < 0 ? -1 : timeout == 0 ? 0 : (int)(deadline - mono_ms());
 		if (t < 0 && timeout >= 0)
 			t = 0;
-		k = use_pwait ? mpk__real.epoll_pwait(epfd, kev, max - n < 256 ? max - n : 256, t,
-						      sigmask)
-			      : mpk__real.epoll_wait(epfd, kev, max - n < 256 ? max - n : 256, t);
-		if (k < 0)
-			return n ? n : -1;
-		for (int i = 0; i < k; i++) {
-			if (kev[i].data.u64 == BTAG)
-				continue; /* a doorbell: the rings say what happened */
-			if ((kev[i].data.u64 & ETAG_MASK) == ETAG) {
-				/* The socket of a link: the peer may have gone. */
-				struct ufd *du = conn_get((int)(kev[i].data.u64 & ~ETAG_MASK));
-				if (du && du->state == ST_ACTIVE)
-					mpk_link_hangup_check(du->link);
-				continue;
-			}
-			ev[n++] = kev[i];
-		}
-		if (n || t == 0)
+		n = kernel_look(es, ev, n, max, t, sigmask, use_pwait);
+		if (n)
 			return n;
+		if (t == 0)
+			return 0;
+		/* Only doorbells or hang-ups: what changed is in the rings. */
+		n = eset_collect(es, ev, max);
+		if (n) {
+			__atomic_store_n(&es->hot, 1, __ATOMIC_RELAXED);
+			return n;
+		}
 	}
 }
 

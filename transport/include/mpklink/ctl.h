@@ -131,6 +131,14 @@ int mpk_rundir_default(char *buf, size_t len);
 int mpk_endpoints_parse(const char *s, uint16_t *ports, size_t max, const char **bad);
 
 /*
+ * MPKLINK_SPIN_US: how long a waiting call watches the rings of upgraded
+ * fds before it sleeps on their doorbells (0: never). The default is the
+ * measured knee on a 2-core machine (docs/PERFORMANCE.md).
+ */
+#define MPK_SPIN_US_DEFAULT 50u
+#define MPK_SPIN_US_MAX     1000000u
+
+/*
  * MPKLINK_LOG: "error" 0, "warn" 1 (also NULL or ""), "info" 2, "debug" 3.
  * Returns the level, or -EINVAL for anything else.
  */
