@@ -9,7 +9,8 @@ build_pkgs=(build-essential cmake pkg-config libsodium-dev
 test_pkgs=(libcriterion-dev clang libclang-rt-14-dev
 	qemu-system-x86 linux-image-amd64 busybox-static cpio
 	libgrpc++-dev libgrpc-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
-	python3 python3-grpcio python3-protobuf redis-server redis-tools nodejs iproute2 procps)
+	python3 python3-grpcio python3-protobuf redis-server redis-tools nodejs iproute2 procps
+	strace)
 
 case "${1:-all}" in
 build) want=("${build_pkgs[@]}") ;;
