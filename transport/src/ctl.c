@@ -272,9 +272,25 @@ static int send_msg(int sock, const void *buf, size_t len, const int *fds)
  * fds where none were expected, is closed and makes it -EPROTO. Returns
  * 0, -ECONNRESET at EOF, -EPROTO for a wrong size or stray control data,
  * or -errno. */
+static int recv_msg_var(int sock, void *buf, size_t cap, size_t *len, int *fds);
+
 static int recv_msg(int sock, void *buf, size_t len, int *fds)
 {
-	struct iovec iov = {.iov_base = buf, .iov_len = len};
+	size_t got;
+	int r = recv_msg_var(sock, buf, len, &got, fds);
+
+	if (r == 0 && got != len) {
+		if (fds)
+			fds_close(fds);
+		return -EPROTO;
+	}
+	return r;
+}
+
+/* As recv_msg, for a datagram of any length up to cap (*len). */
+static int recv_msg_var(int sock, void *buf, size_t cap, size_t *len, int *fds)
+{
+	struct iovec iov = {.iov_base = buf, .iov_len = cap};
 	union {
 		struct cmsghdr h;
 		char b[CMSG_SPACE(sizeof(int) * 8)];
@@ -315,12 +331,13 @@ static int recv_msg(int sock, void *buf, size_t len, int *fds)
 	}
 	if (ngot && ngot != MPK_LINK_NFDS)
 		bad = 1;
-	if (bad || (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || (size_t)r != len) {
+	if (bad || (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
 		fds_close(got);
 		return -EPROTO;
 	}
 	if (fds)
 		memcpy(fds, got, sizeof(got));
+	*len = (size_t)r;
 	return 0;
 }
 
@@ -556,8 +573,50 @@ static void reply(struct mpk_ctl *c, int sock, int status, const uint8_t *token,
 	reply_side(c, sock, status, token, ring_bytes, fds, 0);
 }
 
-/* Server launcher: a client launcher asks for a link. */
-static void on_hello(struct mpk_ctl *c, int sock, unsigned port)
+/* Server launcher: the link for client port cport on port, kept pending
+ * for the program's accept; fds and p->token, p->ring_bytes for the reply.
+ * Returns 0 or -errno (nothing then stays open). */
+static int link_offer(struct mpk_ctl *c, unsigned port, unsigned cport, int *fds,
+		      struct pending *p)
+{
+	int r;
+
+	if (!listen_refs(c, port))
+		return -ECONNREFUSED;
+	fds[0] = mpk_link_create(c->cfg.ring_bytes);
+	if (fds[0] < 0) {
+		ctl_log(c, 0, "port %u: cannot create link memory: %s", port, strerror(-fds[0]));
+		r = fds[0];
+		fds[0] = -1;
+		return r;
+	}
+	r = mpk_link_bells_create(fds + 1);
+	if (r < 0) {
+		ctl_log(c, 0, "port %u: cannot create doorbells: %s", port, strerror(-r));
+		fds[1] = fds[2] = -1;
+		fds_close(fds);
+		return r;
+	}
+	if (getrandom(p->token, sizeof(p->token), 0) != sizeof(p->token)) {
+		fds_close(fds);
+		return -EIO;
+	}
+	p->server_port = port;
+	p->client_port = cport;
+	p->ring_bytes = c->cfg.ring_bytes ? c->cfg.ring_bytes : MPK_LINK_RING_DEFAULT;
+	p->expiry_ms = now_ms() + PENDING_MS;
+	r = fds_dup(fds, p->fds);
+	if (r < 0 || (r = pending_add(c, p)) < 0) {
+		fds_close(p->fds);
+		fds_close(fds);
+		return -ENOMEM;
+	}
+	ctl_log(c, 3, "port %u: link for client port %u created", port, cport);
+	return 0;
+}
+
+/* Server launcher: a client launcher asks for a link, same-uid trust. */
+static void on_hello_plain(struct mpk_ctl *c, int sock, unsigned port)
 {
 	struct mpk_rdv_hello h;
 	struct mpk_rdv_reply rep = {.magic = MPK_RDV_MAGIC};
@@ -571,44 +630,63 @@ static void on_hello(struct mpk_ctl *c, int sock, unsigned port)
 		rep.status = -EPROTO;
 		goto out;
 	}
-	if (!listen_refs(c, port)) {
-		rep.status = -ECONNREFUSED;
-		goto out;
+	rep.status = link_offer(c, port, h.client_port, fds, &p);
+	if (rep.status == 0) {
+		memcpy(rep.token, p.token, sizeof(rep.token));
+		rep.ring_bytes = p.ring_bytes;
 	}
-	fds[0] = mpk_link_create(c->cfg.ring_bytes);
-	if (fds[0] < 0) {
-		ctl_log(c, 0, "port %u: cannot create link memory: %s", port, strerror(-fds[0]));
-		rep.status = fds[0];
-		goto out;
-	}
-	r = mpk_link_bells_create(fds + 1);
-	if (r < 0) {
-		ctl_log(c, 0, "port %u: cannot create doorbells: %s", port, strerror(-r));
-		rep.status = r;
-		goto out;
-	}
-	if (getrandom(p.token, sizeof(p.token), 0) != sizeof(p.token)) {
-		rep.status = -EIO;
-		goto out;
-	}
-	p.server_port = port;
-	p.client_port = h.client_port;
-	p.ring_bytes = c->cfg.ring_bytes ? c->cfg.ring_bytes : MPK_LINK_RING_DEFAULT;
-	p.expiry_ms = now_ms() + PENDING_MS;
-	r = fds_dup(fds, p.fds);
-	if (r < 0 || (r = pending_add(c, &p)) < 0) {
-		fds_close(p.fds);
-		rep.status = -ENOMEM;
-		goto out;
-	}
-	memcpy(rep.token, p.token, sizeof(rep.token));
-	rep.ring_bytes = p.ring_bytes;
-	ctl_log(c, 3, "port %u: link for client port %u created", port, h.client_port);
 out:
 	send_msg(sock, &rep, sizeof(rep), rep.status == 0 ? fds : NULL);
-	for (int i = 0; i < MPK_LINK_NFDS; i++)
-		if (fds[i] >= 0)
-			close(fds[i]);
+	fds_close(fds);
+}
+
+/* Server launcher: a HELLO checked by the identity layer first. No link is
+ * made for a HELLO it refused. */
+static void on_hello_auth(struct mpk_ctl *c, int sock, unsigned port)
+{
+	const struct mpk_ctl_auth *a = c->cfg.auth;
+	static uint8_t msg[MPK_RDV_MAX], out[MPK_RDV_MAX]; /* the control thread's */
+	struct pending p = {.fds = {-1, -1, -1}};
+	struct mpk_rdv_want w = {0};
+	int status, fds[MPK_LINK_NFDS] = {-1, -1, -1};
+	char why[256] = "";
+	void *st = NULL;
+	size_t len = 0;
+	ssize_t n;
+
+	status = recv_msg_var(sock, msg, sizeof(msg), &len, NULL);
+	if (status < 0) {
+		ctl_log(c, 1, "port %u: no HELLO from the client's launcher: %s", port,
+			strerror(-status));
+		return;
+	}
+	status = a->check_hello(a->ctx, port, msg, len, &w, &st, why, sizeof(why));
+	if (status < 0) {
+		ctl_log(c, 0, "port %u: link refused: %s", port, why[0] ? why : strerror(-status));
+	} else if (w.server_port != port || !w.client_port || w.client_port > 65535) {
+		ctl_log(c, 0, "port %u: link refused: the HELLO names port %u from port %u", port,
+			w.server_port, w.client_port);
+		status = -EPROTO;
+	} else {
+		status = link_offer(c, port, w.client_port, fds, &p);
+	}
+	n = a->reply(a->ctx, st, status, status == 0 ? p.token : NULL,
+		     status == 0 ? p.ring_bytes : 0, out, sizeof(out));
+	if (n < 0)
+		ctl_log(c, 0, "port %u: cannot make the REPLY: %s", port, strerror((int)-n));
+	else
+		send_msg(sock, out, (size_t)n, status == 0 ? fds : NULL);
+	if (st)
+		a->done(a->ctx, st);
+	fds_close(fds);
+}
+
+static void on_hello(struct mpk_ctl *c, int sock, unsigned port)
+{
+	if (c->cfg.auth)
+		on_hello_auth(c, sock, port);
+	else
+		on_hello_plain(c, sock, port);
 }
 
 struct connect_job {
@@ -617,16 +695,84 @@ struct connect_job {
 	struct mpk_ctl_req req;
 };
 
+/* Client launcher, same-uid trust: the fixed HELLO and REPLY. */
+static int rdv_plain(struct mpk_ctl *c, int s, const struct connect_job *j, int *fds,
+		     uint8_t *token, uint64_t *ring)
+{
+	struct mpk_rdv_hello h = {.magic = MPK_RDV_MAGIC, .version = MPK_CTL_VERSION,
+				  .server_port = j->req.port, .client_port = j->req.peer_port,
+				  .ring_bytes = c->cfg.ring_bytes};
+	struct mpk_rdv_reply rep;
+	int r = send_msg(s, &h, sizeof(h), NULL);
+
+	if (r == 0)
+		r = recv_msg(s, &rep, sizeof(rep), fds);
+	if (r == 0 && rep.magic != MPK_RDV_MAGIC) {
+		ctl_log(c, 1, "port %u: the server's launcher answered with something else than a "
+			"plain REPLY (does it require an identity?)", j->req.port);
+		r = -EPROTO;
+	}
+	if (r < 0)
+		return r;
+	memcpy(token, rep.token, MPK_TOKEN_BYTES);
+	*ring = rep.ring_bytes;
+	return rep.status;
+}
+
+/* Client launcher, identities: HELLO and REPLY as the identity layer
+ * makes and checks them. */
+static int rdv_auth(struct mpk_ctl *c, int s, const struct connect_job *j, int *fds,
+		    uint8_t *token, uint64_t *ring)
+{
+	const struct mpk_ctl_auth *a = c->cfg.auth;
+	struct mpk_rdv_want w = {j->req.port, j->req.peer_port, c->cfg.ring_bytes};
+	uint8_t *buf = malloc(MPK_RDV_MAX);
+	char why[256] = "";
+	void *st = NULL;
+	size_t len = 0;
+	ssize_t n;
+	int r, status = -EPROTO;
+
+	if (!buf)
+		return -ENOMEM;
+	n = a->hello(a->ctx, &w, &st, buf, MPK_RDV_MAX, why, sizeof(why));
+	if (n < 0) {
+		ctl_log(c, 0, "port %u: cannot make a HELLO: %s", j->req.port,
+			why[0] ? why : strerror((int)-n));
+		r = (int)n;
+		goto out;
+	}
+	r = send_msg(s, buf, (size_t)n, NULL);
+	if (r == 0)
+		r = recv_msg_var(s, buf, MPK_RDV_MAX, &len, fds);
+	if (r < 0)
+		goto out;
+	r = a->check_reply(a->ctx, st, buf, len, &status, token, ring, why, sizeof(why));
+	if (r < 0) {
+		ctl_log(c, 0, "port %u: the server's launcher failed verification: %s",
+			j->req.port, why[0] ? why : strerror(-r));
+		fds_close(fds);
+		goto out;
+	}
+	r = status;
+	if (r < 0)
+		ctl_log(c, 0, "port %u: the server's launcher refused the link: %s", j->req.port,
+			strerror(-r));
+out:
+	if (st)
+		a->done(a->ctx, st);
+	free(buf);
+	return r;
+}
+
 /* Client launcher: one HELLO/REPLY with the server's launcher. */
 static void *connect_worker(void *arg)
 {
 	struct connect_job *j = arg;
 	struct mpk_ctl *c = j->c;
-	struct mpk_rdv_hello h = {.magic = MPK_RDV_MAGIC, .version = MPK_CTL_VERSION,
-				  .server_port = j->req.port, .client_port = j->req.peer_port,
-				  .ring_bytes = c->cfg.ring_bytes};
-	struct mpk_rdv_reply rep;
 	struct timeval tv = {RDV_TIMEOUT_MS / 1000, (RDV_TIMEOUT_MS % 1000) * 1000};
+	uint8_t token[MPK_TOKEN_BYTES] = {0};
+	uint64_t ring = 0;
 	char path[108];
 	int s, r, fds[MPK_LINK_NFDS] = {-1, -1, -1};
 
@@ -644,29 +790,22 @@ static void *connect_worker(void *arg)
 	}
 	setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	r = send_msg(s, &h, sizeof(h), NULL);
-	if (r == 0)
-		r = recv_msg(s, &rep, sizeof(rep), fds);
-	if (r == 0 && rep.magic != MPK_RDV_MAGIC)
-		r = -EPROTO;
-	if (r == 0 && rep.status == 0 && fds[0] < 0)
+	r = c->cfg.auth ? rdv_auth(c, s, j, fds, token, &ring) : rdv_plain(c, s, j, fds, token, &ring);
+	if (r == 0 && fds[0] < 0)
 		r = -EPROTO;
 	/* Our program will write into these: eventfds, nothing that blocks. */
-	if (r == 0 && rep.status == 0 &&
-	    (mpk_link_bell_check(fds[1]) < 0 || mpk_link_bell_check(fds[2]) < 0)) {
+	if (r == 0 && (mpk_link_bell_check(fds[1]) < 0 || mpk_link_bell_check(fds[2]) < 0)) {
 		ctl_log(c, 1, "port %u: the server's launcher sent doorbells that are not eventfds",
 			j->req.port);
 		r = -EPROTO;
 	}
-	if (r == 0)
-		r = rep.status;
-	if (r < 0)
+	if (r < 0 && !c->cfg.auth)
 		ctl_log(c, r == -ECONNREFUSED ? 2 : 1, "port %u: no link from the server's launcher: %s",
 		     j->req.port, strerror(-r));
 out_close:
 	close(s);
 out:
-	reply(c, j->shim, r, r == 0 ? rep.token : NULL, r == 0 ? rep.ring_bytes : 0, fds);
+	reply(c, j->shim, r, r == 0 ? token : NULL, r == 0 ? ring : 0, fds);
 	if (r == 0)
 		live_add(c, j->req.port, j->req.peer_port, 1, fds);
 	else

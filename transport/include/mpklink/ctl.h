@@ -82,7 +82,48 @@ struct mpk_rdv_reply {
 
 /* ------------------------------------------------ the launcher's side */
 
+/*
+ * Authenticated link setup (identities, keys/): the HELLO and REPLY between
+ * launchers become whatever these build and check. The control plane stays
+ * free of cryptography and only moves the bytes, one datagram each way (at
+ * most MPK_RDV_MAX bytes); no link memory leaves the server's launcher
+ * unless check_hello accepted the HELLO. Without it (NULL), launchers trust
+ * peers of the same uid (SO_PEERCRED), which is checked either way.
+ *
+ * Called from the control thread (check_hello, reply) and from concurrent
+ * connect workers (hello, check_reply): implementations must be thread-safe.
+ * A `why` buffer gets one line saying who and what failed. Each state a
+ * call returns through *state is given back to done() exactly once.
+ */
+#define MPK_RDV_MAX 4096
+
+struct mpk_rdv_want {
+	unsigned server_port, client_port;
+	uint64_t ring_bytes;
+};
+
+struct mpk_ctl_auth {
+	void *ctx;
+	/* Client: the HELLO asking for w, into buf. Returns its length or -errno. */
+	ssize_t (*hello)(void *ctx, const struct mpk_rdv_want *w, void **state, uint8_t *buf,
+			 size_t cap, char *why, size_t whylen);
+	/* Server: checks a HELLO that came to port's rendezvous. Returns 0 and
+	 * what it asks for in *w, or -errno (why says it). */
+	int (*check_hello)(void *ctx, unsigned port, const uint8_t *msg, size_t len,
+			   struct mpk_rdv_want *w, void **state, char *why, size_t whylen);
+	/* Server: the REPLY: status 0 with token and ring_bytes, or a refusal
+	 * (-errno; state may then be NULL). Returns its length or -errno. */
+	ssize_t (*reply)(void *ctx, void *state, int status, const uint8_t *token,
+			 uint64_t ring_bytes, uint8_t *buf, size_t cap);
+	/* Client: checks the REPLY to its HELLO. Returns 0 and the server's
+	 * *status (with token and *ring_bytes when 0), or -errno (why says it). */
+	int (*check_reply)(void *ctx, void *state, const uint8_t *msg, size_t len, int *status,
+			   uint8_t *token, uint64_t *ring_bytes, char *why, size_t whylen);
+	void (*done)(void *ctx, void *state);
+};
+
 struct mpk_ctl_config {
+	const struct mpk_ctl_auth *auth; /* NULL: same-uid trust only */
 	const char *rundir;   /* checked by mpk_rundir_check */
 	size_t ring_bytes;    /* 0: default */
 	int log_level;        /* 0 error, 1 warn, 2 info, 3 debug */
