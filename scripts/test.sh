@@ -43,7 +43,7 @@ for c in "${configs[@]}"; do
 	# every other integration test: spinning is the default).
 	asan) run asan -DMPK_ASAN=ON -DMPK_UBSAN=ON -- -LE 'mpk-vm|interop|spin' ;;
 	tsan) run tsan -DMPK_TSAN=ON -- -LE 'mpk-vm|interop|spin' ;;
-	fuzz) CC=clang targets=fuzz_attach run fuzz -DMPK_FUZZ=ON -DMPK_ASAN=ON -DMPK_UBSAN=ON -- -L fuzz ;;
+	fuzz) CC=clang targets="fuzz_attach fuzz_handshake" run fuzz -DMPK_FUZZ=ON -DMPK_ASAN=ON -DMPK_UBSAN=ON -- -L fuzz ;;
 	*) echo "test.sh: unknown configuration '$c'" >&2; exit 2 ;;
 	esac
 done
