@@ -19,7 +19,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "mpklink/ctl.h"
+#include "mpklink/keys.h"
 #include "mpklink/ring.h"
 
 #define EXIT_USAGE 2
@@ -52,6 +54,14 @@ static const char usage[] =
 	"  MPKLINK_STATS       stderr (or 1) or a file: per-process link counters at exit\n"
 	"  MPKLINK_SPIN_US     microseconds a waiting call watches the rings before it\n"
 	"                      sleeps (0..1000000; 0: never spin; default 50)\n"
+	"  MPKLINK_IDENTITY    D/NAME: this service's identity (D/NAME.key, D/NAME.cert,\n"
+	"                      made by mpklink-keys); PROGRAM must be the binary the\n"
+	"                      certificate names (else exit 126, nothing runs)\n"
+	"  MPKLINK_TRUST       the CA's public key (D/ca.pub), needed with an identity\n"
+	"  MPKLINK_ALLOW       PORT:NAME[|NAME...],...  client identities allowed to link\n"
+	"                      to our ports (* = any the CA signed; default: any)\n"
+	"  MPKLINK_INTEGRITY   off (default); mac is not implemented yet\n"
+	"  In MPKLINK_ENDPOINTS, HOST:PORT=NAME also requires the server there to be NAME.\n"
 	"Other KEY=VALUE lines are passed to PROGRAM's environment.\n"
 	"\n"
 	"Exit status: PROGRAM's; 128+N if it was killed by signal N; 2 for a bad\n"
@@ -160,6 +170,29 @@ static int check_spin(const char *v, const char **why)
 	return 0;
 }
 
+static int check_integrity(const char *v, const char **why)
+{
+	if (!strcmp(v, "off") || !*v)
+		return 0;
+	*why = !strcmp(v, "mac") ? "mac (a MAC on every ring frame) is not implemented yet; "
+				   "use off"
+				 : "must be off";
+	return -1;
+}
+
+static int check_allow(const char *v, const char **why)
+{
+	static char buf[512];
+	struct mpk_keys_allow *a = NULL;
+
+	if (mpk_keys_allow_parse(v, &a, buf, sizeof(buf)) < 0) {
+		*why = buf;
+		return -1;
+	}
+	mpk_keys_allow_free(a);
+	return 0;
+}
+
 static int check_any(const char *v, const char **why)
 {
 	(void)v;
@@ -176,6 +209,10 @@ static const struct key keys[] = {
 	{"MPKLINK_LOG", check_log},
 	{"MPKLINK_STATS", check_any},
 	{"MPKLINK_SPIN_US", check_spin},
+	{"MPKLINK_IDENTITY", check_any},
+	{"MPKLINK_TRUST", check_any},
+	{"MPKLINK_ALLOW", check_allow},
+	{"MPKLINK_INTEGRITY", check_integrity},
 };
 
 static const struct key *find_key(const char *name)
@@ -281,7 +318,38 @@ static int check_environment(void)
 			return -1;
 		}
 	}
+	if (getenv("MPKLINK_IDENTITY") && *getenv("MPKLINK_IDENTITY") &&
+	    !(getenv("MPKLINK_TRUST") && *getenv("MPKLINK_TRUST"))) {
+		fprintf(stderr, "mpklink-run: MPKLINK_IDENTITY needs MPKLINK_TRUST (the CA's "
+				"ca.pub, to check peers against)\n");
+		return -1;
+	}
 	return 0;
+}
+
+/* PROGRAM as execvp would find it, into path. Returns 0 or -ENOENT. */
+static int resolve_program(const char *prog, char *path, size_t len)
+{
+	const char *p;
+	char *dup, *save, *dir;
+
+	if (strchr(prog, '/')) {
+		snprintf(path, len, "%s", prog);
+		return 0;
+	}
+	p = getenv("PATH");
+	dup = strdup(p ? p : "/usr/bin:/bin");
+	if (!dup)
+		return -ENOMEM;
+	for (dir = strtok_r(dup, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
+		snprintf(path, len, "%s/%s", *dir ? dir : ".", prog);
+		if (access(path, X_OK) == 0) {
+			free(dup);
+			return 0;
+		}
+	}
+	free(dup);
+	return -ENOENT;
 }
 
 /* libmpklink.so beside us (build tree), else in the install's libdir. */
@@ -421,7 +489,41 @@ static int check_main(int argc, char **argv)
 			printf(" %u", ports[i]);
 		printf(" on loopback\n");
 	}
-	printf("  identity:   none: peers are trusted by same uid (SO_PEERCRED)\n");
+	if (getenv("MPKLINK_IDENTITY") && *getenv("MPKLINK_IDENTITY")) {
+		struct mpk_auth *a = NULL;
+		char awhy[512];
+
+		if (mpk_auth_load(getenv("MPKLINK_IDENTITY"), getenv("MPKLINK_TRUST"),
+				  getenv("MPKLINK_ALLOW"), getenv("MPKLINK_ENDPOINTS"), &a, awhy,
+				  sizeof(awhy)) < 0) {
+			printf("  UNUSABLE:   identity: %s\n", awhy);
+			unusable = 1;
+		} else {
+			printf("  identity:   \"%s\" (%s), peers checked against %s\n",
+			       mpk_auth_name(a), getenv("MPKLINK_IDENTITY"), getenv("MPKLINK_TRUST"));
+			printf("  allow:      %s\n", mpk_auth_has_allow(a)
+							    ? getenv("MPKLINK_ALLOW")
+							    : "any identity the CA signed (no MPKLINK_ALLOW)");
+			if (argc > 0) {
+				char path[PATH_MAX];
+				int fd = resolve_program(argv[0], path, sizeof(path)) == 0
+						 ? open(path, O_RDONLY | O_CLOEXEC)
+						 : -1;
+				if (fd < 0 || mpk_auth_check_binary(a, fd, path, awhy, sizeof(awhy)) < 0) {
+					printf("  UNUSABLE:   %s\n",
+					       fd < 0 ? "the program cannot be read to check it" : awhy);
+					unusable = 1;
+				} else {
+					printf("  binary:     %s matches the certificate\n", path);
+				}
+				if (fd >= 0)
+					close(fd);
+			}
+			mpk_auth_free(a);
+		}
+	} else {
+		printf("  identity:   none: peers are trusted by same uid (SO_PEERCRED)\n");
+	}
 	printf("  ring:       %s bytes per direction\n",
 	       getenv("MPKLINK_RING_BYTES") ? getenv("MPKLINK_RING_BYTES") : "1M");
 	printf("  fallback:   %s\n", getenv("MPKLINK_FALLBACK") ? getenv("MPKLINK_FALLBACK") : "tcp");
@@ -480,10 +582,11 @@ static int run_main(int argc, char **argv)
 {
 	struct mpk_ctl_config cc = {0};
 	struct mpk_ctl *ctl = NULL;
+	struct mpk_auth *auth = NULL;
 	sigset_t set, oldmask;
-	char rundir[256], shim[PATH_MAX], *preload;
-	const char *old, *u, *ring;
-	int r, status, pipefd[2];
+	char rundir[256], shim[PATH_MAX], *preload, prog[PATH_MAX], why[768];
+	const char *old, *u, *ring, *idv = getenv("MPKLINK_IDENTITY");
+	int r, status, pipefd[2], progfd = -1;
 	pid_t pid;
 
 	if (find_shim(shim, sizeof(shim)) < 0) {
@@ -500,6 +603,43 @@ static int run_main(int argc, char **argv)
 	u = unreachable(argv[0]);
 	if (u)
 		fprintf(stderr, "mpklink-run: warning: %s\n", u);
+	if (idv && *idv) {
+		r = mpk_auth_load(idv, getenv("MPKLINK_TRUST"), getenv("MPKLINK_ALLOW"),
+				  getenv("MPKLINK_ENDPOINTS"), &auth, why, sizeof(why));
+		if (r < 0) {
+			fprintf(stderr, "mpklink-run: identity: %s; nothing started\n", why);
+			return EXIT_USAGE;
+		}
+		/* The file we check is the file we run (fexecve): no swap between. */
+		if (resolve_program(argv[0], prog, sizeof(prog)) < 0) {
+			fprintf(stderr, "mpklink-run: cannot run %s: not found\n", argv[0]);
+			mpk_auth_free(auth);
+			return 127;
+		}
+		progfd = open(prog, O_RDONLY | O_CLOEXEC);
+		if (progfd < 0) {
+			fprintf(stderr, "mpklink-run: cannot run %s: %s\n", prog, strerror(errno));
+			mpk_auth_free(auth);
+			return errno == ENOENT ? 127 : 126;
+		}
+		r = mpk_auth_check_binary(auth, progfd, prog, why, sizeof(why));
+		if (r < 0) {
+			fprintf(stderr, "mpklink-run: %s (MPKLINK_IDENTITY=%s); not started\n", why, idv);
+			close(progfd);
+			mpk_auth_free(auth);
+			return 126;
+		}
+		cc.auth = mpk_auth_ops(auth);
+		/* The program needs none of it; the key stays here. */
+		unsetenv("MPKLINK_IDENTITY");
+		unsetenv("MPKLINK_TRUST");
+		unsetenv("MPKLINK_ALLOW");
+	} else if (getenv("MPKLINK_ENDPOINTS") && *getenv("MPKLINK_ENDPOINTS")) {
+		const char *l = getenv("MPKLINK_LOG");
+		if (!l || mpk_log_level_parse(l) >= 1)
+			fprintf(stderr, "mpklink-run: no MPKLINK_IDENTITY: links are made with any "
+					"launcher of this user (same uid), unauthenticated\n");
+	}
 	resolve_rundir(rundir, sizeof(rundir));
 	ring = getenv("MPKLINK_RING_BYTES");
 	if (ring)
@@ -516,11 +656,12 @@ static int run_main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, &oldmask);
 	r = mpk_ctl_start(&cc, &ctl);
 	if (r < 0) {
-		const char *why = "";
+		const char *rwhy = "";
 		if (r == -EPERM || r == -ENOTDIR || r == -ENAMETOOLONG)
-			mpk_rundir_check(rundir, 0, &why);
+			mpk_rundir_check(rundir, 0, &rwhy);
 		fprintf(stderr, "mpklink-run: run directory %s: %s; nothing started\n", rundir,
-			why && *why ? why : strerror(-r));
+			rwhy && *rwhy ? rwhy : strerror(-r));
+		mpk_auth_free(auth);
 		return EXIT_USAGE;
 	}
 	old = getenv("LD_PRELOAD");
@@ -548,7 +689,15 @@ static int run_main(int argc, char **argv)
 		int e;
 		close(pipefd[0]);
 		pthread_sigmask(SIG_SETMASK, &oldmask, NULL);
-		execvp(argv[0], argv);
+		if (progfd >= 0) {
+			fexecve(progfd, argv, environ);
+			/* A script: its interpreter cannot open a close-on-exec
+			 * /dev/fd; run it by path (checked a moment ago). */
+			if (errno == ENOENT)
+				execv(prog, argv);
+		} else {
+			execvp(argv[0], argv);
+		}
 		e = errno;
 		if (write(pipefd[1], &e, sizeof(e)) < 0)
 			_exit(127);
@@ -561,9 +710,12 @@ static int run_main(int argc, char **argv)
 			fprintf(stderr, "mpklink-run: cannot run %s: %s\n", argv[0], strerror(e));
 		close(pipefd[0]);
 	}
+	if (progfd >= 0)
+		close(progfd);
 	status = supervise(pid, &set);
 	/* Its sockets closed with it: the peers saw FIN and read to EOF. */
 	mpk_ctl_stop(ctl);
+	mpk_auth_free(auth);
 	if (WIFSIGNALED(status))
 		return 128 + WTERMSIG(status);
 	return WEXITSTATUS(status);

@@ -702,18 +702,25 @@ static int rdv_plain(struct mpk_ctl *c, int s, const struct connect_job *j, int 
 	struct mpk_rdv_hello h = {.magic = MPK_RDV_MAGIC, .version = MPK_CTL_VERSION,
 				  .server_port = j->req.port, .client_port = j->req.peer_port,
 				  .ring_bytes = c->cfg.ring_bytes};
+	union {
+		struct mpk_rdv_reply rep;
+		uint8_t raw[MPK_RDV_MAX];
+	} u;
 	struct mpk_rdv_reply rep;
+	size_t len = 0;
 	int r = send_msg(s, &h, sizeof(h), NULL);
 
 	if (r == 0)
-		r = recv_msg(s, &rep, sizeof(rep), fds);
-	if (r == 0 && rep.magic != MPK_RDV_MAGIC) {
-		ctl_log(c, 1, "port %u: the server's launcher answered with something else than a "
-			"plain REPLY (does it require an identity?)", j->req.port);
-		r = -EPROTO;
-	}
+		r = recv_msg_var(s, &u, sizeof(u), &len, fds);
 	if (r < 0)
 		return r;
+	if (len != sizeof(rep) || u.rep.magic != MPK_RDV_MAGIC) {
+		fds_close(fds);
+		ctl_log(c, 0, "port %u: the server's launcher refused the link: it requires an "
+			"identity (its REPLY is not a plain one; see MPKLINK_IDENTITY)", j->req.port);
+		return -ECONNREFUSED;
+	}
+	memcpy(&rep, &u.rep, sizeof(rep));
 	memcpy(token, rep.token, MPK_TOKEN_BYTES);
 	*ring = rep.ring_bytes;
 	return rep.status;
