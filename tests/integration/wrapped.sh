@@ -11,10 +11,25 @@
 port=$(free_port)
 # MPK_WRAP_ENV: more KEY=VALUE lines for the env file, space-separated.
 read -r -a extra <<<"${MPK_WRAP_ENV:-}"
-env=$(envfile app "MPKLINK_ENDPOINTS=127.0.0.1:$port" "MPKLINK_RUNDIR=$tmp/run" "${extra[@]}")
+senv=$(envfile app "MPKLINK_ENDPOINTS=127.0.0.1:$port" "MPKLINK_RUNDIR=$tmp/run" "${extra[@]}")
+cenv=$senv
+# MPK_WRAP_SIGN="SERVER_BINARY CLIENT_BINARY": both sides signed (mpklink-keys
+# at $MPKLINK_KEYS), the server allowing only the client, the client
+# expecting only the server.
+if [ -n "${MPK_WRAP_SIGN:-}" ]; then
+	read -r sbin cbin <<<"$MPK_WRAP_SIGN"
+	"$MPKLINK_KEYS" init --dir "$tmp/ca" >/dev/null || fail "mpklink-keys init"
+	"$MPKLINK_KEYS" issue --dir "$tmp/ca" svc --binary "$sbin" >/dev/null || fail "issue svc"
+	"$MPKLINK_KEYS" issue --dir "$tmp/ca" cli --binary "$cbin" >/dev/null || fail "issue cli"
+	senv=$(envfile srv "MPKLINK_ENDPOINTS=127.0.0.1:$port" "MPKLINK_RUNDIR=$tmp/run" \
+		"MPKLINK_IDENTITY=$tmp/ca/svc" "MPKLINK_TRUST=$tmp/ca/ca.pub" \
+		"MPKLINK_ALLOW=$port:cli" "${extra[@]}")
+	cenv=$(envfile cli "MPKLINK_ENDPOINTS=127.0.0.1:$port=svc" "MPKLINK_RUNDIR=$tmp/run" \
+		"MPKLINK_IDENTITY=$tmp/ca/cli" "MPKLINK_TRUST=$tmp/ca/ca.pub" "${extra[@]}")
+fi
 export MPK_PORT=$port
-export MPK_SERVER_WRAP="env MPKLINK_STATS=$tmp/server.stats $MPKLINK_RUN -e $env --"
-export MPK_CLIENT_WRAP="env MPKLINK_STATS=$tmp/client.stats $MPKLINK_RUN -e $env --"
+export MPK_SERVER_WRAP="env MPKLINK_STATS=$tmp/server.stats $MPKLINK_RUN -e $senv --"
+export MPK_CLIENT_WRAP="env MPKLINK_STATS=$tmp/client.stats $MPKLINK_RUN -e $cenv --"
 "$@" >"$tmp/pair.log" 2>&1 || { cat "$tmp/pair.log" >&2; fail "the pair failed under mpklink"; }
 tail -n 3 "$tmp/pair.log"
 for side in server client; do
@@ -32,4 +47,4 @@ for side in server client; do
 		fail "$side: the kernel counted $tcp bytes on $links upgraded TCP sockets: more than preambles"
 	echo "$side: links=$links tx_bytes=$tx rx_bytes=$rx through the rings; TCP carried $tcp bytes"
 done
-echo "PASS: $(basename "$1") ${*:2:1} under mpklink-run"
+echo "PASS: $(basename "$1") ${*:2:1} under mpklink-run${MPK_WRAP_SIGN:+, both sides signed}"
