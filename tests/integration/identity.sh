@@ -109,6 +109,37 @@ rc=$?
 [ "$(grep -c '^found' "$tmp/launcher.find")" -eq 1 ] && grep -q '^found in memory .* ---p' "$tmp/launcher.find" ||
 	fail "the launcher has copies of the key outside its no-access page: $(cat "$tmp/launcher.find")"
 grep -q MPKLINK_IDENTITY "/proc/$spid/environ" && fail "the program's environment names the identity"
+
+# --- a process of another uid at the rendezvous socket: refused by
+# SO_PEERCRED (the run directory's 0700 normally stops it sooner; opened
+# here on purpose). Needs root to become another user.
+peercred="not checked (needs root for setpriv)"
+if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null; then
+	sock=$tmp/run/tcp-$port.sock
+	chmod 711 "$tmp" "$tmp/run" && chmod 777 "$sock"
+	before=$(wc -l <"$tmp/server.log")
+	setpriv --reuid=65534 --regid=65534 --clear-groups /usr/bin/python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.connect(sys.argv[1])
+s.settimeout(3)
+try:
+    s.send(b"\0" * 400)
+    print("reply bytes:", len(s.recv(4096)))
+except OSError as e:
+    print("no reply:", e)
+' "$sock" >"$tmp/otheruid.log" 2>&1
+	chmod 700 "$tmp" "$tmp/run"
+	grep -q "reply bytes: [1-9]" "$tmp/otheruid.log" &&
+		fail "a process of another uid got a REPLY: $(cat "$tmp/otheruid.log")"
+	for _ in $(seq 50); do
+		tail -n +$((before + 1)) "$tmp/server.log" | grep -q "another user was refused" && break
+		sleep 0.1
+	done
+	tail -n +$((before + 1)) "$tmp/server.log" | grep -q "another user was refused" ||
+		fail "another uid: no refusal line: $(cat "$tmp/otheruid.log"; tail -n 3 "$tmp/server.log")"
+	peercred="refused (SO_PEERCRED)"
+fi
 stop_server
 
 # --- a signed client against an unsigned server
@@ -155,4 +186,4 @@ rc=$?
 echo "PASS: signed pair linked; refusals (not allowed, wrong name, other CA, unsigned" \
 	"either way, deny) made no link; wrong binary 126; expired, mode 0644, missing, no" \
 	"trust: exit 2; the program never held the key (searched $(head -n 1 "$tmp/child.find" |
-		awk '{print $2}') bytes)"
+		awk '{print $2}') bytes); another uid: $peercred"
