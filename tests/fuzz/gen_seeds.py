@@ -10,9 +10,9 @@ HDR = 4096
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus", "attach")
 
 
-def header(ring, base0=0, base1=0, magic=MAGIC, version=1):
+def header(ring, base0=0, base1=0, magic=MAGIC, version=1, flags=0):
     page = bytearray(HDR)
-    struct.pack_into("<QIIQQ", page, 0, magic, version, HDR, ring, HDR + 2 * ring)
+    struct.pack_into("<QIIQQI", page, 0, magic, version, HDR, ring, HDR + 2 * ring, flags)
     for r, base in ((0, base0), (1, base1)):
         off = 64 + 256 * r
         struct.pack_into("<Q", page, off, base)       # tail
@@ -67,6 +67,9 @@ seeds = {
     "bell-hangup": header(4096) + cfg(0, 1) + produce(10) + bell(0x80) + arm(3) + read(20) + write(5),
     "bad-magic": header(4096, magic=MAGIC ^ 1) + cfg(0, 0),
     "missing-seal": header(4096) + cfg(0, 0, seals=10),
+    # flags = MPK_HDR_MAC: the ring bytes are parsed as frames with tags.
+    "mac-honest-ops-4k": header(4096, flags=1) + cfg(0, 0) + honest,
+    "mac-honest-ops-16k-wrap": header(16384, 2**64 - 100, 2**64 - 3000, flags=1) + cfg(2, 1) + honest,
 }
 
 os.makedirs(OUT, exist_ok=True)

@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "atomics.h"
 #include "link_internal.h"
 #include "pkru.h"
@@ -32,13 +34,18 @@ static int valid_ring_bytes(uint64_t n)
 
 int mpk_link_create(size_t ring_bytes)
 {
+	return mpk_link_create_flags(ring_bytes, 0);
+}
+
+int mpk_link_create_flags(size_t ring_bytes, unsigned flags)
+{
 	struct mpk_link_hdr *h;
 	uint64_t total;
 	int fd, r;
 
 	if (!ring_bytes)
 		ring_bytes = MPK_LINK_RING_DEFAULT;
-	if (!valid_ring_bytes(ring_bytes))
+	if (!valid_ring_bytes(ring_bytes) || (flags & ~MPK_LINK_MAC))
 		return -EINVAL;
 	total = MPK_LINK_HDR_BYTES + 2 * (uint64_t)ring_bytes;
 
@@ -55,6 +62,7 @@ int mpk_link_create(size_t ring_bytes)
 	h->hdr_bytes = MPK_LINK_HDR_BYTES;
 	h->ring_bytes = ring_bytes;
 	h->total_bytes = total;
+	h->flags = flags & MPK_LINK_MAC ? MPK_HDR_MAC : 0;
 	munmap(h, MPK_LINK_HDR_BYTES);
 	if (fcntl(fd, F_ADD_SEALS, REQUIRED_SEALS) < 0)
 		goto fail_errno;
@@ -71,7 +79,7 @@ int mpk_link_attach(int fd, int side, struct mpk_link **out)
 	struct mpk_link_hdr *h;
 	struct mpk_link *l;
 	uint64_t magic, ring_bytes, total;
-	uint32_t version, hdr_bytes;
+	uint32_t version, hdr_bytes, hflags;
 	struct stat st;
 	int seals, r;
 	void *map;
@@ -112,9 +120,10 @@ int mpk_link_attach(int fd, int side, struct mpk_link **out)
 	hdr_bytes = mpk_load_relaxed(&h->hdr_bytes);
 	ring_bytes = mpk_load_relaxed(&h->ring_bytes);
 	total = mpk_load_relaxed(&h->total_bytes);
+	hflags = mpk_load_relaxed(&h->flags);
 	mpk__guard_close();
 	r = -EPROTO;
-	if (magic != MPK_LINK_MAGIC || version != MPK_LINK_VERSION ||
+	if ((hflags & ~MPK_HDR_VALID) || magic != MPK_LINK_MAGIC || version != MPK_LINK_VERSION ||
 	    hdr_bytes != MPK_LINK_HDR_BYTES || !valid_ring_bytes(ring_bytes) ||
 	    total != (uint64_t)st.st_size || total != MPK_LINK_HDR_BYTES + 2 * ring_bytes)
 		goto err_unmap;
@@ -132,6 +141,12 @@ int mpk_link_attach(int fd, int side, struct mpk_link **out)
 	l->rx = &h->ring[!side];
 	l->tx_data = (uint8_t *)map + MPK_LINK_HDR_BYTES + (uint64_t)side * ring_bytes;
 	l->rx_data = (uint8_t *)map + MPK_LINK_HDR_BYTES + (uint64_t)!side * ring_bytes;
+	l->hdr_flags = hflags;
+	/* A frame and its overhead fit the ring twice: a writer can always
+	 * make progress while the reader holds the other half. */
+	l->frame_max = ring_bytes / 2 - MPK_FRAME_HDR - MPK_FRAME_TAG < MPK_FRAME_MAX
+			       ? (uint32_t)(ring_bytes / 2 - MPK_FRAME_HDR - MPK_FRAME_TAG)
+			       : MPK_FRAME_MAX;
 	l->bell_fd = -1;
 	l->bell_wait = -1;
 	l->bell_ring = -1;
@@ -177,7 +192,29 @@ void mpk_link_detach(struct mpk_link *l)
 	if (!l)
 		return;
 	munmap(l->base, l->map_len);
+	if (l->stage) {
+		sodium_memzero(l->stage, MPK_FRAME_HDR + l->frame_max + MPK_FRAME_TAG);
+		free(l->stage);
+	}
+	sodium_memzero(l->mac_key, sizeof(l->mac_key));
 	free(l);
+}
+
+int mpk_link_mac_required(const struct mpk_link *l)
+{
+	return !!(l->hdr_flags & MPK_HDR_MAC);
+}
+
+int mpk_link_set_mac(struct mpk_link *l, const uint8_t key[MPK_LINK_MAC_KEY_BYTES])
+{
+	if (!(l->hdr_flags & MPK_HDR_MAC) || l->mac)
+		return -EINVAL;
+	l->stage = malloc(MPK_FRAME_HDR + l->frame_max + MPK_FRAME_TAG);
+	if (!l->stage)
+		return -ENOMEM;
+	memcpy(l->mac_key, key, sizeof(l->mac_key));
+	l->mac = 1;
+	return 0;
 }
 
 size_t mpk_link_ring_bytes(const struct mpk_link *l)
@@ -409,6 +446,201 @@ static void copy_out(struct mpk_link *l, uint64_t pos, const struct iovec *iov, 
 	}
 }
 
+/* ---------------------------------------------------------- MAC frames */
+
+/* Raw copies into and out of a ring at a free-running position. Guard open. */
+static void ring_put(struct mpk_link *l, uint64_t pos, const void *src, size_t n)
+{
+	size_t off = (size_t)(pos & l->mask), c = l->cap - off < n ? l->cap - off : n;
+
+	memcpy(l->tx_data + off, src, c);
+	memcpy(l->tx_data, (const uint8_t *)src + c, n - c);
+}
+
+static void ring_get(struct mpk_link *l, uint64_t pos, void *dst, size_t n)
+{
+	size_t off = (size_t)(pos & l->mask), c = l->cap - off < n ? l->cap - off : n;
+
+	memcpy(dst, l->rx_data + off, c);
+	memcpy((uint8_t *)dst + c, l->rx_data, n - c);
+}
+
+/* The tag's keyed hash, started over the writer's side and frame number. */
+static void tag_begin(const struct mpk_link *l, crypto_generichash_state *st, int side,
+		      uint64_t seq)
+{
+	uint8_t pre[9];
+
+	pre[0] = (uint8_t)side;
+	for (int i = 0; i < 8; i++)
+		pre[1 + i] = (uint8_t)(seq >> (8 * i));
+	crypto_generichash_init(st, l->mac_key, sizeof(l->mac_key), MPK_FRAME_TAG);
+	crypto_generichash_update(st, pre, sizeof(pre));
+}
+
+/* Whole frames of the iovecs' bytes, as many as fit. The tag is computed
+ * over our own source bytes, never read back from the shared ring. */
+static ssize_t mac_writev(struct mpk_link *l, const struct iovec *iov, int iovcnt, size_t total)
+{
+	const uint32_t ovh = MPK_FRAME_HDR + MPK_FRAME_TAG;
+	size_t done = 0, ioff = 0, first = total < l->frame_max ? total : l->frame_max;
+	uint64_t pos;
+	int64_t space;
+	int ring = 0;
+
+	mpk__guard_open();
+	space = tx_fetch(l, first + ovh);
+	if (space <= (int64_t)ovh) {
+		mpk__guard_close();
+		return space < 0 ? (ssize_t)space : -EAGAIN;
+	}
+	pos = l->tx_tail;
+	while (done < total && space > (int64_t)ovh) {
+		crypto_generichash_state st;
+		uint8_t hdr[MPK_FRAME_HDR] = {0}, tag[MPK_FRAME_TAG];
+		size_t n = total - done, left;
+
+		if (n > l->frame_max)
+			n = l->frame_max;
+		if ((int64_t)n > space - (int64_t)ovh)
+			n = (size_t)(space - (int64_t)ovh);
+		for (int i = 0; i < 4; i++)
+			hdr[i] = (uint8_t)(n >> (8 * i));
+		tag_begin(l, &st, l->side, l->tx_seq);
+		crypto_generichash_update(&st, hdr, sizeof(hdr));
+		ring_put(l, pos, hdr, sizeof(hdr));
+		pos += sizeof(hdr);
+		for (left = n; left;) {
+			const uint8_t *src;
+			size_t k;
+
+			if (ioff == iov->iov_len) { /* done with it, or empty */
+				iov++;
+				ioff = 0;
+				continue;
+			}
+			src = (const uint8_t *)iov->iov_base + ioff;
+			k = iov->iov_len - ioff < left ? iov->iov_len - ioff : left;
+			ring_put(l, pos, src, k);
+			crypto_generichash_update(&st, src, k);
+			pos += k;
+			left -= k;
+			ioff += k;
+		}
+		crypto_generichash_final(&st, tag, sizeof(tag));
+		ring_put(l, pos, tag, sizeof(tag));
+		pos += sizeof(tag);
+		l->tx_seq++;
+		done += n;
+		space -= (int64_t)(n + ovh);
+	}
+	mpk_store_relaxed(&l->tx_tail, pos);
+	/* Pairs with the load_acquire of tail in rx_fetch: whole frames only. */
+	mpk_store_release(&l->tx->tail, pos);
+	/* As in writev: pairs with the fence in mpk_link_arm. */
+	mpk_fence_full();
+	if (mpk_load_relaxed(&l->tx->data_waiting))
+		ring = mpk_xchg(&l->tx->data_waiting, 0) != 0;
+	mpk__guard_close();
+	if (ring)
+		ring_bell(l);
+	mpk_store_relaxed(&l->stats.tx_bytes, l->stats.tx_bytes + done);
+	mpk_store_relaxed(&l->stats.tx_calls, l->stats.tx_calls + 1);
+	return (ssize_t)done;
+}
+
+/* Moves the next whole frame out of the ring into our stage and checks its
+ * tag there, where the peer cannot change it any more. Returns 1 (staged),
+ * 0 (end of stream), -EAGAIN, or -ECONNRESET (a bad frame, or a tail that
+ * is not at a frame's end: nothing of it is ever delivered). */
+static int mac_stage(struct mpk_link *l)
+{
+	const uint32_t ovh = MPK_FRAME_HDR + MPK_FRAME_TAG;
+	crypto_generichash_state st;
+	uint8_t tag[MPK_FRAME_TAG];
+	uint32_t len, zero;
+	int64_t avail;
+	int eof = 0, ring = 0;
+
+	mpk__guard_open();
+	avail = rx_fetch(l, &eof);
+	if (avail <= 0 || avail < (int64_t)MPK_FRAME_HDR) {
+		mpk__guard_close();
+		if (avail < 0)
+			return (int)avail;
+		if (!avail)
+			return eof ? 0 : -EAGAIN;
+		/* Frames are published whole: a tail inside one is a lie. */
+		return mark_broken(l);
+	}
+	ring_get(l, l->rx_head, l->stage, MPK_FRAME_HDR);
+	len = (uint32_t)l->stage[0] | (uint32_t)l->stage[1] << 8 | (uint32_t)l->stage[2] << 16 |
+	      (uint32_t)l->stage[3] << 24;
+	memcpy(&zero, l->stage + 4, sizeof(zero));
+	if (!len || len > l->frame_max || zero) {
+		mpk__guard_close();
+		return mark_broken(l);
+	}
+	if (avail < (int64_t)(len + ovh)) {
+		mpk__guard_close();
+		return mark_broken(l);
+	}
+	ring_get(l, l->rx_head + MPK_FRAME_HDR, l->stage + MPK_FRAME_HDR, len + MPK_FRAME_TAG);
+	mpk_store_relaxed(&l->rx_head, l->rx_head + len + ovh);
+	/* As in readv: our copy is done before the producer may overwrite. */
+	mpk_store_release(&l->rx->head, l->rx_head);
+	mpk_fence_full(); /* as in readv, with the fence in mpk_link_arm */
+	if (mpk_load_relaxed(&l->rx->space_waiting))
+		ring = mpk_xchg(&l->rx->space_waiting, 0) != 0;
+	mpk__guard_close();
+	if (ring)
+		ring_bell(l);
+
+	tag_begin(l, &st, !l->side, l->rx_seq);
+	crypto_generichash_update(&st, l->stage, MPK_FRAME_HDR + len);
+	crypto_generichash_final(&st, tag, sizeof(tag));
+	if (sodium_memcmp(tag, l->stage + MPK_FRAME_HDR + len, sizeof(tag)) != 0) {
+		sodium_memzero(l->stage, MPK_FRAME_HDR + len + MPK_FRAME_TAG);
+		return mark_broken(l);
+	}
+	l->rx_seq++;
+	mpk_store_relaxed(&l->stage_off, MPK_FRAME_HDR);
+	mpk_store_relaxed(&l->stage_end, MPK_FRAME_HDR + len);
+	return 1;
+}
+
+static ssize_t mac_readv(struct mpk_link *l, const struct iovec *iov, int iovcnt, size_t total,
+			 unsigned flags)
+{
+	uint32_t off = mpk_load_relaxed(&l->stage_off), end = mpk_load_relaxed(&l->stage_end);
+	size_t n, left;
+	int r;
+
+	if (off == end) {
+		r = mac_stage(l);
+		if (r <= 0)
+			return r;
+		off = MPK_FRAME_HDR;
+		end = mpk_load_relaxed(&l->stage_end);
+	}
+	n = end - off < total ? end - off : total;
+	left = n;
+	for (int i = 0; i < iovcnt && left; i++) {
+		size_t k = iov[i].iov_len < left ? iov[i].iov_len : left;
+
+		if (!k)
+			continue;
+		memcpy(iov[i].iov_base, l->stage + off + (n - left), k);
+		left -= k;
+	}
+	if (!(flags & MPK_READ_PEEK)) {
+		mpk_store_relaxed(&l->stage_off, off + (uint32_t)n);
+		mpk_store_relaxed(&l->stats.rx_bytes, l->stats.rx_bytes + n);
+		mpk_store_relaxed(&l->stats.rx_calls, l->stats.rx_calls + 1);
+	}
+	return (ssize_t)n;
+}
+
 ssize_t mpk_link_writev(struct mpk_link *l, const struct iovec *iov, int iovcnt)
 {
 	size_t total, n;
@@ -424,6 +656,8 @@ ssize_t mpk_link_writev(struct mpk_link *l, const struct iovec *iov, int iovcnt)
 		return -EPIPE;
 	if (!total)
 		return 0;
+	if (l->hdr_flags & MPK_HDR_MAC)
+		return l->mac ? mac_writev(l, iov, iovcnt, total) : -EPROTO;
 
 	mpk__guard_open();
 	space = tx_fetch(l, total);
@@ -474,6 +708,8 @@ ssize_t mpk_link_readv(struct mpk_link *l, const struct iovec *iov, int iovcnt,
 		return -ECONNRESET;
 	if (!total)
 		return 0;
+	if (l->hdr_flags & MPK_HDR_MAC)
+		return l->mac ? mac_readv(l, iov, iovcnt, total, flags) : -EPROTO;
 
 	mpk__guard_open();
 	avail = rx_fetch(l, &eof);
@@ -568,7 +804,7 @@ static void ready_now(struct mpk_link *l, struct mpk__ready *rd)
 	uint32_t pf, cf;
 	uint64_t tail, head;
 	int64_t d;
-	int gone;
+	int gone, in_ring;
 
 	rd->readable = rd->writable = 0;
 	rd->rx_gen = rd->tx_gen = 0;
@@ -593,10 +829,25 @@ static void ready_now(struct mpk_link *l, struct mpk__ready *rd)
 	d = (int64_t)(tail - mpk_load_relaxed(&l->rx_head));
 	if (d > 0)
 		rd->readable = (uint64_t)d > l->cap ? l->cap : (uint64_t)d;
+	in_ring = d > 0;
 	d = (int64_t)(mpk_load_relaxed(&l->tx_tail) - head);
 	if (d >= 0 && (uint64_t)d < l->cap)
 		rd->writable = l->cap - (uint64_t)d;
 
+	if (l->hdr_flags & MPK_HDR_MAC) {
+		/* A frame checked and staged, else what the ring holds (its
+		 * framing is the read's to check); whole frames to write. */
+		uint32_t staged = mpk_load_relaxed(&l->stage_end) - mpk_load_relaxed(&l->stage_off);
+		const uint64_t ovh = MPK_FRAME_HDR + MPK_FRAME_TAG;
+
+		if (staged)
+			rd->readable = staged;
+		else
+			rd->readable = rd->readable > ovh ? rd->readable - ovh : 0;
+		if (staged || in_ring)
+			rd->mask |= MPK_LINK_IN;
+		rd->writable = rd->writable > ovh ? rd->writable - ovh : 0;
+	}
 	if (rd->readable || pf || gone)
 		rd->mask |= MPK_LINK_IN;
 	if (pf || gone)

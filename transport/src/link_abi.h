@@ -26,6 +26,20 @@
 #define MPK_PROD_SHUT   0x1u /* no byte after tail will ever come */
 #define MPK_PROD_CLOSED 0x2u /* the producer's side closed the link */
 #define MPK_PROD_VALID  (MPK_PROD_SHUT | MPK_PROD_CLOSED)
+/* hdr flags (set by the creator; unknown bits are refused) */
+#define MPK_HDR_MAC     0x1u /* frames carry MACs (MPKLINK_INTEGRITY=mac) */
+#define MPK_HDR_VALID   MPK_HDR_MAC
+
+/* With MPK_HDR_MAC the byte stream in each ring is frames:
+ *   u32 len (1..MPK_FRAME_MAX), u32 zero, len payload bytes, 16-byte tag
+ * tag = BLAKE2b-128 keyed with the session key over
+ *   u8 writer's side, u64 frame number in that direction (little endian),
+ *   the 8 header bytes, the payload.
+ * A frame is published whole (one tail store). */
+#define MPK_FRAME_HDR   8u
+#define MPK_FRAME_TAG   16u
+#define MPK_FRAME_MAX   16384u
+
 /* cons_flags */
 #define MPK_CONS_CLOSED 0x1u /* the consumer reads no more */
 #define MPK_CONS_VALID  MPK_CONS_CLOSED
@@ -52,6 +66,7 @@ struct mpk_link_hdr {
 	uint32_t hdr_bytes;
 	uint64_t ring_bytes;
 	uint64_t total_bytes;
+	uint32_t flags; /* MPK_HDR_*; zero in links made before it existed */
 	_Alignas(MPK_CACHELINE) struct mpk_ring_ctl ring[2];
 };
 
@@ -60,6 +75,7 @@ _Static_assert(offsetof(struct mpk_link_hdr, version) == 8, "abi");
 _Static_assert(offsetof(struct mpk_link_hdr, hdr_bytes) == 12, "abi");
 _Static_assert(offsetof(struct mpk_link_hdr, ring_bytes) == 16, "abi");
 _Static_assert(offsetof(struct mpk_link_hdr, total_bytes) == 24, "abi");
+_Static_assert(offsetof(struct mpk_link_hdr, flags) == 32, "abi");
 _Static_assert(offsetof(struct mpk_link_hdr, ring) == 64, "abi");
 _Static_assert(offsetof(struct mpk_ring_ctl, tail) == 0, "abi");
 _Static_assert(offsetof(struct mpk_ring_ctl, prod_flags) == 8, "abi");

@@ -33,6 +33,15 @@ struct mpk_link {
 	int broken;
 	int peer_gone;
 
+	/* MPK_HDR_MAC: frames with tags. mac is set once the key is. */
+	uint32_t hdr_flags;
+	int mac;
+	uint8_t mac_key[32];
+	uint64_t tx_seq, rx_seq; /* frames written, frames read (each side's own) */
+	uint32_t frame_max;      /* payload bytes per frame: fits the ring twice */
+	uint8_t *stage;          /* the reader's private copy of one checked frame */
+	uint32_t stage_off, stage_end; /* its payload not yet read (atomics) */
+
 	int bell_fd; /* the stream shared with the peer: bells or hang-up */
 	int bell_wait, bell_ring; /* eventfds, when set: the bells */
 	mpk_send_fn bell_send;

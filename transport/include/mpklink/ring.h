@@ -129,6 +129,29 @@ void mpk_link_detach(struct mpk_link *l);
  */
 int mpk_link_resync(struct mpk_link *l);
 
+/*
+ * Integrity (MPKLINK_INTEGRITY=mac): a link created with MPK_LINK_MAC
+ * carries frames, each with a 16-byte tag (keyed BLAKE2b over the writer's
+ * side, the frame's number and its bytes) under a key both sides got from
+ * the launchers' handshake. The reader moves a whole frame into private
+ * memory and checks it there before a single byte of it is delivered; a
+ * bad tag, a bad frame or a stream that ends inside one breaks the link
+ * (-ECONNRESET). Until mpk_link_set_mac, reads and writes of such a link
+ * return -EPROTO. Frames cost 24 bytes each and hold at most 16 KiB.
+ */
+#define MPK_LINK_MAC 0x1u
+#define MPK_LINK_MAC_KEY_BYTES 32
+
+/* mpk_link_create with flags (0 or MPK_LINK_MAC). Returns as it. */
+int mpk_link_create_flags(size_t ring_bytes, unsigned flags);
+
+/* Whether the link was created with MPK_LINK_MAC (fixed by its creator). */
+int mpk_link_mac_required(const struct mpk_link *l);
+
+/* Sets the key of a MAC link, once, before any read or write.
+ * Returns 0, -EINVAL (not a MAC link, or already set), -ENOMEM. */
+int mpk_link_set_mac(struct mpk_link *l, const uint8_t key[MPK_LINK_MAC_KEY_BYTES]);
+
 /* The capacity of each ring, in bytes. */
 size_t mpk_link_ring_bytes(const struct mpk_link *l);
 
