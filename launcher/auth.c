@@ -85,7 +85,8 @@ static ssize_t a_hello(void *ctx, const struct mpk_rdv_want *w, void **state, ui
 }
 
 static int a_check_reply(void *ctx, void *state, const uint8_t *msg, size_t len, int *status,
-			 uint8_t *token, uint64_t *ring_bytes, char *why, size_t whylen)
+			 uint8_t *token, uint64_t *ring_bytes, uint8_t *session, char *why,
+			 size_t whylen)
 {
 	struct mpk_auth *a = ctx;
 	struct hs *st = state;
@@ -115,7 +116,8 @@ static int a_check_reply(void *ctx, void *state, const uint8_t *msg, size_t len,
 	memcpy(token, s.token, MPK_TOKEN_BYTES);
 	*ring_bytes = s.ring_bytes;
 	*status = 0;
-	sodium_memzero(&s, sizeof(s)); /* the session key: for MPKLINK_INTEGRITY, not yet */
+	memcpy(session, s.key, MPK_KEYS_SESSION_BYTES);
+	sodium_memzero(&s, sizeof(s));
 	return 0;
 }
 
@@ -160,7 +162,7 @@ fail:
 }
 
 static ssize_t a_reply(void *ctx, void *state, int status, const uint8_t *token,
-		       uint64_t ring_bytes, uint8_t *buf, size_t cap)
+		       uint64_t ring_bytes, uint8_t *buf, size_t cap, uint8_t *session)
 {
 	struct mpk_auth *a = ctx;
 	struct mpk_keys_session s;
@@ -174,8 +176,11 @@ static ssize_t a_reply(void *ctx, void *state, int status, const uint8_t *token,
 		r = mpk_keys_server_reply(&((struct hs *)state)->s, a->id, token, ring_bytes, buf, &s);
 	if (r < 0)
 		return r;
-	if (status == 0 && state)
+	if (status == 0 && state) {
+		if (session)
+			memcpy(session, s.key, MPK_KEYS_SESSION_BYTES);
 		sodium_memzero(&s, sizeof(s));
+	}
 	return MPK_KEYS_REPLY_BYTES;
 }
 

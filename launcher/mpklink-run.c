@@ -60,7 +60,9 @@ static const char usage[] =
 	"  MPKLINK_TRUST       the CA's public key (D/ca.pub), needed with an identity\n"
 	"  MPKLINK_ALLOW       PORT:NAME[|NAME...],...  client identities allowed to link\n"
 	"                      to our ports (* = any the CA signed; default: any)\n"
-	"  MPKLINK_INTEGRITY   off (default); mac is not implemented yet\n"
+	"  MPKLINK_INTEGRITY   off (default) or mac: every ring frame carries a MAC under\n"
+	"                      the handshake's session key (needs MPKLINK_IDENTITY);\n"
+	"                      a server with mac makes all its links so\n"
 	"  In MPKLINK_ENDPOINTS, HOST:PORT=NAME also requires the server there to be NAME.\n"
 	"Other KEY=VALUE lines are passed to PROGRAM's environment.\n"
 	"\n"
@@ -172,11 +174,9 @@ static int check_spin(const char *v, const char **why)
 
 static int check_integrity(const char *v, const char **why)
 {
-	if (!strcmp(v, "off") || !*v)
+	if (!strcmp(v, "off") || !strcmp(v, "mac") || !*v)
 		return 0;
-	*why = !strcmp(v, "mac") ? "mac (a MAC on every ring frame) is not implemented yet; "
-				   "use off"
-				 : "must be off";
+	*why = "must be off or mac";
 	return -1;
 }
 
@@ -317,6 +317,12 @@ static int check_environment(void)
 			fprintf(stderr, "mpklink-run: %s=%s: %s\n", keys[i].name, v, why);
 			return -1;
 		}
+	}
+	if (getenv("MPKLINK_INTEGRITY") && !strcmp(getenv("MPKLINK_INTEGRITY"), "mac") &&
+	    !(getenv("MPKLINK_IDENTITY") && *getenv("MPKLINK_IDENTITY"))) {
+		fprintf(stderr, "mpklink-run: MPKLINK_INTEGRITY=mac needs MPKLINK_IDENTITY (the MAC "
+				"key comes from the authenticated handshake)\n");
+		return -1;
 	}
 	if (getenv("MPKLINK_IDENTITY") && *getenv("MPKLINK_IDENTITY") &&
 	    !(getenv("MPKLINK_TRUST") && *getenv("MPKLINK_TRUST"))) {
@@ -630,6 +636,8 @@ static int run_main(int argc, char **argv)
 			return 126;
 		}
 		cc.auth = mpk_auth_ops(auth);
+		if (getenv("MPKLINK_INTEGRITY") && !strcmp(getenv("MPKLINK_INTEGRITY"), "mac"))
+			cc.link_flags = MPK_LINK_MAC;
 		/* The program needs none of it; the key stays here. */
 		unsetenv("MPKLINK_IDENTITY");
 		unsetenv("MPKLINK_TRUST");

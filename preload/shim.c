@@ -106,6 +106,7 @@ static struct {
 	int log_level;
 	char stats[256];
 	uint64_t spin_ns; /* MPKLINK_SPIN_US */
+	int integrity;    /* MPKLINK_INTEGRITY=mac */
 } cfg;
 
 static struct ufd *fdtab[FD_MAX];
@@ -130,6 +131,7 @@ static pid_t ctl_pid;
 
 static struct {
 	uint64_t links, fallbacks, tx_bytes, rx_bytes, tx_calls, rx_calls, bells_sent;
+	uint64_t mac_links; /* links whose frames carry MACs */
 	uint64_t tcp_bytes; /* the kernel's count of what crossed the sockets */
 } totals;
 
@@ -203,6 +205,8 @@ static void shim_init(void)
 		snprintf(cfg.stats, sizeof(cfg.stats), "%s", s);
 	s = getenv("MPKLINK_FALLBACK");
 	cfg.deny = s && !strcmp(s, "deny");
+	s = getenv("MPKLINK_INTEGRITY");
+	cfg.integrity = s && !strcmp(s, "mac");
 	cfg.spin_ns = (uint64_t)MPK_SPIN_US_DEFAULT * 1000;
 	s = getenv("MPKLINK_SPIN_US");
 	if (s && *s) {
@@ -556,7 +560,7 @@ static int fd_nonblocking(int fd)
  * expect.
  */
 static struct ufd *conn_new(int fd, int *lfds, int side, unsigned port, unsigned cport,
-			    int state, const uint8_t *token)
+			    int state, const uint8_t *token, struct mpk_ctl_rep *rep)
 {
 	struct ufd *u = ufd_new(K_CONN);
 	int r = u ? mpk_link_attach(lfds[0], side, &u->link) : -ENOMEM;
@@ -564,6 +568,19 @@ static struct ufd *conn_new(int fd, int *lfds, int side, unsigned port, unsigned
 	mpk__real.close(lfds[0]);
 	if (r == 0 && (r = mpk_link_bell_check(lfds[1 + side])) == 0)
 		r = mpk_link_bell_check(lfds[2 - side]);
+	/* A MAC link needs the handshake's key; one asked for MACs needs a
+	 * MAC link (the server's launcher decides how links are made). */
+	if (r == 0 && mpk_link_mac_required(u->link)) {
+		r = rep->flags & MPK_REP_MAC ? mpk_link_set_mac(u->link, rep->mac_key) : -EPROTO;
+		if (r == 0)
+			__atomic_fetch_add(&totals.mac_links, 1, __ATOMIC_RELAXED);
+	}
+	else if (r == 0 && cfg.integrity) {
+		slog(0, "port %u: MPKLINK_INTEGRITY=mac, but the server's launcher makes links "
+			"without MACs; no link", port);
+		r = -EPROTO;
+	}
+	explicit_bzero(rep->mac_key, sizeof(rep->mac_key));
 	if (r < 0) {
 		slog(1, "port %u: cannot attach the link: %s", port, strerror(-r));
 		mpk__real.close(lfds[1]);
@@ -1491,12 +1508,12 @@ static void stats_report(void)
 	}
 	n = snprintf(buf, sizeof(buf),
 		     "mpklink stats: pid=%d links=%llu fallbacks=%llu tx_bytes=%llu rx_bytes=%llu "
-		     "tx_msgs=%llu rx_msgs=%llu doorbells=%llu tcp_bytes=%llu\n",
+		     "tx_msgs=%llu rx_msgs=%llu doorbells=%llu tcp_bytes=%llu mac_links=%llu\n",
 		     (int)getpid(), (unsigned long long)totals.links,
 		     (unsigned long long)totals.fallbacks, (unsigned long long)totals.tx_bytes,
 		     (unsigned long long)totals.rx_bytes, (unsigned long long)totals.tx_calls,
 		     (unsigned long long)totals.rx_calls, (unsigned long long)totals.bells_sent,
-		     (unsigned long long)totals.tcp_bytes);
+		     (unsigned long long)totals.tcp_bytes, (unsigned long long)totals.mac_links);
 	if (strcmp(cfg.stats, "1") && strcmp(cfg.stats, "stderr"))
 		f = fopen(cfg.stats, "a");
 	if (f) {
@@ -1546,7 +1563,7 @@ EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
 		slog(r == -ENOENT ? 3 : 1, "port %u: no link (%s); plain TCP", port, strerror(-r));
 		goto plain;
 	}
-	u = conn_new(fd, lfds, 1, port, cport, ST_CONNECTING, rep.token);
+	u = conn_new(fd, lfds, 1, port, cport, ST_CONNECTING, rep.token, &rep);
 	if (!u)
 		goto plain;
 	r = mpk__real.connect(fd, addr, len);
@@ -1643,7 +1660,7 @@ static int do_accept(int fd, struct sockaddr *addr, socklen_t *alen, int flags, 
 	r = ctl_call(MPK_CTL_ACCEPT, lu->port, cport, &rep, lfds);
 	if (r < 0 || lfds[0] < 0)
 		return nfd; /* a plain client */
-	u = conn_new(nfd, lfds, 0, lu->port, cport, ST_VERIFY, rep.token);
+	u = conn_new(nfd, lfds, 0, lu->port, cport, ST_VERIFY, rep.token, &rep);
 	if (!u)
 		return nfd;
 	fd_hook(nfd, u);
@@ -2311,7 +2328,7 @@ static void adopt_inherited(void)
 		    ctl_call(MPK_CTL_LOOKUP, sport, cport, &rep, lfds) < 0 || lfds[0] < 0)
 			continue;
 		side = rep.side == 1;
-		u = conn_new(fd, lfds, side, sport, cport, ST_ACTIVE, NULL);
+		u = conn_new(fd, lfds, side, sport, cport, ST_ACTIVE, NULL, &rep);
 		if (!u)
 			continue;
 		fd_hook(fd, u);

@@ -45,6 +45,10 @@ for side in server client; do
 	# (doorbells are eventfds); SYN and FIN count one each.
 	[ "$tcp" -le $((links * 32)) ] ||
 		fail "$side: the kernel counted $tcp bytes on $links upgraded TCP sockets: more than preambles"
+	case " ${MPK_WRAP_ENV:-} " in *" MPKLINK_INTEGRITY=mac "*)
+		[ "$(stat_field "$f" mac_links)" -eq "$links" ] ||
+			fail "$side: MPKLINK_INTEGRITY=mac, but $(stat_field "$f" mac_links) of $links links carry MACs"
+	esac
 	echo "$side: links=$links tx_bytes=$tx rx_bytes=$rx through the rings; TCP carried $tcp bytes"
 done
 echo "PASS: $(basename "$1") ${*:2:1} under mpklink-run${MPK_WRAP_SIGN:+, both sides signed}"

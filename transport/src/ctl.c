@@ -50,6 +50,8 @@ struct pending {
 	uint8_t token[MPK_TOKEN_BYTES];
 	uint64_t ring_bytes;
 	int64_t expiry_ms;
+	int has_key;
+	uint8_t key[32]; /* the handshake's session key, for MAC links */
 };
 
 /* A link handed to our program, kept so a program image that replaces it
@@ -57,6 +59,8 @@ struct pending {
 struct live {
 	unsigned server_port, client_port, side;
 	int fds[MPK_LINK_NFDS];
+	int has_key;
+	uint8_t key[32];
 };
 #define MAX_LIVE 4096
 
@@ -457,6 +461,7 @@ static void pending_purge(struct mpk_ctl *c, int64_t now)
 		ctl_log(c, 1, "port %u: link for client port %u never accepted; dropped",
 		     c->pending[i].server_port, c->pending[i].client_port);
 		fds_close(c->pending[i].fds);
+		explicit_bzero(c->pending[i].key, sizeof(c->pending[i].key));
 		c->pending[i] = c->pending[--c->npending];
 	}
 }
@@ -487,6 +492,24 @@ static int pending_add(struct mpk_ctl *c, const struct pending *p)
 	return 0;
 }
 
+/* The handshake's session key, for the program's ACCEPT of that link. */
+static int pending_set_key(struct mpk_ctl *c, unsigned sport, unsigned cport, const uint8_t *key)
+{
+	int r = -ENOENT;
+
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; i < c->npending; i++) {
+		if (c->pending[i].server_port == sport && c->pending[i].client_port == cport) {
+			memcpy(c->pending[i].key, key, sizeof(c->pending[i].key));
+			c->pending[i].has_key = 1;
+			r = 0;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
 static int pending_take(struct mpk_ctl *c, unsigned sport, unsigned cport, struct pending *out)
 {
 	int r = -ENOENT;
@@ -506,7 +529,8 @@ static int pending_take(struct mpk_ctl *c, unsigned sport, unsigned cport, struc
 
 /* Takes ownership of fds. The oldest entry goes when the table is full:
  * only an exec'd image of a program with that many links would miss it. */
-static void live_add(struct mpk_ctl *c, unsigned sport, unsigned cport, unsigned side, int *fds)
+static void live_add(struct mpk_ctl *c, unsigned sport, unsigned cport, unsigned side, int *fds,
+		     const uint8_t *key)
 {
 	struct live *e;
 
@@ -524,8 +548,12 @@ static void live_add(struct mpk_ctl *c, unsigned sport, unsigned cport, unsigned
 		c->nlive--;
 	}
 	e = &c->live[c->nlive++];
-	*e = (struct live){sport, cport, side, {-1, -1, -1}};
+	*e = (struct live){sport, cport, side, {-1, -1, -1}, 0, {0}};
 	memcpy(e->fds, fds, sizeof(e->fds));
+	if (key) {
+		e->has_key = 1;
+		memcpy(e->key, key, sizeof(e->key));
+	}
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -546,6 +574,7 @@ static void live_del(struct mpk_ctl *c, unsigned sport, unsigned cport)
 	i = live_find(c, sport, cport);
 	if (i >= 0) {
 		fds_close(c->live[i].fds);
+		explicit_bzero(c->live[i].key, sizeof(c->live[i].key));
 		c->live[i] = c->live[--c->nlive];
 	}
 	pthread_mutex_unlock(&c->lock);
@@ -554,7 +583,7 @@ static void live_del(struct mpk_ctl *c, unsigned sport, unsigned cport)
 /* -------------------------------------------------------- requests */
 
 static void reply_side(struct mpk_ctl *c, int sock, int status, const uint8_t *token,
-		       uint64_t ring_bytes, const int *fds, unsigned side)
+		       uint64_t ring_bytes, const int *fds, unsigned side, const uint8_t *key)
 {
 	struct mpk_ctl_rep rep = {.magic = MPK_CTL_MAGIC, .status = status,
 				  .ring_bytes = ring_bytes, .side = side};
@@ -562,7 +591,12 @@ static void reply_side(struct mpk_ctl *c, int sock, int status, const uint8_t *t
 
 	if (token)
 		memcpy(rep.token, token, MPK_TOKEN_BYTES);
+	if (key && status == 0) {
+		rep.flags |= MPK_REP_MAC;
+		memcpy(rep.mac_key, key, sizeof(rep.mac_key));
+	}
 	r = send_msg(sock, &rep, sizeof(rep), status == 0 ? fds : NULL);
+	explicit_bzero(rep.mac_key, sizeof(rep.mac_key));
 	if (r < 0)
 		ctl_log(c, 3, "reply to shim: %s", strerror(-r));
 }
@@ -570,7 +604,7 @@ static void reply_side(struct mpk_ctl *c, int sock, int status, const uint8_t *t
 static void reply(struct mpk_ctl *c, int sock, int status, const uint8_t *token,
 		  uint64_t ring_bytes, const int *fds)
 {
-	reply_side(c, sock, status, token, ring_bytes, fds, 0);
+	reply_side(c, sock, status, token, ring_bytes, fds, 0, NULL);
 }
 
 /* Server launcher: the link for client port cport on port, kept pending
@@ -583,7 +617,7 @@ static int link_offer(struct mpk_ctl *c, unsigned port, unsigned cport, int *fds
 
 	if (!listen_refs(c, port))
 		return -ECONNREFUSED;
-	fds[0] = mpk_link_create(c->cfg.ring_bytes);
+	fds[0] = mpk_link_create_flags(c->cfg.ring_bytes, c->cfg.link_flags);
 	if (fds[0] < 0) {
 		ctl_log(c, 0, "port %u: cannot create link memory: %s", port, strerror(-fds[0]));
 		r = fds[0];
@@ -649,6 +683,7 @@ static void on_hello_auth(struct mpk_ctl *c, int sock, unsigned port)
 	struct pending p = {.fds = {-1, -1, -1}};
 	struct mpk_rdv_want w = {0};
 	int status, fds[MPK_LINK_NFDS] = {-1, -1, -1};
+	uint8_t session[32] = {0};
 	char why[256] = "";
 	void *st = NULL;
 	size_t len = 0;
@@ -671,11 +706,14 @@ static void on_hello_auth(struct mpk_ctl *c, int sock, unsigned port)
 		status = link_offer(c, port, w.client_port, fds, &p);
 	}
 	n = a->reply(a->ctx, st, status, status == 0 ? p.token : NULL,
-		     status == 0 ? p.ring_bytes : 0, out, sizeof(out));
+		     status == 0 ? p.ring_bytes : 0, out, sizeof(out), session);
 	if (n < 0)
 		ctl_log(c, 0, "port %u: cannot make the REPLY: %s", port, strerror((int)-n));
+	else if (status == 0 && pending_set_key(c, port, w.client_port, session) < 0)
+		ctl_log(c, 0, "port %u: the link vanished before its key was set", port);
 	else
 		send_msg(sock, out, (size_t)n, status == 0 ? fds : NULL);
+	explicit_bzero(session, sizeof(session));
 	if (st)
 		a->done(a->ctx, st);
 	fds_close(fds);
@@ -729,7 +767,7 @@ static int rdv_plain(struct mpk_ctl *c, int s, const struct connect_job *j, int 
 /* Client launcher, identities: HELLO and REPLY as the identity layer
  * makes and checks them. */
 static int rdv_auth(struct mpk_ctl *c, int s, const struct connect_job *j, int *fds,
-		    uint8_t *token, uint64_t *ring)
+		    uint8_t *token, uint64_t *ring, uint8_t *session)
 {
 	const struct mpk_ctl_auth *a = c->cfg.auth;
 	struct mpk_rdv_want w = {j->req.port, j->req.peer_port, c->cfg.ring_bytes};
@@ -754,7 +792,7 @@ static int rdv_auth(struct mpk_ctl *c, int s, const struct connect_job *j, int *
 		r = recv_msg_var(s, buf, MPK_RDV_MAX, &len, fds);
 	if (r < 0)
 		goto out;
-	r = a->check_reply(a->ctx, st, buf, len, &status, token, ring, why, sizeof(why));
+	r = a->check_reply(a->ctx, st, buf, len, &status, token, ring, session, why, sizeof(why));
 	if (r < 0) {
 		ctl_log(c, 0, "port %u: the server's launcher failed verification: %s",
 			j->req.port, why[0] ? why : strerror(-r));
@@ -778,7 +816,7 @@ static void *connect_worker(void *arg)
 	struct connect_job *j = arg;
 	struct mpk_ctl *c = j->c;
 	struct timeval tv = {RDV_TIMEOUT_MS / 1000, (RDV_TIMEOUT_MS % 1000) * 1000};
-	uint8_t token[MPK_TOKEN_BYTES] = {0};
+	uint8_t token[MPK_TOKEN_BYTES] = {0}, session[32] = {0};
 	uint64_t ring = 0;
 	char path[108];
 	int s, r, fds[MPK_LINK_NFDS] = {-1, -1, -1};
@@ -797,7 +835,8 @@ static void *connect_worker(void *arg)
 	}
 	setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	r = c->cfg.auth ? rdv_auth(c, s, j, fds, token, &ring) : rdv_plain(c, s, j, fds, token, &ring);
+	r = c->cfg.auth ? rdv_auth(c, s, j, fds, token, &ring, session)
+			: rdv_plain(c, s, j, fds, token, &ring);
 	if (r == 0 && fds[0] < 0)
 		r = -EPROTO;
 	/* Our program will write into these: eventfds, nothing that blocks. */
@@ -812,11 +851,15 @@ static void *connect_worker(void *arg)
 out_close:
 	close(s);
 out:
-	reply(c, j->shim, r, r == 0 ? token : NULL, r == 0 ? ring : 0, fds);
+	/* With identities, every link has a session key: the program uses it
+	 * when the server made the link a MAC one. */
+	reply_side(c, j->shim, r, r == 0 ? token : NULL, r == 0 ? ring : 0, fds, 0,
+		   c->cfg.auth ? session : NULL);
 	if (r == 0)
-		live_add(c, j->req.port, j->req.peer_port, 1, fds);
+		live_add(c, j->req.port, j->req.peer_port, 1, fds, c->cfg.auth ? session : NULL);
 	else
 		fds_close(fds);
+	explicit_bzero(session, sizeof(session));
 	close(j->shim);
 	pthread_mutex_lock(&c->lock);
 	if (--c->workers == 0)
@@ -881,14 +924,16 @@ static int on_shim(struct mpk_ctl *c, size_t idx)
 		return 0;
 	case MPK_CTL_ACCEPT:
 		r = pending_take(c, req.port, req.peer_port, &p);
-		reply(c, s->fd, r, r == 0 ? p.token : NULL, r == 0 ? p.ring_bytes : 0,
-		      r == 0 ? p.fds : NULL);
+		reply_side(c, s->fd, r, r == 0 ? p.token : NULL, r == 0 ? p.ring_bytes : 0,
+			   r == 0 ? p.fds : NULL, 0, r == 0 && p.has_key ? p.key : NULL);
 		if (r == 0)
-			live_add(c, req.port, req.peer_port, 0, p.fds);
+			live_add(c, req.port, req.peer_port, 0, p.fds, p.has_key ? p.key : NULL);
+		explicit_bzero(p.key, sizeof(p.key));
 		return 0;
 	case MPK_CTL_LOOKUP: {
 		ssize_t i;
-		int fds[MPK_LINK_NFDS] = {-1, -1, -1};
+		int fds[MPK_LINK_NFDS] = {-1, -1, -1}, has_key = 0;
+		uint8_t key[32];
 		unsigned side = 0;
 
 		pthread_mutex_lock(&c->lock);
@@ -896,10 +941,13 @@ static int on_shim(struct mpk_ctl *c, size_t idx)
 		if (i >= 0) {
 			r = fds_dup(c->live[i].fds, fds);
 			side = c->live[i].side;
+			has_key = c->live[i].has_key;
+			memcpy(key, c->live[i].key, sizeof(key));
 		}
 		pthread_mutex_unlock(&c->lock);
 		r = i < 0 ? -ENOENT : r;
-		reply_side(c, s->fd, r, NULL, 0, fds, side);
+		reply_side(c, s->fd, r, NULL, 0, fds, side, has_key ? key : NULL);
+		explicit_bzero(key, sizeof(key));
 		fds_close(fds);
 		return 0;
 	}
@@ -1116,9 +1164,13 @@ void mpk_ctl_stop(struct mpk_ctl *c)
 	unlink(c->path);
 	for (size_t i = 0; i < c->npending; i++)
 		fds_close(c->pending[i].fds);
+	if (c->pending)
+		explicit_bzero(c->pending, c->npending * sizeof(*c->pending));
 	free(c->pending);
 	for (size_t i = 0; i < c->nlive; i++)
 		fds_close(c->live[i].fds);
+	if (c->live)
+		explicit_bzero(c->live, c->nlive * sizeof(*c->live));
 	free(c->live);
 	close(c->wake_fd);
 	free(c);

@@ -29,7 +29,7 @@ extern "C" {
 
 #define MPK_CTL_MAGIC   0x434b504du /* "MPKC" */
 #define MPK_RDV_MAGIC   0x484b504du /* "MPKH" */
-#define MPK_CTL_VERSION 2u /* 2: links travel with eventfd bells */
+#define MPK_CTL_VERSION 3u /* 2: links travel with eventfd bells; 3: MAC keys */
 #define MPK_TOKEN_BYTES 16
 /* What the client puts first on the TCP stream: "\0MPKLNK" "\1" + token.
  * The 0x00 first byte starts no HTTP/2, HTTP/1 or RESP stream. */
@@ -61,8 +61,10 @@ struct mpk_ctl_rep {
 	uint8_t token[MPK_TOKEN_BYTES];
 	uint64_t ring_bytes;
 	uint32_t side; /* LOOKUP: the side this program holds */
-	uint32_t pad;
+	uint32_t flags; /* MPK_REP_MAC: mac_key is the link's (MPKLINK_INTEGRITY=mac) */
+	uint8_t mac_key[32];
 };
+#define MPK_REP_MAC 0x1u
 
 /* Launcher to launcher. */
 struct mpk_rdv_hello {
@@ -112,18 +114,23 @@ struct mpk_ctl_auth {
 	int (*check_hello)(void *ctx, unsigned port, const uint8_t *msg, size_t len,
 			   struct mpk_rdv_want *w, void **state, char *why, size_t whylen);
 	/* Server: the REPLY: status 0 with token and ring_bytes, or a refusal
-	 * (-errno; state may then be NULL). Returns its length or -errno. */
+	 * (-errno; state may then be NULL). With status 0, session gets the
+	 * 32-byte key both sides derive. Returns its length or -errno. */
 	ssize_t (*reply)(void *ctx, void *state, int status, const uint8_t *token,
-			 uint64_t ring_bytes, uint8_t *buf, size_t cap);
+			 uint64_t ring_bytes, uint8_t *buf, size_t cap, uint8_t *session);
 	/* Client: checks the REPLY to its HELLO. Returns 0 and the server's
-	 * *status (with token and *ring_bytes when 0), or -errno (why says it). */
+	 * *status (with token, *ring_bytes and the 32-byte session key when 0),
+	 * or -errno (why says it). */
 	int (*check_reply)(void *ctx, void *state, const uint8_t *msg, size_t len, int *status,
-			   uint8_t *token, uint64_t *ring_bytes, char *why, size_t whylen);
+			   uint8_t *token, uint64_t *ring_bytes, uint8_t *session, char *why,
+			   size_t whylen);
 	void (*done)(void *ctx, void *state);
 };
 
 struct mpk_ctl_config {
 	const struct mpk_ctl_auth *auth; /* NULL: same-uid trust only */
+	unsigned link_flags; /* MPK_LINK_MAC: links we create carry tagged frames
+			      * (needs auth: the key is the handshake's) */
 	const char *rundir;   /* checked by mpk_rundir_check */
 	size_t ring_bytes;    /* 0: default */
 	int log_level;        /* 0 error, 1 warn, 2 info, 3 debug */
