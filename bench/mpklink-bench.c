@@ -58,7 +58,7 @@
  * does (warm-up, 1 GiB streamed, teardown) before we call it hung. */
 #define DEADLINE_SLACK_S  60u
 
-enum tkind { T_PIPE, T_UNIX, T_TCP, T_MPKLINK, T_FLOOR, T_COUNT };
+enum tkind { T_PIPE, T_UNIX, T_TCP, T_MPKLINK, T_MAC, T_FLOOR, T_COUNT };
 
 static const struct tdesc {
 	const char *name;
@@ -72,6 +72,10 @@ static const struct tdesc {
 		       "a link from mpk_link_create (1 MiB rings), side 0 in one\n"
 		       "           process and side 1 in the other; both spin on EAGAIN with\n"
 		       "           a pause (no doorbells): the data path busy-polling aims at"},
+	[T_MAC] = {"mpklink-mac", 1,
+		   "as mpklink, with MPKLINK_INTEGRITY=mac: every frame (at most\n"
+		   "           16 KiB) carries a keyed BLAKE2b tag the reader checks\n"
+		   "           before delivering it: the cost of integrity"},
 	[T_FLOOR] = {"floor", 0,
 		     "two counters on separate cache lines of a shared mapping,\n"
 		     "           each side spinning until the other's advances: the cost of\n"
@@ -347,7 +351,8 @@ static int channel_open(enum tkind k, struct channel *ch)
 		ch->fd[1][0] = ch->fd[1][1] = sv[1];
 		return 0;
 	case T_MPKLINK:
-		r = mpk_link_create(0);
+	case T_MAC:
+		r = mpk_link_create_flags(0, k == T_MAC ? MPK_LINK_MAC : 0);
 		if (r < 0)
 			return r;
 		ch->memfd = r;
@@ -410,12 +415,22 @@ static int ep_open(struct endpoint *ep, enum tkind k, struct channel *ch, int si
 	ep->spin.watch = watch;
 	ep->spin.yield = cfg_one_cpu;
 	ep_name(ep, k, side);
-	if (k != T_MPKLINK)
+	if (k != T_MPKLINK && k != T_MAC)
 		return 0;
 	r = mpk_link_attach(ch->memfd, side, &ep->link);
 	if (r < 0) {
 		ep_fail(ep, "mpk_link_attach(side %d): %s", side, strerror(-r));
 		return r;
+	}
+	if (k == T_MAC) {
+		/* Any key: both sides hold the same one, as after a handshake. */
+		static const uint8_t key[MPK_LINK_MAC_KEY_BYTES] = {0x6d, 0x61, 0x63};
+
+		r = mpk_link_set_mac(ep->link, key);
+		if (r < 0) {
+			ep_fail(ep, "mpk_link_set_mac: %s", strerror(-r));
+			return r;
+		}
 	}
 	/* Both sides are mapped now (the child attaches from its inherited
 	 * copy), and nothing else should hold the memory. */
@@ -976,7 +991,7 @@ out_channel:
 
 /* ------------------------------------------------------------ reporting */
 
-static const enum tkind display_order[] = {T_PIPE, T_UNIX, T_TCP, T_MPKLINK, T_FLOOR};
+static const enum tkind display_order[] = {T_PIPE, T_UNIX, T_TCP, T_MPKLINK, T_MAC, T_FLOOR};
 
 static void fmt_ratio(char *buf, size_t len, double num, double den, int ok)
 {
@@ -992,7 +1007,7 @@ static void print_table(const struct tconfig *cfg, const struct tresult *res)
 	char a[32], b[32], c[32], mb[32];
 	const char *sep = "";
 
-	printf("\n%-9s %11s %11s %11s %9s %10s %9s\n", "transport", "64B p50 us", "64B p99 us",
+	printf("\n%-11s %11s %11s %11s %9s %10s %9s\n", "transport", "64B p50 us", "64B p99 us",
 	       "64KiB MB/s", "p50/tcp", "p50/floor", "MB/s/tcp");
 	for (size_t i = 0; i < sizeof(display_order) / sizeof(display_order[0]); i++) {
 		enum tkind k = display_order[i];
@@ -1008,7 +1023,7 @@ static void print_table(const struct tconfig *cfg, const struct tresult *res)
 			snprintf(mb, sizeof(mb), "%.1f", r->mbps);
 		else
 			snprintf(mb, sizeof(mb), "-");
-		printf("%-9s %11.3f %11.3f %11s %9s %10s %9s\n", tdescs[k].name,
+		printf("%-11s %11.3f %11.3f %11s %9s %10s %9s\n", tdescs[k].name,
 		       (double)r->p50_ns / 1e3, (double)r->p99_ns / 1e3, mb, a, b, c);
 	}
 
@@ -1304,7 +1319,7 @@ static int transport_main(int argc, char **argv)
 
 	/* Decide the guard once, here: the children inherit the decision
 	 * and auto mode's one line on stderr is printed once, not per fork. */
-	if (cfg.only & (1u << T_MPKLINK)) {
+	if (cfg.only & ((1u << T_MPKLINK) | (1u << T_MAC))) {
 		const char *env = getenv("MPKLINK_GUARD");
 
 		r = mpk_guard_init_env();
@@ -1347,7 +1362,7 @@ static int transport_main(int argc, char **argv)
 		       "spinning transports (mpklink, floor) yield instead of spinning and\n"
 		       "measure the scheduler, not memory.\n");
 	}
-	if (cfg.only & (1u << T_MPKLINK)) {
+	if (cfg.only & ((1u << T_MPKLINK) | (1u << T_MAC))) {
 		mpk_guard_status(&gs);
 		printf("MPK guard: %s.\n", gs.reason);
 	}

@@ -32,9 +32,10 @@
 
 /* With MPK_HDR_MAC the byte stream in each ring is frames:
  *   u32 len (1..MPK_FRAME_MAX), u32 zero, len payload bytes, 16-byte tag
- * tag = BLAKE2b-128 keyed with the session key over
- *   u8 writer's side, u64 frame number in that direction (little endian),
- *   the 8 header bytes, the payload.
+ * tag = Poly1305 over the 8 header bytes and the payload, its one-time key
+ *   the first 32 bytes of ChaCha20-IETF under the session key with the
+ *   nonce {u8 writer's side, 3 zero bytes, u64 frame number in that
+ *   direction (little endian)}, as ChaCha20-Poly1305 makes it (RFC 8439).
  * A frame is published whole (one tail store). */
 #define MPK_FRAME_HDR   8u
 #define MPK_FRAME_TAG   16u

@@ -131,9 +131,9 @@ int mpk_link_resync(struct mpk_link *l);
 
 /*
  * Integrity (MPKLINK_INTEGRITY=mac): a link created with MPK_LINK_MAC
- * carries frames, each with a 16-byte tag (keyed BLAKE2b over the writer's
- * side, the frame's number and its bytes) under a key both sides got from
- * the launchers' handshake. The reader moves a whole frame into private
+ * carries frames, each with a 16-byte Poly1305 tag over its bytes, keyed
+ * per frame from ChaCha20 under a key both sides got from the launchers'
+ * handshake, with the writer's side and the frame's number as the nonce. The reader moves a whole frame into private
  * memory and checks it there before a single byte of it is delivered; a
  * bad tag, a bad frame or a stream that ends inside one breaks the link
  * (-ECONNRESET). Until mpk_link_set_mac, reads and writes of such a link
