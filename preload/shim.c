@@ -81,7 +81,7 @@ struct ereg {
 	struct ufd *u;
 	uint32_t events;
 	epoll_data_t data;
-	uint64_t rxg;
+	uint64_t rxg, txg;
 	unsigned wblock_seen;
 	uint32_t last;
 	int fresh, disabled;
@@ -969,7 +969,7 @@ static ssize_t iov_of(const void *buf, size_t len, struct iovec *iov)
 /* ------------------------------------------------------------ readiness */
 
 /* What poll(2) would say for this connection (POLL* == EPOLL* bits). */
-static uint32_t conn_events(int fd, struct ufd *u, uint64_t *rxg)
+static uint32_t conn_events(int fd, struct ufd *u, uint64_t *rxg, uint64_t *txg)
 {
 	unsigned m;
 	uint32_t ev = 0;
@@ -977,6 +977,8 @@ static uint32_t conn_events(int fd, struct ufd *u, uint64_t *rxg)
 
 	if (rxg)
 		*rxg = 0;
+	if (txg)
+		*txg = 0;
 	if (r == 1)
 		return 0; /* demoted by the caller's next call */
 	if (r == -EAGAIN)
@@ -985,7 +987,7 @@ static uint32_t conn_events(int fd, struct ufd *u, uint64_t *rxg)
 		return EPOLLIN | EPOLLRDHUP;
 	if (r < 0)
 		return EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP;
-	m = mpk_link_poll_gen(u->link, rxg, NULL);
+	m = mpk_link_poll_gen(u->link, rxg, txg);
 	if ((m & MPK_LINK_IN) || u->rd_shut)
 		ev |= EPOLLIN;
 	if (m & MPK_LINK_OUT)
@@ -1124,7 +1126,7 @@ static int eset_collect(struct eset *es, struct epoll_event *out, int max)
 	pthread_mutex_lock(&es->mu);
 	for (size_t i = 0; i < es->n && n < max; i++) {
 		struct ereg *e = &es->v[i];
-		uint64_t rxg;
+		uint64_t rxg, txg;
 		uint32_t full, m, rep, want;
 		unsigned wb;
 
@@ -1135,7 +1137,7 @@ static int eset_collect(struct eset *es, struct epoll_event *out, int max)
 				plain[nplain++] = e->fd;
 			continue;
 		}
-		full = conn_events(e->fd, e->u, &rxg);
+		full = conn_events(e->fd, e->u, &rxg, &txg);
 		want = (e->events & (EPOLLIN | EPOLLOUT | EPOLLRDHUP)) | EPOLLERR | EPOLLHUP;
 		m = full & want;
 		wb = __atomic_load_n(&e->u->wblock, __ATOMIC_RELAXED);
@@ -1147,16 +1149,20 @@ static int eset_collect(struct eset *es, struct epoll_event *out, int max)
 			rep = 0;
 			if ((m & EPOLLIN) && (e->fresh || rxg != e->rxg || fresh_bits))
 				rep |= EPOLLIN;
-			if ((m & EPOLLOUT) &&
-			    (e->fresh || wb != e->wblock_seen || (fresh_bits & (EPOLLHUP | EPOLLERR))))
+			/* OUT, as the kernel says it: whenever space was freed
+			 * (the peer's head moved), and after a write's EAGAIN. */
+			if ((m & EPOLLOUT) && (e->fresh || wb != e->wblock_seen || txg != e->txg ||
+					       (fresh_bits & (EPOLLHUP | EPOLLERR))))
 				rep |= EPOLLOUT;
 			if (rep || fresh_bits)
 				rep |= m & (EPOLLRDHUP | EPOLLHUP | EPOLLERR);
 			e->last = full;
 			if (m & EPOLLIN)
 				e->rxg = rxg;
-			if (m & EPOLLOUT)
+			if (m & EPOLLOUT) {
 				e->wblock_seen = wb;
+				e->txg = txg;
+			}
 			e->fresh = 0;
 		} else {
 			rep = m;
@@ -1361,7 +1367,7 @@ static int poll_common(struct pollfd *fds, nfds_t nfds, int timeout, const sigse
 			if (u[i]->state == ST_ACTIVE && u[i]->bell[0] >= 0 && nk < nfds + nup)
 				k[nk++] = (struct pollfd){.fd = u[i]->bell[0], .events = POLLIN};
 			if (pass == 0 || !(fds[i].revents & POLLNVAL)) {
-				uint32_t m = conn_events(fds[i].fd, u[i], NULL);
+				uint32_t m = conn_events(fds[i].fd, u[i], NULL, NULL);
 				uint32_t want = (uint32_t)fds[i].events | POLLERR | POLLHUP;
 				fds[i].revents = (short)(m & want);
 			}
@@ -1409,7 +1415,7 @@ static int poll_common(struct pollfd *fds, nfds_t nfds, int timeout, const sigse
 				if ((k[i].revents & (POLLIN | POLLHUP | POLLERR)) &&
 				    u[i]->state == ST_ACTIVE)
 					mpk_link_hangup_check(u[i]->link);
-				uint32_t m = conn_events(fds[i].fd, u[i], NULL);
+				uint32_t m = conn_events(fds[i].fd, u[i], NULL, NULL);
 				fds[i].revents = (short)(m & ((uint32_t)fds[i].events | POLLERR | POLLHUP));
 				if (k[i].revents & POLLNVAL)
 					fds[i].revents = POLLNVAL;
