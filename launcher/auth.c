@@ -221,6 +221,12 @@ int mpk_auth_load(const char *identity, const char *trust, const char *allow,
 	r = mpk_keys_identity_load(identity, &a->id, why, whylen);
 	if (r < 0)
 		goto fail;
+	r = mpk_keys_identity_keep_from_children(a->id);
+	if (r < 0) {
+		snprintf(why, whylen, "cannot keep the secret key out of the program: %s",
+			 strerror(-r));
+		goto fail;
+	}
 	r = mpk_keys_cert_verify(mpk_keys_identity_cert(a->id), a->ca, now_s(), &w);
 	if (r < 0) {
 		snprintf(why, whylen, "%s.cert: %s (checked against %s)", identity,

@@ -79,15 +79,6 @@ int mpk__signer_from_seed(const uint8_t seed[MPK__SEED_BYTES], struct mpk__signe
 			 strerror(errno));
 		goto fail;
 	}
-	/* Not even mapped in a child of ours: the launcher forks the program
-	 * it runs, and the page would otherwise sit in the child's copy of our
-	 * memory until its exec. */
-	if (madvise(s->page, s->page_len, MADV_DONTFORK) != 0) {
-		r = -errno;
-		mpk__why(why, why_len, "cannot keep the secret key page out of children: %s",
-			 strerror(-r));
-		goto fail;
-	}
 	crypto_sign_seed_keypair(s->pk, s->sk, seed);
 	if (sodium_mprotect_noaccess(s->sk) != 0) {
 		r = -errno;
@@ -289,4 +280,12 @@ void *mpk_keys_identity_secret_page(const struct mpk_keys_identity *id, size_t *
 	if (len)
 		*len = id->s->page_len;
 	return id->s->page;
+}
+
+int mpk_keys_identity_keep_from_children(struct mpk_keys_identity *id)
+{
+	/* Not even mapped in a child: a launcher forks the program it runs,
+	 * and the page would otherwise sit in the child's copy of our memory
+	 * until its exec. */
+	return madvise(id->s->page, id->s->page_len, MADV_DONTFORK) == 0 ? 0 : -errno;
 }

@@ -187,6 +187,14 @@ int mpk_keys_identity_load(const char *base, struct mpk_keys_identity **out, cha
 /* Wipes and frees the key page, releases its protection key. NULL is fine. */
 void mpk_keys_identity_free(struct mpk_keys_identity *id);
 
+/*
+ * Keeps the secret key's page out of every child this process forks
+ * (MADV_DONTFORK): a launcher's program never has a copy, not even between
+ * its fork and its exec. A child then faults (SEGV_MAPERR) on the page.
+ * Returns 0 or -errno.
+ */
+int mpk_keys_identity_keep_from_children(struct mpk_keys_identity *id);
+
 /* The identity's certificate (valid until mpk_keys_identity_free). */
 const struct mpk_keys_cert *mpk_keys_identity_cert(const struct mpk_keys_identity *id);
 
