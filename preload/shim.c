@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -909,6 +910,13 @@ static ssize_t conn_readv(int fd, struct ufd *u, const struct iovec *iov, int io
 	return r;
 }
 
+/* Wakes a poller of ours sleeping on this link's doorbell. */
+static void self_ring(struct ufd *u)
+{
+	if (u->bell[0] >= 0)
+		eventfd_write(u->bell[0], 1);
+}
+
 static ssize_t conn_writev(int fd, struct ufd *u, const struct iovec *iov, int iovcnt, int flags)
 {
 	ssize_t r, total = 0;
@@ -938,6 +946,13 @@ static ssize_t conn_writev(int fd, struct ufd *u, const struct iovec *iov, int i
 			if (nb) {
 				u->wblocked = 1;
 				__atomic_fetch_add(&u->wblock, 1, __ATOMIC_RELAXED);
+				/* Ask for space now: a poller may sleep already, armed
+				 * before this EAGAIN without OUT (gRPC writes from one
+				 * thread while another polls). If space came meanwhile,
+				 * wake whoever sleeps on our doorbell to report it. */
+				if (mpk_link_arm(u->link, MPK_LINK_OUT | MPK_ARM_NODRAIN) &
+				    (MPK_LINK_OUT | MPK_LINK_HUP | MPK_LINK_ERR))
+					self_ring(u);
 				break;
 			}
 			int w = wait_bell(fd, u, MPK_LINK_OUT);
