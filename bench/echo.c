@@ -185,7 +185,7 @@ static struct result measure(const struct echo_opts *o, int t, size_t size, long
 	struct result res = {0};
 	char port_s[16], host[PATH_MAX + 8], env[PATH_MAX], n_s[24], size_s[24], warm_s[24];
 	char line[512];
-	char *sargv[16], *cargv[24];
+	char *sargv[24], *cargv[32];
 	int sn = 0, cn = 0, sfd = -1, cfd = -1, port = free_port(), st;
 	pid_t spid, cpid;
 	FILE *f;
@@ -200,6 +200,16 @@ static struct result measure(const struct echo_opts *o, int t, size_t size, long
 		snprintf(host, sizeof(host), "unix:%s/echo.sock", dir);
 	else
 		snprintf(host, sizeof(host), "127.0.0.1");
+	/* Server and client on CPUs of their own, for every transport alike:
+	 * spinning assumes it, and it steadies the others. */
+	if (access("/usr/bin/taskset", X_OK) == 0 && sysconf(_SC_NPROCESSORS_ONLN) >= 2) {
+		sargv[sn++] = "/usr/bin/taskset";
+		sargv[sn++] = "-c";
+		sargv[sn++] = "0";
+		cargv[cn++] = "/usr/bin/taskset";
+		cargv[cn++] = "-c";
+		cargv[cn++] = "1";
+	}
 	if (t == T_MPKLINK || t == T_BELL) {
 		snprintf(env, sizeof(env), "%s/app.env", dir);
 		f = fopen(env, "w");
@@ -210,10 +220,14 @@ static struct result measure(const struct echo_opts *o, int t, size_t size, long
 		if (t == T_BELL)
 			fprintf(f, "MPKLINK_SPIN_US=0\n");
 		fclose(f);
-		sargv[sn++] = cargv[cn++] = (char *)o->run;
-		sargv[sn++] = cargv[cn++] = "-e";
-		sargv[sn++] = cargv[cn++] = env;
-		sargv[sn++] = cargv[cn++] = "--";
+		sargv[sn++] = (char *)o->run;
+		sargv[sn++] = "-e";
+		sargv[sn++] = env;
+		sargv[sn++] = "--";
+		cargv[cn++] = (char *)o->run;
+		cargv[cn++] = "-e";
+		cargv[cn++] = env;
+		cargv[cn++] = "--";
 	}
 	sargv[sn++] = (char *)o->server;
 	sargv[sn++] = "--port";
