@@ -2,19 +2,21 @@
 # SPDX-License-Identifier: MIT
 """find_secret.py PID HEX: where the bytes HEX appear in process PID: its
 environment, the files its fds name (regular files, read from the start),
-and every mapping of its memory that /proc/PID/mem lets us read (as the
-kernel's own debugger interface does, so protection bits do not hide a
-page). Prints one line per place; exit 0 if found anywhere, 1 if not,
+and every mapping of its memory up to 1 GiB that /proc/PID/mem lets us
+read (as the kernel's own debugger interface does, so protection bits do
+not hide a page). Prints one line per place; exit 0 if found anywhere, 1 if not,
 2 on error. Also says how much memory it searched, so a search that read
 nothing cannot pass for a clean result."""
 import os
 import re
 import sys
 
+LARGEST = 1 << 30
+
 
 def main():
     pid, needle = int(sys.argv[1]), bytes.fromhex(sys.argv[2])
-    found, searched = [], 0
+    found, searched, skipped = [], 0, 0
     with open(f"/proc/{pid}/environ", "rb") as f:
         if needle in f.read():
             found.append("environment")
@@ -34,6 +36,12 @@ def main():
             lo, hi = int(m.group(1), 16), int(m.group(2), 16)
             if "[vvar]" in line or "[vsyscall]" in line:
                 continue
+            # Reservations, not data: AddressSanitizer's shadow (terabytes)
+            # and the like. Everything a process stores a key in (heap,
+            # stacks, libsodium's guarded pages) is far smaller.
+            if hi - lo > LARGEST:
+                skipped += 1
+                continue
             for off in range(lo, hi, 1 << 20):
                 n = min(1 << 20, hi - off)
                 try:
@@ -46,7 +54,8 @@ def main():
                     found.append("memory " + line.split()[0] + " " + m.group(3) +
                                  " " + " ".join(line.split()[5:]))
                     break
-    print(f"searched {searched} bytes of memory of pid {pid}")
+    print(f"searched {searched} bytes of memory of pid {pid}"
+          f" (skipped {skipped} mappings over {LARGEST >> 20} MiB)")
     for f in found:
         print("found in " + f)
     if searched == 0:
