@@ -1421,6 +1421,12 @@ static const struct {
 	{"echo", echo_main,
 	 "64 B and 64 KiB round trips of the C echo pair (tests/compat) over tcp,\n"
 	 "              unix and mpklink (both sides under mpklink-run)"},
+	{"grpc", grpc_main,
+	 "unary gRPC calls against a server (the demo's Health, Count, Echo, or\n"
+	 "              your own method), latency percentiles, every answer checked"},
+	{"compare", compare_main,
+	 "the demo gRPC server (or yours) over tcp, unix and mpklink side by side,\n"
+	 "              echo and word-count sizes, with the MPKLink paper's figures"},
 };
 
 static void show_usage(FILE *f)

@@ -5,5 +5,9 @@
 
 /* Returns the process exit status: 0 done, 1 a measurement failed, 2 usage. */
 int echo_main(int argc, char **argv);
+/* Unary gRPC calls against any server, timed and checked (grpc.c). */
+int grpc_main(int argc, char **argv);
+/* The demo server (or yours) over tcp, unix and mpklink, side by side (compare.c). */
+int compare_main(int argc, char **argv);
 
 #endif

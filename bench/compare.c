@@ -1,0 +1,1169 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mpklink-bench compare: the word-count demo's gRPC server (or a user's own
+ * server) measured three ways in one run, with the same client code each
+ * time:
+ *   tcp      server and client plain, loopback TCP;
+ *   unix     server --listen unix:PATH, client unix:PATH;
+ *   mpklink  server and client each under mpklink-run (signed identities
+ *            from mpklink-keys unless --unsigned), loopback TCP upgraded to
+ *            shared-memory rings (MPKLINK_RING_BYTES=4M).
+ * The client is always a child process running `mpklink-bench grpc` (this
+ * very binary, via /proc/self/exe), so the shim applies to it under
+ * mpklink-run and all three transports are measured identically; its CSV
+ * row is read back from a temporary file.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "stats.h"
+#include "subcommands.h"
+#include "svg.h"
+#include "util.h"
+
+#define CPROG "mpklink-bench compare"
+
+enum { X_TCP, X_UNIX, X_MPK, X_COUNT };
+static const char *const xnames[X_COUNT] = {"tcp", "unix", "mpklink"};
+static const char *const xcolors[X_COUNT] = {"#1f77b4", "#2ca02c", "#d62728"};
+
+enum wkind { W_ECHO, W_COUNT, W_HEALTH, W_CUSTOM };
+
+struct workload {
+	const char *name;  /* for --only */
+	enum wkind kind;
+	uint64_t n;        /* echo bytes or words */
+	long calls_full, calls_quick; /* quick 0: not in --quick */
+};
+
+/* Calls per (workload, transport): enough for a stable p50; the full run
+ * took 77 s (3 min in a run where a 10^7-word mpklink call stalled until
+ * its 30 s deadline) and --quick ~17 s on this project's 2-CPU VM. */
+static const struct workload demo_workloads[] = {
+	{"echo64", W_ECHO, 64, 30000, 5000},
+	{"echo1k", W_ECHO, 1024, 30000, 5000},
+	{"echo64k", W_ECHO, 65536, 10000, 2000},
+	{"echo1m", W_ECHO, 1048576, 1000, 200},
+	{"words100", W_COUNT, 100, 30000, 5000},
+	{"words1k", W_COUNT, 1000, 30000, 5000},
+	{"words10k", W_COUNT, 10000, 10000, 2000},
+	{"words100k", W_COUNT, 100000, 2000, 500},
+	{"words1m", W_COUNT, 1000000, 200, 50},
+	{"words10m", W_COUNT, 10000000, 5, 0},
+};
+#define NDEMO (sizeof(demo_workloads) / sizeof(demo_workloads[0]))
+
+/*
+ * The MPKLink paper's word-count latencies, seconds per call, from
+ * /work/shared/data/mpklink-paper-table1.csv (columns words,
+ * mpklink_paper_s, best_other_s, best_other_ipc).
+ */
+static const struct {
+	uint64_t words;
+	double mpklink_s, best_other_s;
+	const char *best_other_ipc;
+} paper[] = {
+	{100, 0.00203, 0.00166, "shared memory"},
+	{1000, 0.00269, 0.00168, "unix socket"},
+	{10000, 0.00364, 0.00154, "shared memory"},
+	{100000, 0.01536, 0.00660, "pipe"},
+	{1000000, 0.18374, 0.04571, "unix socket"},
+	{10000000, 1.40530, 0.48885, "unix socket"},
+	{100000000, 14.42533, 5.10027, "unix socket"},
+};
+
+struct cres {
+	int ok;
+	int upgraded;  /* mpklink: the client's stats said links >= 1 */
+	uint64_t size; /* from the child's row */
+	double p50, p99, mbps;
+};
+
+struct copts {
+	int quick, unsigned_, calls, have_only;
+	char only[256];
+	const char *csv, *svg, *server_cmd, *target, *method, *payload;
+	char self[PATH_MAX], server[PATH_MAX], run[PATH_MAX], keys[PATH_MAX];
+	char dir[64];
+	int signed_ok;
+};
+
+static void compare_usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: " CPROG " [--quick] [--csv FILE] [--svg FILE]\n"
+		"                             [--server 'CMD' --target ADDR] [options]\n"
+		"\n"
+		"Starts the demo gRPC server (mpklink-demo-server) and measures the same\n"
+		"workloads against it three ways in one run: tcp (loopback), unix (a Unix\n"
+		"socket), and mpklink (server and client each under mpklink-run, with\n"
+		"identities signed by a throwaway CA, 4 MiB rings). The client is\n"
+		"'mpklink-bench grpc' in a child process every time; every answer is checked.\n"
+		"\n"
+		"Workloads: Echo of 64 B, 1 KiB, 64 KiB, 1 MiB (request and reply of that\n"
+		"size), and Count of generated texts of 10^2..10^7 words (the MPKLink\n"
+		"paper's sizes; 10^7 not with --quick). Tables of p50/p99 (us) per\n"
+		"transport, ratios mpklink/tcp and mpklink/unix of p50, and for word count\n"
+		"the paper's published MPKLink and best-other-IPC latencies beside ours.\n"
+		"\n"
+		"  --quick          fewer calls, no 10^7 words (~17 s; the full run 1.5-3 min)\n"
+		"  --csv FILE       rows bench,transport,size_bytes,p50_us,p99_us,mbytes_per_s\n"
+		"                   (bench echo or wordcount; size: payload or text bytes;\n"
+		"                   MB/s: size x calls/s of the measured calls)\n"
+		"  --svg FILE       p50 latency against size, log-log, a line per transport\n"
+		"  --only LIST      workloads by name, comma-separated: echo64 echo1k echo64k\n"
+		"                   echo1m words100 words1k words10k words100k words1m words10m\n"
+		"  --calls N        calls per workload and transport, overriding the defaults\n"
+		"  --unsigned       mpklink without identities (peers trusted by same uid)\n"
+		"  --server 'CMD'   your own server instead of the demo: CMD split at spaces\n"
+		"                   (no shell quoting), run plain for tcp and under\n"
+		"                   mpklink-run for mpklink (unix is skipped); needs --target\n"
+		"  --target ADDR    HOST:PORT your server listens on, which the client calls\n"
+		"  --method PATH --payload FILE\n"
+		"                   with --server: call PATH with FILE's bytes (any OK status\n"
+		"                   counts) instead of grpc.health.v1.Health/Check\n"
+		"\n"
+		"Binaries are found beside this program (<build>/bin, or the same bin/ when\n"
+		"installed), else in PATH. Exit status: 0 all measured; 1 a measurement\n"
+		"failed (a wrong answer, a server that did not start); 2 bad usage.\n");
+}
+
+static int cusage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int cusage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs(CPROG ": ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\nTry '" CPROG " --help'.\n", stderr);
+	return 2;
+}
+
+/* --------------------------------------------------------------- helpers */
+
+/* name beside this program's bin/ (build tree or install), else in PATH. */
+static int find_bin(const char *self, const char *name, char *out, size_t len)
+{
+	char dir[PATH_MAX], *slash, *path, *save = NULL, *tok;
+
+	snprintf(dir, sizeof(dir), "%s", self);
+	slash = strrchr(dir, '/');
+	if (slash) {
+		*slash = 0;
+		snprintf(out, len, "%.*s/../bin/%s", PATH_MAX - 300, dir, name);
+		if (access(out, X_OK) == 0)
+			return 0;
+		snprintf(out, len, "%.*s/%s", PATH_MAX - 300, dir, name);
+		if (access(out, X_OK) == 0)
+			return 0;
+	}
+	path = strdup(getenv("PATH") ? getenv("PATH") : "/usr/local/bin:/usr/bin:/bin");
+	if (!path)
+		return -1;
+	for (tok = strtok_r(path, ":", &save); tok; tok = strtok_r(NULL, ":", &save)) {
+		snprintf(out, len, "%.*s/%s", PATH_MAX - 300, tok, name);
+		if (access(out, X_OK) == 0) {
+			free(path);
+			return 0;
+		}
+	}
+	free(path);
+	out[0] = 0;
+	return -1;
+}
+
+static int free_port(void)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	socklen_t l = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = -1;
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&a, &l) == 0)
+		port = ntohs(a.sin_port);
+	if (fd >= 0)
+		close(fd);
+	return port;
+}
+
+/*
+ * Starts argv in a process group of its own, stdout and stderr to log
+ * (appended), or stdout to a pipe (*out_fd) when out_fd. extra_env: one
+ * NAME=VALUE put in its environment, or NULL.
+ */
+static pid_t spawn(char *const argv[], const char *log, int *out_fd, const char *extra_env)
+{
+	int p[2] = {-1, -1};
+	pid_t pid;
+
+	if (out_fd && pipe2(p, O_CLOEXEC) < 0)
+		return -1;
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		if (out_fd) {
+			close(p[0]);
+			close(p[1]);
+		}
+		return -1;
+	}
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+
+		setpgid(0, 0);
+		if (fd >= 0) {
+			dup2(fd, 2);
+			dup2(out_fd ? p[1] : fd, 1);
+		}
+		fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (fd >= 0)
+			dup2(fd, 0);
+		if (extra_env)
+			putenv((char *)extra_env);
+		execv(argv[0], argv);
+		fprintf(stderr, "mpklink-bench: cannot run %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	setpgid(pid, pid);
+	if (out_fd) {
+		close(p[1]);
+		*out_fd = p[0];
+	}
+	return pid;
+}
+
+/* Waits for pid until timeout_s; kills its group then. Returns the wait
+ * status, or -1 when it had to be killed. */
+static int wait_bounded(pid_t pid, double timeout_s)
+{
+	uint64_t end = bench_now_ns() + (uint64_t)(timeout_s * 1e9);
+	int st;
+
+	for (;;) {
+		pid_t r = waitpid(pid, &st, WNOHANG);
+		struct timespec ts = {0, 5000000};
+
+		if (r == pid)
+			return st;
+		if (r < 0 && errno != EINTR)
+			return -1;
+		if (bench_now_ns() > end) {
+			kill(-pid, SIGKILL);
+			waitpid(pid, &st, 0);
+			return -1;
+		}
+		nanosleep(&ts, NULL);
+	}
+}
+
+static void stop_group(pid_t pid)
+{
+	if (pid <= 0)
+		return;
+	kill(-pid, SIGTERM);
+	if (wait_bounded(pid, 8) < 0)
+		fprintf(stderr, CPROG ": server (pid %d) ignored SIGTERM; killed\n", (int)pid);
+	kill(-pid, SIGKILL); /* anything left in its group */
+}
+
+/* Runs argv to completion, output to log; its exit status or -1. */
+static int run_sync(char *const argv[], const char *log, double timeout_s)
+{
+	pid_t pid = spawn(argv, log, NULL, NULL);
+	int st;
+
+	if (pid < 0)
+		return -1;
+	st = wait_bounded(pid, timeout_s);
+	if (st < 0 || !WIFEXITED(st))
+		return -1;
+	return WEXITSTATUS(st);
+}
+
+/* The last few lines of a log, indented, to stderr. */
+static void show_tail(const char *log, int lines)
+{
+	char buf[4096];
+	int fd = open(log, O_RDONLY | O_CLOEXEC), nl = 0;
+	off_t size, from;
+	ssize_t n;
+	char *p;
+
+	if (fd < 0)
+		return;
+	size = lseek(fd, 0, SEEK_END);
+	from = size > (off_t)sizeof(buf) - 1 ? size - (off_t)sizeof(buf) + 1 : 0;
+	n = pread(fd, buf, sizeof(buf) - 1, from);
+	close(fd);
+	if (n <= 0)
+		return;
+	buf[n] = 0;
+	p = buf + n;
+	while (p > buf && nl <= lines)
+		if (*--p == '\n' && p + 1 < buf + n)
+			nl++;
+	if (*p == '\n')
+		p++;
+	for (char *line = strtok(p, "\n"); line; line = strtok(NULL, "\n"))
+		fprintf(stderr, "    | %s\n", line);
+}
+
+/* Reads fd until a line starting with prefix, or timeout. 0 or -1. */
+static int wait_line(int fd, const char *prefix, int timeout_s, pid_t pid)
+{
+	char acc[8192];
+	size_t used = 0;
+	uint64_t end = bench_now_ns() + (uint64_t)timeout_s * NSEC_PER_SEC;
+
+	for (;;) {
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		int64_t left = (int64_t)(end - bench_now_ns()) / 1000000;
+		ssize_t r;
+		int st;
+
+		if (left <= 0 || waitpid(pid, &st, WNOHANG) == pid)
+			return -1;
+		if (poll(&pfd, 1, left > 200 ? 200 : (int)left) <= 0)
+			continue;
+		r = read(fd, acc + used, sizeof(acc) - 1 - used);
+		if (r <= 0)
+			return -1;
+		used += (size_t)r;
+		acc[used] = 0;
+		for (char *line = acc, *nl; (nl = strchr(line, '\n')); line = nl + 1)
+			if (!strncmp(line, prefix, strlen(prefix)))
+				return 0;
+		if (used == sizeof(acc) - 1)
+			used = 0;
+	}
+}
+
+/* Polls until something accepts at addr (HOST:PORT or unix:PATH). */
+static int wait_connect(const char *addr, int timeout_s, pid_t pid)
+{
+	uint64_t end = bench_now_ns() + (uint64_t)timeout_s * NSEC_PER_SEC;
+
+	while (bench_now_ns() < end) {
+		int fd = -1, ok = 0, st;
+		struct timespec ts = {0, 50000000};
+
+		if (waitpid(pid, &st, WNOHANG) == pid)
+			return -1;
+		if (!strncmp(addr, "unix:", 5)) {
+			struct sockaddr_un u = {.sun_family = AF_UNIX};
+
+			snprintf(u.sun_path, sizeof(u.sun_path), "%.100s", addr + 5);
+			fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+			ok = fd >= 0 && connect(fd, (struct sockaddr *)&u, sizeof(u)) == 0;
+		} else {
+			const char *colon = strrchr(addr, ':');
+			struct sockaddr_in a = {.sin_family = AF_INET};
+
+			if (!colon)
+				return -1;
+			a.sin_port = htons((uint16_t)atoi(colon + 1));
+			a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+			fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+			ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+		}
+		if (fd >= 0)
+			close(fd);
+		if (ok)
+			return 0;
+		nanosleep(&ts, NULL);
+	}
+	return -1;
+}
+
+/* The port of HOST:PORT, or -1. */
+static int addr_port(const char *addr)
+{
+	const char *colon = strrchr(addr, ':');
+	char *end;
+	long p;
+
+	if (!colon || !strncmp(addr, "unix:", 5))
+		return -1;
+	p = strtol(colon + 1, &end, 10);
+	return (*end || p < 1 || p > 65535) ? -1 : (int)p;
+}
+
+static int write_text(const char *path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int write_text(const char *path, const char *fmt, ...)
+{
+	FILE *f = fopen(path, "w");
+	va_list ap;
+
+	if (!f)
+		return -1;
+	va_start(ap, fmt);
+	vfprintf(f, fmt, ap);
+	va_end(ap);
+	return fclose(f) == 0 ? 0 : -1;
+}
+
+/* ------------------------------------------------------- the measurement */
+
+struct server {
+	pid_t pid;
+	int out_fd;
+	char target[PATH_MAX]; /* what the client calls */
+	char log[PATH_MAX];
+};
+
+/* Splits a copy of cmd at spaces into argv (at most max-1 words). */
+static int split_cmd(char *copy, char **argv, int max)
+{
+	int n = 0;
+
+	for (char *save = NULL, *tok = strtok_r(copy, " \t", &save); tok;
+	     tok = strtok_r(NULL, " \t", &save)) {
+		if (n == max - 1)
+			return -1;
+		argv[n++] = tok;
+	}
+	argv[n] = NULL;
+	return n;
+}
+
+static int start_server(struct copts *o, int x, int port, struct server *s)
+{
+	char *argv[80], env[PATH_MAX], listen[PATH_MAX], cmdcopy[4096];
+	int n = 0, r;
+
+	memset(s, 0, sizeof(*s));
+	s->out_fd = -1;
+	snprintf(s->log, sizeof(s->log), "%s/server-%s.log", o->dir, xnames[x]);
+	if (x == X_MPK) {
+		snprintf(env, sizeof(env), "%s/server.env", o->dir);
+		argv[n++] = o->run;
+		argv[n++] = "-e";
+		argv[n++] = env;
+		argv[n++] = "--";
+	}
+	if (o->server_cmd) {
+		snprintf(cmdcopy, sizeof(cmdcopy), "%s", o->server_cmd);
+		r = split_cmd(cmdcopy, argv + n, 80 - n);
+		if (r <= 0)
+			return -1;
+		argv[n] = o->server; /* resolved: the binary the certificate names */
+		snprintf(s->target, sizeof(s->target), "%s", o->target);
+	} else {
+		if (x == X_UNIX)
+			snprintf(listen, sizeof(listen), "unix:%s/demo.sock", o->dir);
+		else
+			snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
+		argv[n++] = o->server;
+		argv[n++] = "--listen";
+		argv[n++] = listen;
+		argv[n] = NULL;
+		snprintf(s->target, sizeof(s->target), "%s", listen);
+	}
+	s->pid = spawn(argv, s->log, o->server_cmd ? NULL : &s->out_fd, NULL);
+	if (s->pid < 0)
+		return -1;
+	r = o->server_cmd ? wait_connect(s->target, 30, s->pid)
+			  : wait_line(s->out_fd, "listening on", 30, s->pid);
+	if (r < 0) {
+		fprintf(stderr, CPROG ": %s: the server did not start (log %s):\n", xnames[x],
+			s->log);
+		show_tail(s->log, 8);
+		stop_group(s->pid);
+		s->pid = 0;
+		return -1;
+	}
+	return 0;
+}
+
+static void stop_server(struct server *s)
+{
+	stop_group(s->pid);
+	if (s->out_fd >= 0)
+		close(s->out_fd);
+	s->pid = 0;
+	s->out_fd = -1;
+}
+
+/* links=N from an MPKLINK_STATS file; -1 when there is none. */
+static long stats_links(const char *path)
+{
+	char buf[1024];
+	FILE *f = fopen(path, "r");
+	long links = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(buf, sizeof(buf), f)) {
+		char *p = strstr(buf, " links=");
+
+		if (p)
+			links = (links < 0 ? 0 : links) + strtol(p + 7, NULL, 10);
+	}
+	fclose(f);
+	return links;
+}
+
+static struct cres run_client(struct copts *o, int x, const struct server *s,
+			      const struct workload *w, long calls)
+{
+	struct cres res = {0};
+	char *argv[40], env[PATH_MAX], csv[PATH_MAX], log[PATH_MAX], stats[PATH_MAX];
+	char statsenv[PATH_MAX + 16], nbuf[32], cbuf[32], wbuf[32], line[512];
+	char bench[32], transport[32];
+	int n = 0, st;
+	long warm = calls / 10;
+	pid_t pid;
+	FILE *f;
+
+	if (warm < 1)
+		warm = 1;
+	if (warm > 1000)
+		warm = 1000;
+	if (w->calls_full <= 10 && warm < 2)
+		warm = 2; /* the biggest texts: the first call faults its pages in */
+	snprintf(csv, sizeof(csv), "%s/row.csv", o->dir);
+	snprintf(log, sizeof(log), "%s/client-%s-%s.log", o->dir, xnames[x], w->name);
+	snprintf(stats, sizeof(stats), "%s/client-%s.stats", o->dir, w->name);
+	snprintf(statsenv, sizeof(statsenv), "MPKLINK_STATS=%s", stats);
+	unlink(csv);
+	unlink(stats);
+	if (x == X_MPK) {
+		snprintf(env, sizeof(env), "%s/client.env", o->dir);
+		argv[n++] = o->run;
+		argv[n++] = "-e";
+		argv[n++] = env;
+		argv[n++] = "--";
+	}
+	argv[n++] = o->self;
+	argv[n++] = "grpc";
+	argv[n++] = (char *)s->target;
+	argv[n++] = "--method";
+	switch (w->kind) {
+	case W_ECHO:
+		argv[n++] = "echo";
+		argv[n++] = "--bytes";
+		break;
+	case W_COUNT:
+		argv[n++] = "count";
+		argv[n++] = "--words";
+		break;
+	case W_HEALTH:
+		argv[n++] = "health";
+		break;
+	case W_CUSTOM:
+		argv[n++] = (char *)o->method;
+		argv[n++] = "--payload";
+		argv[n++] = (char *)o->payload;
+		break;
+	}
+	if (w->kind == W_ECHO || w->kind == W_COUNT) {
+		snprintf(nbuf, sizeof(nbuf), "%llu", (unsigned long long)w->n);
+		argv[n++] = nbuf;
+	}
+	snprintf(cbuf, sizeof(cbuf), "%ld", calls);
+	snprintf(wbuf, sizeof(wbuf), "%ld", warm);
+	argv[n++] = "--calls";
+	argv[n++] = cbuf;
+	argv[n++] = "--warmup";
+	argv[n++] = wbuf;
+	/* A stalled call (see below) fails after this instead of holding the
+	 * run up; the slowest healthy call (10^7 words) takes ~1 s. */
+	argv[n++] = "--timeout";
+	argv[n++] = "30";
+	argv[n++] = "--label";
+	argv[n++] = (char *)xnames[x];
+	argv[n++] = "--csv";
+	argv[n++] = csv;
+	argv[n] = NULL;
+	pid = spawn(argv, log, NULL, x == X_MPK ? statsenv : NULL);
+	if (pid < 0) {
+		fprintf(stderr, CPROG ": cannot start the client: %s\n", strerror(errno));
+		return res;
+	}
+	st = wait_bounded(pid, 900);
+	if (st < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		fprintf(stderr, CPROG ": %s %s: the client %s (log %s):\n", xnames[x], w->name,
+			st < 0 ? "took more than 900 s and was killed" : "failed", log);
+		show_tail(log, 6);
+		if (x == X_MPK && w->n >= 65536)
+			fprintf(stderr,
+				"  (a DEADLINE_EXCEEDED here is likely mpklink's open stall bug with\n"
+				"  large messages through the rings: docs/ARCHITECTURE.md \"Known limits\")\n");
+		return res;
+	}
+	f = fopen(csv, "r");
+	if (!f || !fgets(line, sizeof(line), f) || !fgets(line, sizeof(line), f) ||
+	    stats_csv_parse(line, bench, sizeof(bench), transport, sizeof(transport), &res.size,
+			    &res.p50, &res.p99, &res.mbps) < 0) {
+		fprintf(stderr, CPROG ": %s %s: no result row in %s\n", xnames[x], w->name, csv);
+		if (f)
+			fclose(f);
+		return res;
+	}
+	fclose(f);
+	res.ok = 1;
+	res.upgraded = x == X_MPK ? stats_links(stats) > 0 : 0;
+	if (x == X_MPK && !res.upgraded)
+		fprintf(stderr,
+			CPROG ": WARNING: mpklink %s: the client made no link (stats %s): "
+			"this is plain TCP under mpklink-run\n",
+			w->name, stats);
+	return res;
+}
+
+static int make_envs(struct copts *o, int port)
+{
+	char p[PATH_MAX], ident_s[PATH_MAX * 3], ident_c[PATH_MAX * 3];
+
+	ident_s[0] = ident_c[0] = 0;
+	if (o->signed_ok) {
+		snprintf(ident_s, sizeof(ident_s),
+			 "MPKLINK_IDENTITY=%s/keys/server\nMPKLINK_TRUST=%s/keys/ca.pub\n"
+			 "MPKLINK_ALLOW=%d:bench\n",
+			 o->dir, o->dir, port);
+		snprintf(ident_c, sizeof(ident_c),
+			 "MPKLINK_IDENTITY=%s/keys/bench\nMPKLINK_TRUST=%s/keys/ca.pub\n", o->dir,
+			 o->dir);
+	}
+	snprintf(p, sizeof(p), "%s/server.env", o->dir);
+	if (write_text(p,
+		       "MPKLINK_ENDPOINTS=127.0.0.1:%d\nMPKLINK_RUNDIR=%s/run\n"
+		       "MPKLINK_RING_BYTES=4M\nMPKLINK_LOG=error\n%s",
+		       port, o->dir, ident_s) < 0)
+		return -1;
+	snprintf(p, sizeof(p), "%s/client.env", o->dir);
+	return write_text(p,
+			  "MPKLINK_ENDPOINTS=127.0.0.1:%d%s\nMPKLINK_RUNDIR=%s/run\n"
+			  "MPKLINK_RING_BYTES=4M\nMPKLINK_LOG=error\n%s",
+			  port, o->signed_ok ? "=server" : "", o->dir, ident_c);
+}
+
+/* A throwaway CA and two identities: "server" for the server binary,
+ * "bench" for this one. 0, or -1 with the reason printed. */
+static int make_keys(struct copts *o)
+{
+	char kdir[PATH_MAX], log[PATH_MAX];
+	char *init[] = {o->keys, "init", "--dir", kdir, NULL};
+	char *is[] = {o->keys, "issue", "--dir", kdir, "server", "--binary", o->server, NULL};
+	char *ib[] = {o->keys, "issue", "--dir", kdir, "bench", "--binary", o->self, NULL};
+
+	snprintf(kdir, sizeof(kdir), "%s/keys", o->dir);
+	snprintf(log, sizeof(log), "%s/keys.log", o->dir);
+	if (!o->keys[0]) {
+		fprintf(stderr, CPROG ": mpklink-keys not found; mpklink runs UNSIGNED\n");
+		return -1;
+	}
+	if (run_sync(init, log, 60) != 0 || run_sync(is, log, 60) != 0 ||
+	    run_sync(ib, log, 60) != 0) {
+		fprintf(stderr, CPROG ": mpklink-keys failed (log %s); mpklink runs UNSIGNED:\n",
+			log);
+		show_tail(log, 4);
+		return -1;
+	}
+	return 0;
+}
+
+/* -------------------------------------------------------------- reporting */
+
+static double paper_lookup(uint64_t words, int best, const char **ipc)
+{
+	for (size_t i = 0; i < sizeof(paper) / sizeof(paper[0]); i++)
+		if (paper[i].words == words) {
+			if (ipc)
+				*ipc = paper[i].best_other_ipc;
+			return (best ? paper[i].best_other_s : paper[i].mpklink_s) * 1e6;
+		}
+	return -1;
+}
+
+static void size_label(char *buf, size_t len, const struct workload *w)
+{
+	static const char *const pw[] = {"1", "10", "100", "1e3", "1e4", "1e5", "1e6", "1e7", "1e8"};
+
+	if (w->kind == W_ECHO) {
+		if (w->n >= 1048576 && w->n % 1048576 == 0)
+			snprintf(buf, len, "%llu MiB", (unsigned long long)(w->n >> 20));
+		else if (w->n >= 1024 && w->n % 1024 == 0)
+			snprintf(buf, len, "%llu KiB", (unsigned long long)(w->n >> 10));
+		else
+			snprintf(buf, len, "%llu B", (unsigned long long)w->n);
+	} else if (w->kind == W_COUNT) {
+		int e = (int)lround(log10((double)w->n));
+
+		if (e >= 0 && e <= 8 && (uint64_t)llround(pow(10, e)) == w->n)
+			snprintf(buf, len, "%s words", pw[e]);
+		else
+			snprintf(buf, len, "%llu words", (unsigned long long)w->n);
+	} else {
+		snprintf(buf, len, "%s", w->name);
+	}
+}
+
+static void fmt_us(char *buf, size_t len, const struct cres *r, int p99)
+{
+	if (!r->ok)
+		snprintf(buf, len, "%s", "-");
+	else
+		snprintf(buf, len, "%.1f", p99 ? r->p99 : r->p50);
+}
+
+static void fmt_ratio(char *buf, size_t len, const struct cres *a, const struct cres *b)
+{
+	if (!a->ok || !b->ok || b->p50 <= 0)
+		snprintf(buf, len, "-");
+	else
+		snprintf(buf, len, "%.2fx", a->p50 / b->p50);
+}
+
+static void print_table(const char *title, const struct workload *ws, size_t nw,
+			struct cres (*r)[X_COUNT], enum wkind kind, int with_paper)
+{
+	char sz[32], c[X_COUNT][2][24], rt[24], ru[24];
+	int any = 0;
+
+	for (size_t i = 0; i < nw; i++)
+		any |= ws[i].kind == kind;
+	if (!any)
+		return;
+	printf("\n%s (latency per call in us, p50 and p99)\n", title);
+	printf("%-12s %9s %9s %9s %9s %9s %9s %8s %8s", "size", "tcp p50", "tcp p99", "unix p50",
+	       "unix p99", "mpk p50", "mpk p99", "mpk/tcp", "mpk/unix");
+	if (with_paper)
+		printf(" %12s %12s %8s  %s", "paper MPKLink", "paper best", "ratio",
+		       "paper best other IPC");
+	printf("\n");
+	for (size_t i = 0; i < nw; i++) {
+		if (ws[i].kind != kind)
+			continue;
+		size_label(sz, sizeof(sz), &ws[i]);
+		for (int x = 0; x < X_COUNT; x++) {
+			fmt_us(c[x][0], sizeof(c[x][0]), &r[i][x], 0);
+			fmt_us(c[x][1], sizeof(c[x][1]), &r[i][x], 1);
+		}
+		if (r[i][X_MPK].ok && !r[i][X_MPK].upgraded)
+			strcat(c[X_MPK][0], "*");
+		fmt_ratio(rt, sizeof(rt), &r[i][X_MPK], &r[i][X_TCP]);
+		fmt_ratio(ru, sizeof(ru), &r[i][X_MPK], &r[i][X_UNIX]);
+		printf("%-12s %9s %9s %9s %9s %9s %9s %8s %8s", sz, c[0][0], c[0][1], c[1][0],
+		       c[1][1], c[2][0], c[2][1], rt, ru);
+		if (with_paper) {
+			const char *ipc = "";
+			double pm = paper_lookup(ws[i].n, 0, NULL), pb = paper_lookup(ws[i].n, 1, &ipc);
+
+			if (pm > 0)
+				printf(" %12.0f %12.0f %7.2fx  %s", pm, pb, pm / pb, ipc);
+		}
+		printf("\n");
+	}
+}
+
+static int write_outputs(const struct copts *o, const struct workload *ws, size_t nw,
+			 struct cres (*r)[X_COUNT])
+{
+	int failed = 0;
+
+	if (o->csv) {
+		size_t cap = 256 + nw * X_COUNT * 160, len;
+		char *buf = malloc(cap);
+		int e;
+
+		if (!buf)
+			return -1;
+		len = (size_t)snprintf(buf, cap, "%s", STATS_CSV_HEADER);
+		for (size_t i = 0; i < nw; i++)
+			for (int x = 0; x < X_COUNT; x++) {
+				const char *bench = ws[i].kind == W_ECHO    ? "echo"
+						    : ws[i].kind == W_COUNT ? "wordcount"
+						    : ws[i].kind == W_HEALTH ? "health"
+									     : "custom";
+
+				if (!r[i][x].ok)
+					continue;
+				len += (size_t)stats_csv_row(buf + len, cap - len, bench, xnames[x],
+							     r[i][x].size, r[i][x].p50, r[i][x].p99,
+							     r[i][x].mbps);
+			}
+		e = bench_write_file_atomic(o->csv, buf, len);
+		free(buf);
+		if (e < 0) {
+			fprintf(stderr, CPROG ": %s: %s\n", o->csv, bench_strerror(e));
+			failed = 1;
+		} else {
+			printf("\nCSV written to %s.\n", o->csv);
+		}
+	}
+	if (o->svg) {
+		static const struct {
+			enum wkind kind;
+			const char *title, *xlabel;
+		} pk[] = {
+			{W_ECHO, "Echo (request = reply size)", "message size (bytes)"},
+			{W_COUNT, "Word count", "text size (bytes)"},
+			{W_HEALTH, "Health/Check", "request size (bytes)"},
+			{W_CUSTOM, "Your method", "request size (bytes)"},
+		};
+		struct svg_panel panels[4];
+		struct svg_series series[4][X_COUNT];
+		double *xs = calloc(4 * X_COUNT * nw + 1, sizeof(double));
+		double *ys = calloc(4 * X_COUNT * nw + 1, sizeof(double));
+		size_t np = 0, len;
+		char *doc;
+		int e;
+
+		if (!xs || !ys) {
+			free(xs);
+			free(ys);
+			return -1;
+		}
+		for (size_t k = 0; k < 4; k++) {
+			int any = 0;
+
+			for (size_t i = 0; i < nw; i++)
+				any |= ws[i].kind == pk[k].kind;
+			if (!any)
+				continue;
+			for (int x = 0; x < X_COUNT; x++) {
+				struct svg_series *s = &series[np][x];
+				double *sx = xs + (np * X_COUNT + (size_t)x) * nw;
+				double *sy = ys + (np * X_COUNT + (size_t)x) * nw;
+
+				s->name = xnames[x];
+				s->color = xcolors[x];
+				s->x = sx;
+				s->y = sy;
+				s->n = 0;
+				for (size_t i = 0; i < nw; i++)
+					if (ws[i].kind == pk[k].kind && r[i][x].ok) {
+						sx[s->n] = (double)r[i][x].size;
+						sy[s->n] = r[i][x].p50;
+						s->n++;
+					}
+			}
+			panels[np].title = pk[k].title;
+			panels[np].xlabel = pk[k].xlabel;
+			panels[np].ylabel = "p50 latency per call (us)";
+			panels[np].series = series[np];
+			panels[np].nseries = X_COUNT;
+			np++;
+		}
+		doc = svg_loglog("mpklink-bench compare: gRPC p50 latency by transport", panels, np,
+				 &len);
+		free(xs);
+		free(ys);
+		if (!doc)
+			return -1;
+		e = bench_write_file_atomic(o->svg, doc, len);
+		free(doc);
+		if (e < 0) {
+			fprintf(stderr, CPROG ": %s: %s\n", o->svg, bench_strerror(e));
+			failed = 1;
+		} else {
+			printf("SVG written to %s.\n", o->svg);
+		}
+	}
+	return failed ? -1 : 0;
+}
+
+/* ------------------------------------------------------------------ main */
+
+static int selected(const struct copts *o, const char *name)
+{
+	char copy[256], *save = NULL;
+
+	if (!o->have_only)
+		return 1;
+	snprintf(copy, sizeof(copy), "%s", o->only);
+	for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save))
+		if (!strcmp(t, name))
+			return 1;
+	return 0;
+}
+
+int compare_main(int argc, char **argv)
+{
+	enum { O_QUICK = 0x100, O_CSV, O_SVG, O_SERVER, O_TARGET, O_ONLY, O_CALLS, O_UNSIGNED,
+	       O_METHOD, O_PAYLOAD };
+	static const struct option lo[] = {
+		{"quick", no_argument, NULL, O_QUICK},
+		{"csv", required_argument, NULL, O_CSV},
+		{"svg", required_argument, NULL, O_SVG},
+		{"server", required_argument, NULL, O_SERVER},
+		{"target", required_argument, NULL, O_TARGET},
+		{"only", required_argument, NULL, O_ONLY},
+		{"calls", required_argument, NULL, O_CALLS},
+		{"unsigned", no_argument, NULL, O_UNSIGNED},
+		{"method", required_argument, NULL, O_METHOD},
+		{"payload", required_argument, NULL, O_PAYLOAD},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	static struct copts o;
+	struct workload ws[NDEMO];
+	struct cres (*res)[X_COUNT];
+	size_t nw = 0;
+	int opt, failed = 0, port, tty = isatty(STDERR_FILENO);
+	uint64_t t_start = bench_now_ns();
+	ssize_t n;
+	char cmd[PATH_MAX + 16];
+
+	memset(&o, 0, sizeof(o));
+	opterr = 0;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, ":h", lo, NULL)) != -1) {
+		switch (opt) {
+		case O_QUICK: o.quick = 1; break;
+		case O_CSV: o.csv = optarg; break;
+		case O_SVG: o.svg = optarg; break;
+		case O_SERVER: o.server_cmd = optarg; break;
+		case O_TARGET: o.target = optarg; break;
+		case O_UNSIGNED: o.unsigned_ = 1; break;
+		case O_METHOD: o.method = optarg; break;
+		case O_PAYLOAD: o.payload = optarg; break;
+		case O_ONLY:
+			snprintf(o.only, sizeof(o.only), "%s", optarg);
+			o.have_only = 1;
+			break;
+		case O_CALLS: {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+
+			if (*end || end == optarg || v < 1 || v > 10000000)
+				return cusage_error("--calls '%s': want 1..10000000", optarg);
+			o.calls = (int)v;
+			break;
+		}
+		case 'h': compare_usage(stdout); return 0;
+		case ':': return cusage_error("option '%s' needs an argument", argv[optind - 1]);
+		default: return cusage_error("unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return cusage_error("unexpected argument '%s'", argv[optind]);
+	if (!o.server_cmd != !o.target)
+		return cusage_error("--server and --target go together");
+	if ((o.method || o.payload) && !o.server_cmd)
+		return cusage_error("--method and --payload go with --server (the demo's "
+				    "workloads are fixed)");
+	if (!o.method != !o.payload)
+		return cusage_error("--method and --payload go together");
+	if (o.method && (o.method[0] != '/' || !strchr(o.method + 1, '/')))
+		return cusage_error("--method '%s': want /package.Service/Method", o.method);
+	if (o.target && addr_port(o.target) < 0)
+		return cusage_error("--target '%s': want HOST:PORT (the port goes in the "
+				    "mpklink env file)", o.target);
+
+	/* The workloads. */
+	if (o.server_cmd) {
+		ws[nw++] = (struct workload){o.method ? "custom" : "health",
+					    o.method ? W_CUSTOM : W_HEALTH, 0, 10000, 2000};
+	} else {
+		for (size_t i = 0; i < NDEMO; i++)
+			if (selected(&o, demo_workloads[i].name) &&
+			    (!o.quick || demo_workloads[i].calls_quick || o.have_only))
+				ws[nw++] = demo_workloads[i];
+		if (o.have_only) {
+			/* Every name must be known. */
+			char copy[256], *save = NULL;
+
+			snprintf(copy, sizeof(copy), "%s", o.only);
+			for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+				size_t i;
+
+				for (i = 0; i < NDEMO; i++)
+					if (!strcmp(t, demo_workloads[i].name))
+						break;
+				if (i == NDEMO)
+					return cusage_error("--only: unknown workload '%s'", t);
+			}
+		}
+	}
+	if (!nw)
+		return cusage_error("no workload selected");
+
+	/* The binaries. */
+	n = readlink("/proc/self/exe", o.self, sizeof(o.self) - 1);
+	if (n <= 0) {
+		fprintf(stderr, CPROG ": cannot find this program (/proc/self/exe)\n");
+		return 1;
+	}
+	o.self[n] = 0;
+	if (o.server_cmd) {
+		char copy[4096], *first, *save = NULL;
+
+		snprintf(copy, sizeof(copy), "%s", o.server_cmd);
+		first = strtok_r(copy, " \t", &save);
+		if (!first)
+			return cusage_error("--server: empty command");
+		if (strchr(first, '/')) {
+			if (!realpath(first, o.server))
+				return cusage_error("--server: %s: %s", first, strerror(errno));
+		} else if (find_bin("", first, o.server, sizeof(o.server)) < 0) {
+			return cusage_error("--server: %s not found in PATH", first);
+		}
+	} else if (find_bin(o.self, "mpklink-demo-server", o.server, sizeof(o.server)) < 0) {
+		fprintf(stderr, CPROG ": mpklink-demo-server not found beside %s nor in PATH\n",
+			o.self);
+		return 1;
+	}
+	if (find_bin(o.self, "mpklink-run", o.run, sizeof(o.run)) < 0) {
+		fprintf(stderr, CPROG ": mpklink-run not found beside %s nor in PATH\n", o.self);
+		return 1;
+	}
+	find_bin(o.self, "mpklink-keys", o.keys, sizeof(o.keys));
+
+	snprintf(o.dir, sizeof(o.dir), "%s", "/tmp/mpklink-bench-compare.XXXXXX");
+	if (!mkdtemp(o.dir)) {
+		perror(CPROG ": mkdtemp");
+		return 1;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	o.signed_ok = !o.unsigned_ && make_keys(&o) == 0;
+	port = o.target ? addr_port(o.target) : free_port();
+	if (port < 0 || make_envs(&o, port) < 0) {
+		fprintf(stderr, CPROG ": cannot write the env files in %s\n", o.dir);
+		return 1;
+	}
+	res = calloc(nw, sizeof(*res));
+	if (!res)
+		return 1;
+
+	printf("mpklink-bench compare: %s server %s\n", o.server_cmd ? "your" : "the demo",
+	       o.server);
+	printf("mpklink: both sides under %s, MPKLINK_RING_BYTES=4M, %s\n", o.run,
+	       o.signed_ok ? "signed identities (server, bench) from a throwaway CA, "
+			     "MPKLINK_ALLOW=PORT:bench"
+			   : "UNSIGNED (no identities: peers trusted by same uid)");
+	printf("calls per transport: ");
+	for (size_t i = 0; i < nw; i++)
+		printf("%s%s %ld", i ? ", " : "", ws[i].name,
+		       o.calls ? o.calls : o.quick ? ws[i].calls_quick ? ws[i].calls_quick : 2
+						   : ws[i].calls_full);
+	printf("\n");
+	fflush(stdout);
+
+	if (!o.server_cmd) {
+		/*
+		 * The demo: all three servers up at once, and each workload run
+		 * over tcp, unix and mpklink one after the other, so that the
+		 * three numbers of a row are measured seconds apart, not minutes
+		 * (a VM's speed drifts as its vCPUs move between host cores).
+		 */
+		struct server srv[X_COUNT];
+		int up[X_COUNT], tport;
+
+		do
+			tport = free_port();
+		while (tport == port);
+		for (int x = 0; x < X_COUNT; x++) {
+			if (tty)
+				fprintf(stderr, "%s: starting the server...\n", xnames[x]);
+			up[x] = start_server(&o, x, x == X_MPK ? port : tport, &srv[x]) == 0;
+			failed |= !up[x];
+		}
+		for (size_t i = 0; i < nw; i++)
+			for (int x = 0; x < X_COUNT; x++) {
+				long calls = o.calls ? o.calls
+					     : o.quick ? (ws[i].calls_quick ? ws[i].calls_quick : 2)
+						       : ws[i].calls_full;
+
+				if (!up[x])
+					continue;
+				if (tty)
+					fprintf(stderr, "%s: %s, %ld calls...\n", xnames[x], ws[i].name,
+						calls);
+				res[i][x] = run_client(&o, x, &srv[x], &ws[i], calls);
+				if (!res[i][x].ok)
+					failed = 1;
+			}
+		for (int x = 0; x < X_COUNT; x++)
+			if (up[x])
+				stop_server(&srv[x]);
+	} else {
+		/* Yours: one port, so one server at a time; no unix. */
+		for (int x = 0; x < X_COUNT; x++) {
+			struct server srv;
+
+			if (x == X_UNIX) {
+				printf("unix: skipped (your server's listen address is fixed by "
+				       "--server)\n");
+				continue;
+			}
+			if (tty)
+				fprintf(stderr, "%s: starting the server...\n", xnames[x]);
+			if (start_server(&o, x, port, &srv) < 0) {
+				failed = 1;
+				continue;
+			}
+			for (size_t i = 0; i < nw; i++) {
+				long calls = o.calls ? o.calls : o.quick ? ws[i].calls_quick
+									 : ws[i].calls_full;
+
+				if (tty)
+					fprintf(stderr, "%s: %s, %ld calls...\n", xnames[x],
+						ws[i].name, calls);
+				res[i][x] = run_client(&o, x, &srv, &ws[i], calls);
+				if (!res[i][x].ok)
+					failed = 1;
+			}
+			stop_server(&srv);
+		}
+	}
+
+	print_table("Echo", ws, nw, res, W_ECHO, 0);
+	print_table("Word count", ws, nw, res, W_COUNT, 1);
+	print_table("Health/Check", ws, nw, res, W_HEALTH, 0);
+	print_table("Your method", ws, nw, res, W_CUSTOM, 0);
+	{
+		int notup = 0;
+
+		for (size_t i = 0; i < nw; i++)
+			notup |= res[i][X_MPK].ok && !res[i][X_MPK].upgraded;
+		if (notup)
+			printf("* the mpklink client made no link: plain TCP under mpklink-run\n");
+	}
+	for (size_t i = 0; i < nw; i++)
+		if (ws[i].kind == W_COUNT) {
+			printf("\nPaper: seconds per call from /work/shared/data/"
+			       "mpklink-paper-table1.csv, shown in us; 'ratio' is paper MPKLink /\n"
+			       "paper best other IPC. Our mpklink/tcp and mpklink/unix compare the "
+			       "same way (below 1x: mpklink faster).\n");
+			break;
+		}
+	if (write_outputs(&o, ws, nw, res) < 0)
+		failed = 1;
+	printf("\nWall time %.1f s.%s\n", (double)(bench_now_ns() - t_start) / 1e9,
+	       failed ? " Some measurements FAILED (see above)." : "");
+	fflush(stdout);
+	free(res);
+	if (failed) {
+		printf("Logs kept in %s.\n", o.dir);
+	} else {
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", o.dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, CPROG ": could not remove %s\n", o.dir);
+	}
+	return failed ? 1 : 0;
+}

@@ -1,0 +1,75 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# mpklink-bench compare end to end on a tiny workload: real demo servers
+# over tcp, a unix socket and mpklink (both sides under mpklink-run, signed);
+# the CSV must have a row per transport with numeric p50, the SVG must be a
+# well-formed document with a line per transport and the legend's names.
+# Then --server/--target with the demo server standing in for "yours".
+#   compare_tiny.sh BENCH SERVER
+set -u
+BENCH=$1
+SERVER=$2
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/mpk-bench-cmp.XXXXXX") || exit 1
+trap 'rm -rf "$tmp"' EXIT
+fail() {
+	echo "FAIL: $*" >&2
+	for f in "$tmp"/out "$tmp"/err; do
+		[ -s "$f" ] && { echo "--- $f" >&2; tail -n 40 "$f" >&2; }
+	done
+	exit 1
+}
+
+st=0
+timeout -k 5 500 "$BENCH" compare --only echo64,words100 --calls 30 --csv "$tmp/r.csv" \
+	--svg "$tmp/r.svg" >"$tmp/out" 2>"$tmp/err" </dev/null || st=$?
+[ "$st" -eq 0 ] || fail "compare: exit $st"
+grep -q "signed identities" "$tmp/out" || fail "mpklink did not run signed"
+grep -q "CSV written to $tmp/r.csv" "$tmp/out" || fail "no 'CSV written to' line"
+grep -q "SVG written to $tmp/r.svg" "$tmp/out" || fail "no 'SVG written to' line"
+grep -q 'WARNING' "$tmp/err" && fail "warnings: $(cat "$tmp/err")"
+[ "$(head -1 "$tmp/r.csv")" = "bench,transport,size_bytes,p50_us,p99_us,mbytes_per_s" ] ||
+	fail "CSV header"
+for b in echo wordcount; do
+	for t in tcp unix mpklink; do
+		grep -Eq "^$b,$t,[0-9]+,[0-9]+\.[0-9]+,[0-9]+\.[0-9]+,[0-9.]*\$" "$tmp/r.csv" ||
+			fail "CSV: no numeric row for $b $t: $(cat "$tmp/r.csv")"
+	done
+done
+grep -q '^echo,tcp,64,' "$tmp/r.csv" || fail "echo size_bytes is not 64"
+[ "$(wc -l <"$tmp/r.csv")" -eq 7 ] || fail "CSV: want 7 lines"
+# The tables: ratios and the paper's figures.
+grep -Eq '^64 B +[0-9.]+ .* [0-9.]+x +[0-9.]+x$' "$tmp/out" || fail "echo table row"
+grep -Eq '^100 words .* 2030 +1660 +1\.22x  shared memory$' "$tmp/out" || fail "paper figures"
+
+head -c 5 "$tmp/r.svg" | grep -q '^<svg ' || fail "SVG does not start with <svg"
+tail -1 "$tmp/r.svg" | grep -q '^</svg>$' || fail "SVG does not end with </svg>"
+for t in tcp unix mpklink; do
+	grep -q "<polyline class=\"series\" data-name=\"$t\"" "$tmp/r.svg" || fail "SVG: no line for $t"
+	grep -q ">$t</text>" "$tmp/r.svg" || fail "SVG: no legend entry $t"
+done
+[ "$(grep -c '<polyline' "$tmp/r.svg")" -eq 6 ] || fail "SVG: want 6 polylines (2 panels x 3)"
+if command -v python3 >/dev/null; then
+	python3 -c 'import sys, xml.dom.minidom as m; m.parse(sys.argv[1])' "$tmp/r.svg" ||
+		fail "SVG is not well-formed XML"
+fi
+
+# Your own server: the demo server as given, Health/Check; unix skipped.
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+st=0
+timeout -k 5 300 "$BENCH" compare --server "$SERVER --listen 127.0.0.1:$port" \
+	--target "127.0.0.1:$port" --calls 30 --csv "$tmp/u.csv" >"$tmp/out" 2>"$tmp/err" \
+	</dev/null || st=$?
+[ "$st" -eq 0 ] || fail "compare --server: exit $st"
+grep -q '^unix: skipped' "$tmp/out" || fail "--server: unix not skipped"
+grep -Eq '^health,tcp,' "$tmp/u.csv" && grep -Eq '^health,mpklink,' "$tmp/u.csv" ||
+	fail "--server: CSV rows: $(cat "$tmp/u.csv")"
+grep -q 'WARNING' "$tmp/err" && fail "--server: warnings: $(cat "$tmp/err")"
+
+# Usage errors.
+for args in "--only nope" "--server x" "--target 127.0.0.1:1" "--calls 0" "--method /a/b"; do
+	st=0
+	# shellcheck disable=SC2086
+	"$BENCH" compare $args >/dev/null 2>&1 || st=$?
+	[ "$st" -eq 2 ] || fail "usage '$args': exit $st, want 2"
+done
+echo "PASS"
