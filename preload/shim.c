@@ -931,7 +931,8 @@ static ssize_t conn_writev(int fd, struct ufd *u, const struct iovec *iov, int i
 		else if (r == -EPIPE)
 			r = -EPIPE;
 		if (r > 0) {
-			u->wblocked = 0;
+			/* Read by pollers in other threads (conn_arm). */
+			__atomic_store_n(&u->wblocked, 0, __ATOMIC_RELAXED);
 			total += r;
 			if (nb)
 				break;
@@ -944,7 +945,7 @@ static ssize_t conn_writev(int fd, struct ufd *u, const struct iovec *iov, int i
 		}
 		if (r == -EAGAIN) {
 			if (nb) {
-				u->wblocked = 1;
+				__atomic_store_n(&u->wblocked, 1, __ATOMIC_RELAXED);
 				__atomic_fetch_add(&u->wblock, 1, __ATOMIC_RELAXED);
 				/* Ask for space now: a poller may sleep already, armed
 				 * before this EAGAIN without OUT (gRPC writes from one
@@ -1028,7 +1029,7 @@ static void conn_arm(struct ufd *u, uint32_t events)
 		return;
 	if (events & EPOLLIN)
 		want |= MPK_LINK_IN;
-	if ((events & EPOLLOUT) && u->wblocked)
+	if ((events & EPOLLOUT) && __atomic_load_n(&u->wblocked, __ATOMIC_RELAXED))
 		want |= MPK_LINK_OUT;
 	/* The callers drain when the kernel reports the doorbell. */
 	mpk_link_arm(u->link, want | MPK_ARM_NODRAIN);

@@ -32,7 +32,7 @@
 	} while (0)
 
 static int ep;
-static volatile int got_out;
+static int got_out; /* atomic: the poller sets it, main reads it */
 
 static void *poller(void *arg)
 {
@@ -48,7 +48,7 @@ static void *poller(void *arg)
 			FAIL("epoll_wait: %s", strerror(errno));
 		for (int i = 0; i < n; i++)
 			if (ev[i].events & EPOLLOUT) {
-				got_out = 1;
+				__atomic_store_n(&got_out, 1, __ATOMIC_RELEASE);
 				return NULL;
 			}
 	}
@@ -110,14 +110,15 @@ int main(int argc, char **argv)
 			break;
 		FAIL("write: %s", strerror(errno));
 	}
-	if (got_out)
+	if (__atomic_load_n(&got_out, __ATOMIC_ACQUIRE))
 		FAIL("EPOLLOUT before any space was freed");
 	if (write(go[1], "g", 1) != 1)
 		FAIL("cannot tell the peer");
-	for (int i = 0; i < 500 && !got_out; i++)
+	for (int i = 0; i < 500 && !__atomic_load_n(&got_out, __ATOMIC_ACQUIRE); i++)
 		usleep(10000);
-	if (!got_out)
+	if (!__atomic_load_n(&got_out, __ATOMIC_ACQUIRE))
 		FAIL("the sleeping thread never got EPOLLOUT after %ld bytes were drained", filled);
+	pthread_join(t, NULL);
 	printf("out_edge: EPOLLOUT after the peer drained %ld bytes\n", filled);
 	close(c);
 	waitpid(pid, NULL, 0);
