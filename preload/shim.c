@@ -769,8 +769,11 @@ static uint64_t mono_ns(void)
 /*
  * How long this thread spins next. A spin that finds nothing halves it: on
  * an oversubscribed machine the peer may need our core to answer, and
- * spinning would only delay it. One that finds its event doubles it, back
- * up to MPKLINK_SPIN_US. At zero, every 16th wait probes with SPIN_PROBE_NS.
+ * spinning would only delay it. One that finds its event restores the
+ * whole MPKLINK_SPIN_US. Below SPIN_PROBE_NS, every 16th wait still spins
+ * the whole budget: two sides that both stopped spinning each answer by
+ * doorbell, slower than any short probe, and would never find out that
+ * spinning pays again.
  */
 #define SPIN_PROBE_NS 2000u
 static __thread uint64_t tl_spin_ns = UINT64_MAX;
@@ -782,14 +785,13 @@ static uint64_t spin_budget(void)
 		tl_spin_ns = cfg.spin_ns;
 	if (tl_spin_ns >= SPIN_PROBE_NS || !cfg.spin_ns)
 		return tl_spin_ns;
-	return (++tl_spin_skips & 15) == 0 ? SPIN_PROBE_NS : 0;
+	return (++tl_spin_skips & 15) == 0 ? cfg.spin_ns : 0;
 }
 
 static void spin_result(int found)
 {
 	if (found)
-		tl_spin_ns = tl_spin_ns * 2 > cfg.spin_ns ? cfg.spin_ns
-			   : tl_spin_ns * 2 < SPIN_PROBE_NS ? SPIN_PROBE_NS : tl_spin_ns * 2;
+		tl_spin_ns = cfg.spin_ns;
 	else
 		tl_spin_ns /= 2;
 }
