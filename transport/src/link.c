@@ -446,6 +446,34 @@ static void copy_out(struct mpk_link *l, uint64_t pos, const struct iovec *iov, 
 	}
 }
 
+/*
+ * Publishing, for plain writes and MAC frames alike. Guard open. Each
+ * returns whether the peer said it sleeps and must be rung (after the
+ * guard is closed).
+ */
+static int publish_tail(struct mpk_link *l, uint64_t tail)
+{
+	/* Ours before the shared one, so ready_now never sees head > tx_tail. */
+	mpk_store_relaxed(&l->tx_tail, tail);
+	/* Pairs with the load_acquire of tail in rx_fetch. */
+	mpk_store_release(&l->tx->tail, tail);
+	/* Pairs with the fence in mpk_link_arm between setting data_waiting
+	 * and re-checking tail: either it sees our tail, or we see its flag. */
+	mpk_fence_full();
+	return mpk_load_relaxed(&l->tx->data_waiting) && mpk_xchg(&l->tx->data_waiting, 0) != 0;
+}
+
+static int publish_head(struct mpk_link *l, uint64_t head)
+{
+	mpk_store_relaxed(&l->rx_head, head);
+	/* Pairs with the load_acquire of head in tx_fetch: our copy out is
+	 * done before the producer may overwrite. */
+	mpk_store_release(&l->rx->head, head);
+	/* Pairs with the fence in mpk_link_arm after space_waiting. */
+	mpk_fence_full();
+	return mpk_load_relaxed(&l->rx->space_waiting) && mpk_xchg(&l->rx->space_waiting, 0) != 0;
+}
+
 /* ---------------------------------------------------------- MAC frames */
 
 /* Raw copies into and out of a ring at a free-running position. Guard open. */
@@ -540,13 +568,7 @@ static ssize_t mac_writev(struct mpk_link *l, const struct iovec *iov, int iovcn
 		done += n;
 		space -= (int64_t)(n + ovh);
 	}
-	mpk_store_relaxed(&l->tx_tail, pos);
-	/* Pairs with the load_acquire of tail in rx_fetch: whole frames only. */
-	mpk_store_release(&l->tx->tail, pos);
-	/* As in writev: pairs with the fence in mpk_link_arm. */
-	mpk_fence_full();
-	if (mpk_load_relaxed(&l->tx->data_waiting))
-		ring = mpk_xchg(&l->tx->data_waiting, 0) != 0;
+	ring = publish_tail(l, pos); /* whole frames only */
 	mpk__guard_close();
 	if (ring)
 		ring_bell(l);
@@ -592,12 +614,7 @@ static int mac_stage(struct mpk_link *l)
 		return mark_broken(l);
 	}
 	ring_get(l, l->rx_head + MPK_FRAME_HDR, l->stage + MPK_FRAME_HDR, len + MPK_FRAME_TAG);
-	mpk_store_relaxed(&l->rx_head, l->rx_head + len + ovh);
-	/* As in readv: our copy is done before the producer may overwrite. */
-	mpk_store_release(&l->rx->head, l->rx_head);
-	mpk_fence_full(); /* as in readv, with the fence in mpk_link_arm */
-	if (mpk_load_relaxed(&l->rx->space_waiting))
-		ring = mpk_xchg(&l->rx->space_waiting, 0) != 0;
+	ring = publish_head(l, l->rx_head + len + ovh);
 	mpk__guard_close();
 	if (ring)
 		ring_bell(l);
@@ -673,15 +690,7 @@ ssize_t mpk_link_writev(struct mpk_link *l, const struct iovec *iov, int iovcnt)
 	}
 	n = (uint64_t)space < total ? (size_t)space : total;
 	copy_in(l, l->tx_tail, iov, iovcnt, n);
-	/* Ours before the shared one, so ready_now never sees head > tx_tail. */
-	mpk_store_relaxed(&l->tx_tail, l->tx_tail + n);
-	/* Pairs with the load_acquire of tail in rx_fetch. */
-	mpk_store_release(&l->tx->tail, l->tx_tail);
-	/* Pairs with the fence in mpk_link_arm between setting data_waiting
-	 * and re-checking tail: either it sees our tail, or we see its flag. */
-	mpk_fence_full();
-	if (mpk_load_relaxed(&l->tx->data_waiting))
-		ring = mpk_xchg(&l->tx->data_waiting, 0) != 0;
+	ring = publish_tail(l, l->tx_tail + n);
 	mpk__guard_close();
 
 	if (ring)
@@ -725,16 +734,8 @@ ssize_t mpk_link_readv(struct mpk_link *l, const struct iovec *iov, int iovcnt,
 	}
 	n = (uint64_t)avail < total ? (size_t)avail : total;
 	copy_out(l, l->rx_head, iov, iovcnt, n);
-	if (!(flags & MPK_READ_PEEK)) {
-		mpk_store_relaxed(&l->rx_head, l->rx_head + n);
-		/* Pairs with the load_acquire of head in tx_fetch: our copy
-		 * out is done before the producer may overwrite. */
-		mpk_store_release(&l->rx->head, l->rx_head);
-		/* Pairs with the fence in mpk_link_arm after space_waiting. */
-		mpk_fence_full();
-		if (mpk_load_relaxed(&l->rx->space_waiting))
-			ring = mpk_xchg(&l->rx->space_waiting, 0) != 0;
-	}
+	if (!(flags & MPK_READ_PEEK))
+		ring = publish_head(l, l->rx_head + n);
 	mpk__guard_close();
 
 	if (ring)
