@@ -12,6 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
@@ -44,6 +47,10 @@ void demo_malloc_keep(void)
 	/* No mmap'd chunks (glibc falls back to mmap by itself when the heap
 	 * cannot grow), and never trim the heap. */
 	mallopt(M_MMAP_MAX, 0);
+	/* One arena: a thread arena cannot hold a chunk above 64 MiB and
+	 * mmaps it, so every 10^7-word call (85 MB) faulted its buffers in
+	 * afresh, 21000 faults each: 600 ms a call instead of 40 (perf). */
+	mallopt(M_ARENA_MAX, 1);
 	mallopt(M_TRIM_THRESHOLD, INT_MAX);
 }
 
@@ -521,6 +528,28 @@ int demo_is_space(uint8_t b)
 	return b == ' ' || (b >= '\t' && b <= '\r');
 }
 
+#ifdef __SSE2__
+/* Bit i set when p[i] is one of the six spaces: ' ' or '\t'..'\r'. */
+static inline uint64_t space_mask64(const uint8_t *p)
+{
+	const __m128i sp = _mm_set1_epi8(' ');
+	/* '\t'..'\r' are 9..13: (b - 9) unsigned < 5, done as signed after
+	 * a bias, since SSE2 compares only signed bytes. */
+	const __m128i bias = _mm_set1_epi8((char)(0x80 - 9));
+	const __m128i top = _mm_set1_epi8((char)(0x80 + 5));
+	uint64_t m = 0;
+
+	for (int k = 0; k < 4; k++) {
+		__m128i b = _mm_loadu_si128((const __m128i *)(p + 16 * k));
+		__m128i ctl = _mm_cmplt_epi8(_mm_add_epi8(b, bias), top);
+		__m128i is = _mm_or_si128(_mm_cmpeq_epi8(b, sp), ctl);
+
+		m |= (uint64_t)(uint16_t)_mm_movemask_epi8(is) << (16 * k);
+	}
+	return m;
+}
+#endif
+
 uint64_t demo_count_words(const void *text, size_t len)
 {
 	static const uint8_t space[256] = {
@@ -529,11 +558,22 @@ uint64_t demo_count_words(const void *text, size_t len)
 	const uint8_t *p = text;
 	uint64_t n = 0;
 	unsigned prev = 1;
+	size_t i = 0;
 
-	/* A word starts at every non-space byte that follows a space (or
-	 * the start); branch-free, so 80 MB of random text costs no
-	 * mispredictions. */
-	for (size_t i = 0; i < len; i++) {
+#ifdef __SSE2__
+	/* 64 bytes a step: a word starts at each non-space whose predecessor
+	 * is a space. The byte loop did 1 byte a cycle and was 28% of the
+	 * server's time on 10^7 words (perf); this is the count at memory
+	 * speed. */
+	for (; i + 64 <= len; i += 64) {
+		uint64_t sp = space_mask64(p + i);
+
+		n += (uint64_t)__builtin_popcountll(~sp & ((sp << 1) | prev));
+		prev = (unsigned)(sp >> 63);
+	}
+#endif
+	/* The tail, and everything without SSE2; branch-free. */
+	for (; i < len; i++) {
 		unsigned cur = space[p[i]];
 
 		n += prev & (cur ^ 1u);
@@ -628,17 +668,44 @@ int demo_gen_text(uint64_t words, uint64_t seed, uint8_t **out, size_t *len)
 	return 0;
 }
 
+/* The pattern repeats every 256 bytes, so both ends work a period at a time
+ * with memcpy/memcmp: a byte loop here cost the 1 MiB echo more CPU than
+ * the transport under test did (perf: 29% of the samples of a compare run). */
+enum { PATTERN_PERIOD = 256 };
+
+static void pattern_period(uint8_t period[PATTERN_PERIOD])
+{
+	for (size_t i = 0; i < PATTERN_PERIOD; i++)
+		period[i] = demo_pattern_byte(i);
+}
+
 void demo_fill_pattern(uint8_t *buf, size_t len)
 {
-	for (size_t i = 0; i < len; i++)
-		buf[i] = demo_pattern_byte(i);
+	size_t done;
+
+	if (len <= PATTERN_PERIOD) {
+		for (size_t i = 0; i < len; i++)
+			buf[i] = demo_pattern_byte(i);
+		return;
+	}
+	pattern_period(buf);
+	/* Doubling: each copy is a whole number of periods of what is there. */
+	for (done = PATTERN_PERIOD; done < len; done *= 2)
+		memcpy(buf + done, buf, len - done < done ? len - done : done);
 }
 
 size_t demo_check_pattern(const uint8_t *buf, size_t len)
 {
-	for (size_t i = 0; i < len; i++)
-		if (buf[i] != demo_pattern_byte(i))
-			return i;
+	uint8_t period[PATTERN_PERIOD];
+	size_t off = 0;
+
+	pattern_period(period);
+	for (; off + PATTERN_PERIOD <= len; off += PATTERN_PERIOD)
+		if (memcmp(buf + off, period, PATTERN_PERIOD) != 0)
+			break;
+	for (; off < len; off++)
+		if (buf[off] != demo_pattern_byte(off))
+			return off;
 	return len;
 }
 

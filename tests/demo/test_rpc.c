@@ -61,6 +61,44 @@ Test(words, every_other_byte_is_part_of_a_word)
 	cr_expect_eq(demo_count_words(t, 1), 1); /* a NUL is a word byte */
 }
 
+/* The definition, one byte at a time. */
+static uint64_t ref_count(const uint8_t *p, size_t len)
+{
+	uint64_t n = 0;
+	int in = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		int sp = p[i] == ' ' || (p[i] >= '\t' && p[i] <= '\r');
+
+		n += !sp && !in;
+		in = !sp;
+	}
+	return n;
+}
+
+Test(words, wide_path_agrees_with_the_definition)
+{
+	/* Bytes next to the edges of the space classes (8/9, 13/14, 31/32/33)
+	 * and those a signed-byte compare gets wrong (0x80.., 0x89, 0x8d),
+	 * at every length and misalignment around the 64-byte blocks. */
+	static const uint8_t alpha[] = {' ', '\t', '\n', '\v', '\f', '\r', 8, 14, 31, 33,
+					 0, 'a', 0x80, 0x89, 0x8d, 0x8e, 0xa0, 0xff};
+	uint8_t buf[400];
+	uint64_t x = 88172645463325252ull;
+
+	for (int round = 0; round < 200; round++) {
+		for (size_t i = 0; i < sizeof buf; i++) {
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+			buf[i] = alpha[x % sizeof alpha];
+		}
+		for (size_t off = 0; off < 8; off++)
+			for (size_t len = 0; len + off <= sizeof buf; len += 1 + (len > 140) * 6)
+				cr_assert_eq(demo_count_words(buf + off, len),
+					     ref_count(buf + off, len),
+					     "round %d off %zu len %zu", round, off, len);
+	}
+}
+
 /* ------------------------------------------------------------ the text */
 
 Test(gen, makes_the_words_it_says_deterministically)
