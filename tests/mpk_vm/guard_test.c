@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ptrace.h>
+#include <sys/user.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -313,6 +315,129 @@ static void full_checks(void)
 		      st.pkey);
 }
 
+/* ------------------------------------------------------------ the cost */
+
+/*
+ * The guard's own cost, in instructions, where no clock means anything
+ * (TCG): a tracer single-steps a child through 64-byte round trips
+ * (write on side 0, read on side 1, and back) and counts every instruction
+ * and every WRPKRU among them. Windows of 10 and 60 round trips, each
+ * ended by a SIGSTOP, and the difference over 50, cancel the markers' own
+ * instructions. Done with the guard off and on, in fresh children.
+ */
+enum { COST_SHORT = 10, COST_LONG = 60 };
+
+struct cost {
+	long insns, wrpkru; /* per round trip */
+	int ok;
+};
+
+static void cost_child(int guard_on)
+{
+	struct pair p;
+	char buf[64];
+
+	if (ptrace(PTRACE_TRACEME, 0, NULL, NULL) < 0)
+		_exit(10);
+	if (guard_on ? mpk_guard_init(MPK_GUARD_MPK) : (setenv("MPKLINK_GUARD", "off", 1),
+							mpk_guard_init_env()))
+		_exit(11);
+	if (pair_open(&p) < 0)
+		_exit(12);
+	memset(buf, 'x', sizeof(buf));
+	/* Warm: lazy binding and first touches stay out of the windows. */
+	for (int i = 0; i < 5; i++)
+		if (roundtrip(&p, "warm") < 0)
+			_exit(13);
+	for (int w = 0; w < 2; w++) {
+		raise(SIGSTOP);
+		for (int i = 0; i < (w ? COST_LONG : COST_SHORT); i++) {
+			if (mpk_link_write(p.s0, buf, sizeof(buf)) != sizeof(buf) ||
+			    mpk_link_read(p.s1, buf, sizeof(buf)) != sizeof(buf) ||
+			    mpk_link_write(p.s1, buf, sizeof(buf)) != sizeof(buf) ||
+			    mpk_link_read(p.s0, buf, sizeof(buf)) != sizeof(buf))
+				_exit(14);
+		}
+	}
+	raise(SIGSTOP);
+	_exit(0);
+}
+
+static struct cost measure_cost(int guard_on)
+{
+	struct cost c = {0};
+	long insns[2] = {0}, wr[2] = {0};
+	int st, w = -1;
+	pid_t pid;
+
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0)
+		return c;
+	if (pid == 0)
+		cost_child(guard_on);
+	for (;;) {
+		if (waitpid(pid, &st, 0) < 0 || !WIFSTOPPED(st))
+			break;
+		if (WSTOPSIG(st) == SIGSTOP) {
+			if (++w == 2)
+				break;
+		} else if (WSTOPSIG(st) == SIGTRAP && w >= 0) {
+			struct user_regs_struct r;
+			long word;
+
+			if (ptrace(PTRACE_GETREGS, pid, NULL, &r) < 0)
+				break;
+			errno = 0;
+			word = ptrace(PTRACE_PEEKTEXT, pid, (void *)r.rip, NULL);
+			if (errno)
+				break;
+			insns[w]++;
+			/* WRPKRU is 0f 01 ef: the instruction about to run. */
+			wr[w] += (word & 0xffffff) == 0xef010f;
+		} else if (WSTOPSIG(st) != SIGTRAP) {
+			break; /* anything else is a failure of the child */
+		}
+		if (ptrace(w >= 0 ? PTRACE_SINGLESTEP : PTRACE_CONT, pid, NULL, NULL) < 0)
+			break;
+	}
+	if (w == 2) {
+		c.insns = (insns[1] - insns[0]) / (COST_LONG - COST_SHORT);
+		c.wrpkru = (wr[1] - wr[0]) / (COST_LONG - COST_SHORT);
+		/* Both windows must scale: the same count per round trip. */
+		c.ok = insns[0] > 0 && (wr[1] - wr[0]) % (COST_LONG - COST_SHORT) == 0;
+		ptrace(PTRACE_CONT, pid, NULL, NULL);
+	} else {
+		kill(pid, SIGKILL);
+	}
+	waitpid(pid, &st, 0);
+	if (c.ok && !(WIFEXITED(st) && WEXITSTATUS(st) == 0))
+		c.ok = 0;
+	return c;
+}
+
+static void cost_checks(int have_pku)
+{
+	struct cost off = measure_cost(0), on;
+
+	check(off.ok && off.wrpkru == 0,
+	      "guard off: %ld instructions and %ld WRPKRU per 64-byte round trip", off.insns,
+	      off.wrpkru);
+	if (!have_pku)
+		return;
+	on = measure_cost(1);
+	/* Four copies per round trip, each inside an open/close pair; the
+	 * bound says no copy runs unguarded and nothing switches per byte. */
+	check(on.ok && on.wrpkru >= 8 && on.wrpkru <= 16 && on.wrpkru % 2 == 0,
+	      "guard on: %ld instructions and %ld WRPKRU (%ld pairs) per 64-byte round trip",
+	      on.insns, on.wrpkru, on.wrpkru / 2);
+	if (off.ok && on.ok)
+		printf("guard cost: %+ld instructions per round trip (%.1f%%), %ld WRPKRU "
+		       "pairs, %.1f per message and side\n",
+		       on.insns - off.insns, 100.0 * (on.insns - off.insns) / off.insns,
+		       on.wrpkru / 2, on.wrpkru / 2 / 4.0);
+}
+
 static void no_pku_mpk_child(void *arg)
 {
 	struct mpk_link *l;
@@ -358,11 +483,14 @@ int main(int argc, char **argv)
 	}
 	if (cpu_has_pku(&pku, &ospke)) {
 		printf("guard_test: PKU present: full checks\n");
+		/* First: its children must not inherit full_checks' guard. */
+		cost_checks(1);
 		full_checks();
 	} else if (expect_no_pku) {
 		printf("guard_test: no PKU (cpu_pku=%d os_pke=%d): fallback checks only\n", pku,
 		       ospke);
 		no_pku_checks();
+		cost_checks(0);
 	} else {
 		check(0, "no usable PKU here (cpu_pku=%d os_pke=%d): the guard cannot be "
 			 "tested; run under tests/mpk_vm/run-vm.sh (QEMU -cpu max)",
