@@ -1226,6 +1226,31 @@ static int64_t mono_ms(void)
 #define KERNEL_LOOK_NS 20000u
 
 /*
+ * Moves the application's events of kev[0..k) to out (which may be kev)
+ * and keeps ours back: doorbells need nothing (the rings say what
+ * happened), a link's socket may say the peer hung up. Returns how many
+ * went to out. Our data values must never reach the application: gRPC
+ * takes them for pointers.
+ */
+static int keep_app_events(struct epoll_event *kev, int k, struct epoll_event *out)
+{
+	int n = 0;
+
+	for (int i = 0; i < k; i++) {
+		if (kev[i].data.u64 == BTAG)
+			continue;
+		if ((kev[i].data.u64 & ETAG_MASK) == ETAG) {
+			struct ufd *du = conn_get((int)(kev[i].data.u64 & ~ETAG_MASK));
+			if (du && du->state == ST_ACTIVE)
+				mpk_link_hangup_check(du->link);
+			continue;
+		}
+		out[n++] = kev[i];
+	}
+	return n;
+}
+
+/*
  * One real epoll_wait of up to t ms into kev, sorted: our doorbells need
  * nothing (the rings say what happened), a link's socket may say the peer
  * hung up, everything else is the application's and goes to ev[n...].
@@ -1242,18 +1267,7 @@ static int kernel_look(struct eset *es, struct epoll_event *ev, int n, int max, 
 	__atomic_store_n(&es->kernel_ns, mono_ns(), __ATOMIC_RELAXED);
 	if (k < 0)
 		return n ? n : -1;
-	for (int i = 0; i < k; i++) {
-		if (kev[i].data.u64 == BTAG)
-			continue;
-		if ((kev[i].data.u64 & ETAG_MASK) == ETAG) {
-			struct ufd *du = conn_get((int)(kev[i].data.u64 & ~ETAG_MASK));
-			if (du && du->state == ST_ACTIVE)
-				mpk_link_hangup_check(du->link);
-			continue;
-		}
-		ev[n++] = kev[i];
-	}
-	return n;
+	return n + keep_app_events(kev, k, ev + n);
 }
 
 /*
@@ -1301,9 +1315,27 @@ static int epoll_common(int epfd, struct epoll_event *ev, int max, int timeout,
 	int64_t deadline = timeout > 0 ? mono_ms() + timeout : 0;
 	int n, t;
 
-	if (!es || !es->n || max <= 0)
-		return use_pwait ? mpk__real.epoll_pwait(epfd, ev, max, timeout, sigmask)
-				 : mpk__real.epoll_wait(epfd, ev, max, timeout);
+	while (!es || !es->n || max <= 0) {
+		/* No link in the set now; but another thread may add one while
+		 * this one sleeps in the kernel, whose events are then ours. */
+		int k = use_pwait ? mpk__real.epoll_pwait(epfd, ev, max, timeout, sigmask)
+				  : mpk__real.epoll_wait(epfd, ev, max, timeout);
+
+		if (k <= 0)
+			return k;
+		n = keep_app_events(ev, k, ev);
+		if (n)
+			return n;
+		/* Only ours woke it: go on waiting, as the set is now. */
+		es = eset_get(epfd, 0);
+		if (timeout > 0) {
+			timeout = (int)(deadline - mono_ms());
+			if (timeout <= 0)
+				return 0;
+		} else if (timeout == 0) {
+			return 0;
+		}
+	}
 	n = eset_collect(es, ev, max);
 	if (n) {
 		__atomic_store_n(&es->hot, 1, __ATOMIC_RELAXED);
@@ -2239,6 +2271,12 @@ EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 					 .data = ev->data, .fresh = 1};
 	}
 	pthread_mutex_unlock(&es->mu);
+	/* A thread may sleep in this set already, in the kernel alone (the
+	 * set had no link when it went in): nothing it armed rings for this
+	 * link. Our own doorbell, now that the entry is there, sends it
+	 * round again to look at the rings. */
+	if (op == EPOLL_CTL_ADD)
+		self_ring(u);
 	return 0;
 }
 
