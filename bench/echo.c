@@ -28,6 +28,11 @@
 #include "subcommands.h"
 #include "util.h"
 
+/* bindir -> libexecdir, relative: where an install keeps echo_server & co. */
+#ifndef MPK_BIN_TO_LIBEXECDIR
+#error "MPK_BIN_TO_LIBEXECDIR is defined by the top-level CMakeLists.txt"
+#endif
+
 enum { T_TCP, T_UNIX, T_MPKLINK, T_BELL, T_COUNT };
 static const char *const tnames[T_COUNT] = {"tcp", "unix", "mpklink", "mpklink-doorbell"};
 static const size_t sizes[] = {64, 65536};
@@ -61,21 +66,30 @@ static void echo_usage(FILE *f)
 		"  --quick        fewer round trips (a few seconds in all)\n"
 		"  --iters N      round trips per size and transport (64 KiB: N/4)\n"
 		"  --csv FILE     rows bench,transport,size_bytes,p50_us,p99_us,mbytes_per_s\n"
-		"  --server PATH  echo_server (default: beside this program in the build tree)\n"
-		"  --client PATH  echo_client (idem)\n"
-		"  --run PATH     mpklink-run (idem)\n"
+		"  --server PATH  echo_server; default, from this program's directory:\n"
+		"                 ../tests/compat/echo_server (a build tree), else\n"
+		"                 " MPK_BIN_TO_LIBEXECDIR "/mpklink/echo_server (as installed)\n"
+		"  --client PATH  echo_client; default: as echo_server\n"
+		"  --run PATH     mpklink-run; default, from this program's directory:\n"
+		"                 ../bin/mpklink-run (a build tree), else mpklink-run beside it\n"
 		"\n"
 		"Targets (informational, the exit status ignores timings): mpklink-doorbell\n"
 		"p50 no slower than the Unix socket's, at both sizes; mpklink at 64 B at\n"
 		"most 0.15x TCP's.\n");
 }
 
-/* PATH of a sibling in the build tree: <build>/bench/.. + rel. */
-static void default_path(char *out, size_t len, const char *rel)
+/*
+ * The default PATH of a helper: in the build tree (<build>/bench/.. +
+ * build_rel), else in the install (<bindir>/ + inst_rel), whichever is
+ * executable. When neither is, the one of the layout we run from, so that
+ * the "not found at" message names the place that should have had it.
+ */
+static void default_path(char *out, size_t len, const char *build_rel, const char *inst_rel)
 {
-	char self[PATH_MAX];
+	char self[PATH_MAX], dir[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	char *slash;
+	int w;
 
 	out[0] = 0;
 	if (n <= 0)
@@ -85,7 +99,16 @@ static void default_path(char *out, size_t len, const char *rel)
 	if (!slash)
 		return;
 	*slash = 0;
-	snprintf(out, len, "%.*s/../%s", PATH_MAX - 64, self, rel);
+	w = snprintf(out, len, "%s/../%s", self, build_rel);
+	if (w > 0 && (size_t)w < len && access(out, X_OK) == 0)
+		return;
+	/* A build tree has its CMakeCache.txt one level up from bench/. */
+	w = snprintf(dir, sizeof(dir), "%s/../CMakeCache.txt", self);
+	if (w > 0 && (size_t)w < sizeof(dir) && access(dir, F_OK) == 0)
+		return;
+	w = snprintf(out, len, "%s/%s", self, inst_rel);
+	if (w < 0 || (size_t)w >= len)
+		out[0] = 0;
 }
 
 /* A port nobody is bound to now. */
@@ -300,9 +323,11 @@ int echo_main(int argc, char **argv)
 	size_t csvlen = 0;
 	int c, failed = 0;
 
-	default_path(o.server, sizeof(o.server), "tests/compat/echo_server");
-	default_path(o.client, sizeof(o.client), "tests/compat/echo_client");
-	default_path(o.run, sizeof(o.run), "bin/mpklink-run");
+	default_path(o.server, sizeof(o.server), "tests/compat/echo_server",
+		     MPK_BIN_TO_LIBEXECDIR "/mpklink/echo_server");
+	default_path(o.client, sizeof(o.client), "tests/compat/echo_client",
+		     MPK_BIN_TO_LIBEXECDIR "/mpklink/echo_client");
+	default_path(o.run, sizeof(o.run), "bin/mpklink-run", "mpklink-run");
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		switch (c) {

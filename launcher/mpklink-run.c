@@ -358,25 +358,57 @@ static int resolve_program(const char *prog, char *path, size_t len)
 	return -ENOENT;
 }
 
-/* libmpklink.so beside us (build tree), else in the install's libdir. */
+/*
+ * libmpklink.so beside us (the build tree), else in the libdir found from
+ * our own directory (an install under any prefix, or one moved whole, as a
+ * DESTDIR staging tree is), else in the libdir fixed at build time. On
+ * failure buf lists every place looked at, for the error message.
+ */
 static int find_shim(char *buf, size_t len)
 {
-	char self[PATH_MAX];
+	char self[PATH_MAX], cand[3][PATH_MAX], real[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	char *slash;
+	size_t off = 0;
+	int i, k = 0, w;
 
 	if (n > 0) {
 		self[n] = 0;
 		slash = strrchr(self, '/');
-		if (slash && (size_t)(slash - self) + sizeof("/libmpklink.so") <= len) {
-			memcpy(buf, self, (size_t)(slash - self));
-			strcpy(buf + (slash - self), "/libmpklink.so");
-			if (access(buf, R_OK) == 0)
-				return 0;
+		if (slash) {
+			*slash = 0;
+			w = snprintf(cand[k], sizeof(cand[k]), "%s/libmpklink.so", self);
+			if (w > 0 && (size_t)w < sizeof(cand[k]))
+				k++;
+			w = snprintf(cand[k], sizeof(cand[k]), "%s/%s/mpklink/libmpklink.so", self,
+				     MPK_BIN_TO_LIBDIR);
+			if (w > 0 && (size_t)w < sizeof(cand[k]))
+				k++;
 		}
 	}
-	snprintf(buf, len, "%s/mpklink/libmpklink.so", MPK_LIBDIR);
-	return access(buf, R_OK) == 0 ? 0 : -ENOENT;
+	w = snprintf(cand[k], sizeof(cand[k]), "%s/mpklink/libmpklink.so", MPK_LIBDIR);
+	if (w > 0 && (size_t)w < sizeof(cand[k]))
+		k++;
+	for (i = 0; i < k; i++) {
+		if (access(cand[i], R_OK) != 0)
+			continue;
+		/* LD_PRELOAD and --check show a path without "bin/../". */
+		if (!realpath(cand[i], real))
+			snprintf(real, sizeof(real), "%s", cand[i]);
+		if (strlen(real) >= len)
+			continue;
+		memcpy(buf, real, strlen(real) + 1);
+		return 0;
+	}
+	buf[0] = 0;
+	for (i = 0; i < k && off < len; i++) {
+		w = snprintf(buf + off, len - off, "%s%s", i ? (i == k - 1 ? " nor " : ", ") : "",
+			     cand[i]);
+		if (w < 0)
+			break;
+		off += (size_t)w;
+	}
+	return -ENOENT;
 }
 
 static void resolve_rundir(char *buf, size_t len)
@@ -539,8 +571,7 @@ static int check_main(int argc, char **argv)
 		printf("  waiting:    spin up to %s us on the rings, then doorbells\n",
 		       getenv("MPKLINK_SPIN_US") ? getenv("MPKLINK_SPIN_US") : "50");
 	if (find_shim(shim, sizeof(shim)) < 0) {
-		printf("  UNUSABLE:   libmpklink.so not found beside mpklink-run nor in %s/mpklink\n",
-		       MPK_LIBDIR);
+		printf("  UNUSABLE:   libmpklink.so not found: not at %s\n", shim);
 		unusable = 1;
 	} else {
 		printf("  shim:       %s\n", shim);
@@ -596,8 +627,7 @@ static int run_main(int argc, char **argv)
 	pid_t pid;
 
 	if (find_shim(shim, sizeof(shim)) < 0) {
-		fprintf(stderr, "mpklink-run: libmpklink.so not found beside mpklink-run nor in %s/mpklink\n",
-			MPK_LIBDIR);
+		fprintf(stderr, "mpklink-run: libmpklink.so not found: not at %s\n", shim);
 		return EXIT_USAGE;
 	}
 	r = mpk_guard_init_env();
@@ -724,8 +754,18 @@ static int run_main(int argc, char **argv)
 	/* Its sockets closed with it: the peers saw FIN and read to EOF. */
 	mpk_ctl_stop(ctl);
 	mpk_auth_free(auth);
-	if (WIFSIGNALED(status))
-		return 128 + WTERMSIG(status);
+	if (WIFSIGNALED(status)) {
+		int sig = WTERMSIG(status);
+
+		/* A crash must not pass for a stop: the program's own stderr
+		 * says nothing when a signal kills it. */
+		if (sig != SIGTERM && sig != SIGINT && sig != SIGKILL && sig != SIGHUP &&
+		    sig != SIGPIPE)
+			fprintf(stderr, "mpklink-run: %s (pid %d) killed by signal %d (%s)%s\n",
+				argv[0], (int)pid, sig, strsignal(sig),
+				WCOREDUMP(status) ? ", core dumped" : "");
+		return 128 + sig;
+	}
 	return WEXITSTATUS(status);
 }
 

@@ -4,13 +4,14 @@
 # Usage: scripts/deps.sh [build|test|all]   (default: all)
 set -euo pipefail
 
+# dpkg-dev: dpkg-shlibdeps, which writes the .deb's Depends (package.sh).
 build_pkgs=(build-essential cmake pkg-config libsodium-dev
-	libgrpc-dev libprotobuf-c-dev protobuf-c-compiler)
+	libgrpc-dev libprotobuf-c-dev protobuf-c-compiler dpkg-dev)
 test_pkgs=(libcriterion-dev clang libclang-rt-14-dev
 	qemu-system-x86 linux-image-amd64 busybox-static cpio
 	libgrpc++-dev libgrpc-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
 	python3 python3-grpcio python3-protobuf redis-server redis-tools nodejs iproute2 procps
-	strace)
+	strace debootstrap)
 
 case "${1:-all}" in
 build) want=("${build_pkgs[@]}") ;;
