@@ -41,11 +41,20 @@
 
 #define CPROG "mpklink-bench compare"
 
-enum { X_TCP, X_UNIX, X_MPK, X_COUNT };
-static const char *const xnames[X_COUNT] = {"tcp", "unix", "mpklink"};
-static const char *const xcolors[X_COUNT] = {"#1f77b4", "#2ca02c", "#d62728"};
+/* mpklink-mac: as mpklink, with MPKLINK_INTEGRITY=mac (signed only).
+ * inproc: gRPC C++'s in-process channel, no transport at all: the floor a
+ * transport can approach (mpklink-bench-grpcxx inproc; not for --server). */
+enum { X_TCP, X_UNIX, X_MPK, X_MAC, X_INPROC, X_COUNT };
+static const char *const xnames[X_COUNT] = {"tcp", "unix", "mpklink", "mpklink-mac", "inproc"};
+static const char *const xcolors[X_COUNT] = {"#1f77b4", "#2ca02c", "#d62728", "#ff7f0e",
+					     "#7f7f7f"};
+#define X_UNDER_RUN(x) ((x) == X_MPK || (x) == X_MAC)
 
-enum wkind { W_ECHO, W_COUNT, W_HEALTH, W_CUSTOM };
+/* W_SETUP: Health/Check on a new channel each call (connect to first
+ * reply). W_CXX: Echo with gRPC C++ on both sides (mpklink-bench-grpcxx). */
+enum wkind { W_ECHO, W_COUNT, W_HEALTH, W_CUSTOM, W_SETUP, W_CXX };
+/* Which server a workload calls: the demo (C core) or the C++ one. */
+enum { S_DEMO, S_CXX, S_KINDS };
 
 struct workload {
 	const char *name;  /* for --only */
@@ -68,6 +77,9 @@ static const struct workload demo_workloads[] = {
 	{"words100k", W_COUNT, 100000, 2000, 500},
 	{"words1m", W_COUNT, 1000000, 200, 50},
 	{"words10m", W_COUNT, 10000000, 5, 0},
+	{"cxx64", W_CXX, 64, 30000, 5000},
+	{"cxx1m", W_CXX, 1048576, 1000, 200},
+	{"connect", W_SETUP, 0, 300, 100},
 };
 #define NDEMO (sizeof(demo_workloads) / sizeof(demo_workloads[0]))
 
@@ -98,13 +110,36 @@ struct cres {
 };
 
 struct copts {
-	int quick, unsigned_, calls, have_only;
+	int quick, unsigned_, calls, have_only, raw;
 	char only[256];
 	const char *csv, *svg, *server_cmd, *target, *method, *payload;
 	char self[PATH_MAX], server[PATH_MAX], run[PATH_MAX], keys[PATH_MAX];
+	char grpcxx[PATH_MAX]; /* mpklink-bench-grpcxx, or "" when not built */
+	char *raw_rows;        /* CSV rows of transport and echo (no header) */
+	size_t raw_len;
 	char dir[64];
 	int signed_ok;
 };
+
+static const char *const knames[S_KINDS] = {"demo", "cxx"};
+
+static int wkind_server(enum wkind k)
+{
+	return k == W_CXX ? S_CXX : S_DEMO;
+}
+
+/* Whether transport x measures workload w at all in this run. */
+static int applies(const struct copts *o, const struct workload *w, int x)
+{
+	if (x == X_MAC && !o->signed_ok)
+		return 0;
+	if (x == X_INPROC)
+		return o->grpcxx[0] && !o->server_cmd &&
+		       (w->kind == W_ECHO || w->kind == W_COUNT || w->kind == W_CXX);
+	if (w->kind == W_CXX)
+		return o->grpcxx[0] != 0;
+	return 1;
+}
 
 static void compare_usage(FILE *f)
 {
@@ -449,16 +484,17 @@ static int split_cmd(char *copy, char **argv, int max)
 	return n;
 }
 
-static int start_server(struct copts *o, int x, int port, struct server *s)
+static int start_server(struct copts *o, int kind, int x, int port, struct server *s)
 {
 	char *argv[80], env[PATH_MAX], listen[PATH_MAX], cmdcopy[4096];
 	int n = 0, r;
 
 	memset(s, 0, sizeof(*s));
 	s->out_fd = -1;
-	snprintf(s->log, sizeof(s->log), "%s/server-%s.log", o->dir, xnames[x]);
-	if (x == X_MPK) {
-		snprintf(env, sizeof(env), "%s/server.env", o->dir);
+	snprintf(s->log, sizeof(s->log), "%s/server-%s-%s.log", o->dir, knames[kind], xnames[x]);
+	if (X_UNDER_RUN(x)) {
+		snprintf(env, sizeof(env), "%s/server-%s-%s.env", o->dir, knames[kind],
+			 x == X_MAC ? "mac" : "plain");
 		argv[n++] = o->run;
 		argv[n++] = "-e";
 		argv[n++] = env;
@@ -473,10 +509,15 @@ static int start_server(struct copts *o, int x, int port, struct server *s)
 		snprintf(s->target, sizeof(s->target), "%s", o->target);
 	} else {
 		if (x == X_UNIX)
-			snprintf(listen, sizeof(listen), "unix:%s/demo.sock", o->dir);
+			snprintf(listen, sizeof(listen), "unix:%s/%s.sock", o->dir, knames[kind]);
 		else
 			snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
-		argv[n++] = o->server;
+		if (kind == S_CXX) {
+			argv[n++] = o->grpcxx;
+			argv[n++] = "server";
+		} else {
+			argv[n++] = o->server;
+		}
 		argv[n++] = "--listen";
 		argv[n++] = listen;
 		argv[n] = NULL;
@@ -488,8 +529,8 @@ static int start_server(struct copts *o, int x, int port, struct server *s)
 	r = o->server_cmd ? wait_connect(s->target, 30, s->pid)
 			  : wait_line(s->out_fd, "listening on", 30, s->pid);
 	if (r < 0) {
-		fprintf(stderr, CPROG ": %s: the server did not start (log %s):\n", xnames[x],
-			s->log);
+		fprintf(stderr, CPROG ": %s %s: the server did not start (log %s):\n",
+			knames[kind], xnames[x], s->log);
 		show_tail(s->log, 8);
 		stop_group(s->pid);
 		s->pid = 0;
@@ -526,6 +567,7 @@ static long stats_links(const char *path)
 	return links;
 }
 
+/* s: the server (NULL for inproc). */
 static struct cres run_client(struct copts *o, int x, const struct server *s,
 			      const struct workload *w, long calls)
 {
@@ -533,7 +575,7 @@ static struct cres run_client(struct copts *o, int x, const struct server *s,
 	char *argv[40], env[PATH_MAX], csv[PATH_MAX], log[PATH_MAX], stats[PATH_MAX];
 	char statsenv[PATH_MAX + 16], nbuf[32], cbuf[32], wbuf[32], line[512];
 	char bench[32], transport[32];
-	int n = 0, st;
+	int n = 0, st, cxx = w->kind == W_CXX || x == X_INPROC;
 	long warm = calls / 10;
 	pid_t pid;
 	FILE *f;
@@ -550,36 +592,58 @@ static struct cres run_client(struct copts *o, int x, const struct server *s,
 	snprintf(statsenv, sizeof(statsenv), "MPKLINK_STATS=%s", stats);
 	unlink(csv);
 	unlink(stats);
-	if (x == X_MPK) {
-		snprintf(env, sizeof(env), "%s/client.env", o->dir);
+	if (X_UNDER_RUN(x)) {
+		snprintf(env, sizeof(env), "%s/client-%s-%s.env", o->dir,
+			 knames[wkind_server(w->kind)], x == X_MAC ? "mac" : "plain");
 		argv[n++] = o->run;
 		argv[n++] = "-e";
 		argv[n++] = env;
 		argv[n++] = "--";
 	}
-	argv[n++] = o->self;
-	argv[n++] = "grpc";
-	argv[n++] = (char *)s->target;
-	argv[n++] = "--method";
-	switch (w->kind) {
-	case W_ECHO:
-		argv[n++] = "echo";
-		argv[n++] = "--bytes";
-		break;
-	case W_COUNT:
-		argv[n++] = "count";
-		argv[n++] = "--words";
-		break;
-	case W_HEALTH:
-		argv[n++] = "health";
-		break;
-	case W_CUSTOM:
-		argv[n++] = (char *)o->method;
-		argv[n++] = "--payload";
-		argv[n++] = (char *)o->payload;
-		break;
+	if (cxx) {
+		/* mpklink-bench-grpcxx: the C++ client, or server and client
+		 * in one process over its in-process channel. */
+		argv[n++] = o->grpcxx;
+		if (x == X_INPROC) {
+			argv[n++] = "inproc";
+		} else {
+			argv[n++] = "client";
+			argv[n++] = "--target";
+			argv[n++] = (char *)s->target;
+		}
+		argv[n++] = "--method";
+		argv[n++] = w->kind == W_COUNT ? "count" : "echo";
+		argv[n++] = "--size";
+	} else {
+		argv[n++] = o->self;
+		argv[n++] = "grpc";
+		argv[n++] = (char *)s->target;
+		argv[n++] = "--method";
+		switch (w->kind) {
+		case W_ECHO:
+			argv[n++] = "echo";
+			argv[n++] = "--bytes";
+			break;
+		case W_COUNT:
+			argv[n++] = "count";
+			argv[n++] = "--words";
+			break;
+		case W_HEALTH:
+		case W_CXX:
+			argv[n++] = "health";
+			break;
+		case W_SETUP:
+			argv[n++] = "health";
+			argv[n++] = "--reconnect";
+			break;
+		case W_CUSTOM:
+			argv[n++] = (char *)o->method;
+			argv[n++] = "--payload";
+			argv[n++] = (char *)o->payload;
+			break;
+		}
 	}
-	if (w->kind == W_ECHO || w->kind == W_COUNT) {
+	if (w->kind == W_ECHO || w->kind == W_COUNT || w->kind == W_CXX) {
 		snprintf(nbuf, sizeof(nbuf), "%llu", (unsigned long long)w->n);
 		argv[n++] = nbuf;
 	}
@@ -598,7 +662,7 @@ static struct cres run_client(struct copts *o, int x, const struct server *s,
 	argv[n++] = "--csv";
 	argv[n++] = csv;
 	argv[n] = NULL;
-	pid = spawn(argv, log, NULL, x == X_MPK ? statsenv : NULL);
+	pid = spawn(argv, log, NULL, X_UNDER_RUN(x) ? statsenv : NULL);
 	if (pid < 0) {
 		fprintf(stderr, CPROG ": cannot start the client: %s\n", strerror(errno));
 		return res;
@@ -608,10 +672,6 @@ static struct cres run_client(struct copts *o, int x, const struct server *s,
 		fprintf(stderr, CPROG ": %s %s: the client %s (log %s):\n", xnames[x], w->name,
 			st < 0 ? "took more than 900 s and was killed" : "failed", log);
 		show_tail(log, 6);
-		if (x == X_MPK && w->n >= 65536)
-			fprintf(stderr,
-				"  (a DEADLINE_EXCEEDED here is likely mpklink's open stall bug with\n"
-				"  large messages through the rings: docs/ARCHITECTURE.md \"Known limits\")\n");
 		return res;
 	}
 	f = fopen(csv, "r");
@@ -625,50 +685,72 @@ static struct cres run_client(struct copts *o, int x, const struct server *s,
 	}
 	fclose(f);
 	res.ok = 1;
-	res.upgraded = x == X_MPK ? stats_links(stats) > 0 : 0;
-	if (x == X_MPK && !res.upgraded)
+	res.upgraded = X_UNDER_RUN(x) ? stats_links(stats) > 0 : 0;
+	if (X_UNDER_RUN(x) && !res.upgraded)
 		fprintf(stderr,
-			CPROG ": WARNING: mpklink %s: the client made no link (stats %s): "
+			CPROG ": WARNING: %s %s: the client made no link (stats %s): "
 			"this is plain TCP under mpklink-run\n",
-			w->name, stats);
+			xnames[x], w->name, stats);
 	return res;
 }
 
-static int make_envs(struct copts *o, int port)
+/*
+ * The env files of each server kind under mpklink-run, plain and with MACs:
+ * server-KIND-{plain,mac}.env and client-KIND-{plain,mac}.env. ports: the
+ * mpklink (plain) and mpklink-mac ports of each kind. Identities: "server"
+ * (the demo server's binary) and "bench" (this one) for the demo; "cxx"
+ * (mpklink-bench-grpcxx, both its server and its client) for C++.
+ */
+static int make_envs(struct copts *o, int ports[S_KINDS][X_COUNT])
 {
+	static const char *const sid[S_KINDS] = {"server", "cxx"}, *const cid[S_KINDS] = {"bench", "cxx"};
 	char p[PATH_MAX], ident_s[PATH_MAX * 3], ident_c[PATH_MAX * 3];
 
-	ident_s[0] = ident_c[0] = 0;
-	if (o->signed_ok) {
-		snprintf(ident_s, sizeof(ident_s),
-			 "MPKLINK_IDENTITY=%s/keys/server\nMPKLINK_TRUST=%s/keys/ca.pub\n"
-			 "MPKLINK_ALLOW=%d:bench\n",
-			 o->dir, o->dir, port);
-		snprintf(ident_c, sizeof(ident_c),
-			 "MPKLINK_IDENTITY=%s/keys/bench\nMPKLINK_TRUST=%s/keys/ca.pub\n", o->dir,
-			 o->dir);
-	}
-	snprintf(p, sizeof(p), "%s/server.env", o->dir);
-	if (write_text(p,
-		       "MPKLINK_ENDPOINTS=127.0.0.1:%d\nMPKLINK_RUNDIR=%s/run\n"
-		       "MPKLINK_RING_BYTES=4M\nMPKLINK_LOG=error\n%s",
-		       port, o->dir, ident_s) < 0)
-		return -1;
-	snprintf(p, sizeof(p), "%s/client.env", o->dir);
-	return write_text(p,
-			  "MPKLINK_ENDPOINTS=127.0.0.1:%d%s\nMPKLINK_RUNDIR=%s/run\n"
-			  "MPKLINK_RING_BYTES=4M\nMPKLINK_LOG=error\n%s",
-			  port, o->signed_ok ? "=server" : "", o->dir, ident_c);
+	for (int k = 0; k < S_KINDS; k++)
+		for (int mac = 0; mac < 2; mac++) {
+			int port = ports[k][mac ? X_MAC : X_MPK];
+			const char *integ = mac ? "MPKLINK_INTEGRITY=mac\n" : "";
+
+			if (mac && !o->signed_ok)
+				continue;
+			ident_s[0] = ident_c[0] = 0;
+			if (o->signed_ok) {
+				snprintf(ident_s, sizeof(ident_s),
+					 "MPKLINK_IDENTITY=%s/keys/%s\nMPKLINK_TRUST=%s/keys/ca.pub\n"
+					 "MPKLINK_ALLOW=%d:%s\n%s",
+					 o->dir, sid[k], o->dir, port, cid[k], integ);
+				snprintf(ident_c, sizeof(ident_c),
+					 "MPKLINK_IDENTITY=%s/keys/%s\nMPKLINK_TRUST=%s/keys/ca.pub\n%s",
+					 o->dir, cid[k], o->dir, integ);
+			}
+			snprintf(p, sizeof(p), "%s/server-%s-%s.env", o->dir, knames[k],
+				 mac ? "mac" : "plain");
+			if (write_text(p,
+				       "MPKLINK_ENDPOINTS=127.0.0.1:%d\nMPKLINK_RUNDIR=%s/run\n"
+				       "MPKLINK_RING_BYTES=4M\nMPKLINK_LOG=error\n%s",
+				       port, o->dir, ident_s) < 0)
+				return -1;
+			snprintf(p, sizeof(p), "%s/client-%s-%s.env", o->dir, knames[k],
+				 mac ? "mac" : "plain");
+			if (write_text(p,
+				       "MPKLINK_ENDPOINTS=127.0.0.1:%d%s%s\nMPKLINK_RUNDIR=%s/run\n"
+				       "MPKLINK_RING_BYTES=4M\nMPKLINK_LOG=error\n%s",
+				       port, o->signed_ok ? "=" : "", o->signed_ok ? sid[k] : "",
+				       o->dir, ident_c) < 0)
+				return -1;
+		}
+	return 0;
 }
 
-/* A throwaway CA and two identities: "server" for the server binary,
- * "bench" for this one. 0, or -1 with the reason printed. */
+/* A throwaway CA and the identities make_envs names. 0, or -1 with the
+ * reason printed. */
 static int make_keys(struct copts *o)
 {
 	char kdir[PATH_MAX], log[PATH_MAX];
 	char *init[] = {o->keys, "init", "--dir", kdir, NULL};
 	char *is[] = {o->keys, "issue", "--dir", kdir, "server", "--binary", o->server, NULL};
 	char *ib[] = {o->keys, "issue", "--dir", kdir, "bench", "--binary", o->self, NULL};
+	char *ic[] = {o->keys, "issue", "--dir", kdir, "cxx", "--binary", o->grpcxx, NULL};
 
 	snprintf(kdir, sizeof(kdir), "%s/keys", o->dir);
 	snprintf(log, sizeof(log), "%s/keys.log", o->dir);
@@ -677,7 +759,7 @@ static int make_keys(struct copts *o)
 		return -1;
 	}
 	if (run_sync(init, log, 60) != 0 || run_sync(is, log, 60) != 0 ||
-	    run_sync(ib, log, 60) != 0) {
+	    run_sync(ib, log, 60) != 0 || (o->grpcxx[0] && run_sync(ic, log, 60) != 0)) {
 		fprintf(stderr, CPROG ": mpklink-keys failed (log %s); mpklink runs UNSIGNED:\n",
 			log);
 		show_tail(log, 4);
@@ -703,7 +785,7 @@ static void size_label(char *buf, size_t len, const struct workload *w)
 {
 	static const char *const pw[] = {"1", "10", "100", "1e3", "1e4", "1e5", "1e6", "1e7", "1e8"};
 
-	if (w->kind == W_ECHO) {
+	if (w->kind == W_ECHO || w->kind == W_CXX) {
 		if (w->n >= 1048576 && w->n % 1048576 == 0)
 			snprintf(buf, len, "%llu MiB", (unsigned long long)(w->n >> 20));
 		else if (w->n >= 1024 && w->n % 1024 == 0)
@@ -741,7 +823,7 @@ static void fmt_ratio(char *buf, size_t len, const struct cres *a, const struct 
 static void print_table(const char *title, const struct workload *ws, size_t nw,
 			struct cres (*r)[X_COUNT], enum wkind kind, int with_paper)
 {
-	char sz[32], c[X_COUNT][2][24], rt[24], ru[24];
+	char sz[32], c[X_COUNT][2][24], rt[24], ru[24], ri[24];
 	int any = 0;
 
 	for (size_t i = 0; i < nw; i++)
@@ -749,8 +831,9 @@ static void print_table(const char *title, const struct workload *ws, size_t nw,
 	if (!any)
 		return;
 	printf("\n%s (latency per call in us, p50 and p99)\n", title);
-	printf("%-12s %9s %9s %9s %9s %9s %9s %8s %8s", "size", "tcp p50", "tcp p99", "unix p50",
-	       "unix p99", "mpk p50", "mpk p99", "mpk/tcp", "mpk/unix");
+	printf("%-12s %9s %9s %9s %9s %9s %9s %8s %8s %9s %9s %8s", "size", "tcp p50", "tcp p99",
+	       "unix p50", "unix p99", "mpk p50", "mpk p99", "mpk/tcp", "mpk/unix", "mac p50",
+	       "inproc50", "mpk/inpr");
 	if (with_paper)
 		printf(" %12s %12s %8s  %s", "paper MPKLink", "paper best", "ratio",
 		       "paper best other IPC");
@@ -762,13 +845,15 @@ static void print_table(const char *title, const struct workload *ws, size_t nw,
 		for (int x = 0; x < X_COUNT; x++) {
 			fmt_us(c[x][0], sizeof(c[x][0]), &r[i][x], 0);
 			fmt_us(c[x][1], sizeof(c[x][1]), &r[i][x], 1);
+			if (X_UNDER_RUN(x) && r[i][x].ok && !r[i][x].upgraded)
+				strcat(c[x][0], "*");
 		}
-		if (r[i][X_MPK].ok && !r[i][X_MPK].upgraded)
-			strcat(c[X_MPK][0], "*");
 		fmt_ratio(rt, sizeof(rt), &r[i][X_MPK], &r[i][X_TCP]);
 		fmt_ratio(ru, sizeof(ru), &r[i][X_MPK], &r[i][X_UNIX]);
-		printf("%-12s %9s %9s %9s %9s %9s %9s %8s %8s", sz, c[0][0], c[0][1], c[1][0],
-		       c[1][1], c[2][0], c[2][1], rt, ru);
+		fmt_ratio(ri, sizeof(ri), &r[i][X_MPK], &r[i][X_INPROC]);
+		printf("%-12s %9s %9s %9s %9s %9s %9s %8s %8s %9s %9s %8s", sz, c[X_TCP][0],
+		       c[X_TCP][1], c[X_UNIX][0], c[X_UNIX][1], c[X_MPK][0], c[X_MPK][1], rt, ru,
+		       c[X_MAC][0], c[X_INPROC][0], ri);
 		if (with_paper) {
 			const char *ipc = "";
 			double pm = paper_lookup(ws[i].n, 0, NULL), pb = paper_lookup(ws[i].n, 1, &ipc);
@@ -780,13 +865,26 @@ static void print_table(const char *title, const struct workload *ws, size_t nw,
 	}
 }
 
+static const char *bench_name(enum wkind k)
+{
+	switch (k) {
+	case W_ECHO: return "echo";
+	case W_COUNT: return "wordcount";
+	case W_HEALTH: return "health";
+	case W_CUSTOM: return "custom";
+	case W_SETUP: return "connect";
+	case W_CXX: return "grpcxx_echo";
+	}
+	return "?";
+}
+
 static int write_outputs(const struct copts *o, const struct workload *ws, size_t nw,
 			 struct cres (*r)[X_COUNT])
 {
 	int failed = 0;
 
 	if (o->csv) {
-		size_t cap = 256 + nw * X_COUNT * 160, len;
+		size_t cap = 256 + nw * X_COUNT * 160 + o->raw_len, len;
 		char *buf = malloc(cap);
 		int e;
 
@@ -795,17 +893,18 @@ static int write_outputs(const struct copts *o, const struct workload *ws, size_
 		len = (size_t)snprintf(buf, cap, "%s", STATS_CSV_HEADER);
 		for (size_t i = 0; i < nw; i++)
 			for (int x = 0; x < X_COUNT; x++) {
-				const char *bench = ws[i].kind == W_ECHO    ? "echo"
-						    : ws[i].kind == W_COUNT ? "wordcount"
-						    : ws[i].kind == W_HEALTH ? "health"
-									     : "custom";
-
 				if (!r[i][x].ok)
 					continue;
-				len += (size_t)stats_csv_row(buf + len, cap - len, bench, xnames[x],
+				len += (size_t)stats_csv_row(buf + len, cap - len,
+							     bench_name(ws[i].kind), xnames[x],
 							     r[i][x].size, r[i][x].p50, r[i][x].p99,
 							     r[i][x].mbps);
 			}
+		/* transport's and echo's rows, as they wrote them */
+		if (o->raw_len) {
+			memcpy(buf + len, o->raw_rows, o->raw_len);
+			len += o->raw_len;
+		}
 		e = bench_write_file_atomic(o->csv, buf, len);
 		free(buf);
 		if (e < 0) {
@@ -822,13 +921,15 @@ static int write_outputs(const struct copts *o, const struct workload *ws, size_
 		} pk[] = {
 			{W_ECHO, "Echo (request = reply size)", "message size (bytes)"},
 			{W_COUNT, "Word count", "text size (bytes)"},
+			{W_CXX, "Echo, gRPC C++ both sides", "message size (bytes)"},
 			{W_HEALTH, "Health/Check", "request size (bytes)"},
 			{W_CUSTOM, "Your method", "request size (bytes)"},
 		};
-		struct svg_panel panels[4];
-		struct svg_series series[4][X_COUNT];
-		double *xs = calloc(4 * X_COUNT * nw + 1, sizeof(double));
-		double *ys = calloc(4 * X_COUNT * nw + 1, sizeof(double));
+		enum { NPK = sizeof(pk) / sizeof(pk[0]) };
+		struct svg_panel panels[NPK];
+		struct svg_series series[NPK][X_COUNT];
+		double *xs = calloc(NPK * X_COUNT * nw + 1, sizeof(double));
+		double *ys = calloc(NPK * X_COUNT * nw + 1, sizeof(double));
 		size_t np = 0, len;
 		char *doc;
 		int e;
@@ -838,7 +939,7 @@ static int write_outputs(const struct copts *o, const struct workload *ws, size_
 			free(ys);
 			return -1;
 		}
-		for (size_t k = 0; k < 4; k++) {
+		for (size_t k = 0; k < NPK; k++) {
 			int any = 0;
 
 			for (size_t i = 0; i < nw; i++)
@@ -887,6 +988,226 @@ static int write_outputs(const struct copts *o, const struct workload *ws, size_
 	return failed ? -1 : 0;
 }
 
+/* ------------------------------------------------------ raw sockets, ring */
+
+/* One row of transport's or echo's CSV: empty fields are -1. */
+struct raw_row {
+	char bench[32], transport[32];
+	uint64_t size;
+	double p50, p99, mbps;
+};
+
+static int raw_parse(const char *line, struct raw_row *r)
+{
+	char f[6][32];
+	int nf = 0;
+	size_t k = 0;
+
+	memset(f, 0, sizeof(f));
+	for (const char *p = line; *p && *p != '\n' && *p != '\r'; p++) {
+		if (*p == ',') {
+			if (++nf == 6)
+				return -1;
+			k = 0;
+		} else if (k + 1 < sizeof(f[0])) {
+			f[nf][k++] = *p;
+		}
+	}
+	if (nf != 5 || !f[0][0] || !f[1][0])
+		return -1;
+	snprintf(r->bench, sizeof(r->bench), "%s", f[0]);
+	snprintf(r->transport, sizeof(r->transport), "%s", f[1]);
+	r->size = strtoull(f[2], NULL, 10);
+	r->p50 = f[3][0] ? strtod(f[3], NULL) : -1;
+	r->p99 = f[4][0] ? strtod(f[4], NULL) : -1;
+	r->mbps = f[5][0] ? strtod(f[5], NULL) : -1;
+	return 0;
+}
+
+#define MAX_RAW 64
+static struct raw_row raw[MAX_RAW];
+static int nraw;
+
+static const struct raw_row *raw_find(const char *bench, const char *transport, uint64_t size)
+{
+	for (int i = 0; i < nraw; i++)
+		if (!strcmp(raw[i].bench, bench) && !strcmp(raw[i].transport, transport) &&
+		    raw[i].size == size)
+			return &raw[i];
+	return NULL;
+}
+
+/*
+ * `mpklink-bench transport` and `mpklink-bench echo` (this binary), their
+ * tables straight to our stdout, their CSV rows kept for ours and for the
+ * targets. 0, or -1 when one of them failed.
+ */
+static int run_raw(struct copts *o)
+{
+	static const char *const subs[] = {"transport", "echo"};
+	int failed = 0;
+
+	for (size_t i = 0; i < 2; i++) {
+		char csv[PATH_MAX], line[512];
+		char *argv[] = {o->self, (char *)subs[i], "--csv", csv,
+				o->quick ? "--quick" : NULL, NULL};
+		pid_t pid;
+		int st;
+		FILE *f;
+
+		snprintf(csv, sizeof(csv), "%s/%s.csv", o->dir, subs[i]);
+		printf("\n--- mpklink-bench %s%s (raw sockets and the ring, no gRPC)\n", subs[i],
+		       o->quick ? " --quick" : "");
+		fflush(NULL);
+		pid = fork();
+		if (pid == 0) {
+			execv(argv[0], argv);
+			_exit(127);
+		}
+		st = pid < 0 ? -1 : wait_bounded(pid, 900);
+		if (st < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+			fprintf(stderr, CPROG ": mpklink-bench %s failed\n", subs[i]);
+			failed = 1;
+			continue;
+		}
+		f = fopen(csv, "r");
+		if (!f) {
+			fprintf(stderr, CPROG ": mpklink-bench %s wrote no %s\n", subs[i], csv);
+			failed = 1;
+			continue;
+		}
+		while (fgets(line, sizeof(line), f)) {
+			size_t l = strlen(line);
+			char *nb;
+
+			if (!strncmp(line, "bench,", 6) || nraw == MAX_RAW || raw_parse(line, &raw[nraw]) < 0)
+				continue;
+			nraw++;
+			nb = realloc(o->raw_rows, o->raw_len + l + 1);
+			if (!nb)
+				break;
+			o->raw_rows = nb;
+			memcpy(o->raw_rows + o->raw_len, line, l + 1);
+			o->raw_len += l;
+		}
+		fclose(f);
+	}
+	return failed ? -1 : 0;
+}
+
+/* ----------------------------------------------------------------- targets */
+
+static const struct cres *res_of(const struct workload *ws, size_t nw, struct cres (*r)[X_COUNT],
+				 const char *name, int x)
+{
+	for (size_t i = 0; i < nw; i++)
+		if (!strcmp(ws[i].name, name))
+			return r[i][x].ok ? &r[i][x] : NULL;
+	return NULL;
+}
+
+static void target_line(const char *what, int measured, int pass, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void target_line(const char *what, int measured, int pass, const char *fmt, ...)
+{
+	char buf[160];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	printf("  %-44s %-6s %s\n", what, measured ? (pass ? "MET" : "MISSED") : "-",
+	       measured ? buf : "not measured in this run");
+}
+
+/* Issue 6's targets, from this run's numbers; informational (the exit
+ * status says only whether everything was measured and right). */
+static void print_targets(const struct copts *o, const struct workload *ws, size_t nw,
+			  struct cres (*r)[X_COUNT])
+{
+	const struct raw_row *et = raw_find("echo", "tcp", 64), *em = raw_find("echo", "mpklink", 64);
+	const struct raw_row *tm = raw_find("transport", "mpklink", 64),
+			     *tf = raw_find("transport", "floor", 64),
+			     *sm = raw_find("transport", "mpklink", 65536),
+			     *st = raw_find("transport", "tcp", 65536),
+			     *mm = raw_find("transport", "mpklink-mac", 64),
+			     *ms = raw_find("transport", "mpklink-mac", 65536);
+	static const char *const big[] = {"echo1m", "cxx1m"}, *const small[] = {"echo64", "cxx64"};
+	int wc_n = 0, wc_fast = 0, wc_paper = 0;
+	double worst_paper = 1e30;
+
+	printf("\nTargets (issue 6; p50 unless said)\n");
+	target_line("raw C echo 64 B: mpklink <= 0.15x TCP", et && em && et->p50 > 0,
+		    et && em && em->p50 <= 0.15 * et->p50, "%.2f vs %.2f us = %.3fx (p99 %.1f vs %.1f)",
+		    em ? em->p50 : 0, et ? et->p50 : 0, et && em && et->p50 > 0 ? em->p50 / et->p50 : 0,
+		    em ? em->p99 : 0, et ? et->p99 : 0);
+	target_line("ring 64 B round trip <= 2x shared-memory floor", tm && tf && tf->p50 > 0,
+		    tm && tf && tm->p50 <= 2 * tf->p50, "%.3f vs %.3f us = %.2fx",
+		    tm ? tm->p50 : 0, tf ? tf->p50 : 0, tm && tf && tf->p50 > 0 ? tm->p50 / tf->p50 : 0);
+	target_line("streaming 64 KiB writes >= 3x TCP", sm && st && st->mbps > 0,
+		    sm && st && sm->mbps >= 3 * st->mbps, "%.0f vs %.0f MB/s = %.2fx",
+		    sm ? sm->mbps : 0, st ? st->mbps : 0, sm && st && st->mbps > 0 ? sm->mbps / st->mbps : 0);
+	for (int k = 0; k < 2; k++) {
+		const struct cres *m = res_of(ws, nw, r, small[k], X_MPK), *t = res_of(ws, nw, r, small[k], X_TCP),
+				  *i = res_of(ws, nw, r, small[k], X_INPROC);
+		char what[64];
+
+		snprintf(what, sizeof(what), "gRPC %s unary 64 B: mpklink <= 0.85x TCP",
+			 k ? "C++" : "C-core");
+		target_line(what, m && t, m && t && m->p50 <= 0.85 * t->p50,
+			    "%.1f vs %.1f us = %.2fx (p99 %.0f vs %.0f); inproc %s%.1f", m ? m->p50 : 0,
+			    t ? t->p50 : 0, m && t ? m->p50 / t->p50 : 0, m ? m->p99 : 0, t ? t->p99 : 0,
+			    i ? "" : "-", i ? i->p50 : 0);
+	}
+	for (int k = 0; k < 2; k++) {
+		const struct cres *m = res_of(ws, nw, r, big[k], X_MPK), *t = res_of(ws, nw, r, big[k], X_TCP),
+				  *i = res_of(ws, nw, r, big[k], X_INPROC);
+		char what[64];
+
+		snprintf(what, sizeof(what), "gRPC %s unary 1 MiB: mpklink <= 0.3x TCP",
+			 k ? "C++" : "C-core");
+		target_line(what, m && t, m && t && m->p50 <= 0.3 * t->p50,
+			    "%.0f vs %.0f us = %.2fx (p99 %.0f vs %.0f); inproc %s%.0f = %.2fx TCP",
+			    m ? m->p50 : 0, t ? t->p50 : 0, m && t ? m->p50 / t->p50 : 0,
+			    m ? m->p99 : 0, t ? t->p99 : 0, i ? "" : "-", i ? i->p50 : 0,
+			    i && t ? i->p50 / t->p50 : 0);
+	}
+	for (size_t i = 0; i < nw; i++) {
+		const struct cres *m = &r[i][X_MPK], *t = &r[i][X_TCP], *u = &r[i][X_UNIX];
+		double pm = paper_lookup(ws[i].n, 0, NULL);
+
+		if (ws[i].kind != W_COUNT || !m->ok || !t->ok || !u->ok)
+			continue;
+		wc_n++;
+		wc_fast += m->p50 < t->p50 && m->p50 < u->p50;
+		if (pm > 0) {
+			wc_paper += pm >= 10 * m->p50;
+			if (pm / m->p50 < worst_paper)
+				worst_paper = pm / m->p50;
+		}
+	}
+	target_line("word count: faster than TCP and unix, each size", wc_n > 0, wc_fast == wc_n,
+		    "%d of %d sizes", wc_fast, wc_n);
+	target_line("word count: >= 10x faster than the paper", wc_n > 0, wc_paper == wc_n,
+		    "%d of %d sizes; the least %.1fx", wc_paper, wc_n, worst_paper);
+	{
+		const struct cres *m = res_of(ws, nw, r, "connect", X_MPK), *t = res_of(ws, nw, r, "connect", X_TCP),
+				  *a = res_of(ws, nw, r, "connect", X_MAC);
+
+		target_line("connection setup (reported)", m && t, 1,
+			    "connect to first reply: tcp %.0f us, mpklink %.0f us%s, +%.0f us",
+			    t ? t->p50 : 0, m ? m->p50 : 0, o->signed_ok ? " (signed)" : "",
+			    m && t ? m->p50 - t->p50 : 0);
+		(void)a;
+	}
+	target_line("MPKLINK_INTEGRITY=mac (reported)", mm && ms, 1,
+		    "ring 64 B %.2f us, stream %.0f MB/s; gRPC: the 'mac p50' column", mm ? mm->p50 : 0,
+		    ms ? ms->mbps : 0);
+	printf("  %-44s %-6s %s\n", "MPK guard (reported)", "-",
+	       "instructions and WRPKRU per round trip: the mpk_vm_guard test (QEMU)");
+}
+
 /* ------------------------------------------------------------------ main */
 
 static int selected(const struct copts *o, const char *name)
@@ -924,7 +1245,7 @@ int compare_main(int argc, char **argv)
 	struct workload ws[NDEMO];
 	struct cres (*res)[X_COUNT];
 	size_t nw = 0;
-	int opt, failed = 0, port, tty = isatty(STDERR_FILENO);
+	int opt, failed = 0, ports[S_KINDS][X_COUNT], tty = isatty(STDERR_FILENO);
 	uint64_t t_start = bench_now_ns();
 	ssize_t n;
 	char cmd[PATH_MAX + 16];
@@ -992,6 +1313,8 @@ int compare_main(int argc, char **argv)
 			for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
 				size_t i;
 
+				if (!strcmp(t, "raw"))
+					continue;
 				for (i = 0; i < NDEMO; i++)
 					if (!strcmp(t, demo_workloads[i].name))
 						break;
@@ -1000,7 +1323,8 @@ int compare_main(int argc, char **argv)
 			}
 		}
 	}
-	if (!nw)
+	o.raw = !o.server_cmd && selected(&o, "raw");
+	if (!nw && !o.raw)
 		return cusage_error("no workload selected");
 
 	/* The binaries. */
@@ -1033,6 +1357,21 @@ int compare_main(int argc, char **argv)
 		return 1;
 	}
 	find_bin(o.self, "mpklink-keys", o.keys, sizeof(o.keys));
+	/* The C++ program: beside us in a build tree, in libexec installed. */
+	if (!o.server_cmd && find_bin(o.self, "mpklink-bench-grpcxx", o.grpcxx, sizeof(o.grpcxx)) < 0) {
+		char *slash;
+
+		snprintf(o.grpcxx, sizeof(o.grpcxx), "%s", o.self);
+		slash = strrchr(o.grpcxx, '/');
+		if (slash)
+			snprintf(slash, sizeof(o.grpcxx) - (size_t)(slash - o.grpcxx), "%s",
+				 "/../libexec/mpklink/mpklink-bench-grpcxx");
+		if (!slash || access(o.grpcxx, X_OK) != 0) {
+			o.grpcxx[0] = 0;
+			fprintf(stderr, CPROG ": mpklink-bench-grpcxx not found (built when gRPC C++ "
+					"is installed): no inproc floor and no C++ rows\n");
+		}
+	}
 
 	snprintf(o.dir, sizeof(o.dir), "%s", "/tmp/mpklink-bench-compare.XXXXXX");
 	if (!mkdtemp(o.dir)) {
@@ -1041,12 +1380,40 @@ int compare_main(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	o.signed_ok = !o.unsigned_ && make_keys(&o) == 0;
-	port = o.target ? addr_port(o.target) : free_port();
-	if (port < 0 || make_envs(&o, port) < 0) {
+	{
+		int taken[2 * S_KINDS * X_COUNT], nt = 0;
+
+		/* A port of its own for every server; the user's one port for all. */
+		for (int k = 0; k < S_KINDS; k++)
+			for (int x = 0; x < X_COUNT; x++) {
+				int p = -1;
+
+				if (o.target) {
+					p = addr_port(o.target);
+				} else {
+					for (int tries = 0; tries < 50; tries++) {
+						int dup = 0;
+
+						p = free_port();
+						for (int j = 0; j < nt; j++)
+							dup |= taken[j] == p;
+						if (p > 0 && !dup)
+							break;
+					}
+					taken[nt++] = p;
+				}
+				ports[k][x] = p;
+				if (p < 0) {
+					fprintf(stderr, CPROG ": no free port\n");
+					return 1;
+				}
+			}
+	}
+	if (make_envs(&o, ports) < 0) {
 		fprintf(stderr, CPROG ": cannot write the env files in %s\n", o.dir);
 		return 1;
 	}
-	res = calloc(nw, sizeof(*res));
+	res = calloc(nw ? nw : 1, sizeof(*res));
 	if (!res)
 		return 1;
 
@@ -1056,6 +1423,10 @@ int compare_main(int argc, char **argv)
 	       o.signed_ok ? "signed identities (server, bench) from a throwaway CA, "
 			     "MPKLINK_ALLOW=PORT:bench"
 			   : "UNSIGNED (no identities: peers trusted by same uid)");
+	printf("mpklink-mac: the same with MPKLINK_INTEGRITY=mac%s\n",
+	       o.signed_ok ? "" : ": NOT measured (it needs identities)");
+	if (o.grpcxx[0])
+		printf("inproc and the C++ rows: %s\n", o.grpcxx);
 	printf("calls per transport: ");
 	for (size_t i = 0; i < nw; i++)
 		printf("%s%s %ld", i ? ", " : "", ws[i].name,
@@ -1064,83 +1435,96 @@ int compare_main(int argc, char **argv)
 	printf("\n");
 	fflush(stdout);
 
-	if (!o.server_cmd) {
+	{
 		/*
-		 * The demo: all three servers up at once, and each workload run
-		 * over tcp, unix and mpklink one after the other, so that the
-		 * three numbers of a row are measured seconds apart, not minutes
-		 * (a VM's speed drifts as its vCPUs move between host cores).
+		 * Every server up at once (the user's: one at a time, it has
+		 * one port), and each workload run over every transport one
+		 * after the other, so that the numbers of a row are measured
+		 * seconds apart, not minutes (a VM's speed drifts as its vCPUs
+		 * move between host cores).
 		 */
-		struct server srv[X_COUNT];
-		int up[X_COUNT], tport;
+		static struct server srv[S_KINDS][X_COUNT];
+		int need[S_KINDS] = {0}, up[S_KINDS][X_COUNT];
 
-		do
-			tport = free_port();
-		while (tport == port);
-		for (int x = 0; x < X_COUNT; x++) {
-			if (tty)
-				fprintf(stderr, "%s: starting the server...\n", xnames[x]);
-			up[x] = start_server(&o, x, x == X_MPK ? port : tport, &srv[x]) == 0;
-			failed |= !up[x];
-		}
+		memset(up, 0, sizeof(up));
 		for (size_t i = 0; i < nw; i++)
+			for (int x = 0; x < X_COUNT; x++)
+				if (x != X_INPROC && applies(&o, &ws[i], x))
+					need[wkind_server(ws[i].kind)] |= 1 << x;
+		if (o.server_cmd) {
 			for (int x = 0; x < X_COUNT; x++) {
-				long calls = o.calls ? o.calls
-					     : o.quick ? (ws[i].calls_quick ? ws[i].calls_quick : 2)
-						       : ws[i].calls_full;
-
-				if (!up[x])
+				if (!(need[S_DEMO] & (1 << x)))
 					continue;
+				if (x == X_UNIX) {
+					printf("unix: skipped (your server's listen address is fixed by "
+					       "--server)\n");
+					continue;
+				}
 				if (tty)
-					fprintf(stderr, "%s: %s, %ld calls...\n", xnames[x], ws[i].name,
-						calls);
-				res[i][x] = run_client(&o, x, &srv[x], &ws[i], calls);
-				if (!res[i][x].ok)
+					fprintf(stderr, "%s: starting the server...\n", xnames[x]);
+				if (start_server(&o, S_DEMO, x, ports[S_DEMO][x], &srv[S_DEMO][x]) < 0) {
 					failed = 1;
-			}
-		for (int x = 0; x < X_COUNT; x++)
-			if (up[x])
-				stop_server(&srv[x]);
-	} else {
-		/* Yours: one port, so one server at a time; no unix. */
-		for (int x = 0; x < X_COUNT; x++) {
-			struct server srv;
+					continue;
+				}
+				for (size_t i = 0; i < nw; i++) {
+					long calls = o.calls ? o.calls : o.quick ? ws[i].calls_quick
+										 : ws[i].calls_full;
 
-			if (x == X_UNIX) {
-				printf("unix: skipped (your server's listen address is fixed by "
-				       "--server)\n");
-				continue;
+					if (tty)
+						fprintf(stderr, "%s: %s, %ld calls...\n", xnames[x],
+							ws[i].name, calls);
+					res[i][x] = run_client(&o, x, &srv[S_DEMO][x], &ws[i], calls);
+					failed |= !res[i][x].ok;
+				}
+				stop_server(&srv[S_DEMO][x]);
 			}
-			if (tty)
-				fprintf(stderr, "%s: starting the server...\n", xnames[x]);
-			if (start_server(&o, x, port, &srv) < 0) {
-				failed = 1;
-				continue;
-			}
-			for (size_t i = 0; i < nw; i++) {
-				long calls = o.calls ? o.calls : o.quick ? ws[i].calls_quick
-									 : ws[i].calls_full;
+		} else {
+			for (int k = 0; k < S_KINDS; k++)
+				for (int x = 0; x < X_COUNT; x++) {
+					if (!(need[k] & (1 << x)))
+						continue;
+					if (tty)
+						fprintf(stderr, "%s %s: starting the server...\n",
+							knames[k], xnames[x]);
+					up[k][x] = start_server(&o, k, x, ports[k][x], &srv[k][x]) == 0;
+					failed |= !up[k][x];
+				}
+			for (size_t i = 0; i < nw; i++)
+				for (int x = 0; x < X_COUNT; x++) {
+					int k = wkind_server(ws[i].kind);
+					long calls = o.calls ? o.calls
+						     : o.quick ? (ws[i].calls_quick ? ws[i].calls_quick : 2)
+							       : ws[i].calls_full;
 
-				if (tty)
-					fprintf(stderr, "%s: %s, %ld calls...\n", xnames[x],
-						ws[i].name, calls);
-				res[i][x] = run_client(&o, x, &srv, &ws[i], calls);
-				if (!res[i][x].ok)
-					failed = 1;
-			}
-			stop_server(&srv);
+					if (!applies(&o, &ws[i], x) || (x != X_INPROC && !up[k][x]))
+						continue;
+					if (tty)
+						fprintf(stderr, "%s: %s, %ld calls...\n", xnames[x],
+							ws[i].name, calls);
+					res[i][x] = run_client(&o, x, x == X_INPROC ? NULL : &srv[k][x],
+							       &ws[i], calls);
+					failed |= !res[i][x].ok;
+				}
+			for (int k = 0; k < S_KINDS; k++)
+				for (int x = 0; x < X_COUNT; x++)
+					if (up[k][x])
+						stop_server(&srv[k][x]);
 		}
 	}
 
-	print_table("Echo", ws, nw, res, W_ECHO, 0);
+	print_table("Echo (gRPC C core, the demo)", ws, nw, res, W_ECHO, 0);
 	print_table("Word count", ws, nw, res, W_COUNT, 1);
+	print_table("Echo, gRPC C++ on both sides", ws, nw, res, W_CXX, 0);
+	print_table("Connection setup: a new channel, connect to first Health/Check reply", ws,
+		    nw, res, W_SETUP, 0);
 	print_table("Health/Check", ws, nw, res, W_HEALTH, 0);
 	print_table("Your method", ws, nw, res, W_CUSTOM, 0);
 	{
 		int notup = 0;
 
 		for (size_t i = 0; i < nw; i++)
-			notup |= res[i][X_MPK].ok && !res[i][X_MPK].upgraded;
+			for (int x = X_MPK; x <= X_MAC; x++)
+				notup |= res[i][x].ok && !res[i][x].upgraded;
 		if (notup)
 			printf("* the mpklink client made no link: plain TCP under mpklink-run\n");
 	}
@@ -1152,6 +1536,14 @@ int compare_main(int argc, char **argv)
 			       "same way (below 1x: mpklink faster).\n");
 			break;
 		}
+	if (nw)
+		printf("mac p50: mpklink with MPKLINK_INTEGRITY=mac. inproc50: gRPC C++'s in-process "
+		       "channel, the same\nworkload with no transport (the floor); mpk/inpr = mpk p50 / "
+		       "inproc50. p99 of every\ntransport is in the CSV.\n");
+	if (o.raw && run_raw(&o) < 0)
+		failed = 1;
+	if (!o.server_cmd)
+		print_targets(&o, ws, nw, res);
 	if (write_outputs(&o, ws, nw, res) < 0)
 		failed = 1;
 	printf("\nWall time %.1f s.%s\n", (double)(bench_now_ns() - t_start) / 1e9,

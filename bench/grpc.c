@@ -44,6 +44,7 @@ struct gconf {
 	double seconds;
 	long warmup;           /* -1: default */
 	int concurrency;
+	int reconnect;         /* a new channel (connection) for every call */
 	double timeout_s;
 	uint64_t seed;
 	const char *csv, *label;
@@ -94,6 +95,10 @@ static void grpc_usage(FILE *f)
 		"  --calls N         timed calls in all (default 1000)\n"
 		"  --seconds S       instead: call for S seconds\n"
 		"  --concurrency C   C client threads, each with its own channel (default 1)\n"
+		"  --reconnect       a new channel for every timed call: each sample is\n"
+		"                    connection setup, from channel creation (TCP connect,\n"
+		"                    HTTP/2 settings, and under mpklink the upgrade) to the\n"
+		"                    first reply; the old channel is closed untimed\n"
 		"  --warmup N        untimed calls first, in all (default calls/10, 1..1000;\n"
 		"                    at least 1 per thread, which also connects)\n"
 		"  --timeout S       deadline per call in seconds (default 60)\n"
@@ -428,7 +433,15 @@ static void *worker_main(void *arg)
 		} else if (bench_now_ns() >= atomic_load(&deadline_ns)) {
 			break;
 		}
+		if (g->reconnect)
+			demo_client_close(&w->cli); /* the teardown is not timed */
 		t0 = bench_now_ns();
+		if (g->reconnect &&
+		    open_client(&w->cli, g->target, w->err, sizeof(w->err)) < 0) {
+			w->failed = 1;
+			atomic_store(&stop_all, 1);
+			break;
+		}
 		if (one_call(w) < 0) {
 			w->failed = 1;
 			atomic_store(&stop_all, 1);
@@ -601,7 +614,7 @@ out:
 int grpc_main(int argc, char **argv)
 {
 	enum { O_METHOD = 0x100, O_WORDS, O_BYTES, O_PAYLOAD, O_CALLS, O_SECONDS, O_CONC,
-	       O_WARMUP, O_TIMEOUT, O_SEED, O_CSV, O_LABEL };
+	       O_WARMUP, O_TIMEOUT, O_SEED, O_CSV, O_LABEL, O_RECONNECT };
 	static const struct option lo[] = {
 		{"method", required_argument, NULL, O_METHOD},
 		{"words", required_argument, NULL, O_WORDS},
@@ -615,6 +628,7 @@ int grpc_main(int argc, char **argv)
 		{"seed", required_argument, NULL, O_SEED},
 		{"csv", required_argument, NULL, O_CSV},
 		{"label", required_argument, NULL, O_LABEL},
+		{"reconnect", no_argument, NULL, O_RECONNECT},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -697,6 +711,9 @@ int grpc_main(int argc, char **argv)
 			if (!*optarg || strpbrk(optarg, ",\"\n\r"))
 				return gusage_error("--label '%s': want a name without commas, quotes or newlines", optarg);
 			g.label = optarg;
+			break;
+		case O_RECONNECT:
+			g.reconnect = 1;
 			break;
 		case 'h':
 			grpc_usage(stdout);

@@ -1,9 +1,11 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 # mpklink-bench compare end to end on a tiny workload: real demo servers
-# over tcp, a unix socket and mpklink (both sides under mpklink-run, signed);
-# the CSV must have a row per transport with numeric p50, the SVG must be a
-# well-formed document with a line per transport and the legend's names.
+# over tcp, a unix socket, mpklink and mpklink-mac (both sides under
+# mpklink-run, signed), gRPC C++'s in-process channel, the C++ pair, and
+# connection setup; the CSV must have a row per transport with numeric p50,
+# the SVG must be a well-formed document with a line per transport and the
+# legend's names, and the targets must be judged from this run's numbers.
 # Then --server/--target with the demo server standing in for "yours".
 #   compare_tiny.sh BENCH SERVER
 set -u
@@ -20,7 +22,7 @@ fail() {
 }
 
 st=0
-timeout -k 5 500 "$BENCH" compare --only echo64,words100 --calls 30 --csv "$tmp/r.csv" \
+timeout -k 5 500 "$BENCH" compare --only echo64,words100,cxx64,connect --calls 30 --csv "$tmp/r.csv" \
 	--svg "$tmp/r.svg" >"$tmp/out" 2>"$tmp/err" </dev/null || st=$?
 [ "$st" -eq 0 ] || fail "compare: exit $st"
 grep -q "signed identities" "$tmp/out" || fail "mpklink did not run signed"
@@ -29,25 +31,32 @@ grep -q "SVG written to $tmp/r.svg" "$tmp/out" || fail "no 'SVG written to' line
 grep -q 'WARNING' "$tmp/err" && fail "warnings: $(cat "$tmp/err")"
 [ "$(head -1 "$tmp/r.csv")" = "bench,transport,size_bytes,p50_us,p99_us,mbytes_per_s" ] ||
 	fail "CSV header"
-for b in echo wordcount; do
-	for t in tcp unix mpklink; do
+for b in echo wordcount grpcxx_echo connect; do
+	for t in tcp unix mpklink mpklink-mac $([ $b = connect ] || echo inproc); do
 		grep -Eq "^$b,$t,[0-9]+,[0-9]+\.[0-9]+,[0-9]+\.[0-9]+,[0-9.]*\$" "$tmp/r.csv" ||
 			fail "CSV: no numeric row for $b $t: $(cat "$tmp/r.csv")"
 	done
 done
 grep -q '^echo,tcp,64,' "$tmp/r.csv" || fail "echo size_bytes is not 64"
-[ "$(wc -l <"$tmp/r.csv")" -eq 7 ] || fail "CSV: want 7 lines"
+[ "$(wc -l <"$tmp/r.csv")" -eq 20 ] || fail "CSV: want 20 lines (3 x 5 rows, 4 for connect)"
 # The tables: ratios and the paper's figures.
-grep -Eq '^64 B +[0-9.]+ .* [0-9.]+x +[0-9.]+x$' "$tmp/out" || fail "echo table row"
+grep -Eq '^64 B( +[0-9.]+){6} +[0-9.]+x +[0-9.]+x +[0-9.]+ +[0-9.]+ +[0-9.]+x$' "$tmp/out" ||
+	fail "echo table row"
+grep -Eq '^connect( +[0-9.]+){6} +[0-9.]+x +[0-9.]+x +[0-9.]+ +- +-$' "$tmp/out" ||
+	fail "connection setup row (no inproc there)"
+grep -Eq '^  gRPC C\+\+ unary 64 B: mpklink <= 0.85x TCP +(MET|MISSED) +[0-9.]+ vs [0-9.]+ us' \
+	"$tmp/out" || fail "the C++ 64 B target, judged"
+grep -Eq '^  connection setup \(reported\) +MET +connect to first reply: tcp [0-9]+ us, mpklink [0-9]+ us' \
+	"$tmp/out" || fail "connection setup, reported"
 grep -Eq '^100 words .* 2030 +1660 +1\.22x  shared memory$' "$tmp/out" || fail "paper figures"
 
 head -c 5 "$tmp/r.svg" | grep -q '^<svg ' || fail "SVG does not start with <svg"
 tail -1 "$tmp/r.svg" | grep -q '^</svg>$' || fail "SVG does not end with </svg>"
-for t in tcp unix mpklink; do
+for t in tcp unix mpklink mpklink-mac inproc; do
 	grep -q "<polyline class=\"series\" data-name=\"$t\"" "$tmp/r.svg" || fail "SVG: no line for $t"
 	grep -q ">$t</text>" "$tmp/r.svg" || fail "SVG: no legend entry $t"
 done
-[ "$(grep -c '<polyline' "$tmp/r.svg")" -eq 6 ] || fail "SVG: want 6 polylines (2 panels x 3)"
+[ "$(grep -c '<polyline' "$tmp/r.svg")" -eq 15 ] || fail "SVG: want 15 polylines (3 panels x 5)"
 if command -v python3 >/dev/null; then
 	python3 -c 'import sys, xml.dom.minidom as m; m.parse(sys.argv[1])' "$tmp/r.svg" ||
 		fail "SVG is not well-formed XML"
