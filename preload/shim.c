@@ -1047,6 +1047,14 @@ static void conn_arm(struct ufd *u, uint32_t events)
 
 /* ------------------------------------------------------------ epoll */
 
+/* es->n changes under es->mu, and epoll_wait reads it without: whether
+ * the set has any link at all (a stale answer is corrected by the doorbell
+ * an addition rings). */
+static void eset_set_n(struct eset *es, size_t n)
+{
+	__atomic_store_n(&es->n, n, __ATOMIC_RELAXED);
+}
+
 /* A link's doorbell sits in a set once, for all of its fds there (dup):
  * it leaves when the last of them does. Under es->mu. */
 static void eset_bell_unused(struct eset *es, struct ufd *u)
@@ -1076,7 +1084,8 @@ static void eset_drop_fd(int fd, int restore)
 							 .data = es->v[k].data};
 				mpk__real.epoll_ctl(es->epfd, EPOLL_CTL_MOD, fd, &ev);
 			}
-			es->v[k] = es->v[--es->n];
+			es->v[k] = es->v[es->n - 1];
+			eset_set_n(es, es->n - 1);
 			eset_bell_unused(es, u);
 			break;
 		}
@@ -1323,7 +1332,7 @@ static int epoll_common(int epfd, struct epoll_event *ev, int max, int timeout,
 	int64_t deadline = timeout > 0 ? mono_ms() + timeout : 0;
 	int n, t;
 
-	while (!es || !es->n || max <= 0) {
+	while (!es || !__atomic_load_n(&es->n, __ATOMIC_RELAXED) || max <= 0) {
 		/* No link in the set now; but another thread may add one while
 		 * this one sleeps in the kernel, whose events are then ours. */
 		int k = use_pwait ? mpk__real.epoll_pwait(epfd, ev, max, timeout, sigmask)
@@ -2257,7 +2266,8 @@ EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 		;
 	if (op == EPOLL_CTL_DEL) {
 		if (i < es->n) {
-			es->v[i] = es->v[--es->n];
+			es->v[i] = es->v[es->n - 1];
+			eset_set_n(es, es->n - 1);
 			eset_bell_unused(es, u);
 		}
 	} else {
@@ -2275,7 +2285,7 @@ EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 				es->v = v;
 				es->cap = cap;
 			}
-			es->n++;
+			eset_set_n(es, es->n + 1);
 		}
 		es->v[i] = (struct ereg){.fd = fd, .u = u, .events = ev->events,
 					 .data = ev->data, .fresh = 1};

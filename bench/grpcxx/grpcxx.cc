@@ -123,6 +123,18 @@ void usage(FILE *f)
 		kMaxWords);
 }
 
+// --api: the server's API; false for a word that is neither.
+bool parse_api(const char *word, bool *sync)
+{
+	if (!std::strcmp(word, "sync"))
+		*sync = true;
+	else if (!std::strcmp(word, "callback"))
+		*sync = false;
+	else
+		return false;
+	return true;
+}
+
 int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 int usage_error(const char *fmt, ...)
@@ -699,11 +711,7 @@ int server_main(int argc, char **argv)
 		switch (opt) {
 		case O_LISTEN: listen = optarg; break;
 		case O_API:
-			if (!std::strcmp(optarg, "sync"))
-				sync = true;
-			else if (!std::strcmp(optarg, "callback"))
-				sync = false;
-			else
+			if (!parse_api(optarg, &sync))
 				return usage_error("--api '%s': want callback or sync", optarg);
 			break;
 		case O_LIE: lie = true; break;
@@ -826,11 +834,7 @@ int inproc_main(int argc, char **argv)
 		}
 		switch (opt) {
 		case O_API:
-			if (!std::strcmp(optarg, "sync"))
-				sync = true;
-			else if (!std::strcmp(optarg, "callback"))
-				sync = false;
-			else
+			if (!parse_api(optarg, &sync))
 				return usage_error("--api '%s': want callback or sync", optarg);
 			break;
 		case O_LIE: lie = true; break;
