@@ -1133,7 +1133,16 @@ static void print_targets(const struct copts *o, const struct workload *ws, size
 			     *st = raw_find("transport", "tcp", 65536),
 			     *mm = raw_find("transport", "mpklink-mac", 64),
 			     *ms = raw_find("transport", "mpklink-mac", 65536);
-	static const char *const big[] = {"echo1m", "cxx1m"}, *const small[] = {"echo64", "cxx64"};
+	/* The gRPC unary targets: mpklink's p50 at most bound x TCP's. */
+	static const struct {
+		const char *workload, *what;
+		double bound;
+	} grpc_targets[] = {
+		{"echo64", "gRPC C-core unary 64 B: mpklink <= 0.85x TCP", 0.85},
+		{"cxx64", "gRPC C++ unary 64 B: mpklink <= 0.85x TCP", 0.85},
+		{"echo1m", "gRPC C-core unary 1 MiB: mpklink <= 0.3x TCP", 0.3},
+		{"cxx1m", "gRPC C++ unary 1 MiB: mpklink <= 0.3x TCP", 0.3},
+	};
 	int wc_n = 0, wc_fast = 0, wc_paper = 0;
 	double worst_paper = 1e30;
 
@@ -1148,27 +1157,14 @@ static void print_targets(const struct copts *o, const struct workload *ws, size
 	target_line("streaming 64 KiB writes >= 3x TCP", sm && st && st->mbps > 0,
 		    sm && st && sm->mbps >= 3 * st->mbps, "%.0f vs %.0f MB/s = %.2fx",
 		    sm ? sm->mbps : 0, st ? st->mbps : 0, sm && st && st->mbps > 0 ? sm->mbps / st->mbps : 0);
-	for (int k = 0; k < 2; k++) {
-		const struct cres *m = res_of(ws, nw, r, small[k], X_MPK), *t = res_of(ws, nw, r, small[k], X_TCP),
-				  *i = res_of(ws, nw, r, small[k], X_INPROC);
-		char what[64];
+	for (size_t k = 0; k < sizeof(grpc_targets) / sizeof(grpc_targets[0]); k++) {
+		const char *name = grpc_targets[k].workload;
+		const struct cres *m = res_of(ws, nw, r, name, X_MPK), *t = res_of(ws, nw, r, name, X_TCP),
+				  *i = res_of(ws, nw, r, name, X_INPROC);
 
-		snprintf(what, sizeof(what), "gRPC %s unary 64 B: mpklink <= 0.85x TCP",
-			 k ? "C++" : "C-core");
-		target_line(what, m && t, m && t && m->p50 <= 0.85 * t->p50,
-			    "%.1f vs %.1f us = %.2fx (p99 %.0f vs %.0f); inproc %s%.1f", m ? m->p50 : 0,
-			    t ? t->p50 : 0, m && t ? m->p50 / t->p50 : 0, m ? m->p99 : 0, t ? t->p99 : 0,
-			    i ? "" : "-", i ? i->p50 : 0);
-	}
-	for (int k = 0; k < 2; k++) {
-		const struct cres *m = res_of(ws, nw, r, big[k], X_MPK), *t = res_of(ws, nw, r, big[k], X_TCP),
-				  *i = res_of(ws, nw, r, big[k], X_INPROC);
-		char what[64];
-
-		snprintf(what, sizeof(what), "gRPC %s unary 1 MiB: mpklink <= 0.3x TCP",
-			 k ? "C++" : "C-core");
-		target_line(what, m && t, m && t && m->p50 <= 0.3 * t->p50,
-			    "%.0f vs %.0f us = %.2fx (p99 %.0f vs %.0f); inproc %s%.0f = %.2fx TCP",
+		target_line(grpc_targets[k].what, m && t,
+			    m && t && m->p50 <= grpc_targets[k].bound * t->p50,
+			    "%.1f vs %.1f us = %.2fx (p99 %.0f vs %.0f); inproc %s%.1f = %.2fx TCP",
 			    m ? m->p50 : 0, t ? t->p50 : 0, m && t ? m->p50 / t->p50 : 0,
 			    m ? m->p99 : 0, t ? t->p99 : 0, i ? "" : "-", i ? i->p50 : 0,
 			    i && t ? i->p50 / t->p50 : 0);
@@ -1192,14 +1188,12 @@ static void print_targets(const struct copts *o, const struct workload *ws, size
 	target_line("word count: >= 10x faster than the paper", wc_n > 0, wc_paper == wc_n,
 		    "%d of %d sizes; the least %.1fx", wc_paper, wc_n, worst_paper);
 	{
-		const struct cres *m = res_of(ws, nw, r, "connect", X_MPK), *t = res_of(ws, nw, r, "connect", X_TCP),
-				  *a = res_of(ws, nw, r, "connect", X_MAC);
+		const struct cres *m = res_of(ws, nw, r, "connect", X_MPK), *t = res_of(ws, nw, r, "connect", X_TCP);
 
 		target_line("connection setup (reported)", m && t, 1,
 			    "connect to first reply: tcp %.0f us, mpklink %.0f us%s, +%.0f us",
 			    t ? t->p50 : 0, m ? m->p50 : 0, o->signed_ok ? " (signed)" : "",
 			    m && t ? m->p50 - t->p50 : 0);
-		(void)a;
 	}
 	target_line("MPKLINK_INTEGRITY=mac (reported)", mm && ms, 1,
 		    "ring 64 B %.2f us, stream %.0f MB/s; gRPC: the 'mac p50' column", mm ? mm->p50 : 0,

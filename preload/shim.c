@@ -1268,10 +1268,9 @@ static int keep_app_events(struct epoll_event *kev, int k, struct epoll_event *o
 }
 
 /*
- * One real epoll_wait of up to t ms into kev, sorted: our doorbells need
- * nothing (the rings say what happened), a link's socket may say the peer
- * hung up, everything else is the application's and goes to ev[n...].
- * Returns the new n, or -1 (errno set) when the kernel failed and n was 0.
+ * One real epoll_wait of up to t ms; the application's events go to
+ * ev[n...] (keep_app_events). Returns the new n, or -1 (errno set) when
+ * the kernel failed and n was 0.
  */
 static int kernel_look(struct eset *es, struct epoll_event *ev, int n, int max, int t,
 		       const sigset_t *sigmask, int use_pwait)
