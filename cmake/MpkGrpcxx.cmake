@@ -29,3 +29,16 @@ function(mpk_find_grpcxx missing_var)
   endif()
   set(${missing_var} "${missing}" PARENT_SCOPE)
 endfunction()
+
+# mpk_grpcxx_directory(): the calling directory builds ordinary C++17
+# programs: C++ enabled, warnings (errors under MPK_WERROR), and none of the
+# project's C flags (-Wmissing-prototypes is C only). A macro: it sets the
+# caller's variables and directory properties. Link options stay: empty
+# but in sanitizer builds, where sanitized C libraries need the runtime.
+macro(mpk_grpcxx_directory)
+  enable_language(CXX)
+  set(CMAKE_CXX_STANDARD 17)
+  set(CMAKE_CXX_STANDARD_REQUIRED ON)
+  set(CMAKE_CXX_EXTENSIONS OFF)
+  set_property(DIRECTORY PROPERTY COMPILE_OPTIONS -Wall -Wextra $<$<BOOL:${MPK_WERROR}>:-Werror>)
+endmacro()
