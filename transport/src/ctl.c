@@ -3,8 +3,9 @@
  * The launcher's control plane: one thread polls the shim socket, the
  * rendezvous sockets of the ports its program listens on, and their
  * connections. A CONNECT, which waits on another launcher, runs in a
- * short-lived thread of its own, so two launchers connecting to each other
- * at once never wait on each other.
+ * worker thread, so two launchers connecting to each other at once never
+ * wait on each other. Workers stay a while for the next CONNECT: creating
+ * a thread was a sixth of the upgrade's control time (docs/PERFORMANCE.md).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -32,6 +33,8 @@
 /* A link handed to a client launcher waits this long for its accept. */
 #define PENDING_MS 10000
 #define RDV_TIMEOUT_MS 2000
+/* An idle CONNECT worker exits after this long without a job. */
+#define WORKER_IDLE_MS 10000
 
 enum slot_kind { S_WAKE, S_CTL_LISTEN, S_SHIM, S_RDV_LISTEN, S_RDV };
 
@@ -75,13 +78,19 @@ struct mpk_ctl {
 	struct slot slots[MAX_FDS];
 	size_t nslots;
 
-	pthread_mutex_t lock; /* pending, listen refcounts, workers */
+	pthread_mutex_t lock; /* pending, listen refcounts, workers, jobs */
 	struct pending *pending;
 	size_t npending;
 	struct live *live;
 	size_t nlive;
-	int workers; /* CONNECT threads still running */
+	int workers; /* CONNECT threads alive, idle ones included */
 	pthread_cond_t workers_done;
+	/* CONNECTs not yet taken, oldest first. A job is queued only when an
+	 * idle worker is counted for it (idle >= njobs) or a new worker is
+	 * started for it, so none waits behind a slow rendezvous. */
+	struct connect_job *jobs, **jobs_tail;
+	int njobs, idle, stopping;
+	pthread_cond_t jobs_cv;
 };
 
 static int64_t now_ms(void)
@@ -731,6 +740,7 @@ struct connect_job {
 	struct mpk_ctl *c;
 	int shim;
 	struct mpk_ctl_req req;
+	struct connect_job *next;
 };
 
 /* Client launcher, same-uid trust: the fixed HELLO and REPLY. */
@@ -811,9 +821,8 @@ out:
 }
 
 /* Client launcher: one HELLO/REPLY with the server's launcher. */
-static void *connect_worker(void *arg)
+static void connect_job_run(struct connect_job *j)
 {
-	struct connect_job *j = arg;
 	struct mpk_ctl *c = j->c;
 	struct timeval tv = {RDV_TIMEOUT_MS / 1000, (RDV_TIMEOUT_MS % 1000) * 1000};
 	uint8_t token[MPK_TOKEN_BYTES] = {0}, session[32] = {0};
@@ -861,12 +870,89 @@ out:
 		fds_close(fds);
 	explicit_bzero(session, sizeof(session));
 	close(j->shim);
+	free(j);
+}
+
+static void deadline_in(struct timespec *ts, int ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000;
+	if (ts->tv_nsec >= 1000000000) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000;
+	}
+}
+
+/* Takes CONNECT jobs until none came for WORKER_IDLE_MS, or the control
+ * plane stops and the queue is empty. */
+static void *connect_worker(void *arg)
+{
+	struct mpk_ctl *c = arg;
+	struct timespec until;
+
 	pthread_mutex_lock(&c->lock);
+	for (;;) {
+		struct connect_job *j;
+
+		deadline_in(&until, WORKER_IDLE_MS);
+		c->idle++;
+		while (!c->jobs && !c->stopping &&
+		       pthread_cond_timedwait(&c->jobs_cv, &c->lock, &until) != ETIMEDOUT)
+			;
+		c->idle--;
+		j = c->jobs;
+		if (!j)
+			break;
+		c->jobs = j->next;
+		if (!c->jobs)
+			c->jobs_tail = &c->jobs;
+		c->njobs--;
+		pthread_mutex_unlock(&c->lock);
+		connect_job_run(j);
+		pthread_mutex_lock(&c->lock);
+	}
 	if (--c->workers == 0)
 		pthread_cond_broadcast(&c->workers_done);
 	pthread_mutex_unlock(&c->lock);
-	free(j);
 	return NULL;
+}
+
+/* Queues a CONNECT for an idle worker, or starts one for it. 0 or -errno;
+ * on failure the job is not queued. */
+static int connect_job_queue(struct mpk_ctl *c, struct connect_job *j)
+{
+	pthread_attr_t a;
+	pthread_t t;
+	int r = 0;
+
+	j->next = NULL;
+	pthread_mutex_lock(&c->lock);
+	*c->jobs_tail = j;
+	c->jobs_tail = &j->next;
+	c->njobs++;
+	if (c->idle >= c->njobs) {
+		pthread_cond_signal(&c->jobs_cv);
+	} else {
+		pthread_attr_init(&a);
+		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+		r = -pthread_create(&t, &a, connect_worker, c);
+		pthread_attr_destroy(&a);
+		if (r == 0) {
+			c->workers++;
+		} else {
+			/* Ours is the newest job, so it is the tail. */
+			struct connect_job **p = &c->jobs;
+
+			while (*p != j)
+				p = &(*p)->next;
+			*p = NULL;
+			c->jobs_tail = p;
+			c->njobs--;
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	return r;
 }
 
 static int slot_add_port(struct slot *s, unsigned port)
@@ -957,8 +1043,6 @@ static int on_shim(struct mpk_ctl *c, size_t idx)
 		return 0;
 	case MPK_CTL_CONNECT: {
 		struct connect_job *j = malloc(sizeof(*j));
-		pthread_attr_t a;
-		pthread_t t;
 
 		if (!j || (j->shim = fcntl(s->fd, F_DUPFD_CLOEXEC, 0)) < 0) {
 			free(j);
@@ -967,20 +1051,11 @@ static int on_shim(struct mpk_ctl *c, size_t idx)
 		}
 		j->c = c;
 		j->req = req;
-		pthread_attr_init(&a);
-		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-		pthread_mutex_lock(&c->lock);
-		c->workers++;
-		pthread_mutex_unlock(&c->lock);
-		if (pthread_create(&t, &a, connect_worker, j) != 0) {
-			pthread_mutex_lock(&c->lock);
-			c->workers--;
-			pthread_mutex_unlock(&c->lock);
+		if (connect_job_queue(c, j) < 0) {
 			reply(c, s->fd, -EAGAIN, NULL, 0, NULL);
 			close(j->shim);
 			free(j);
 		}
-		pthread_attr_destroy(&a);
 		return 0;
 	}
 	default:
@@ -1082,6 +1157,16 @@ int mpk_ctl_start(const struct mpk_ctl_config *cfg, struct mpk_ctl **out)
 	c->wake_fd = -1;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->workers_done, NULL);
+	c->jobs_tail = &c->jobs;
+	{
+		/* The idle wait's deadline is on the monotonic clock. */
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&c->jobs_cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	if (strlen(cfg->rundir) >= sizeof(c->rundir)) {
 		r = -ENAMETOOLONG;
 		goto err_free;
@@ -1151,7 +1236,11 @@ void mpk_ctl_stop(struct mpk_ctl *c)
 			ctl_log(c, 0, "cannot stop the control thread");
 		pthread_join(c->thread, NULL);
 	}
+	/* Queued CONNECTs still run (each bounded by RDV_TIMEOUT_MS); idle
+	 * workers leave now. */
 	pthread_mutex_lock(&c->lock);
+	c->stopping = 1;
+	pthread_cond_broadcast(&c->jobs_cv);
 	while (c->workers)
 		pthread_cond_wait(&c->workers_done, &c->lock);
 	pthread_mutex_unlock(&c->lock);
