@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -142,6 +143,51 @@ int mpk_keys_ca_load(const char *path, uint8_t ca_pk[MPK_KEYS_PK_BYTES], char *w
 	return 0;
 }
 
+/*
+ * Certificates whose CA signature checked out, by their exact bytes and
+ * the CA key. A launcher sees the same peer certificate on every link, and
+ * that Ed25519 check was a tenth of an upgrade's control time
+ * (docs/PERFORMANCE.md). The same bytes under the same key verify the same
+ * way every time, so a hit skips only the signature; the issuer and the
+ * validity window are checked on every call.
+ */
+#define SIG_CACHE 16
+static struct {
+	uint8_t raw[MPK_KEYS_CERT_BYTES];
+	uint8_t ca[MPK_KEYS_PK_BYTES];
+} sig_ok[SIG_CACHE];
+static unsigned sig_n, sig_next;
+static pthread_mutex_t sig_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int sig_cached(const struct mpk_keys_cert *c, const uint8_t *ca_pk)
+{
+	int hit = 0;
+
+	pthread_mutex_lock(&sig_lock);
+	for (unsigned i = 0; i < sig_n && !hit; i++)
+		hit = !memcmp(sig_ok[i].raw, c->raw, sizeof(c->raw)) &&
+		      !memcmp(sig_ok[i].ca, ca_pk, MPK_KEYS_PK_BYTES);
+	pthread_mutex_unlock(&sig_lock);
+	return hit;
+}
+
+static int sig_check(const struct mpk_keys_cert *c, const uint8_t *ca_pk)
+{
+	if (sig_cached(c, ca_pk))
+		return 0;
+	if (crypto_sign_verify_detached(c->raw + MPK__CERT_O_SIG, c->raw, MPK__CERT_O_SIG,
+					ca_pk) != 0)
+		return -1;
+	pthread_mutex_lock(&sig_lock);
+	memcpy(sig_ok[sig_next].raw, c->raw, sizeof(c->raw));
+	memcpy(sig_ok[sig_next].ca, ca_pk, MPK_KEYS_PK_BYTES);
+	sig_next = (sig_next + 1) % SIG_CACHE;
+	if (sig_n < SIG_CACHE)
+		sig_n++;
+	pthread_mutex_unlock(&sig_lock);
+	return 0;
+}
+
 int mpk_keys_cert_verify(const struct mpk_keys_cert *c, const uint8_t ca_pk[MPK_KEYS_PK_BYTES],
 			 int64_t now, const char **why)
 {
@@ -156,8 +202,7 @@ int mpk_keys_cert_verify(const struct mpk_keys_cert *c, const uint8_t ca_pk[MPK_
 		 * below is checked against ca_pk either way. */
 		r = -EKEYREJECTED;
 		w = "certificate issued by another CA";
-	} else if (crypto_sign_verify_detached(c->raw + MPK__CERT_O_SIG, c->raw, MPK__CERT_O_SIG,
-					       ca_pk) != 0) {
+	} else if (sig_check(c, ca_pk) != 0) {
 		r = -EBADMSG;
 		w = "certificate signature invalid (tampered?)";
 	} else if (now > c->not_after) {

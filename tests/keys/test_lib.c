@@ -128,6 +128,33 @@ Test(lib, cert_verify_codes)
 	mpk_keys_identity_free(id);
 }
 
+/* The signature check is remembered for a certificate that passed it: a
+ * copy differing in any one byte, or under another CA key, is checked in
+ * full and fails, however often the original was seen. */
+Test(lib, cert_verify_remembers_only_exact_bytes)
+{
+	struct mpk_keys_identity *id = kt_identity(ca, "svc", -10, 100);
+	const struct mpk_keys_cert *c = mpk_keys_identity_cert(id);
+	uint8_t ca_pk[MPK_KEYS_PK_BYTES];
+	int64_t now = (int64_t)time(NULL);
+	struct mpk_keys_cert t;
+	const char *w;
+
+	kt_ca_pk(ca, ca_pk);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(mpk_keys_cert_verify(c, ca_pk, now, &w), 0);
+	for (size_t i = 0; i < sizeof(t.raw); i++) {
+		t = *c;
+		t.raw[i] ^= 0x10;
+		cr_assert_eq(mpk_keys_cert_verify(&t, ca_pk, now, &w), -EBADMSG, "byte %zu", i);
+		cr_assert_eq(mpk_keys_cert_verify(&t, ca_pk, now, &w), -EBADMSG, "byte %zu again", i);
+	}
+	/* A window checked on every call, hit or not. */
+	cr_assert_eq(mpk_keys_cert_verify(c, ca_pk, c->not_after + 1, &w), -EKEYEXPIRED);
+	cr_assert_eq(mpk_keys_cert_verify(c, ca_pk, now, &w), 0);
+	mpk_keys_identity_free(id);
+}
+
 Test(lib, identity_signs_and_the_signature_verifies)
 {
 	struct mpk_keys_identity *id = kt_identity(ca, "svc", -10, 100);

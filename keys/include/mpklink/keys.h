@@ -111,7 +111,9 @@ int mpk_keys_ca_load(const char *path, uint8_t ca_pk[MPK_KEYS_PK_BYTES], char *w
  * Verifies c against the CA key and the time now: issued by this CA, the
  * CA's signature, not_before <= now <= not_after. Returns 0,
  * -EKEYREJECTED (another CA), -EBADMSG (bad signature: tampered),
- * -EKEYEXPIRED, -ETIME (not yet valid).
+ * -EKEYEXPIRED, -ETIME (not yet valid). Thread-safe. The signature check of
+ * the last 16 certificates that passed it is remembered, by their exact
+ * bytes and CA key, and not repeated; every other check is.
  */
 int mpk_keys_cert_verify(const struct mpk_keys_cert *c, const uint8_t ca_pk[MPK_KEYS_PK_BYTES],
 			 int64_t now, const char **why);
