@@ -24,6 +24,10 @@
 #endif
 /* Bounds one arm's drain so a peer flooding doorbells cannot hold us. */
 #define DRAIN_MAX_CALLS 8
+/* A large write or read is published this many bytes at a time, so the
+ * peer copies its end while we copy ours instead of after (measured in
+ * docs/PERFORMANCE.md, "Large messages"). */
+#define PUBLISH_CHUNK (64u * 1024)
 
 static int mark_broken(struct mpk_link *l);
 
@@ -321,8 +325,11 @@ static void ring_bell(struct mpk_link *l)
 /*
  * Reader side: how many bytes the peer has published. Guard open.
  * Returns the count, or -ECONNRESET. Sets *eof when no more will come.
+ * judge 0, for a look in the middle of a read that already has bytes: a
+ * lie is 0, not a break, and the next call judges it (the bytes this one
+ * returns were checked, and a read that fails copies nothing).
  */
-static int64_t rx_fetch(struct mpk_link *l, int *eof)
+static int64_t rx_fetch_j(struct mpk_link *l, int *eof, int judge)
 {
 	uint32_t pf;
 	uint64_t tail, avail;
@@ -337,14 +344,11 @@ static int64_t rx_fetch(struct mpk_link *l, int *eof)
 	/* Pairs with the store_release of tail in writev: the bytes below
 	 * tail are in the ring before we see it. */
 	tail = mpk_load_acquire(&l->rx->tail);
-	if (pf & ~MPK_PROD_VALID)
-		return mark_broken(l);
 	avail = tail - l->rx_head;
 	/* In range, and never behind what we saw before. */
-	if (avail > l->cap || avail < l->rx_tail_seen - l->rx_head)
-		return mark_broken(l);
-	if (l->rx_eof && tail != l->rx_eof_tail)
-		return mark_broken(l);
+	if ((pf & ~MPK_PROD_VALID) || avail > l->cap || avail < l->rx_tail_seen - l->rx_head ||
+	    (l->rx_eof && tail != l->rx_eof_tail))
+		return judge ? mark_broken(l) : 0;
 	l->rx_tail_seen = tail;
 	if (!l->rx_eof && (pf || gone)) {
 		l->rx_eof = 1;
@@ -354,10 +358,16 @@ static int64_t rx_fetch(struct mpk_link *l, int *eof)
 	return (int64_t)avail;
 }
 
+static int64_t rx_fetch(struct mpk_link *l, int *eof)
+{
+	return rx_fetch_j(l, eof, 1);
+}
+
 /* Writer side: free space in the TX ring, at least want bytes of it when
  * there is that much. Guard open.
- * Returns the count, -EPIPE, or -ECONNRESET. */
-static int64_t tx_fetch(struct mpk_link *l, size_t want)
+ * Returns the count, -EPIPE, or -ECONNRESET. judge 0 (the middle of a
+ * write that already has bytes): a lie or a close is 0, the next call's. */
+static int64_t tx_fetch_j(struct mpk_link *l, size_t want, int judge)
 {
 	uint64_t head, known = l->cap - (l->tx_tail - l->tx_head_seen);
 	uint32_t cf;
@@ -374,15 +384,18 @@ static int64_t tx_fetch(struct mpk_link *l, size_t want)
 	/* Pairs with the store_release of head in readv: the consumer has
 	 * copied those bytes out before we overwrite them. */
 	head = mpk_load_acquire(&l->tx->head);
-	if (cf & ~MPK_CONS_VALID)
-		return mark_broken(l);
 	/* Between what it consumed before and what we published. */
-	if (head - l->tx_head_seen > l->tx_tail - l->tx_head_seen)
-		return mark_broken(l);
+	if ((cf & ~MPK_CONS_VALID) || head - l->tx_head_seen > l->tx_tail - l->tx_head_seen)
+		return judge ? mark_broken(l) : 0;
 	l->tx_head_seen = head;
 	if (cf & MPK_CONS_CLOSED || mpk_load_relaxed(&l->peer_gone))
-		return -EPIPE;
+		return judge ? -EPIPE : 0;
 	return (int64_t)(l->cap - (l->tx_tail - head));
+}
+
+static int64_t tx_fetch(struct mpk_link *l, size_t want)
+{
+	return tx_fetch_j(l, want, 1);
 }
 
 static int iov_total(const struct iovec *iov, int iovcnt, size_t *total)
@@ -401,48 +414,52 @@ static int iov_total(const struct iovec *iov, int iovcnt, size_t *total)
 	return 0;
 }
 
-/* The copy routines: the only code that touches ring data. Guard open. */
-static void copy_in(struct mpk_link *l, uint64_t pos, const struct iovec *iov, int iovcnt,
-		    size_t n)
+/* A position in an iovec array; n bytes past it are always there (the
+ * callers never ask for more than iov_total counted). */
+struct iov_cur {
+	const struct iovec *iov;
+	size_t off;
+};
+
+/* The next piece of at most n bytes at the cursor, which moves past it. */
+static void *iov_take(struct iov_cur *c, size_t n, size_t *got)
 {
-	size_t off = (size_t)(pos & l->mask);
-	int i;
+	void *p;
 
-	for (i = 0; i < iovcnt && n; i++) {
-		const uint8_t *src = iov[i].iov_base;
-		size_t left = iov[i].iov_len < n ? iov[i].iov_len : n;
+	while (c->off == c->iov->iov_len) { /* done with it, or empty */
+		c->iov++;
+		c->off = 0;
+	}
+	p = (uint8_t *)c->iov->iov_base + c->off;
+	*got = c->iov->iov_len - c->off < n ? c->iov->iov_len - c->off : n;
+	c->off += *got;
+	return p;
+}
 
-		n -= left;
-		while (left) {
-			size_t c = l->cap - off < left ? l->cap - off : left;
+/* The copy routines: the only code that touches ring data. Guard open. */
+static void copy_in(struct mpk_link *l, uint64_t pos, struct iov_cur *cur, size_t n)
+{
+	size_t off = (size_t)(pos & l->mask), k, c;
+	const uint8_t *src;
 
-			memcpy(l->tx_data + off, src, c);
-			src += c;
-			left -= c;
-			off = (off + c) & l->mask;
-		}
+	for (; n; n -= k, off = (off + k) & l->mask) {
+		src = iov_take(cur, n, &k);
+		c = l->cap - off < k ? l->cap - off : k;
+		memcpy(l->tx_data + off, src, c);
+		memcpy(l->tx_data, src + c, k - c);
 	}
 }
 
-static void copy_out(struct mpk_link *l, uint64_t pos, const struct iovec *iov, int iovcnt,
-		     size_t n)
+static void copy_out(struct mpk_link *l, uint64_t pos, struct iov_cur *cur, size_t n)
 {
-	size_t off = (size_t)(pos & l->mask);
-	int i;
+	size_t off = (size_t)(pos & l->mask), k, c;
+	uint8_t *dst;
 
-	for (i = 0; i < iovcnt && n; i++) {
-		uint8_t *dst = iov[i].iov_base;
-		size_t left = iov[i].iov_len < n ? iov[i].iov_len : n;
-
-		n -= left;
-		while (left) {
-			size_t c = l->cap - off < left ? l->cap - off : left;
-
-			memcpy(dst, l->rx_data + off, c);
-			dst += c;
-			left -= c;
-			off = (off + c) & l->mask;
-		}
+	for (; n; n -= k, off = (off + k) & l->mask) {
+		dst = iov_take(cur, n, &k);
+		c = l->cap - off < k ? l->cap - off : k;
+		memcpy(dst, l->rx_data + off, c);
+		memcpy(dst + c, l->rx_data, k - c);
 	}
 }
 
@@ -666,9 +683,10 @@ static ssize_t mac_readv(struct mpk_link *l, const struct iovec *iov, int iovcnt
 
 ssize_t mpk_link_writev(struct mpk_link *l, const struct iovec *iov, int iovcnt)
 {
-	size_t total, n;
+	struct iov_cur cur = {iov, 0};
+	size_t total, n, done = 0;
 	int64_t space;
-	int ring = 0, r;
+	int r;
 
 	r = iov_total(iov, iovcnt, &total);
 	if (r < 0)
@@ -688,16 +706,31 @@ ssize_t mpk_link_writev(struct mpk_link *l, const struct iovec *iov, int iovcnt)
 		mpk__guard_close();
 		return space < 0 ? (ssize_t)space : -EAGAIN;
 	}
-	n = (uint64_t)space < total ? (size_t)space : total;
-	copy_in(l, l->tx_tail, iov, iovcnt, n);
-	ring = publish_tail(l, l->tx_tail + n);
+	/* While there is room: space the reader frees meanwhile is used too,
+	 * up to one ring's worth a call. */
+	if (total > l->cap)
+		total = l->cap;
+	while (space > 0) {
+		n = total - done < PUBLISH_CHUNK ? total - done : PUBLISH_CHUNK;
+		n = (uint64_t)space < n ? (size_t)space : n;
+		copy_in(l, l->tx_tail, &cur, n);
+		done += n;
+		if (publish_tail(l, l->tx_tail + n)) {
+			mpk__guard_close();
+			ring_bell(l);
+			mpk__guard_open();
+		}
+		if (done == total)
+			break;
+		space -= (int64_t)n;
+		if (!space)
+			space = tx_fetch_j(l, total - done, 0);
+	}
 	mpk__guard_close();
 
-	if (ring)
-		ring_bell(l);
-	mpk_store_relaxed(&l->stats.tx_bytes, l->stats.tx_bytes + n);
+	mpk_store_relaxed(&l->stats.tx_bytes, l->stats.tx_bytes + done);
 	mpk_store_relaxed(&l->stats.tx_calls, l->stats.tx_calls + 1);
-	return (ssize_t)n;
+	return (ssize_t)done;
 }
 
 ssize_t mpk_link_write(struct mpk_link *l, const void *buf, size_t len)
@@ -710,9 +743,10 @@ ssize_t mpk_link_write(struct mpk_link *l, const void *buf, size_t len)
 ssize_t mpk_link_readv(struct mpk_link *l, const struct iovec *iov, int iovcnt,
 		       unsigned flags)
 {
-	size_t total, n;
+	struct iov_cur cur = {iov, 0};
+	size_t total, n, done = 0;
 	int64_t avail;
-	int eof = 0, ring = 0, r;
+	int eof = 0, r;
 
 	if (flags & ~MPK_READ_PEEK)
 		return -EINVAL;
@@ -732,19 +766,37 @@ ssize_t mpk_link_readv(struct mpk_link *l, const struct iovec *iov, int iovcnt,
 		mpk__guard_close();
 		return avail < 0 ? (ssize_t)avail : eof ? 0 : -EAGAIN;
 	}
-	n = (uint64_t)avail < total ? (size_t)avail : total;
-	copy_out(l, l->rx_head, iov, iovcnt, n);
-	if (!(flags & MPK_READ_PEEK))
-		ring = publish_head(l, l->rx_head + n);
+	if (flags & MPK_READ_PEEK) {
+		n = (uint64_t)avail < total ? (size_t)avail : total;
+		copy_out(l, l->rx_head, &cur, n);
+		mpk__guard_close();
+		return (ssize_t)n;
+	}
+	/* As writev: freed space is published as we go, and bytes the writer
+	 * adds meanwhile are taken too, up to one ring's worth a call. */
+	if (total > l->cap)
+		total = l->cap;
+	while (avail > 0) {
+		n = total - done < PUBLISH_CHUNK ? total - done : PUBLISH_CHUNK;
+		n = (uint64_t)avail < n ? (size_t)avail : n;
+		copy_out(l, l->rx_head, &cur, n);
+		done += n;
+		if (publish_head(l, l->rx_head + n)) {
+			mpk__guard_close();
+			ring_bell(l);
+			mpk__guard_open();
+		}
+		if (done == total)
+			break;
+		avail -= (int64_t)n;
+		if (!avail)
+			avail = rx_fetch_j(l, &eof, 0);
+	}
 	mpk__guard_close();
 
-	if (ring)
-		ring_bell(l);
-	if (!(flags & MPK_READ_PEEK)) {
-		mpk_store_relaxed(&l->stats.rx_bytes, l->stats.rx_bytes + n);
-		mpk_store_relaxed(&l->stats.rx_calls, l->stats.rx_calls + 1);
-	}
-	return (ssize_t)n;
+	mpk_store_relaxed(&l->stats.rx_bytes, l->stats.rx_bytes + done);
+	mpk_store_relaxed(&l->stats.rx_calls, l->stats.rx_calls + 1);
+	return (ssize_t)done;
 }
 
 ssize_t mpk_link_read(struct mpk_link *l, void *buf, size_t len)

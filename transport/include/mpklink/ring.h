@@ -194,7 +194,9 @@ int mpk_link_bell_check(int fd);
 
 /*
  * Copies into the TX ring, as a nonblocking socket would: as many bytes as
- * fit. Publishes them (release), then rings the peer if it said it sleeps.
+ * fit, counting space the peer frees during the call, at most the ring's
+ * capacity. Publishes them (release) 64 KiB at a time, so the peer may copy
+ * out while this call copies in, and rings the peer if it said it sleeps.
  * Returns the bytes copied (> 0), 0 when asked to copy 0 bytes, or
  * -EAGAIN (ring full), -EPIPE (this side shut down writing, or the peer
  * closed), -ECONNRESET (link broken), -EINVAL (iovcnt < 0 or the total
@@ -211,8 +213,10 @@ ssize_t mpk_link_writev(struct mpk_link *l, const struct iovec *iov, int iovcnt)
 #define MPK_READ_PEEK 1u /* copy out but leave the bytes in the ring */
 
 /*
- * Copies out of the RX ring: as many bytes as are there, up to len. Frees
- * the space (release) and rings the peer if it said it waits for space.
+ * Copies out of the RX ring: as many bytes as are there, up to len and the
+ * ring's capacity, counting bytes the peer adds during the call. Frees the
+ * space (release) 64 KiB at a time and rings the peer if it said it waits
+ * for space.
  * Returns the bytes copied (> 0); 0 at end of stream, only once every byte
  * the peer wrote before its shutdown or close has been read, and also when
  * asked for 0 bytes; -EAGAIN (ring empty, stream open), -ECONNRESET (link
