@@ -74,7 +74,7 @@ static const struct tdesc {
 		       "           a pause (no doorbells): the data path busy-polling aims at"},
 	[T_MAC] = {"mpklink-mac", 1,
 		   "as mpklink, with MPKLINK_INTEGRITY=mac: every frame (at most\n"
-		   "           16 KiB) carries a keyed BLAKE2b tag the reader checks\n"
+		   "           16 KiB) carries a Poly1305 tag the reader checks\n"
 		   "           before delivering it: the cost of integrity"},
 	[T_FLOOR] = {"floor", 0,
 		     "two counters on separate cache lines of a shared mapping,\n"
