@@ -141,6 +141,41 @@ static void tamper_at(size_t off, uint8_t x)
 	pair_close(&p);
 }
 
+/* A read takes frame after frame while its buffer has room; a bad frame
+ * behind good ones ends it with the good ones' bytes and none of its own,
+ * and the next read is -ECONNRESET. */
+static void frames_then_tamper(int tamper)
+{
+	static uint8_t in[3 * MPK_FRAME_MAX], out[sizeof(in) + 100];
+	const size_t frame = MPK_FRAME_HDR + MPK_FRAME_MAX + MPK_FRAME_TAG;
+	struct pair p;
+	uint64_t start;
+	ssize_t r;
+
+	pair_open(&p, CAP, NULL);
+	tu_fill(in, sizeof(in), 0, 5);
+	start = ring0(&p)->tail;
+	cr_assert_eq(mpk_link_write(p.a, in, sizeof(in)), (ssize_t)sizeof(in));
+	if (tamper) /* a payload byte of the third frame */
+		*data0(&p, start + 2 * frame + MPK_FRAME_HDR + 7) ^= 0x04;
+	memset(out, '.', sizeof(out));
+	r = mpk_link_read(p.b, out, sizeof(out));
+	if (!tamper) {
+		cr_assert_eq(r, (ssize_t)sizeof(in), "three frames in one read");
+		cr_assert_eq(memcmp(out, in, sizeof(in)), 0);
+	} else {
+		cr_assert_eq(r, 2 * MPK_FRAME_MAX, "the two good frames, then the read ends");
+		cr_assert_eq(memcmp(out, in, 2 * MPK_FRAME_MAX), 0);
+		for (size_t i = 2 * MPK_FRAME_MAX; i < sizeof(out); i++)
+			cr_assert_eq(out[i], '.', "a byte of the bad frame was delivered");
+		cr_assert_eq(mpk_link_read(p.b, out, sizeof(out)), -ECONNRESET);
+	}
+	pair_close(&p);
+}
+
+Test(mac, a_read_takes_frame_after_frame) { frames_then_tamper(0); }
+Test(mac, a_bad_frame_behind_good_ones) { frames_then_tamper(1); }
+
 Test(mac, tampered_payload) { tamper_at(MPK_FRAME_HDR + 2, 0x20); }
 Test(mac, tampered_length) { tamper_at(0, 0x01); }
 Test(mac, tampered_padding) { tamper_at(5, 0x80); }

@@ -542,7 +542,6 @@ static ssize_t mac_writev(struct mpk_link *l, const struct iovec *iov, int iovcn
 	size_t done = 0, ioff = 0, first = total < l->frame_max ? total : l->frame_max;
 	uint64_t pos;
 	int64_t space;
-	int ring = 0;
 
 	mpk__guard_open();
 	space = tx_fetch(l, first + ovh);
@@ -589,11 +588,15 @@ static ssize_t mac_writev(struct mpk_link *l, const struct iovec *iov, int iovcn
 		l->tx_seq++;
 		done += n;
 		space -= (int64_t)(n + ovh);
+		/* Each frame as it is whole: the reader checks one while we tag
+		 * the next. */
+		if (publish_tail(l, pos)) {
+			mpk__guard_close();
+			ring_bell(l);
+			mpk__guard_open();
+		}
 	}
-	ring = publish_tail(l, pos); /* whole frames only */
 	mpk__guard_close();
-	if (ring)
-		ring_bell(l);
 	mpk_store_relaxed(&l->stats.tx_bytes, l->stats.tx_bytes + done);
 	mpk_store_relaxed(&l->stats.tx_calls, l->stats.tx_calls + 1);
 	return (ssize_t)done;
@@ -654,36 +657,48 @@ static int mac_stage(struct mpk_link *l)
 	return 1;
 }
 
+/* Frame after frame while the iovecs have room and checked frames come (a
+ * peek: the staged frame only). A frame that fails its check after others
+ * were delivered ends the call with those; the link is broken and the next
+ * call says so. */
 static ssize_t mac_readv(struct mpk_link *l, const struct iovec *iov, int iovcnt, size_t total,
 			 unsigned flags)
 {
+	struct iov_cur cur = {iov, 0};
 	uint32_t off = mpk_load_relaxed(&l->stage_off), end = mpk_load_relaxed(&l->stage_end);
-	size_t n, left;
+	size_t done = 0, n, k;
+	uint8_t *dst;
 	int r;
 
-	if (off == end) {
-		r = mac_stage(l);
-		if (r <= 0)
-			return r;
-		off = MPK_FRAME_HDR;
-		end = mpk_load_relaxed(&l->stage_end);
+	(void)iovcnt; /* iov_total counted them: total bounds the cursor */
+	if (total > l->cap)
+		total = l->cap;
+	for (;;) {
+		if (off == end) {
+			r = mac_stage(l);
+			if (r <= 0) {
+				if (!done)
+					return r;
+				break;
+			}
+			off = MPK_FRAME_HDR;
+			end = mpk_load_relaxed(&l->stage_end);
+		}
+		n = end - off < total - done ? end - off : total - done;
+		for (size_t left = n; left; left -= k, off += (uint32_t)k) {
+			dst = iov_take(&cur, left, &k);
+			memcpy(dst, l->stage + off, k);
+		}
+		done += n;
+		if (flags & MPK_READ_PEEK)
+			return (ssize_t)done;
+		mpk_store_relaxed(&l->stage_off, off);
+		if (done == total)
+			break;
 	}
-	n = end - off < total ? end - off : total;
-	left = n;
-	for (int i = 0; i < iovcnt && left; i++) {
-		size_t k = iov[i].iov_len < left ? iov[i].iov_len : left;
-
-		if (!k)
-			continue;
-		memcpy(iov[i].iov_base, l->stage + off + (n - left), k);
-		left -= k;
-	}
-	if (!(flags & MPK_READ_PEEK)) {
-		mpk_store_relaxed(&l->stage_off, off + (uint32_t)n);
-		mpk_store_relaxed(&l->stats.rx_bytes, l->stats.rx_bytes + n);
-		mpk_store_relaxed(&l->stats.rx_calls, l->stats.rx_calls + 1);
-	}
-	return (ssize_t)n;
+	mpk_store_relaxed(&l->stats.rx_bytes, l->stats.rx_bytes + done);
+	mpk_store_relaxed(&l->stats.rx_calls, l->stats.rx_calls + 1);
+	return (ssize_t)done;
 }
 
 ssize_t mpk_link_writev(struct mpk_link *l, const struct iovec *iov, int iovcnt)
