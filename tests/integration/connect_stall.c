@@ -18,12 +18,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define FAIL(...)                                                                      \
-	do {                                                                           \
-		fprintf(stderr, "connect_stall: FAIL: " __VA_ARGS__);                  \
-		fputc('\n', stderr);                                                   \
-		exit(1);                                                               \
-	} while (0)
+#define IT_NAME "connect_stall"
+#include "it_fail.h"
 
 static struct sockaddr_in addr_a = {.sin_family = AF_INET};
 static int a_done, a_errno; /* atomic: the A thread sets them, main reads them */

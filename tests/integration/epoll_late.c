@@ -23,12 +23,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define FAIL(...)                                                                      \
-	do {                                                                           \
-		fprintf(stderr, "epoll_late: FAIL: " __VA_ARGS__);                     \
-		fputc('\n', stderr);                                                   \
-		exit(1);                                                               \
-	} while (0)
+#define IT_NAME "epoll_late"
+#include "it_fail.h"
 
 static int ep;
 static int got_conn; /* atomic: the sleeper sets it, main reads it */

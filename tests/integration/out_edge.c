@@ -24,12 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define FAIL(...)                                                                      \
-	do {                                                                           \
-		fprintf(stderr, "out_edge: FAIL: " __VA_ARGS__);                       \
-		fputc('\n', stderr);                                                   \
-		exit(1);                                                               \
-	} while (0)
+#define IT_NAME "out_edge"
+#include "it_fail.h"
 
 static int ep;
 static int got_out; /* atomic: the poller sets it, main reads it */

@@ -496,6 +496,24 @@ static int publish_head(struct mpk_link *l, uint64_t head)
 	return mpk_load_relaxed(&l->rx->space_waiting) && mpk_xchg(&l->rx->space_waiting, 0) != 0;
 }
 
+/* The next copy of a large read or write: up to PUBLISH_CHUNK of left,
+ * within room (> 0). */
+static size_t step(size_t left, int64_t room)
+{
+	size_t n = left < PUBLISH_CHUNK ? left : PUBLISH_CHUNK;
+
+	return (uint64_t)room < n ? (size_t)room : n;
+}
+
+/* Rings the peer between two steps of a copy: outside the guard, as every
+ * system call is. Guard open before and after. */
+static void ring_midway(struct mpk_link *l)
+{
+	mpk__guard_close();
+	ring_bell(l);
+	mpk__guard_open();
+}
+
 /* ---------------------------------------------------------- MAC frames */
 
 /* Raw copies into and out of a ring at a free-running position. Guard open. */
@@ -590,11 +608,8 @@ static ssize_t mac_writev(struct mpk_link *l, const struct iovec *iov, int iovcn
 		space -= (int64_t)(n + ovh);
 		/* Each frame as it is whole: the reader checks one while we tag
 		 * the next. */
-		if (publish_tail(l, pos)) {
-			mpk__guard_close();
-			ring_bell(l);
-			mpk__guard_open();
-		}
+		if (publish_tail(l, pos))
+			ring_midway(l);
 	}
 	mpk__guard_close();
 	mpk_store_relaxed(&l->stats.tx_bytes, l->stats.tx_bytes + done);
@@ -731,15 +746,11 @@ ssize_t mpk_link_writev(struct mpk_link *l, const struct iovec *iov, int iovcnt)
 	if (total > l->cap)
 		total = l->cap;
 	while (space > 0) {
-		n = total - done < PUBLISH_CHUNK ? total - done : PUBLISH_CHUNK;
-		n = (uint64_t)space < n ? (size_t)space : n;
+		n = step(total - done, space);
 		copy_in(l, l->tx_tail, &cur, n);
 		done += n;
-		if (publish_tail(l, l->tx_tail + n)) {
-			mpk__guard_close();
-			ring_bell(l);
-			mpk__guard_open();
-		}
+		if (publish_tail(l, l->tx_tail + n))
+			ring_midway(l);
 		if (done == total)
 			break;
 		space -= (int64_t)n;
@@ -797,15 +808,11 @@ ssize_t mpk_link_readv(struct mpk_link *l, const struct iovec *iov, int iovcnt,
 	if (total > l->cap)
 		total = l->cap;
 	while (avail > 0) {
-		n = total - done < PUBLISH_CHUNK ? total - done : PUBLISH_CHUNK;
-		n = (uint64_t)avail < n ? (size_t)avail : n;
+		n = step(total - done, avail);
 		copy_out(l, l->rx_head, &cur, n);
 		done += n;
-		if (publish_head(l, l->rx_head + n)) {
-			mpk__guard_close();
-			ring_bell(l);
-			mpk__guard_open();
-		}
+		if (publish_head(l, l->rx_head + n))
+			ring_midway(l);
 		if (done == total)
 			break;
 		avail -= (int64_t)n;
