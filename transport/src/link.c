@@ -451,7 +451,8 @@ static void copy_in(struct mpk_link *l, uint64_t pos, struct iov_cur *cur, size_
 		src = iov_take(cur, n, &k);
 		c = l->cap - off < k ? l->cap - off : k;
 		memcpy(l->tx_data + off, src, c);
-		memcpy(l->tx_data, src + c, k - c);
+		if (k > c) /* wrapped */
+			memcpy(l->tx_data, src + c, k - c);
 	}
 }
 
@@ -464,7 +465,8 @@ static void copy_out(struct mpk_link *l, uint64_t pos, struct iov_cur *cur, size
 		dst = iov_take(cur, n, &k);
 		c = l->cap - off < k ? l->cap - off : k;
 		memcpy(dst, l->rx_data + off, c);
-		memcpy(dst + c, l->rx_data, k - c);
+		if (k > c) /* wrapped */
+			memcpy(dst + c, l->rx_data, k - c);
 	}
 }
 
