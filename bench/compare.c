@@ -234,66 +234,7 @@ static int find_bin(const char *self, const char *name, char *out, size_t len)
 	return -1;
 }
 
-static int free_port(void)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET};
-	socklen_t l = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = -1;
 
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &l) == 0)
-		port = ntohs(a.sin_port);
-	if (fd >= 0)
-		close(fd);
-	return port;
-}
-
-/*
- * Starts argv in a process group of its own, stdout and stderr to log
- * (appended), or stdout to a pipe (*out_fd) when out_fd. extra_env: one
- * NAME=VALUE put in its environment, or NULL.
- */
-static pid_t spawn(char *const argv[], const char *log, int *out_fd, const char *extra_env)
-{
-	int p[2] = {-1, -1};
-	pid_t pid;
-
-	if (out_fd && pipe2(p, O_CLOEXEC) < 0)
-		return -1;
-	fflush(NULL);
-	pid = fork();
-	if (pid < 0) {
-		if (out_fd) {
-			close(p[0]);
-			close(p[1]);
-		}
-		return -1;
-	}
-	if (pid == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-
-		setpgid(0, 0);
-		if (fd >= 0) {
-			dup2(fd, 2);
-			dup2(out_fd ? p[1] : fd, 1);
-		}
-		fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-		if (fd >= 0)
-			dup2(fd, 0);
-		if (extra_env)
-			putenv((char *)extra_env);
-		execv(argv[0], argv);
-		fprintf(stderr, "mpklink-bench: cannot run %s: %s\n", argv[0], strerror(errno));
-		_exit(127);
-	}
-	setpgid(pid, pid);
-	if (out_fd) {
-		close(p[1]);
-		*out_fd = p[0];
-	}
-	return pid;
-}
 
 /* Waits for pid until timeout_s; kills its group then. Returns the wait
  * status, or -1 when it had to be killed. */
@@ -332,7 +273,7 @@ static void stop_group(pid_t pid)
 /* Runs argv to completion, output to log; its exit status or -1. */
 static int run_sync(char *const argv[], const char *log, double timeout_s)
 {
-	pid_t pid = spawn(argv, log, NULL, NULL);
+	pid_t pid = bench_spawn(argv, log, NULL, NULL, 1);
 	int st;
 
 	if (pid < 0)
@@ -529,7 +470,7 @@ static int start_server(struct copts *o, int kind, int x, int port, struct serve
 		argv[n] = NULL;
 		snprintf(s->target, sizeof(s->target), "%s", listen);
 	}
-	s->pid = spawn(argv, s->log, o->server_cmd ? NULL : &s->out_fd, NULL);
+	s->pid = bench_spawn(argv, s->log, o->server_cmd ? NULL : &s->out_fd, NULL, 1);
 	if (s->pid < 0)
 		return -1;
 	r = o->server_cmd ? wait_connect(s->target, 30, s->pid)
@@ -668,7 +609,7 @@ static struct cres run_client(struct copts *o, int x, const struct server *s,
 	argv[n++] = "--csv";
 	argv[n++] = csv;
 	argv[n] = NULL;
-	pid = spawn(argv, log, NULL, X_UNDER_RUN(x) ? statsenv : NULL);
+	pid = bench_spawn(argv, log, NULL, X_UNDER_RUN(x) ? statsenv : NULL, 1);
 	if (pid < 0) {
 		fprintf(stderr, CPROG ": cannot start the client: %s\n", strerror(errno));
 		return res;
@@ -1065,11 +1006,7 @@ static int run_raw(struct copts *o)
 		printf("\n--- mpklink-bench %s%s (raw sockets and the ring, no gRPC)\n", subs[i],
 		       o->quick ? " --quick" : "");
 		fflush(NULL);
-		pid = fork();
-		if (pid == 0) {
-			execv(argv[0], argv);
-			_exit(127);
-		}
+		pid = bench_spawn(argv, NULL, NULL, NULL, 1);
 		st = pid < 0 ? -1 : wait_bounded(pid, 900);
 		if (st < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
 			fprintf(stderr, CPROG ": mpklink-bench %s failed\n", subs[i]);
@@ -1394,7 +1331,7 @@ int compare_main(int argc, char **argv)
 					for (int tries = 0; tries < 50; tries++) {
 						int dup = 0;
 
-						p = free_port();
+						p = bench_free_port();
 						for (int j = 0; j < nt; j++)
 							dup |= taken[j] == p;
 						if (p > 0 && !dup)

@@ -111,45 +111,7 @@ static void default_path(char *out, size_t len, const char *build_rel, const cha
 		out[0] = 0;
 }
 
-/* A port nobody is bound to now. */
-static int free_port(void)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t l = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = -1;
 
-	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &l) == 0)
-		port = ntohs(a.sin_port);
-	if (fd >= 0)
-		close(fd);
-	return port;
-}
-
-/* Starts argv with stdout on a pipe; returns the pid and *out_fd. */
-static pid_t spawn(char *const argv[], int *out_fd)
-{
-	int p[2];
-	pid_t pid;
-
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return -1;
-	pid = fork();
-	if (pid < 0) {
-		close(p[0]);
-		close(p[1]);
-		return -1;
-	}
-	if (pid == 0) {
-		dup2(p[1], 1);
-		execv(argv[0], argv);
-		fprintf(stderr, "mpklink-bench: cannot run %s: %s\n", argv[0], strerror(errno));
-		_exit(127);
-	}
-	close(p[1]);
-	*out_fd = p[0];
-	return pid;
-}
 
 /* Reads fd until a line starting with prefix (or EOF, or the deadline).
  * Returns 0 and the line in buf, or -1. */
@@ -209,7 +171,7 @@ static struct result measure(const struct echo_opts *o, int t, size_t size, long
 	char port_s[16], host[PATH_MAX + 8], env[PATH_MAX], n_s[24], size_s[24], warm_s[24];
 	char line[512];
 	char *sargv[24], *cargv[32];
-	int sn = 0, cn = 0, sfd = -1, cfd = -1, port = free_port(), st;
+	int sn = 0, cn = 0, sfd = -1, cfd = -1, port = bench_free_port(), st;
 	pid_t spid, cpid;
 	FILE *f;
 
@@ -260,7 +222,7 @@ static struct result measure(const struct echo_opts *o, int t, size_t size, long
 	sargv[sn++] = "--mode";
 	sargv[sn++] = "et";
 	sargv[sn] = NULL;
-	spid = spawn(sargv, &sfd);
+	spid = bench_spawn(sargv, NULL, &sfd, NULL, 0);
 	if (spid < 0 || read_line_with(sfd, "listening on", line, sizeof(line), 10) < 0) {
 		fprintf(stderr, "mpklink-bench: %s: the echo server did not start\n", tnames[t]);
 		goto out;
@@ -277,7 +239,7 @@ static struct result measure(const struct echo_opts *o, int t, size_t size, long
 	cargv[cn++] = "--warmup";
 	cargv[cn++] = warm_s;
 	cargv[cn] = NULL;
-	cpid = spawn(cargv, &cfd);
+	cpid = bench_spawn(cargv, NULL, &cfd, NULL, 0);
 	if (cpid < 0)
 		goto out;
 	if (read_line_with(cfd, "RTT ", line, sizeof(line), 120) == 0 &&

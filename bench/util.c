@@ -13,6 +13,9 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "util.h"
 
@@ -295,4 +298,74 @@ const char *bench_strerror(int neg_errno)
 	default:
 		return strerror(-neg_errno);
 	}
+}
+
+pid_t bench_spawn(char *const argv[], const char *log, int *out_fd, const char *extra_env,
+		  int group)
+{
+	pid_t parent = getpid(), pid;
+	int p[2] = {-1, -1}, e;
+
+	if (out_fd && pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		e = errno;
+		if (out_fd) {
+			close(p[0]);
+			close(p[1]);
+		}
+		return -e;
+	}
+	if (pid == 0) {
+		int fd;
+
+		if (group)
+			setpgid(0, 0);
+		/* Kept across exec; the parent may have died before it took. */
+		if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != parent)
+			_exit(127);
+		if (log) {
+			fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+			if (fd >= 0) {
+				dup2(fd, 2);
+				if (!out_fd)
+					dup2(fd, 1);
+			}
+			fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+			if (fd >= 0)
+				dup2(fd, 0);
+		}
+		if (out_fd)
+			dup2(p[1], 1);
+		if (extra_env)
+			putenv((char *)extra_env);
+		execv(argv[0], argv);
+		fprintf(stderr, "mpklink-bench: cannot run %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	/* Both sides set the group: whichever runs first, kill(-pid) works
+	 * once we return. */
+	if (group)
+		setpgid(pid, pid);
+	if (out_fd) {
+		close(p[1]);
+		*out_fd = p[0];
+	}
+	return pid;
+}
+
+int bench_free_port(void)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t l = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = -1;
+
+	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&a, &l) == 0)
+		port = ntohs(a.sin_port);
+	if (fd >= 0)
+		close(fd);
+	return port;
 }

@@ -130,6 +130,24 @@ uint64_t bench_percentile(const uint64_t *v, size_t n, double q);
  */
 int bench_write_file_atomic(const char *path, const void *data, size_t len);
 
+/*
+ * Starts the program at path argv[0] with argv, for a subcommand that runs
+ * other programs (servers, clients). Its stdout goes to a pipe (*out_fd,
+ * close-on-exec) when out_fd; otherwise to log. Its stderr goes to log
+ * (appended, created 0644). Both are inherited when log is NULL; stdin is
+ * /dev/null when log is given. group: in a process group of its own, so
+ * that kill(-pid) reaches what it starts in turn. extra_env: one NAME=VALUE
+ * added to its environment, or NULL. It gets SIGTERM when this process
+ * dies: a benchmark killed half way (a terminal's Ctrl-C reaches only our
+ * own group) leaves no server holding a port. Returns the pid, or -errno.
+ */
+pid_t bench_spawn(char *const argv[], const char *log, int *out_fd, const char *extra_env,
+		  int group);
+
+/* A loopback TCP port nobody is bound to now, for a server about to be
+ * started on it (racy by nature); -1 when none could be had. */
+int bench_free_port(void);
+
 /* strerror, but an error that means "the other process went away" says so. */
 const char *bench_strerror(int neg_errno);
 
