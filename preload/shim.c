@@ -191,6 +191,26 @@ static void resolve(void)
 	RESOLVE(select); RESOLVE(pselect); RESOLVE(syscall); RESOLVE(fork);
 }
 
+/* A fork while another thread holds ctl_lock (briefly: never across a
+ * call) must not leave the child a lock nobody will release. The child
+ * drops the parent's connections on its first call (ctl_take). */
+static void ctl_prefork(void)
+{
+	pthread_mutex_lock(&ctl_lock);
+}
+
+static void ctl_postfork_parent(void)
+{
+	pthread_mutex_unlock(&ctl_lock);
+}
+
+static void ctl_postfork_child(void)
+{
+	/* Its waiters were threads of the parent. */
+	pthread_cond_init(&ctl_idle, NULL);
+	pthread_mutex_unlock(&ctl_lock);
+}
+
 static void atfork_bump(void)
 {
 	__atomic_fetch_add(&fork_gen, 1, __ATOMIC_RELAXED);
@@ -246,6 +266,7 @@ static void shim_init(void)
 	if (cfg.stats[0])
 		atexit(stats_report);
 	pthread_atfork(NULL, atfork_bump, atfork_bump);
+	pthread_atfork(ctl_prefork, ctl_postfork_parent, ctl_postfork_child);
 }
 
 static inline void init(void)

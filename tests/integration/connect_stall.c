@@ -3,8 +3,10 @@
  * connect_stall PORT_A PORT_B MARKER: one thread connects to PORT_A, whose
  * server never gets going (under mpklink: its launcher never answers); once
  * MARKER exists (that launcher holds our HELLO), the main thread connects
- * to PORT_B, where it listens itself, and exchanges a message. The second
- * connection must not wait for the first. Knows nothing of mpklink.
+ * to PORT_B, where it listens itself, and exchanges a message; then a
+ * forked child does the same. Neither may wait for the first connection
+ * (a child forked while it stalls must not inherit a lock it holds).
+ * Knows nothing of mpklink.
  * Exit 0, or 1 naming what went wrong.
  */
 #define _GNU_SOURCE
@@ -12,10 +14,12 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define IT_NAME "connect_stall"
@@ -39,7 +43,8 @@ static void *connect_a(void *arg)
 int main(int argc, char **argv)
 {
 	struct sockaddr_in b = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	int l, c, s, one = 1, i;
+	int l, c, s, s2, one = 1, i, st;
+	pid_t pid;
 	char buf[8];
 	pthread_t t;
 
@@ -73,11 +78,32 @@ int main(int argc, char **argv)
 	if (__atomic_load_n(&a_done, __ATOMIC_ACQUIRE))
 		FAIL("the connection to port %s waited until the stalled one to port %s gave up",
 		     argv[2], argv[1]);
+	pid = fork();
+	if (pid == 0) {
+		int k = socket(AF_INET, SOCK_STREAM, 0);
+
+		alarm(10);
+		_exit(connect(k, (struct sockaddr *)&b, sizeof(b)) == 0 && write(k, "pong", 4) == 4
+			      ? 0
+			      : 3);
+	}
+	if (pid < 0)
+		FAIL("fork: %s", strerror(errno));
+	s2 = accept(l, NULL, NULL);
+	if (s2 < 0 || read(s2, buf, sizeof(buf)) != 4 || memcmp(buf, "pong", 4))
+		FAIL("the forked child's message on port %s did not arrive", argv[2]);
+	if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		FAIL("the forked child failed (status 0x%x: 0x%x is its alarm)", st, SIGALRM);
+	if (__atomic_load_n(&a_done, __ATOMIC_ACQUIRE))
+		FAIL("the forked child's connection to port %s waited until the stalled one to "
+		     "port %s gave up", argv[2], argv[1]);
 	pthread_join(t, NULL);
+	close(s2);
 	close(c);
 	close(s);
-	printf("connect_stall: port %s connected and carried a message while the connect to "
-	       "port %s stalled (which then returned %s)\n",
+	printf("connect_stall: port %s connected and carried a message, from the process and "
+	       "from a child it forked, while the connect to port %s stalled (which then "
+	       "returned %s)\n",
 	       argv[2], argv[1], a_errno ? strerror(a_errno) : "0");
 	return 0;
 }

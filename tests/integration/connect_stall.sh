@@ -2,8 +2,10 @@
 # SPDX-License-Identifier: MIT
 # A launcher that takes a HELLO and never answers stalls only the connect
 # that asked it: connect_stall.c's second connection, made meanwhile to a
-# healthy port, is upgraded (MPKLINK_STATS) and done before the stalled one
-# gives up. The launcher's CONNECT workers must not queue behind each other.
+# healthy port, and a third from a child forked meanwhile, are upgraded
+# (MPKLINK_STATS) and done before the stalled one gives up. The launcher's
+# CONNECT workers must not queue behind each other, nor the shim's control
+# calls behind one another (or a child behind a lock its parent held).
 . "$(dirname "$0")/lib.sh"
 
 a=$(free_port)
@@ -26,5 +28,8 @@ for _ in $(seq 200); do [ -S "$tmp/run/tcp-$a.sock" ] && break; sleep 0.05; done
 env=$(envfile app "MPKLINK_ENDPOINTS=127.0.0.1:$a,127.0.0.1:$b" "MPKLINK_RUNDIR=$tmp/run")
 MPKLINK_STATS=$tmp/s.stats "$MPKLINK_RUN" -e "$env" -- "$CONNECT_STALL" "$a" "$b" "$tmp/hello" \
 	>"$tmp/app.log" 2>&1 || fail "$(cat "$tmp/app.log")"
-[ "$(stat_field "$tmp/s.stats" links)" -ge 1 ] || fail "the connection to port $b was not upgraded"
+# Both ends of the process's own connection to port $b, and the server's
+# end of the child's (the child leaves by _exit: no stats line of its own).
+n=$(stat_field "$tmp/s.stats" links)
+[ "$n" -eq 3 ] || fail "links=$n, not 3: the connections to port $b were not all upgraded"
 echo "PASS: $(grep connect_stall: "$tmp/app.log")"
