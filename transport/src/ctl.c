@@ -926,30 +926,23 @@ static int connect_job_queue(struct mpk_ctl *c, struct connect_job *j)
 	pthread_t t;
 	int r = 0;
 
-	j->next = NULL;
 	pthread_mutex_lock(&c->lock);
-	*c->jobs_tail = j;
-	c->jobs_tail = &j->next;
-	c->njobs++;
-	if (c->idle >= c->njobs) {
+	if (c->idle > c->njobs) {
 		pthread_cond_signal(&c->jobs_cv);
 	} else {
+		/* The new worker looks at the queue only once we unlock. */
 		pthread_attr_init(&a);
 		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
 		r = -pthread_create(&t, &a, connect_worker, c);
 		pthread_attr_destroy(&a);
-		if (r == 0) {
+		if (r == 0)
 			c->workers++;
-		} else {
-			/* Ours is the newest job, so it is the tail. */
-			struct connect_job **p = &c->jobs;
-
-			while (*p != j)
-				p = &(*p)->next;
-			*p = NULL;
-			c->jobs_tail = p;
-			c->njobs--;
-		}
+	}
+	if (r == 0) {
+		j->next = NULL;
+		*c->jobs_tail = j;
+		c->jobs_tail = &j->next;
+		c->njobs++;
 	}
 	pthread_mutex_unlock(&c->lock);
 	return r;
