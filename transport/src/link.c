@@ -556,10 +556,11 @@ static void tag_begin(const struct mpk_link *l, crypto_onetimeauth_state *st, in
 
 /* Whole frames of the iovecs' bytes, as many as fit. The tag is computed
  * over our own source bytes, never read back from the shared ring. */
-static ssize_t mac_writev(struct mpk_link *l, const struct iovec *iov, int iovcnt, size_t total)
+static ssize_t mac_writev(struct mpk_link *l, const struct iovec *iov, size_t total)
 {
 	const uint32_t ovh = MPK_FRAME_HDR + MPK_FRAME_TAG;
-	size_t done = 0, ioff = 0, first = total < l->frame_max ? total : l->frame_max;
+	struct iov_cur cur = {iov, 0};
+	size_t done = 0, first = total < l->frame_max ? total : l->frame_max;
 	uint64_t pos;
 	int64_t space;
 
@@ -586,21 +587,13 @@ static ssize_t mac_writev(struct mpk_link *l, const struct iovec *iov, int iovcn
 		ring_put(l, pos, hdr, sizeof(hdr));
 		pos += sizeof(hdr);
 		for (left = n; left;) {
-			const uint8_t *src;
 			size_t k;
+			const uint8_t *src = iov_take(&cur, left, &k);
 
-			if (ioff == iov->iov_len) { /* done with it, or empty */
-				iov++;
-				ioff = 0;
-				continue;
-			}
-			src = (const uint8_t *)iov->iov_base + ioff;
-			k = iov->iov_len - ioff < left ? iov->iov_len - ioff : left;
 			ring_put(l, pos, src, k);
 			crypto_onetimeauth_update(&st, src, k);
 			pos += k;
 			left -= k;
-			ioff += k;
 		}
 		crypto_onetimeauth_final(&st, tag);
 		ring_put(l, pos, tag, sizeof(tag));
@@ -678,7 +671,7 @@ static int mac_stage(struct mpk_link *l)
  * peek: the staged frame only). A frame that fails its check after others
  * were delivered ends the call with those; the link is broken and the next
  * call says so. */
-static ssize_t mac_readv(struct mpk_link *l, const struct iovec *iov, int iovcnt, size_t total,
+static ssize_t mac_readv(struct mpk_link *l, const struct iovec *iov, size_t total,
 			 unsigned flags)
 {
 	struct iov_cur cur = {iov, 0};
@@ -687,7 +680,6 @@ static ssize_t mac_readv(struct mpk_link *l, const struct iovec *iov, int iovcnt
 	uint8_t *dst;
 	int r;
 
-	(void)iovcnt; /* iov_total counted them: total bounds the cursor */
 	if (total > l->cap)
 		total = l->cap;
 	for (;;) {
@@ -735,7 +727,7 @@ ssize_t mpk_link_writev(struct mpk_link *l, const struct iovec *iov, int iovcnt)
 	if (!total)
 		return 0;
 	if (l->hdr_flags & MPK_HDR_MAC)
-		return l->mac ? mac_writev(l, iov, iovcnt, total) : -EPROTO;
+		return l->mac ? mac_writev(l, iov, total) : -EPROTO;
 
 	mpk__guard_open();
 	space = tx_fetch(l, total);
@@ -791,7 +783,7 @@ ssize_t mpk_link_readv(struct mpk_link *l, const struct iovec *iov, int iovcnt,
 	if (!total)
 		return 0;
 	if (l->hdr_flags & MPK_HDR_MAC)
-		return l->mac ? mac_readv(l, iov, iovcnt, total, flags) : -EPROTO;
+		return l->mac ? mac_readv(l, iov, total, flags) : -EPROTO;
 
 	mpk__guard_open();
 	avail = rx_fetch(l, &eof);
