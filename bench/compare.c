@@ -234,8 +234,6 @@ static int find_bin(const char *self, const char *name, char *out, size_t len)
 	return -1;
 }
 
-
-
 /* Waits for pid until timeout_s; kills its group then. Returns the wait
  * status, or -1 when it had to be killed. */
 static int wait_bounded(pid_t pid, double timeout_s)

@@ -447,8 +447,6 @@ static struct ufd *ufd_new(enum ufd_kind kind)
 
 /* ------------------------------------------------------------ control */
 
-/* One request to our launcher. The connection is per process: a child
- * after fork opens its own, so replies never cross. */
 /* Marks an idle connection busy and returns its index, opening it if it
  * is not open; or -errno. Waits while all are busy. */
 static int ctl_take(int listen_conn)
@@ -510,6 +508,9 @@ static void ctl_give(int i, int broken)
 	pthread_mutex_unlock(&ctl_lock);
 }
 
+/* One request to our launcher, on a connection of this process's (a child
+ * after fork opens its own) that nothing else uses meanwhile, so replies
+ * never cross. */
 static int ctl_call(uint32_t type, unsigned port, unsigned peer_port, struct mpk_ctl_rep *rep,
 		    int fds[MPK_LINK_NFDS])
 {
