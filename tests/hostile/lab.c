@@ -341,6 +341,17 @@ static void do_poll(struct lab *b, int strict, int arm)
 	hs_view_load(&v, &b->raw, b->side);
 	got = arm ? mpk_link_arm(b->l, want) : mpk_link_poll(b->l);
 	HS_CHECK(hs_check_poll(&b->m, strict ? &v : NULL, got));
+	if (strict) {
+		/* The reading side alone says the same, whatever the peer
+		 * wrote (in lockstep nothing moves in between). */
+		uint64_t g_all, g_rx;
+		unsigned all = mpk_link_poll_gen(b->l, &g_all, NULL);
+		unsigned rx = mpk_link_poll_rx(b->l, &g_rx);
+
+		cr_assert_eq(rx, all & ~MPK_LINK_OUT, "poll_rx %#x, poll %#x", rx, all);
+		cr_assert_eq(g_rx, g_all, "rx_gen %llu, poll_gen's %llu", (unsigned long long)g_rx,
+			     (unsigned long long)g_all);
+	}
 	if (arm && strict && !broken && !(got & (want | MPK_LINK_HUP | MPK_LINK_ERR))) {
 		/* It will sleep: it said so where the peer looks before
 		 * ringing. (Ready instead, it may take the flags back.) */

@@ -182,6 +182,37 @@ Test(ring, iovecs_and_peek)
 	pair_close(&p);
 }
 
+/* The reading side's readiness: what mpk_link_poll says of reading, never
+ * OUT, and the peer's tail as the generation. */
+Test(ring, poll_rx_is_the_read_side)
+{
+	static uint8_t in[CAP];
+	uint64_t g = 1, tail;
+	uint8_t buf[8];
+	struct pair p;
+
+	pair_open(&p, CAP);
+	cr_expect_eq(mpk_link_poll_rx(p.b, &g), 0, "empty: nothing to read, and no OUT");
+	cr_expect_eq(g, 0);
+	cr_expect_eq(mpk_link_write(p.a, in, 100), 100);
+	cr_expect_eq(mpk_link_poll_rx(p.b, &g), MPK_LINK_IN);
+	cr_expect_eq(g, 100, "the generation is the peer's tail");
+	cr_expect_eq(mpk_link_poll_gen(p.b, &tail, NULL), MPK_LINK_IN | MPK_LINK_OUT);
+	cr_expect_eq(tail, g);
+	cr_expect_eq(mpk_link_poll_rx(p.b, NULL), MPK_LINK_IN, "rx_gen may be NULL");
+	cr_expect_eq(mpk_link_write(p.a, in, CAP), CAP - 100);
+	cr_expect_eq(mpk_link_poll_rx(p.a, NULL), 0, "a full TX ring is not the reader's news");
+	cr_expect_eq(mpk_link_shutdown_write(p.a), 0);
+	cr_expect_eq(mpk_link_poll_rx(p.b, NULL), MPK_LINK_IN | MPK_LINK_RDHUP);
+	cr_expect_eq(mpk_link_close(p.a), 0);
+	cr_expect_eq(mpk_link_poll_rx(p.b, NULL), MPK_LINK_IN | MPK_LINK_RDHUP | MPK_LINK_HUP);
+	/* Broken: every waiter wakes; still no OUT from the reading side. */
+	((struct mpk_link_hdr *)mpk__link_base(p.b))->ring[0].tail += 2 * CAP;
+	cr_expect_eq(mpk_link_read(p.b, buf, sizeof(buf)), -ECONNRESET);
+	cr_expect_eq(mpk_link_poll_rx(p.b, NULL), MPK_LINK_IN | MPK_LINK_HUP | MPK_LINK_ERR);
+	pair_close(&p);
+}
+
 Test(ring, shutdown_write_is_half_close)
 {
 	uint8_t buf[100];

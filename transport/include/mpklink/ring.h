@@ -259,6 +259,16 @@ unsigned mpk_link_poll(struct mpk_link *l);
  */
 unsigned mpk_link_poll_gen(struct mpk_link *l, uint64_t *rx_gen, uint64_t *tx_gen);
 
+/*
+ * The reading side of mpk_link_poll_gen: IN, RDHUP, HUP and ERR exactly as
+ * it reports them, never OUT. For a reader waiting for data: it does not
+ * look at the TX ring, whose consumer line the peer writes on every read,
+ * so the peer's next read does not have to take that line back from us
+ * first (a cache-line transfer per message, in a round trip of a few).
+ * rx_gen may be NULL.
+ */
+unsigned mpk_link_poll_rx(struct mpk_link *l, uint64_t *rx_gen);
+
 /* Bytes readable now (>= 0) or -ECONNRESET. */
 ssize_t mpk_link_readable(struct mpk_link *l);
 /* Bytes writable now (>= 0), -EPIPE, or -ECONNRESET. */
