@@ -73,6 +73,7 @@ static struct {
 	int rcvbuf, sndbuf;
 	long stall_secs;
 	long rtt, size, warmup;
+	long think_us, slow_every, slow_us;
 } opt = {
 	.host = "127.0.0.1",
 	.port = -1,
@@ -162,7 +163,10 @@ static void usage(void)
 		"usage: echo_client --port P [--host ADDR] [--mode et|lt|poll] [--conns C]\n"
 		"                   [--bytes-per-conn B] [--max-msg M] [--seed S] [--blocking]\n"
 		"                   [--min-writes N] [--rcvbuf N] [--sndbuf N] [--stall-secs T]\n"
-		"       echo_client --port P [--host ADDR] --rtt N --size S [--warmup W]\n");
+		"       echo_client --port P [--host ADDR] --rtt N --size S [--warmup W]\n"
+		"                   [--think-us T] [--slow-every K --slow-us U]\n"
+		"--think-us: busy for T us before each round trip (a peer that takes its\n"
+		"time); --slow-every/--slow-us: every K-th round trip, U us instead\n");
 	exit(2);
 }
 
@@ -871,6 +875,11 @@ static void run_rtt(void)
 
 	long total = opt.warmup + opt.rtt;
 	for (long i = 0; i < total; i++) {
+		long think = opt.slow_every && i % opt.slow_every == 0 ? opt.slow_us : opt.think_us;
+
+		/* Busy, not asleep: a peer that is working, not one that waits. */
+		for (uint64_t until = now_ns() + (uint64_t)think * 1000u; think && now_ns() < until;)
+			;
 		/* New content each round, so a stale or replayed echo is caught. */
 		stream_fill(0, (uint64_t)i * sz, out, sz);
 		uint64_t t0 = now_ns();
@@ -934,6 +943,9 @@ static void parse_args(int argc, char **argv)
 		{ "rtt", required_argument, NULL, 'r' },
 		{ "size", required_argument, NULL, 'z' },
 		{ "warmup", required_argument, NULL, 'W' },
+		{ "think-us", required_argument, NULL, 'T' },
+		{ "slow-every", required_argument, NULL, 'K' },
+		{ "slow-us", required_argument, NULL, 'U' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -963,10 +975,14 @@ static void parse_args(int argc, char **argv)
 		case 'r': opt.rtt = (long)parse_num(optarg, "rtt", 1, 100000000); break;
 		case 'z': opt.size = (long)parse_num(optarg, "size", 1, 1 << 30); break;
 		case 'W': opt.warmup = (long)parse_num(optarg, "warmup", 0, 100000000); break;
+		case 'T': opt.think_us = (long)parse_num(optarg, "think-us", 0, 10000000); break;
+		case 'K': opt.slow_every = (long)parse_num(optarg, "slow-every", 1, 100000000); break;
+		case 'U': opt.slow_us = (long)parse_num(optarg, "slow-us", 0, 10000000); break;
 		default: usage();
 		}
 	}
-	if (optind != argc || opt.port < 0 || (opt.rtt && !opt.size) || (opt.size && !opt.rtt))
+	if (optind != argc || opt.port < 0 || (opt.rtt && !opt.size) || (opt.size && !opt.rtt) ||
+	    (!opt.slow_every != !opt.slow_us) || ((opt.think_us || opt.slow_every) && !opt.rtt))
 		usage();
 	/* Port 0 only names nothing for TCP; a Unix socket has no port. */
 	if (!opt.port && strncmp(opt.host, "unix:", 5)) {

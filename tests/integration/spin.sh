@@ -11,9 +11,16 @@
 # idle: an echo server under mpklink holding an upgraded connection that
 #   went quiet must not spin: over an idle window its CPU time (utime+stime
 #   from /proc/PID/stat, in clock ticks) stays under 1% of the window.
+# backoff: a spin that finds nothing must not make the next spins shorter.
+#   The client takes 0.7x the server's spin budget before each request,
+#   and 3x it before every 16th (a spin that must miss). The server should
+#   miss those and sleep once more after each, and spin through the rest:
+#   it sleeps (the client rings it) on about 1 wait in 8. A budget that
+#   halves per miss misses every wait after a slow one until a probe: the
+#   server then sleeps on most of them.
 . "$(dirname "$0")/lib.sh"
 
-what=${1:?syscalls or idle}
+what=${1:?syscalls, idle or backoff}
 command -v strace >/dev/null || fail "strace is not installed (scripts/deps.sh installs it)"
 port=$(free_port)
 env=$(envfile app "MPKLINK_ENDPOINTS=127.0.0.1:$port" "MPKLINK_RUNDIR=$tmp/run" \
@@ -53,7 +60,7 @@ syscalls)
 		fail "plain TCP: strace counted ${plain:-nothing}, expected >= $((2 * n)) system calls"
 
 	# A spinner preempted by something else on this 2-core machine sleeps
-	# on its doorbell (and halves its spin): up to three tries, the best
+	# on its doorbell (and spins on fewer waits): up to three tries, the best
 	# counts. A data path that makes system calls fails all three.
 	best=
 	for try in 1 2 3; do
@@ -115,6 +122,29 @@ s.close()
 	links=$(stat_field "$tmp/server.stats" links)
 	[ "$links" -ge 1 ] || fail "the connection was not upgraded"
 	echo "PASS: an idle upgraded server used $used of $((hz * 5)) clock ticks in 5 s"
+	;;
+backoff)
+	budget=200 n=4000
+	env=$(envfile backoff "MPKLINK_ENDPOINTS=127.0.0.1:$port" "MPKLINK_RUNDIR=$tmp/run" \
+		"MPKLINK_SPIN_US=$budget")
+	start_server mpklink
+	MPKLINK_STATS=$tmp/client.stats "${pin_c[@]}" "$MPKLINK_RUN" -e "$env" -- \
+		"$ECHO_CLIENT" --port "$port" --rtt $n --size 64 --warmup 16 \
+		--think-us $((budget * 7 / 10)) --slow-every 16 --slow-us $((budget * 3)) \
+		>"$tmp/client.log" 2>&1 || { cat "$tmp/client.log" >&2; fail "the client failed"; }
+	stop_server
+	links=$(stat_field "$tmp/client.stats" links)
+	[ "$links" -eq 1 ] || fail "the client made $links links, expected 1"
+	# Each ring is a wait the server slept through.
+	rings=$(stat_field "$tmp/client.stats" doorbells)
+	slow=$(((n + 16) / 16))
+	echo "$((n + 16)) requests, $slow of them slow: the server slept on $rings"
+	# The slow ones must have made it sleep, or this tests nothing.
+	[ "$rings" -ge $((slow / 2)) ] ||
+		fail "the server slept on only $rings waits: the slow requests did not end its spins"
+	[ "$rings" -le $(((n + 16) * 4 / 10)) ] ||
+		fail "the server slept on $rings of $((n + 16)) waits: its spins stay short after a miss"
+	echo "PASS: $rings sleeps in $((n + 16)) waits ($slow slow requests)"
 	;;
 *) fail "unknown mode $what" ;;
 esac
