@@ -897,7 +897,11 @@ static int wait_bell(int fd, struct ufd *u, unsigned want)
 		uint64_t start = mono_ns(), budget = spin_budget();
 
 		while (budget && mono_ns() - start < budget) {
-			if (mpk_link_poll(u->link) & (want | MPK_LINK_HUP | MPK_LINK_ERR)) {
+			/* A reader leaves the TX ring alone (mpk_link_poll_rx). */
+			unsigned m = want & MPK_LINK_OUT ? mpk_link_poll(u->link)
+							 : mpk_link_poll_rx(u->link, NULL);
+
+			if (m & (want | MPK_LINK_HUP | MPK_LINK_ERR)) {
 				spin_result(1);
 				return 0;
 			}
@@ -1075,8 +1079,10 @@ static ssize_t iov_of(const void *buf, size_t len, struct iovec *iov)
 
 /* ------------------------------------------------------------ readiness */
 
-/* What poll(2) would say for this connection (POLL* == EPOLL* bits). */
-static uint32_t conn_events(int fd, struct ufd *u, uint64_t *rxg, uint64_t *txg)
+/* What poll(2) would say for this connection (POLL* == EPOLL* bits).
+ * out 0: the caller has no use for EPOLLOUT now, and gets none (nor *txg):
+ * the TX ring is left alone (mpk_link_poll_rx). */
+static uint32_t conn_events(int fd, struct ufd *u, uint64_t *rxg, uint64_t *txg, int out)
 {
 	unsigned m;
 	uint32_t ev = 0;
@@ -1094,7 +1100,7 @@ static uint32_t conn_events(int fd, struct ufd *u, uint64_t *rxg, uint64_t *txg)
 		return EPOLLIN | EPOLLRDHUP;
 	if (r < 0)
 		return EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP;
-	m = mpk_link_poll_gen(u->link, rxg, txg);
+	m = out ? mpk_link_poll_gen(u->link, rxg, txg) : mpk_link_poll_rx(u->link, rxg);
 	if ((m & MPK_LINK_IN) || u->rd_shut)
 		ev |= EPOLLIN;
 	if (m & MPK_LINK_OUT)
@@ -1245,6 +1251,7 @@ static int eset_collect(struct eset *es, struct epoll_event *out, int max)
 		uint64_t rxg, txg;
 		uint32_t full, m, rep, want;
 		unsigned wb;
+		int look_out;
 
 		if (e->disabled)
 			continue;
@@ -1253,10 +1260,17 @@ static int eset_collect(struct eset *es, struct epoll_event *out, int max)
 				plain[nplain++] = e->fd;
 			continue;
 		}
-		full = conn_events(e->fd, e->u, &rxg, &txg);
+		wb = __atomic_load_n(&e->u->wblock, __ATOMIC_RELAXED);
+		/* Edge-triggered OUT is news only after a write's EAGAIN (or
+		 * on the first look): until then, a spin leaves the TX ring to
+		 * the peer (conn_events). The kernel would also report the
+		 * peer's reads as OUT edges; gRPC looks for one only after an
+		 * EAGAIN. */
+		look_out = (e->events & EPOLLOUT) &&
+			   (!(e->events & EPOLLET) || e->fresh || wb != e->wblock_seen);
+		full = conn_events(e->fd, e->u, &rxg, &txg, look_out);
 		want = (e->events & (EPOLLIN | EPOLLOUT | EPOLLRDHUP)) | EPOLLERR | EPOLLHUP;
 		m = full & want;
-		wb = __atomic_load_n(&e->u->wblock, __ATOMIC_RELAXED);
 		if (e->events & EPOLLET) {
 			/* End of stream is news even to a registration without
 			 * EPOLLRDHUP (gRPC's): it makes the fd readable (0)
@@ -1265,8 +1279,8 @@ static int eset_collect(struct eset *es, struct epoll_event *out, int max)
 			rep = 0;
 			if ((m & EPOLLIN) && (e->fresh || rxg != e->rxg || fresh_bits))
 				rep |= EPOLLIN;
-			/* OUT, as the kernel says it: whenever space was freed
-			 * (the peer's head moved), and after a write's EAGAIN. */
+			/* OUT while looked for (above): whenever space was
+			 * freed (the peer's head moved), and after an EAGAIN. */
 			if ((m & EPOLLOUT) && (e->fresh || wb != e->wblock_seen || txg != e->txg ||
 					       (fresh_bits & (EPOLLHUP | EPOLLERR))))
 				rep |= EPOLLOUT;
@@ -1514,7 +1528,7 @@ static int poll_common(struct pollfd *fds, nfds_t nfds, int timeout, const sigse
 			if (u[i]->state == ST_ACTIVE && u[i]->bell[0] >= 0 && nk < nfds + nup)
 				k[nk++] = (struct pollfd){.fd = u[i]->bell[0], .events = POLLIN};
 			if (pass == 0 || !(fds[i].revents & POLLNVAL)) {
-				uint32_t m = conn_events(fds[i].fd, u[i], NULL, NULL);
+				uint32_t m = conn_events(fds[i].fd, u[i], NULL, NULL, 1);
 				uint32_t want = (uint32_t)fds[i].events | POLLERR | POLLHUP;
 				fds[i].revents = (short)(m & want);
 			}
@@ -1562,7 +1576,7 @@ static int poll_common(struct pollfd *fds, nfds_t nfds, int timeout, const sigse
 				if ((k[i].revents & (POLLIN | POLLHUP | POLLERR)) &&
 				    u[i]->state == ST_ACTIVE)
 					mpk_link_hangup_check(u[i]->link);
-				uint32_t m = conn_events(fds[i].fd, u[i], NULL, NULL);
+				uint32_t m = conn_events(fds[i].fd, u[i], NULL, NULL, 1);
 				fds[i].revents = (short)(m & ((uint32_t)fds[i].events | POLLERR | POLLHUP));
 				if (k[i].revents & POLLNVAL)
 					fds[i].revents = POLLNVAL;
