@@ -170,6 +170,11 @@ for tr in tcp unix mpklink mpklink-doorbell; do
 			fail "mpklink-bench echo --quick measured no $tr at $size B: $(cat "$tmp/echo.csv")"
 	done
 done
+# The floor comes from the installed binary running itself (transport).
+grep -Eq "^echo,floor,64,[0-9]+\.[0-9]+,[0-9]+\.[0-9]+,\$" "$tmp/echo.csv" ||
+	fail "mpklink-bench echo --quick measured no shared-memory floor: $(cat "$tmp/echo.csv")"
+grep -Eq "^  (PASS|MISS)  mpklink \(spinning\) 64 B p50 within 2x the shared-memory floor" \
+	"$tmp/bench.log" || fail "mpklink-bench echo --quick judged no floor target"
 sed -n '/^transport/,/^$/p' "$tmp/bench.log"
 lap "mpklink-bench echo --quick, with the echo pair from libexec"
 
