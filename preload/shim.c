@@ -1486,6 +1486,76 @@ static int epoll_common(int epfd, struct epoll_event *ev, int max, int timeout,
 
 /* ------------------------------------------------------------ poll */
 
+/* The rings of this thread's last poll/select had news: its next one
+ * spins first (as an epoll set's hot). */
+static __thread int tl_poll_hot;
+/* When this thread's poll/select last asked the kernel. */
+static __thread uint64_t tl_poll_kernel_ns;
+
+/* Ring readiness of the upgraded fds among fds into their revents; OUT is
+ * looked at only where asked for. Returns how many have any. */
+static int poll_rings(struct pollfd *fds, nfds_t nfds, struct ufd **u)
+{
+	int ready = 0;
+
+	for (nfds_t i = 0; i < nfds; i++) {
+		uint32_t m, want = (uint32_t)fds[i].events | POLLERR | POLLHUP;
+
+		if (!u[i])
+			continue;
+		m = conn_events(fds[i].fd, u[i], NULL, NULL, !!(fds[i].events & POLLOUT));
+		fds[i].revents = (short)(m & want);
+		ready += !!fds[i].revents;
+	}
+	return ready;
+}
+
+/*
+ * Busy-poll for poll, ppoll and select, as eset_spin is for epoll: the
+ * rings of the upgraded fds for up to the spin budget or the caller's
+ * timeout, and every KERNEL_LOOK_NS a zero-timeout look at the kernel's
+ * (k[0..nk), as the caller built it). Returns the fds the rings made
+ * ready (their revents set); 0 when the spin ran out or the kernel has
+ * something, for the caller's blocking path, which then sees it at once;
+ * -1 when the kernel's look failed (EINTR under ppoll's mask).
+ */
+static int poll_spin(struct pollfd *fds, nfds_t nfds, struct ufd **u, struct pollfd *k, nfds_t nk,
+		     int timeout, const sigset_t *sigmask)
+{
+	static const struct timespec zero;
+	uint64_t start = mono_ns(), now, budget = spin_budget(), look = start + KERNEL_LOOK_NS;
+	int r;
+
+	if (!budget)
+		return 0;
+	if (timeout > 0 && (uint64_t)timeout * 1000000u < budget)
+		budget = (uint64_t)timeout * 1000000u;
+	for (;;) {
+		r = poll_rings(fds, nfds, u);
+		if (r) {
+			spin_result(1);
+			return r;
+		}
+		now = mono_ns();
+		if (now - start >= budget)
+			break;
+		if (now >= look) {
+			r = sigmask ? mpk__real.ppoll(k, nk, &zero, sigmask) : mpk__real.poll(k, nk, 0);
+			tl_poll_kernel_ns = now;
+			if (r) {
+				if (r > 0)
+					spin_result(1);
+				return r < 0 ? -1 : 0;
+			}
+			look = now + KERNEL_LOOK_NS;
+		}
+		__builtin_ia32_pause();
+	}
+	spin_result(0);
+	tl_poll_hot = 0;
+	return 0;
+}
+
 static int poll_common(struct pollfd *fds, nfds_t nfds, int timeout, const sigset_t *sigmask)
 {
 	/* The application's fds, then one doorbell per upgraded one. */
@@ -1536,6 +1606,13 @@ static int poll_common(struct pollfd *fds, nfds_t nfds, int timeout, const sigse
 				ready++;
 			k[i].events = kernel_events(u[i]);
 		}
+		if (!ready && pass == 0 && timeout != 0 && cfg.spin_ns && tl_poll_hot) {
+			ready = poll_spin(fds, nfds, u, k, nk, timeout, sigmask);
+			if (ready < 0) {
+				r = -1;
+				break;
+			}
+		}
 		if (!ready && pass == 0) {
 			for (i = 0; i < nfds; i++)
 				if (u[i])
@@ -1545,11 +1622,20 @@ static int poll_common(struct pollfd *fds, nfds_t nfds, int timeout, const sigse
 		t = ready ? 0 : timeout < 0 ? -1 : timeout == 0 ? 0 : (int)(deadline - mono_ms());
 		if (t < 0 && timeout >= 0)
 			t = 0;
-		if (sigmask) {
+		if (ready && mono_ns() - tl_poll_kernel_ns < KERNEL_LOOK_NS) {
+			/* Ring news, with no system call: the kernel's fds were
+			 * looked at a moment ago, and are again within
+			 * KERNEL_LOOK_NS (as epoll_common does). */
+			for (nfds_t b = 0; b < nk; b++)
+				k[b].revents = 0;
+			r = 0;
+		} else if (sigmask) {
 			struct timespec ts = {t / 1000, (t % 1000) * 1000000L};
 			r = mpk__real.ppoll(k, nk, t < 0 ? NULL : &ts, sigmask);
+			tl_poll_kernel_ns = mono_ns();
 		} else {
 			r = mpk__real.poll(k, nk, t);
+			tl_poll_kernel_ns = mono_ns();
 		}
 		if (r < 0) {
 			if (ready)
@@ -1580,6 +1666,8 @@ static int poll_common(struct pollfd *fds, nfds_t nfds, int timeout, const sigse
 				fds[i].revents = (short)(m & ((uint32_t)fds[i].events | POLLERR | POLLHUP));
 				if (k[i].revents & POLLNVAL)
 					fds[i].revents = POLLNVAL;
+				if (fds[i].revents)
+					tl_poll_hot = 1;
 			}
 			if (fds[i].revents)
 				r++;
