@@ -1381,6 +1381,44 @@ static int kernel_look(struct eset *es, struct epoll_event *ev, int n, int max, 
 	return n + keep_app_events(kev, k, ev + n);
 }
 
+/* One busy-poll's clock (eset_spin, poll_spin): its budget, within the
+ * caller's timeout, and the next look at the kernel's own fds. */
+struct spin_clock {
+	uint64_t start, now, budget, look;
+};
+
+enum { SPIN_ON, SPIN_LOOK, SPIN_OVER };
+
+/* 0: this wait does not spin (spin_budget). */
+static int spin_begin(struct spin_clock *c, int timeout)
+{
+	c->budget = spin_budget();
+	if (!c->budget)
+		return 0;
+	if (timeout > 0 && (uint64_t)timeout * 1000000u < c->budget)
+		c->budget = (uint64_t)timeout * 1000000u;
+	c->start = c->now = mono_ns();
+	c->look = c->start + KERNEL_LOOK_NS;
+	return 1;
+}
+
+/* After a turn that found nothing: SPIN_ON (paused, go on), SPIN_LOOK (look
+ * at the kernel's fds now, then go on) or SPIN_OVER (a miss, counted). */
+static int spin_next(struct spin_clock *c)
+{
+	c->now = mono_ns();
+	if (c->now - c->start >= c->budget) {
+		spin_result(0);
+		return SPIN_OVER;
+	}
+	if (c->now >= c->look) {
+		c->look = c->now + KERNEL_LOOK_NS;
+		return SPIN_LOOK;
+	}
+	__builtin_ia32_pause();
+	return SPIN_ON;
+}
+
 /*
  * Busy-poll (MPKLINK_SPIN_US): the rings of the set, for up to the spin
  * budget or the caller's timeout, the kernel every KERNEL_LOOK_NS. Only
@@ -1390,33 +1428,25 @@ static int kernel_look(struct eset *es, struct epoll_event *ev, int n, int max, 
 static int eset_spin(struct eset *es, struct epoll_event *ev, int max, int timeout,
 		     const sigset_t *sigmask, int use_pwait)
 {
-	uint64_t start = mono_ns(), now, budget = spin_budget(), look = start + KERNEL_LOOK_NS;
+	struct spin_clock c;
+	int n, step;
 
-	if (!budget)
+	if (!spin_begin(&c, timeout))
 		return 0;
-	if (timeout > 0 && (uint64_t)timeout * 1000000u < budget)
-		budget = (uint64_t)timeout * 1000000u;
-	for (;;) {
-		int n = eset_collect(es, ev, max);
-
-		if (n) {
-			spin_result(1);
-			return n;
+	while (!(n = eset_collect(es, ev, max))) {
+		step = spin_next(&c);
+		if (step == SPIN_OVER) {
+			__atomic_store_n(&es->hot, 0, __ATOMIC_RELAXED);
+			return 0;
 		}
-		now = mono_ns();
-		if (now - start >= budget)
-			break;
-		if (now >= look) {
+		if (step == SPIN_LOOK) {
 			n = kernel_look(es, ev, 0, max, 0, sigmask, use_pwait);
 			if (n)
 				return n; /* the application's events, or EINTR */
-			look = now + KERNEL_LOOK_NS;
 		}
-		__builtin_ia32_pause();
 	}
-	spin_result(0);
-	__atomic_store_n(&es->hot, 0, __ATOMIC_RELAXED);
-	return 0;
+	spin_result(1);
+	return n;
 }
 
 static int epoll_common(int epfd, struct epoll_event *ev, int max, int timeout,
@@ -1523,37 +1553,29 @@ static int poll_spin(struct pollfd *fds, nfds_t nfds, struct ufd **u, struct pol
 		     int timeout, const sigset_t *sigmask)
 {
 	static const struct timespec zero;
-	uint64_t start = mono_ns(), now, budget = spin_budget(), look = start + KERNEL_LOOK_NS;
-	int r;
+	struct spin_clock c;
+	int r, step;
 
-	if (!budget)
+	if (!spin_begin(&c, timeout))
 		return 0;
-	if (timeout > 0 && (uint64_t)timeout * 1000000u < budget)
-		budget = (uint64_t)timeout * 1000000u;
-	for (;;) {
-		r = poll_rings(fds, nfds, u);
-		if (r) {
-			spin_result(1);
-			return r;
+	while (!(r = poll_rings(fds, nfds, u))) {
+		step = spin_next(&c);
+		if (step == SPIN_OVER) {
+			tl_poll_hot = 0;
+			return 0;
 		}
-		now = mono_ns();
-		if (now - start >= budget)
-			break;
-		if (now >= look) {
+		if (step == SPIN_LOOK) {
 			r = sigmask ? mpk__real.ppoll(k, nk, &zero, sigmask) : mpk__real.poll(k, nk, 0);
-			tl_poll_kernel_ns = now;
+			tl_poll_kernel_ns = c.now;
 			if (r) {
 				if (r > 0)
 					spin_result(1);
 				return r < 0 ? -1 : 0;
 			}
-			look = now + KERNEL_LOOK_NS;
 		}
-		__builtin_ia32_pause();
 	}
-	spin_result(0);
-	tl_poll_hot = 0;
-	return 0;
+	spin_result(1);
+	return r;
 }
 
 static int poll_common(struct pollfd *fds, nfds_t nfds, int timeout, const sigset_t *sigmask)
