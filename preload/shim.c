@@ -885,18 +885,61 @@ static void spin_result(int found)
 		tl_spin_misses++;
 }
 
+/* While spinning, or while the rings keep having news, the kernel's own
+ * events (listeners, timers, plain sockets) are looked at this often: they
+ * wait at most this long, and a busy link costs no system call. */
+#define KERNEL_LOOK_NS 20000u
+
+/* One busy-poll's clock (wait_bell, eset_spin, poll_spin): its budget,
+ * within the caller's timeout, and the next look at the kernel's own fds
+ * (which wait_bell, watching one link, has no use for). */
+struct spin_clock {
+	uint64_t start, now, budget, look;
+};
+
+enum { SPIN_ON, SPIN_LOOK, SPIN_OVER };
+
+/* 0: this wait does not spin (spin_budget). */
+static int spin_begin(struct spin_clock *c, int timeout)
+{
+	c->budget = spin_budget();
+	if (!c->budget)
+		return 0;
+	if (timeout > 0 && (uint64_t)timeout * 1000000u < c->budget)
+		c->budget = (uint64_t)timeout * 1000000u;
+	c->start = c->now = mono_ns();
+	c->look = c->start + KERNEL_LOOK_NS;
+	return 1;
+}
+
+/* After a turn that found nothing: SPIN_ON (paused, go on), SPIN_LOOK (look
+ * at the kernel's fds now, then go on) or SPIN_OVER (a miss, counted). */
+static int spin_next(struct spin_clock *c)
+{
+	c->now = mono_ns();
+	if (c->now - c->start >= c->budget) {
+		spin_result(0);
+		return SPIN_OVER;
+	}
+	if (c->now >= c->look) {
+		c->look = c->now + KERNEL_LOOK_NS;
+		return SPIN_LOOK;
+	}
+	__builtin_ia32_pause();
+	return SPIN_ON;
+}
+
 /* Blocks until the link (or the setup) may have changed: first by
  * watching the ring for up to MPKLINK_SPIN_US (a reply is often a few
  * microseconds away, a wake-up costs tens), then on the doorbell. */
 static int wait_bell(int fd, struct ufd *u, unsigned want)
 {
 	struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = u->bell[0], .events = POLLIN}};
+	struct spin_clock c;
 	int r;
 
-	if (u->state == ST_ACTIVE && cfg.spin_ns) {
-		uint64_t start = mono_ns(), budget = spin_budget();
-
-		while (budget && mono_ns() - start < budget) {
+	if (u->state == ST_ACTIVE && cfg.spin_ns && spin_begin(&c, -1)) {
+		do {
 			/* A reader leaves the TX ring alone (mpk_link_poll_rx). */
 			unsigned m = want & MPK_LINK_OUT ? mpk_link_poll(u->link)
 							 : mpk_link_poll_rx(u->link, NULL);
@@ -905,10 +948,7 @@ static int wait_bell(int fd, struct ufd *u, unsigned want)
 				spin_result(1);
 				return 0;
 			}
-			__builtin_ia32_pause();
-		}
-		if (budget)
-			spin_result(0);
+		} while (spin_next(&c) != SPIN_OVER);
 	}
 	if (u->state == ST_ACTIVE &&
 	    (mpk_link_arm(u->link, want | MPK_ARM_NODRAIN) & (want | MPK_LINK_HUP | MPK_LINK_ERR)))
@@ -1332,11 +1372,6 @@ static int64_t mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* While spinning, or while the rings keep having news, the kernel's own
- * events (listeners, timers, plain sockets) are looked at this often: they
- * wait at most this long, and a busy link costs no system call. */
-#define KERNEL_LOOK_NS 20000u
-
 /*
  * Moves the application's events of kev[0..k) to out (which may be kev)
  * and keeps ours back: doorbells need nothing (the rings say what
@@ -1379,44 +1414,6 @@ static int kernel_look(struct eset *es, struct epoll_event *ev, int n, int max, 
 	if (k < 0)
 		return n ? n : -1;
 	return n + keep_app_events(kev, k, ev + n);
-}
-
-/* One busy-poll's clock (eset_spin, poll_spin): its budget, within the
- * caller's timeout, and the next look at the kernel's own fds. */
-struct spin_clock {
-	uint64_t start, now, budget, look;
-};
-
-enum { SPIN_ON, SPIN_LOOK, SPIN_OVER };
-
-/* 0: this wait does not spin (spin_budget). */
-static int spin_begin(struct spin_clock *c, int timeout)
-{
-	c->budget = spin_budget();
-	if (!c->budget)
-		return 0;
-	if (timeout > 0 && (uint64_t)timeout * 1000000u < c->budget)
-		c->budget = (uint64_t)timeout * 1000000u;
-	c->start = c->now = mono_ns();
-	c->look = c->start + KERNEL_LOOK_NS;
-	return 1;
-}
-
-/* After a turn that found nothing: SPIN_ON (paused, go on), SPIN_LOOK (look
- * at the kernel's fds now, then go on) or SPIN_OVER (a miss, counted). */
-static int spin_next(struct spin_clock *c)
-{
-	c->now = mono_ns();
-	if (c->now - c->start >= c->budget) {
-		spin_result(0);
-		return SPIN_OVER;
-	}
-	if (c->now >= c->look) {
-		c->look = c->now + KERNEL_LOOK_NS;
-		return SPIN_LOOK;
-	}
-	__builtin_ia32_pause();
-	return SPIN_ON;
 }
 
 /*
@@ -1522,19 +1519,25 @@ static __thread int tl_poll_hot;
 /* When this thread's poll/select last asked the kernel. */
 static __thread uint64_t tl_poll_kernel_ns;
 
-/* Ring readiness of the upgraded fds among fds into their revents; OUT is
- * looked at only where asked for. Returns how many have any. */
+/* What poll(2) reports for upgraded p (its events, and ERR and HUP
+ * always); OUT is looked at only where asked for. */
+static short ring_revents(const struct pollfd *p, struct ufd *u)
+{
+	uint32_t m = conn_events(p->fd, u, NULL, NULL, !!(p->events & POLLOUT));
+
+	return (short)(m & ((uint32_t)p->events | POLLERR | POLLHUP));
+}
+
+/* Ring readiness of the upgraded fds among fds into their revents.
+ * Returns how many have any. */
 static int poll_rings(struct pollfd *fds, nfds_t nfds, struct ufd **u)
 {
 	int ready = 0;
 
 	for (nfds_t i = 0; i < nfds; i++) {
-		uint32_t m, want = (uint32_t)fds[i].events | POLLERR | POLLHUP;
-
 		if (!u[i])
 			continue;
-		m = conn_events(fds[i].fd, u[i], NULL, NULL, !!(fds[i].events & POLLOUT));
-		fds[i].revents = (short)(m & want);
+		fds[i].revents = ring_revents(&fds[i], u[i]);
 		ready += !!fds[i].revents;
 	}
 	return ready;
@@ -1619,11 +1622,8 @@ static int poll_common(struct pollfd *fds, nfds_t nfds, int timeout, const sigse
 				continue;
 			if (u[i]->state == ST_ACTIVE && u[i]->bell[0] >= 0 && nk < nfds + nup)
 				k[nk++] = (struct pollfd){.fd = u[i]->bell[0], .events = POLLIN};
-			if (pass == 0 || !(fds[i].revents & POLLNVAL)) {
-				uint32_t m = conn_events(fds[i].fd, u[i], NULL, NULL, 1);
-				uint32_t want = (uint32_t)fds[i].events | POLLERR | POLLHUP;
-				fds[i].revents = (short)(m & want);
-			}
+			if (pass == 0 || !(fds[i].revents & POLLNVAL))
+				fds[i].revents = ring_revents(&fds[i], u[i]);
 			if (fds[i].revents)
 				ready++;
 			k[i].events = kernel_events(u[i]);
@@ -1651,12 +1651,11 @@ static int poll_common(struct pollfd *fds, nfds_t nfds, int timeout, const sigse
 			for (nfds_t b = 0; b < nk; b++)
 				k[b].revents = 0;
 			r = 0;
-		} else if (sigmask) {
-			struct timespec ts = {t / 1000, (t % 1000) * 1000000L};
-			r = mpk__real.ppoll(k, nk, t < 0 ? NULL : &ts, sigmask);
-			tl_poll_kernel_ns = mono_ns();
 		} else {
-			r = mpk__real.poll(k, nk, t);
+			struct timespec ts = {t / 1000, (t % 1000) * 1000000L};
+
+			r = sigmask ? mpk__real.ppoll(k, nk, t < 0 ? NULL : &ts, sigmask)
+				    : mpk__real.poll(k, nk, t);
 			tl_poll_kernel_ns = mono_ns();
 		}
 		if (r < 0) {
@@ -1684,8 +1683,7 @@ static int poll_common(struct pollfd *fds, nfds_t nfds, int timeout, const sigse
 				if ((k[i].revents & (POLLIN | POLLHUP | POLLERR)) &&
 				    u[i]->state == ST_ACTIVE)
 					mpk_link_hangup_check(u[i]->link);
-				uint32_t m = conn_events(fds[i].fd, u[i], NULL, NULL, 1);
-				fds[i].revents = (short)(m & ((uint32_t)fds[i].events | POLLERR | POLLHUP));
+				fds[i].revents = ring_revents(&fds[i], u[i]);
 				if (k[i].revents & POLLNVAL)
 					fds[i].revents = POLLNVAL;
 				if (fds[i].revents)

@@ -934,9 +934,11 @@ static void ready_now(struct mpk_link *l, struct mpk__ready *rd, int tx)
 	if (d > 0)
 		rd->readable = (uint64_t)d > l->cap ? l->cap : (uint64_t)d;
 	in_ring = d > 0;
-	d = (int64_t)(mpk_load_relaxed(&l->tx_tail) - head);
-	if (tx && d >= 0 && (uint64_t)d < l->cap)
-		rd->writable = l->cap - (uint64_t)d;
+	if (tx) {
+		d = (int64_t)(mpk_load_relaxed(&l->tx_tail) - head);
+		if (d >= 0 && (uint64_t)d < l->cap)
+			rd->writable = l->cap - (uint64_t)d;
+	}
 
 	if (l->hdr_flags & MPK_HDR_MAC) {
 		/* A frame checked and staged, else what the ring holds (its
