@@ -54,6 +54,8 @@ static const char usage[] =
 	"  MPKLINK_STATS       stderr (or 1) or a file: per-process link counters at exit\n"
 	"  MPKLINK_SPIN_US     microseconds a waiting call watches the rings before it\n"
 	"                      sleeps (0..1000000; 0: never spin; default 50)\n"
+	"  MPKLINK_SPIN_MAX_US how far a thread's spin may grow when its waits keep\n"
+	"                      ending just after it (0..1000000; default 400)\n"
 	"  MPKLINK_IDENTITY    D/NAME: this service's identity (D/NAME.key, D/NAME.cert,\n"
 	"                      made by mpklink-keys); PROGRAM must be the binary the\n"
 	"                      certificate names (else exit 126, nothing runs)\n"
@@ -172,6 +174,20 @@ static int check_spin(const char *v, const char **why)
 	return 0;
 }
 
+/* The spin settings as the shim takes them (checked already). */
+static void print_spin(void)
+{
+	const char *v = getenv("MPKLINK_SPIN_US"), *m = getenv("MPKLINK_SPIN_MAX_US");
+	unsigned long base = v && *v ? strtoul(v, NULL, 10) : MPK_SPIN_US_DEFAULT;
+	unsigned long max = m && *m ? strtoul(m, NULL, 10) : MPK_SPIN_MAX_US_DEFAULT;
+
+	if (max > base)
+		printf("  waiting:    spin %lu us on the rings, up to %lu us where waits keep "
+		       "ending just after a spin; then doorbells\n", base, max);
+	else
+		printf("  waiting:    spin %lu us on the rings, then doorbells\n", base);
+}
+
 static int check_integrity(const char *v, const char **why)
 {
 	if (!strcmp(v, "off") || !strcmp(v, "mac") || !*v)
@@ -209,6 +225,7 @@ static const struct key keys[] = {
 	{"MPKLINK_LOG", check_log},
 	{"MPKLINK_STATS", check_any},
 	{"MPKLINK_SPIN_US", check_spin},
+	{"MPKLINK_SPIN_MAX_US", check_spin},
 	{"MPKLINK_IDENTITY", check_any},
 	{"MPKLINK_TRUST", check_any},
 	{"MPKLINK_ALLOW", check_allow},
@@ -568,8 +585,7 @@ static int check_main(int argc, char **argv)
 	if (getenv("MPKLINK_SPIN_US") && !strcmp(getenv("MPKLINK_SPIN_US"), "0"))
 		printf("  waiting:    on doorbells only (MPKLINK_SPIN_US=0)\n");
 	else
-		printf("  waiting:    spin up to %s us on the rings, then doorbells\n",
-		       getenv("MPKLINK_SPIN_US") ? getenv("MPKLINK_SPIN_US") : "50");
+		print_spin();
 	if (find_shim(shim, sizeof(shim)) < 0) {
 		printf("  UNUSABLE:   libmpklink.so not found: not at %s\n", shim);
 		unusable = 1;

@@ -106,7 +106,9 @@ static struct {
 	int deny;
 	int log_level;
 	char stats[256];
-	uint64_t spin_ns; /* MPKLINK_SPIN_US */
+	uint64_t spin_ns;     /* MPKLINK_SPIN_US */
+	uint64_t spin_max_ns; /* MPKLINK_SPIN_MAX_US, >= spin_ns */
+	int spin_grow;        /* spins may grow: max > base, and 2+ CPUs */
 	int integrity;    /* MPKLINK_INTEGRITY=mac */
 } cfg;
 
@@ -252,6 +254,22 @@ static void shim_init(void)
 		if (!*end && v <= MPK_SPIN_US_MAX)
 			cfg.spin_ns = (uint64_t)v * 1000;
 	}
+	cfg.spin_max_ns = (uint64_t)MPK_SPIN_MAX_US_DEFAULT * 1000;
+	s = getenv("MPKLINK_SPIN_MAX_US");
+	if (s && *s) {
+		char *end;
+		unsigned long v = strtoul(s, &end, 10);
+
+		if (!*end && v <= MPK_SPIN_US_MAX)
+			cfg.spin_max_ns = (uint64_t)v * 1000;
+	}
+	if (cfg.spin_max_ns < cfg.spin_ns)
+		cfg.spin_max_ns = cfg.spin_ns;
+	/* With one CPU the peer answers only once we stop spinning: every wait
+	 * would look like a spin a little too short. (The machine's CPUs, not
+	 * our affinity: pinned to one, with the peer on another, is where
+	 * spinning pays best.) */
+	cfg.spin_grow = cfg.spin_max_ns > cfg.spin_ns && sysconf(_SC_NPROCESSORS_ONLN) >= 2;
 	s = getenv("MPKLINK_CTL");
 	if (!s || !*s || strlen(s) >= sizeof(cfg.ctl_path))
 		return; /* not under mpklink-run: pure pass-through */
@@ -857,8 +875,8 @@ static uint64_t mono_ns(void)
 }
 
 /*
- * Whether this thread spins on its next wait, and for how long. Always the
- * whole MPKLINK_SPIN_US, or not at all: after k spins in a row that found
+ * Whether this thread spins on its next wait, and for how long. A spin is
+ * the thread's whole budget, or none: after k spins in a row that found
  * nothing, only every 2^k-th wait spins (k <= SPIN_BACKOFF_MAX), so on an
  * oversubscribed machine, where the peer may need our core to answer, we
  * soon stop taking it; a spin that finds its event spins every wait again.
@@ -866,15 +884,52 @@ static uint64_t mono_ns(void)
  * the peer takes between half the budget and the budget to answer: the echo
  * client with 64 KiB takes ~30 us, and its server sat at 3 us spins, asleep
  * on half its waits (64 KiB round trip 11 -> 19 us).
+ *
+ * The budget itself adapts between MPKLINK_SPIN_US and MPKLINK_SPIN_MAX_US
+ * as the guest-halt-polling governor (cpuidle-haltpoll) and KVM's
+ * halt_poll_ns do: a spin that ran out on a wait the link ended within the
+ * maximum doubles it (it was only too short, and a wake-up costs more than
+ * the spin would have: 100 us and more here, where an idle vCPU halts); a
+ * wait longer than the maximum halves it. A gRPC call of 1 MiB is a chain
+ * of 150-250 us steps on each side: 50 us spins slept on every one of them
+ * (C core echo 510-560 -> 365-410 us). Such a spin still counts as a miss
+ * for the backoff above: else a thread pool's poller (gRPC C++'s sync
+ * server) spins on every wait and takes a core its own workers or the
+ * peer need (C++ 1 MiB echo 384-402 us, against 345-352 without growth).
  */
 #define SPIN_BACKOFF_MAX 4u
 static __thread unsigned tl_spin_misses, tl_spin_waits;
+static __thread uint64_t tl_spin_ns; /* 0: cfg.spin_ns */
+
+/*
+ * The thread that last moved bytes on a link (its tl_spin_ns's address).
+ * Only that thread spins beyond MPKLINK_SPIN_US. In a thread pool (gRPC
+ * C++'s sync server) one thread polls while the one that wrote the last
+ * reply finishes with it, and a long spin in the poller takes a CPU from
+ * it or from the peer: C++ 1 MiB echo 340-361 us with this rule, 371-391
+ * without (alternated runs).
+ */
+static void *io_thread;
+
+static void note_io_thread(void)
+{
+	/* Written only on a change: one thread doing all the I/O keeps the
+	 * line in its cache. */
+	if (__atomic_load_n(&io_thread, __ATOMIC_RELAXED) != &tl_spin_ns)
+		__atomic_store_n(&io_thread, &tl_spin_ns, __ATOMIC_RELAXED);
+}
 
 static uint64_t spin_budget(void)
 {
 	unsigned k = tl_spin_misses < SPIN_BACKOFF_MAX ? tl_spin_misses : SPIN_BACKOFF_MAX;
 
-	return (++tl_spin_waits & ((1u << k) - 1)) == 0 ? cfg.spin_ns : 0;
+	if (!tl_spin_ns)
+		tl_spin_ns = cfg.spin_ns;
+	if ((++tl_spin_waits & ((1u << k) - 1)) != 0)
+		return 0;
+	if (tl_spin_ns > cfg.spin_ns && __atomic_load_n(&io_thread, __ATOMIC_RELAXED) != &tl_spin_ns)
+		return cfg.spin_ns;
+	return tl_spin_ns;
 }
 
 static void spin_result(int found)
@@ -895,6 +950,7 @@ static void spin_result(int found)
  * (which wait_bell, watching one link, has no use for). */
 struct spin_clock {
 	uint64_t start, now, budget, look;
+	int over; /* ran out: the wait's end (spin_woke) adapts the budget */
 };
 
 enum { SPIN_ON, SPIN_LOOK, SPIN_OVER };
@@ -902,6 +958,7 @@ enum { SPIN_ON, SPIN_LOOK, SPIN_OVER };
 /* 0: this wait does not spin (spin_budget). */
 static int spin_begin(struct spin_clock *c, int timeout)
 {
+	c->over = 0;
 	c->budget = spin_budget();
 	if (!c->budget)
 		return 0;
@@ -919,6 +976,7 @@ static int spin_next(struct spin_clock *c)
 	c->now = mono_ns();
 	if (c->now - c->start >= c->budget) {
 		spin_result(0);
+		c->over = 1;
 		return SPIN_OVER;
 	}
 	if (c->now >= c->look) {
@@ -929,13 +987,30 @@ static int spin_next(struct spin_clock *c)
 	return SPIN_ON;
 }
 
+/* The link had news for a wait whose spin ran out (c zeroed, or after
+ * spin_begin): had the spin lasted until now it would have caught it. */
+static void spin_woke(struct spin_clock *c)
+{
+	uint64_t waited;
+
+	if (!c->over)
+		return;
+	c->over = 0;
+	waited = mono_ns() - c->start;
+	if (waited <= cfg.spin_max_ns && cfg.spin_grow) {
+		tl_spin_ns = tl_spin_ns * 2 < cfg.spin_max_ns ? tl_spin_ns * 2 : cfg.spin_max_ns;
+	} else if (waited > cfg.spin_max_ns && tl_spin_ns > cfg.spin_ns) {
+		tl_spin_ns = tl_spin_ns / 2 > cfg.spin_ns ? tl_spin_ns / 2 : cfg.spin_ns;
+	}
+}
+
 /* Blocks until the link (or the setup) may have changed: first by
  * watching the ring for up to MPKLINK_SPIN_US (a reply is often a few
  * microseconds away, a wake-up costs tens), then on the doorbell. */
 static int wait_bell(int fd, struct ufd *u, unsigned want)
 {
 	struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = u->bell[0], .events = POLLIN}};
-	struct spin_clock c;
+	struct spin_clock c = {0};
 	int r;
 
 	if (u->state == ST_ACTIVE && cfg.spin_ns && spin_begin(&c, -1)) {
@@ -951,8 +1026,10 @@ static int wait_bell(int fd, struct ufd *u, unsigned want)
 		} while (spin_next(&c) != SPIN_OVER);
 	}
 	if (u->state == ST_ACTIVE &&
-	    (mpk_link_arm(u->link, want | MPK_ARM_NODRAIN) & (want | MPK_LINK_HUP | MPK_LINK_ERR)))
+	    (mpk_link_arm(u->link, want | MPK_ARM_NODRAIN) & (want | MPK_LINK_HUP | MPK_LINK_ERR))) {
+		spin_woke(&c);
 		return 0;
+	}
 	if (u->state == ST_CONNECTING)
 		p[0].events = POLLOUT;
 	/* The socket says the peer hung up; the eventfd, that it rang. */
@@ -962,8 +1039,10 @@ static int wait_bell(int fd, struct ufd *u, unsigned want)
 	/* Each read only when the kernel says something is there. */
 	if (u->state == ST_ACTIVE && (p[0].revents & (POLLIN | POLLHUP | POLLERR)))
 		mpk_link_hangup_check(u->link);
-	if (u->state == ST_ACTIVE && p[1].revents)
+	if (u->state == ST_ACTIVE && p[1].revents) {
 		mpk_link_drain(u->link);
+		spin_woke(&c);
+	}
 	return 0;
 }
 
@@ -1012,6 +1091,8 @@ static ssize_t conn_readv(int fd, struct ufd *u, const struct iovec *iov, int io
 				break;
 			}
 			r = mpk_link_readv(u->link, iov, iovcnt, lf);
+			if (r > 0)
+				note_io_thread();
 		} else if (r == -EPIPE) {
 			r = 0; /* EOF before setup finished */
 		}
@@ -1066,6 +1147,7 @@ static ssize_t conn_writev(int fd, struct ufd *u, const struct iovec *iov, int i
 		else if (r == -EPIPE)
 			r = -EPIPE;
 		if (r > 0) {
+			note_io_thread();
 			/* Read by pollers in other threads (conn_arm). */
 			__atomic_store_n(&u->wblocked, 0, __ATOMIC_RELAXED);
 			total += r;
@@ -1422,16 +1504,15 @@ static int kernel_look(struct eset *es, struct epoll_event *ev, int n, int max, 
  * for a set whose rings had news at the last look: an idle program does
  * not spin, it blocks. Returns events, 0 (nothing: block now), or -1.
  */
-static int eset_spin(struct eset *es, struct epoll_event *ev, int max, int timeout,
-		     const sigset_t *sigmask, int use_pwait)
+static int eset_spin(struct eset *es, struct spin_clock *c, struct epoll_event *ev, int max,
+		     int timeout, const sigset_t *sigmask, int use_pwait)
 {
-	struct spin_clock c;
 	int n, step;
 
-	if (!spin_begin(&c, timeout))
+	if (!spin_begin(c, timeout))
 		return 0;
 	while (!(n = eset_collect(es, ev, max))) {
-		step = spin_next(&c);
+		step = spin_next(c);
 		if (step == SPIN_OVER) {
 			__atomic_store_n(&es->hot, 0, __ATOMIC_RELAXED);
 			return 0;
@@ -1451,6 +1532,7 @@ static int epoll_common(int epfd, struct epoll_event *ev, int max, int timeout,
 {
 	struct eset *es = eset_get(epfd, 0);
 	int64_t deadline = timeout > 0 ? mono_ms() + timeout : 0;
+	struct spin_clock c = {0};
 	int n, t;
 
 	while (!es || !__atomic_load_n(&es->n, __ATOMIC_RELAXED) || max <= 0) {
@@ -1484,7 +1566,7 @@ static int epoll_common(int epfd, struct epoll_event *ev, int max, int timeout,
 		return kernel_look(es, ev, n, max, 0, sigmask, use_pwait);
 	}
 	if (timeout != 0 && cfg.spin_ns && __atomic_load_n(&es->hot, __ATOMIC_RELAXED)) {
-		n = eset_spin(es, ev, max, timeout, sigmask, use_pwait);
+		n = eset_spin(es, &c, ev, max, timeout, sigmask, use_pwait);
 		if (n)
 			return n;
 	}
@@ -1492,8 +1574,10 @@ static int epoll_common(int epfd, struct epoll_event *ev, int max, int timeout,
 		/* Arm, then look again: a change after this rings. */
 		eset_arm(es);
 		n = eset_collect(es, ev, max);
-		if (n)
+		if (n) {
 			__atomic_store_n(&es->hot, 1, __ATOMIC_RELAXED);
+			spin_woke(&c);
+		}
 		t = n ? 0 : timeout < 0 ? -1 : timeout == 0 ? 0 : (int)(deadline - mono_ms());
 		if (t < 0 && timeout >= 0)
 			t = 0;
@@ -1506,6 +1590,7 @@ static int epoll_common(int epfd, struct epoll_event *ev, int max, int timeout,
 		n = eset_collect(es, ev, max);
 		if (n) {
 			__atomic_store_n(&es->hot, 1, __ATOMIC_RELAXED);
+			spin_woke(&c);
 			return n;
 		}
 	}
@@ -1552,24 +1637,23 @@ static int poll_rings(struct pollfd *fds, nfds_t nfds, struct ufd **u)
  * something, for the caller's blocking path, which then sees it at once;
  * -1 when the kernel's look failed (EINTR under ppoll's mask).
  */
-static int poll_spin(struct pollfd *fds, nfds_t nfds, struct ufd **u, struct pollfd *k, nfds_t nk,
-		     int timeout, const sigset_t *sigmask)
+static int poll_spin(struct spin_clock *c, struct pollfd *fds, nfds_t nfds, struct ufd **u,
+		     struct pollfd *k, nfds_t nk, int timeout, const sigset_t *sigmask)
 {
 	static const struct timespec zero;
-	struct spin_clock c;
 	int r, step;
 
-	if (!spin_begin(&c, timeout))
+	if (!spin_begin(c, timeout))
 		return 0;
 	while (!(r = poll_rings(fds, nfds, u))) {
-		step = spin_next(&c);
+		step = spin_next(c);
 		if (step == SPIN_OVER) {
 			tl_poll_hot = 0;
 			return 0;
 		}
 		if (step == SPIN_LOOK) {
 			r = sigmask ? mpk__real.ppoll(k, nk, &zero, sigmask) : mpk__real.poll(k, nk, 0);
-			tl_poll_kernel_ns = c.now;
+			tl_poll_kernel_ns = c->now;
 			if (r) {
 				if (r > 0)
 					spin_result(1);
@@ -1588,6 +1672,7 @@ static int poll_common(struct pollfd *fds, nfds_t nfds, int timeout, const sigse
 	struct ufd *us[64], **u = us;
 	nfds_t nk;
 	int64_t deadline = timeout > 0 ? mono_ms() + timeout : 0;
+	struct spin_clock c = {0};
 	nfds_t i, nup = 0;
 	int r = 0;
 
@@ -1628,8 +1713,10 @@ static int poll_common(struct pollfd *fds, nfds_t nfds, int timeout, const sigse
 				ready++;
 			k[i].events = kernel_events(u[i]);
 		}
+		if (ready && pass)
+			spin_woke(&c); /* news since the spin ran out, before arming */
 		if (!ready && pass == 0 && timeout != 0 && cfg.spin_ns && tl_poll_hot) {
-			ready = poll_spin(fds, nfds, u, k, nk, timeout, sigmask);
+			ready = poll_spin(&c, fds, nfds, u, k, nk, timeout, sigmask);
 			if (ready < 0) {
 				r = -1;
 				break;
@@ -1686,8 +1773,10 @@ static int poll_common(struct pollfd *fds, nfds_t nfds, int timeout, const sigse
 				fds[i].revents = ring_revents(&fds[i], u[i]);
 				if (k[i].revents & POLLNVAL)
 					fds[i].revents = POLLNVAL;
-				if (fds[i].revents)
+				if (fds[i].revents) {
 					tl_poll_hot = 1;
+					spin_woke(&c);
+				}
 			}
 			if (fds[i].revents)
 				r++;

@@ -38,6 +38,10 @@ f=$(envfile ring "MPKLINK_RING_BYTES=1000")
 expect_refused ring "ring.env:1: MPKLINK_RING_BYTES: must be a power of two" -e "$f"
 f=$(envfile guard "MPKLINK_GUARD=maybe")
 expect_refused guard "guard.env:1: MPKLINK_GUARD: must be auto, mpk or off" -e "$f"
+f=$(envfile spin "MPKLINK_SPIN_US=5ms")
+expect_refused spin "spin.env:1: MPKLINK_SPIN_US: must be a number of microseconds" -e "$f"
+f=$(envfile spinmax "MPKLINK_SPIN_MAX_US=2000000")
+expect_refused spin-max "spinmax.env:1: MPKLINK_SPIN_MAX_US: must be a number of microseconds" -e "$f"
 f=$(envfile fallback "MPKLINK_FALLBACK=udp")
 expect_refused fallback "fallback.env:1: MPKLINK_FALLBACK" -e "$f"
 expect_refused missing-file "nosuch.env: No such file" -e "$tmp/nosuch.env"

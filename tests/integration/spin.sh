@@ -22,9 +22,14 @@
 #   it sleeps (the client rings it) on about 1 wait in 8. A budget that
 #   halves per miss misses every wait after a slow one until a probe: the
 #   server then sleeps on most of them.
+# grow: a spin that keeps running out just before the link has news grows
+#   (MPKLINK_SPIN_MAX_US). The client takes 3x MPKLINK_SPIN_US before each
+#   request. With MPKLINK_SPIN_MAX_US equal to MPKLINK_SPIN_US the server
+#   must sleep on most waits (else this tests nothing); with it at 8x, the
+#   server's spins grow past the client's pause and it sleeps on few.
 . "$(dirname "$0")/lib.sh"
 
-what=${1:?syscalls, idle, poll or backoff}
+what=${1:?syscalls, idle, poll, backoff or grow}
 # The server's event loop for syscalls, idle and backoff: et (epoll,
 # edge-triggered) unless given (lt, poll, select).
 smode=${2:-et}
@@ -184,6 +189,33 @@ backoff)
 	[ "$rings" -le $(((n + 16) * 4 / 10)) ] ||
 		fail "the server slept on $rings of $((n + 16)) waits: its spins stay short after a miss"
 	echo "PASS: $rings sleeps in $((n + 16)) waits ($slow slow requests)"
+	;;
+grow)
+	budget=50 n=3000
+	sleeps() { # SPIN_MAX_US: the doorbells the client rang, one per server sleep
+		env=$(envfile "grow$1" "MPKLINK_ENDPOINTS=127.0.0.1:$port" \
+			"MPKLINK_RUNDIR=$tmp/run" "MPKLINK_SPIN_US=$budget" "MPKLINK_SPIN_MAX_US=$1")
+		start_server mpklink
+		rm -f "$tmp/client.stats"
+		MPKLINK_STATS=$tmp/client.stats "${pin_c[@]}" "$MPKLINK_RUN" -e "$env" -- \
+			"$ECHO_CLIENT" --port "$port" --rtt $n --size 64 --warmup 100 \
+			--think-us $((budget * 3)) >"$tmp/client.log" 2>&1 ||
+			{ cat "$tmp/client.log" >&2; fail "the client failed"; }
+		stop_server
+		links=$(stat_field "$tmp/client.stats" links)
+		[ "$links" -eq 1 ] || fail "the client made $links links, expected 1"
+		stat_field "$tmp/client.stats" doorbells
+	}
+	[ "${#pin_s[@]}" -gt 0 ] || fail "spins grow only with 2 CPUs or more; this machine has $(nproc)"
+	fixed=$(sleeps $budget)
+	grown=$(sleeps $((budget * 8)))
+	echo "$((n + 100)) requests $((budget * 3)) us apart: the server slept on $fixed with" \
+		"fixed $budget us spins, on $grown with spins growing up to $((budget * 8)) us"
+	[ "$fixed" -ge $(((n + 100) / 2)) ] ||
+		fail "with fixed $budget us spins the server slept on only $fixed waits: this tests nothing"
+	[ "$grown" -le $(((n + 100) / 10)) ] ||
+		fail "with spins allowed to grow the server still slept on $grown of $((n + 100)) waits"
+	echo "PASS: $fixed sleeps with fixed spins, $grown with growing ones"
 	;;
 *) fail "unknown mode $what" ;;
 esac

@@ -187,6 +187,13 @@ int mpk_endpoints_parse(const char *s, uint16_t *ports, size_t max, const char *
 #define MPK_SPIN_US_MAX     1000000u
 
 /*
+ * MPKLINK_SPIN_MAX_US: how far a thread's spin may grow when its waits end
+ * just after its spins run out (the wake-up would cost more than spinning
+ * on); below MPKLINK_SPIN_US it is MPKLINK_SPIN_US, and growth is off.
+ */
+#define MPK_SPIN_MAX_US_DEFAULT 400u
+
+/*
  * MPKLINK_LOG: "error" 0, "warn" 1 (also NULL or ""), "info" 2, "debug" 3.
  * Returns the level, or -EINVAL for anything else.
  */
