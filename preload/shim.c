@@ -218,6 +218,20 @@ static void atfork_bump(void)
 	__atomic_fetch_add(&fork_gen, 1, __ATOMIC_RELAXED);
 }
 
+/* A microseconds setting in ns. The launcher refused anything but
+ * 0..MPK_SPIN_US_MAX; alone, a bad value leaves the default. */
+static uint64_t env_us_ns(const char *name, unsigned long dflt)
+{
+	const char *s = getenv(name);
+	char *end;
+	unsigned long v;
+
+	if (!s || !*s)
+		return (uint64_t)dflt * 1000;
+	v = strtoul(s, &end, 10);
+	return (uint64_t)(!*end && v <= MPK_SPIN_US_MAX ? v : dflt) * 1000;
+}
+
 static void shim_init(void)
 {
 	const char *s, *bad;
@@ -244,25 +258,8 @@ static void shim_init(void)
 	cfg.deny = s && !strcmp(s, "deny");
 	s = getenv("MPKLINK_INTEGRITY");
 	cfg.integrity = s && !strcmp(s, "mac");
-	cfg.spin_ns = (uint64_t)MPK_SPIN_US_DEFAULT * 1000;
-	s = getenv("MPKLINK_SPIN_US");
-	if (s && *s) {
-		char *end;
-		unsigned long v = strtoul(s, &end, 10);
-
-		/* The launcher refused anything else; alone, keep the default. */
-		if (!*end && v <= MPK_SPIN_US_MAX)
-			cfg.spin_ns = (uint64_t)v * 1000;
-	}
-	cfg.spin_max_ns = (uint64_t)MPK_SPIN_MAX_US_DEFAULT * 1000;
-	s = getenv("MPKLINK_SPIN_MAX_US");
-	if (s && *s) {
-		char *end;
-		unsigned long v = strtoul(s, &end, 10);
-
-		if (!*end && v <= MPK_SPIN_US_MAX)
-			cfg.spin_max_ns = (uint64_t)v * 1000;
-	}
+	cfg.spin_ns = env_us_ns("MPKLINK_SPIN_US", MPK_SPIN_US_DEFAULT);
+	cfg.spin_max_ns = env_us_ns("MPKLINK_SPIN_MAX_US", MPK_SPIN_MAX_US_DEFAULT);
 	if (cfg.spin_max_ns < cfg.spin_ns)
 		cfg.spin_max_ns = cfg.spin_ns;
 	/* With one CPU the peer answers only once we stop spinning: every wait
