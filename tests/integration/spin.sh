@@ -27,9 +27,14 @@
 #   request. With MPKLINK_SPIN_MAX_US equal to MPKLINK_SPIN_US the server
 #   must sleep on most waits (else this tests nothing); with it at 8x, the
 #   server's spins grow past the client's pause and it sleeps on few.
+# pool: as grow, with MPKLINK_SPIN_MAX_US at 8x, against pool_echo, whose two
+#   threads take turns as a thread pool's do (each writes the reply to what
+#   the other read, then polls): its link I/O moves between threads on every
+#   request, so its spins must not grow (a pool's poller would take a CPU its
+#   workers need): it sleeps on most waits, as with fixed spins.
 . "$(dirname "$0")/lib.sh"
 
-what=${1:?syscalls, idle, poll, backoff or grow}
+what=${1:?syscalls, idle, poll, backoff, grow or pool}
 # The server's event loop for syscalls, idle and backoff: et (epoll,
 # edge-triggered) unless given (lt, poll, select).
 smode=${2:-et}
@@ -216,6 +221,31 @@ grow)
 	[ "$grown" -le $(((n + 100) / 10)) ] ||
 		fail "with spins allowed to grow the server still slept on $grown of $((n + 100)) waits"
 	echo "PASS: $fixed sleeps with fixed spins, $grown with growing ones"
+	;;
+pool)
+	budget=50 n=3000
+	env=$(envfile pool "MPKLINK_ENDPOINTS=127.0.0.1:$port" "MPKLINK_RUNDIR=$tmp/run" \
+		"MPKLINK_SPIN_US=$budget" "MPKLINK_SPIN_MAX_US=$((budget * 8))")
+	[ "${#pin_s[@]}" -gt 0 ] || fail "spins grow only with 2 CPUs or more; this machine has $(nproc)"
+	MPKLINK_STATS=$tmp/server.stats "${pin_s[@]}" "$MPKLINK_RUN" -e "$env" -- \
+		"$POOL_ECHO" "$port" >"$tmp/server.log" 2>&1 &
+	srv=$!
+	pids+=($srv)
+	wait_listen "$port"
+	MPKLINK_STATS=$tmp/client.stats "${pin_c[@]}" "$MPKLINK_RUN" -e "$env" -- \
+		"$ECHO_CLIENT" --port "$port" --rtt $n --size 64 --warmup 100 \
+		--think-us $((budget * 3)) >"$tmp/client.log" 2>&1 ||
+		{ cat "$tmp/client.log" >&2; fail "the client failed"; }
+	wait "$srv" || { cat "$tmp/server.log" >&2; fail "pool_echo failed"; }
+	grep -q "pool_echo: $((n + 100)) requests" "$tmp/server.log" ||
+		fail "pool_echo did not serve $((n + 100)) requests: $(cat "$tmp/server.log")"
+	links=$(stat_field "$tmp/client.stats" links)
+	[ "$links" -eq 1 ] || fail "the client made $links links, expected 1"
+	rings=$(stat_field "$tmp/client.stats" doorbells)
+	echo "$((n + 100)) requests $((budget * 3)) us apart to a two-thread pool: it slept on $rings"
+	[ "$rings" -ge $(((n + 100) / 2)) ] ||
+		fail "the pool slept on only $rings of $((n + 100)) waits: its pollers' spins grew"
+	echo "PASS: the pool slept on $rings of $((n + 100)) waits (its spins stayed at $budget us)"
 	;;
 *) fail "unknown mode $what" ;;
 esac
