@@ -65,6 +65,20 @@ stop_server() {
 	wait "$srv" 2>/dev/null
 }
 
+# client_rings ECHO_CLIENT_OPTION...: n round trips of 64 B by the client
+# under $env; sets rings to the doorbells it rang, one per wait its server
+# slept through. (A global, not an echo: fail must end the script, not a
+# command substitution's subshell.)
+client_rings() {
+	rm -f "$tmp/client.stats"
+	MPKLINK_STATS=$tmp/client.stats "${pin_c[@]}" "$MPKLINK_RUN" -e "$env" -- \
+		"$ECHO_CLIENT" --port "$port" --rtt $n --size 64 "$@" >"$tmp/client.log" 2>&1 ||
+		{ cat "$tmp/client.log" >&2; fail "the client failed"; }
+	links=$(stat_field "$tmp/client.stats" links)
+	[ "$links" -eq 1 ] || fail "the client made $links links, expected 1"
+	rings=$(stat_field "$tmp/client.stats" doorbells)
+}
+
 case "$what" in
 syscalls)
 	n=20000
@@ -177,15 +191,9 @@ backoff)
 	env=$(envfile backoff "MPKLINK_ENDPOINTS=127.0.0.1:$port" "MPKLINK_RUNDIR=$tmp/run" \
 		"MPKLINK_SPIN_US=$budget")
 	start_server mpklink
-	MPKLINK_STATS=$tmp/client.stats "${pin_c[@]}" "$MPKLINK_RUN" -e "$env" -- \
-		"$ECHO_CLIENT" --port "$port" --rtt $n --size 64 --warmup 16 \
-		--think-us $((budget * 7 / 10)) --slow-every 16 --slow-us $((budget * 3)) \
-		>"$tmp/client.log" 2>&1 || { cat "$tmp/client.log" >&2; fail "the client failed"; }
+	client_rings --warmup 16 --think-us $((budget * 7 / 10)) --slow-every 16 \
+		--slow-us $((budget * 3))
 	stop_server
-	links=$(stat_field "$tmp/client.stats" links)
-	[ "$links" -eq 1 ] || fail "the client made $links links, expected 1"
-	# Each ring is a wait the server slept through.
-	rings=$(stat_field "$tmp/client.stats" doorbells)
 	slow=$(((n + 16) / 16))
 	echo "$((n + 16)) requests, $slow of them slow: the server slept on $rings"
 	# The slow ones must have made it sleep, or this tests nothing.
@@ -197,23 +205,18 @@ backoff)
 	;;
 grow)
 	budget=50 n=3000
-	sleeps() { # SPIN_MAX_US: the doorbells the client rang, one per server sleep
+	sleeps() { # SPIN_MAX_US: sets rings for the echo server
 		env=$(envfile "grow$1" "MPKLINK_ENDPOINTS=127.0.0.1:$port" \
 			"MPKLINK_RUNDIR=$tmp/run" "MPKLINK_SPIN_US=$budget" "MPKLINK_SPIN_MAX_US=$1")
 		start_server mpklink
-		rm -f "$tmp/client.stats"
-		MPKLINK_STATS=$tmp/client.stats "${pin_c[@]}" "$MPKLINK_RUN" -e "$env" -- \
-			"$ECHO_CLIENT" --port "$port" --rtt $n --size 64 --warmup 100 \
-			--think-us $((budget * 3)) >"$tmp/client.log" 2>&1 ||
-			{ cat "$tmp/client.log" >&2; fail "the client failed"; }
+		client_rings --warmup 100 --think-us $((budget * 3))
 		stop_server
-		links=$(stat_field "$tmp/client.stats" links)
-		[ "$links" -eq 1 ] || fail "the client made $links links, expected 1"
-		stat_field "$tmp/client.stats" doorbells
 	}
 	[ "${#pin_s[@]}" -gt 0 ] || fail "spins grow only with 2 CPUs or more; this machine has $(nproc)"
-	fixed=$(sleeps $budget)
-	grown=$(sleeps $((budget * 8)))
+	sleeps $budget
+	fixed=$rings
+	sleeps $((budget * 8))
+	grown=$rings
 	echo "$((n + 100)) requests $((budget * 3)) us apart: the server slept on $fixed with" \
 		"fixed $budget us spins, on $grown with spins growing up to $((budget * 8)) us"
 	[ "$fixed" -ge $(((n + 100) / 2)) ] ||
@@ -232,16 +235,10 @@ pool)
 	srv=$!
 	pids+=($srv)
 	wait_listen "$port"
-	MPKLINK_STATS=$tmp/client.stats "${pin_c[@]}" "$MPKLINK_RUN" -e "$env" -- \
-		"$ECHO_CLIENT" --port "$port" --rtt $n --size 64 --warmup 100 \
-		--think-us $((budget * 3)) >"$tmp/client.log" 2>&1 ||
-		{ cat "$tmp/client.log" >&2; fail "the client failed"; }
+	client_rings --warmup 100 --think-us $((budget * 3))
 	wait "$srv" || { cat "$tmp/server.log" >&2; fail "pool_echo failed"; }
 	grep -q "pool_echo: $((n + 100)) requests" "$tmp/server.log" ||
 		fail "pool_echo did not serve $((n + 100)) requests: $(cat "$tmp/server.log")"
-	links=$(stat_field "$tmp/client.stats" links)
-	[ "$links" -eq 1 ] || fail "the client made $links links, expected 1"
-	rings=$(stat_field "$tmp/client.stats" doorbells)
 	echo "$((n + 100)) requests $((budget * 3)) us apart to a two-thread pool: it slept on $rings"
 	[ "$rings" -ge $(((n + 100) / 2)) ] ||
 		fail "the pool slept on only $rings of $((n + 100)) waits: its pollers' spins grew"
