@@ -11,7 +11,7 @@ test_pkgs=(libcriterion-dev clang libclang-rt-14-dev
 	qemu-system-x86 linux-image-amd64 busybox-static cpio
 	libgrpc++-dev libgrpc-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
 	python3 python3-grpcio python3-protobuf redis-server redis-tools nodejs iproute2 procps
-	strace debootstrap)
+	strace debootstrap liburing-dev nginx-light curl)
 
 case "${1:-all}" in
 build) want=("${build_pkgs[@]}") ;;
