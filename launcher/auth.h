@@ -9,7 +9,7 @@
 
 #include <stddef.h>
 
-#include "mpklink/ctl.h"
+#include "ctl_server.h"
 
 struct mpk_auth;
 

@@ -20,7 +20,8 @@
 #include <unistd.h>
 
 #include "auth.h"
-#include "mpklink/ctl.h"
+#include "ctl_server.h"
+#include "mpklink/config.h"
 #include "mpklink/keys.h"
 #include "mpklink/ring.h"
 
@@ -73,129 +74,7 @@ static const char usage[] =
 	"cannot be executed or found.\n"
 	"Programs that bypass libc (Go binaries, static binaries) are not upgraded.\n";
 
-struct key {
-	const char *name;
-	int (*check)(const char *v, const char **why);
-};
-
-static int check_endpoints(const char *v, const char **why)
-{
-	uint16_t ports[MPK_MAX_ENDPOINTS];
-	const char *bad;
-	static char msg[160];
-	int n = mpk_endpoints_parse(v, ports, MPK_MAX_ENDPOINTS, &bad);
-
-	if (n >= 0)
-		return 0;
-	if (n == -E2BIG)
-		snprintf(msg, sizeof(msg), "more than %d endpoints", MPK_MAX_ENDPOINTS);
-	else
-		snprintf(msg, sizeof(msg),
-			 "not a loopback host:port at \"%.60s\" (hosts: localhost, 127.x.x.x, "
-			 "0.0.0.0, ::1, ::, ::ffff:127.x.x.x)", bad ? bad : "");
-	*why = msg;
-	return -1;
-}
-
-static int one_of(const char *v, const char *const *allowed, const char **why,
-		  const char *msg)
-{
-	for (; *allowed; allowed++)
-		if (!strcmp(v, *allowed))
-			return 0;
-	*why = msg;
-	return -1;
-}
-
-static int check_fallback(const char *v, const char **why)
-{
-	static const char *const a[] = {"tcp", "deny", NULL};
-	return one_of(v, a, why, "must be tcp or deny");
-}
-
-static int check_guard(const char *v, const char **why)
-{
-	static const char *const a[] = {"auto", "mpk", "off", NULL};
-	return one_of(v, a, why, "must be auto, mpk or off");
-}
-
-static int check_log(const char *v, const char **why)
-{
-	if (*v && mpk_log_level_parse(v) >= 0)
-		return 0;
-	*why = "must be error, warn, info or debug";
-	return -1;
-}
-
-static int parse_size(const char *v, size_t *out)
-{
-	char *end;
-	unsigned long long n;
-
-	errno = 0;
-	n = strtoull(v, &end, 10);
-	if (errno || end == v)
-		return -1;
-	if (*end == 'K' || *end == 'k')
-		n <<= 10, end++;
-	else if (*end == 'M' || *end == 'm')
-		n <<= 20, end++;
-	else if (*end == 'G' || *end == 'g')
-		n <<= 30, end++;
-	if (*end)
-		return -1;
-	*out = (size_t)n;
-	return 0;
-}
-
-static int check_ring(const char *v, const char **why)
-{
-	size_t n;
-
-	if (parse_size(v, &n) < 0 || n < MPK_LINK_RING_MIN || n > MPK_LINK_RING_MAX ||
-	    (n & (n - 1))) {
-		*why = "must be a power of two from 4096 to 1G (e.g. 65536, 1M)";
-		return -1;
-	}
-	return 0;
-}
-
-static int check_spin(const char *v, const char **why)
-{
-	char *end;
-	unsigned long n;
-
-	errno = 0;
-	n = strtoul(v, &end, 10);
-	if (!*v || *v == '-' || *end || errno || n > MPK_SPIN_US_MAX) {
-		*why = "must be a number of microseconds from 0 to 1000000";
-		return -1;
-	}
-	return 0;
-}
-
-/* The spin settings as the shim takes them (checked already). */
-static void print_spin(void)
-{
-	const char *v = getenv("MPKLINK_SPIN_US"), *m = getenv("MPKLINK_SPIN_MAX_US");
-	unsigned long base = v && *v ? strtoul(v, NULL, 10) : MPK_SPIN_US_DEFAULT;
-	unsigned long max = m && *m ? strtoul(m, NULL, 10) : MPK_SPIN_MAX_US_DEFAULT;
-
-	if (max > base)
-		printf("  waiting:    spin %lu us on the rings, up to %lu us where waits keep "
-		       "ending just after a spin; then doorbells\n", base, max);
-	else
-		printf("  waiting:    spin %lu us on the rings, then doorbells\n", base);
-}
-
-static int check_integrity(const char *v, const char **why)
-{
-	if (!strcmp(v, "off") || !strcmp(v, "mac") || !*v)
-		return 0;
-	*why = "must be off or mac";
-	return -1;
-}
-
+/* MPKLINK_ALLOW's syntax is keys/' (mpklink/config.h leaves it to us). */
 static int check_allow(const char *v, const char **why)
 {
 	static char buf[512];
@@ -203,41 +82,37 @@ static int check_allow(const char *v, const char **why)
 
 	if (mpk_keys_allow_parse(v, &a, buf, sizeof(buf)) < 0) {
 		*why = buf;
-		return -1;
+		return -EINVAL;
 	}
 	mpk_keys_allow_free(a);
 	return 0;
 }
 
-static int check_any(const char *v, const char **why)
+/* One MPKLINK_ setting: 0, -EINVAL (why), -ENOENT (unknown key). */
+static int check_key(const char *key, const char *v, const char **why)
 {
-	(void)v;
-	(void)why;
-	return 0;
+	int r = mpk_config_check(key, v, why);
+
+	if (r == 0 && !strcmp(key, "MPKLINK_ALLOW"))
+		r = check_allow(v, why);
+	return r;
 }
 
-static const struct key keys[] = {
-	{"MPKLINK_ENDPOINTS", check_endpoints},
-	{"MPKLINK_RUNDIR", check_any},
-	{"MPKLINK_FALLBACK", check_fallback},
-	{"MPKLINK_RING_BYTES", check_ring},
-	{"MPKLINK_GUARD", check_guard},
-	{"MPKLINK_LOG", check_log},
-	{"MPKLINK_STATS", check_any},
-	{"MPKLINK_SPIN_US", check_spin},
-	{"MPKLINK_SPIN_MAX_US", check_spin},
-	{"MPKLINK_IDENTITY", check_any},
-	{"MPKLINK_TRUST", check_any},
-	{"MPKLINK_ALLOW", check_allow},
-	{"MPKLINK_INTEGRITY", check_integrity},
-};
-
-static const struct key *find_key(const char *name)
+/* The spin settings as the shim takes them (checked already). */
+static void print_spin(void)
 {
-	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
-		if (!strcmp(keys[i].name, name))
-			return &keys[i];
-	return NULL;
+	long base = mpk_us_parse(getenv("MPKLINK_SPIN_US"));
+	long max = mpk_us_parse(getenv("MPKLINK_SPIN_MAX_US"));
+
+	if (base < 0)
+		base = MPK_SPIN_US_DEFAULT;
+	if (max < 0)
+		max = MPK_SPIN_MAX_US_DEFAULT;
+	if (max > base)
+		printf("  waiting:    spin %ld us on the rings, up to %ld us where waits keep "
+		       "ending just after a spin; then doorbells\n", base, max);
+	else
+		printf("  waiting:    spin %ld us on the rings, then doorbells\n", base);
 }
 
 static int valid_name(const char *s, size_t n)
@@ -270,7 +145,6 @@ static int read_env_file(const char *path, char **snapshot)
 	}
 	while ((len = getline(&line, &cap, f)) >= 0) {
 		char *s = line, *eq, *val;
-		const struct key *k;
 		const char *why = NULL;
 		size_t vl;
 
@@ -297,14 +171,15 @@ static int read_env_file(const char *path, char **snapshot)
 			val++;
 		}
 		if (!strncmp(s, "MPKLINK_", 8)) {
-			k = find_key(s);
-			if (!k) {
+			int k = check_key(s, val, &why);
+
+			if (k == -ENOENT) {
 				fprintf(stderr, "mpklink-run: %s:%d: unknown key %s (see mpklink-run --help)\n",
 					path, lineno, s);
 				rc = -1;
 				break;
 			}
-			if (k->check(val, &why) < 0) {
+			if (k < 0) {
 				fprintf(stderr, "mpklink-run: %s:%d: %s: %s\n", path, lineno, s, why);
 				rc = -1;
 				break;
@@ -328,10 +203,18 @@ static int read_env_file(const char *path, char **snapshot)
 /* The environment's own MPKLINK_ values are checked the same way. */
 static int check_environment(void)
 {
-	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-		const char *v = getenv(keys[i].name), *why = NULL;
-		if (v && keys[i].check(v, &why) < 0) {
-			fprintf(stderr, "mpklink-run: %s=%s: %s\n", keys[i].name, v, why);
+	for (char **e = environ; *e; e++) {
+		const char *why = NULL, *eq = strchr(*e, '=');
+		char key[64];
+
+		if (strncmp(*e, "MPKLINK_", 8) || !eq || (size_t)(eq - *e) >= sizeof(key))
+			continue;
+		memcpy(key, *e, (size_t)(eq - *e));
+		key[eq - *e] = 0;
+		/* Unknown MPKLINK_ names in the environment are the launcher's own
+		 * (MPKLINK_CTL, ...) or another tool's: only files are strict. */
+		if (check_key(key, eq + 1, &why) == -EINVAL) {
+			fprintf(stderr, "mpklink-run: %s=%s: %s\n", key, eq + 1, why);
 			return -1;
 		}
 	}
@@ -696,8 +579,8 @@ static int run_main(int argc, char **argv)
 	}
 	resolve_rundir(rundir, sizeof(rundir));
 	ring = getenv("MPKLINK_RING_BYTES");
-	if (ring)
-		parse_size(ring, &cc.ring_bytes);
+	if (ring && mpk_ring_bytes_parse(ring, &cc.ring_bytes) < 0)
+		cc.ring_bytes = 0; /* checked in main */
 	cc.rundir = rundir;
 	cc.log_level = mpk_log_level_parse(getenv("MPKLINK_LOG")); /* checked in main */
 	cc.log_name = "mpklink-run";

@@ -12,6 +12,7 @@
 
 #include "mpklink/ring.h"
 #include "pkru.h"
+#include "sys.h"
 
 #ifndef PKEY_DISABLE_ACCESS
 #define PKEY_DISABLE_ACCESS 0x1
@@ -69,7 +70,7 @@ static int decide(enum mpk_guard_mode mode)
 	}
 	/* Denies access in this thread; every other thread already starts
 	 * with non-zero keys denied (the kernel's init_pkru). */
-	k = (int)syscall(SYS_pkey_alloc, 0, PKEY_DISABLE_ACCESS);
+	k = (int)mpk__sys()->syscall(SYS_pkey_alloc, 0, PKEY_DISABLE_ACCESS);
 	if (k < 0) {
 		guard_st.reason = errno == ENOSPC ? "off: no protection key left (pkey_alloc: ENOSPC)"
 						  : "off: pkey_alloc failed";
@@ -129,7 +130,7 @@ int mpk__guard_tag(void *addr, size_t len)
 
 	if (k <= 0)
 		return 0;
-	if (syscall(SYS_pkey_mprotect, addr, len, PROT_READ | PROT_WRITE, k) < 0)
+	if (mpk__sys()->syscall(SYS_pkey_mprotect, addr, len, PROT_READ | PROT_WRITE, k) < 0)
 		return -errno;
 	return 0;
 }

@@ -17,6 +17,7 @@
 #include "atomics.h"
 #include "link_internal.h"
 #include "pkru.h"
+#include "sys.h"
 
 #define REQUIRED_SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
 #ifndef F_SEAL_FUTURE_WRITE
@@ -73,13 +74,13 @@ int mpk_link_create_flags(size_t ring_bytes, unsigned flags)
 			errno = EIO;
 		goto fail_errno;
 	}
-	if (fcntl(fd, F_ADD_SEALS, REQUIRED_SEALS) < 0)
+	if (mpk__sys()->fcntl(fd, F_ADD_SEALS, REQUIRED_SEALS) < 0)
 		goto fail_errno;
 	return fd;
 
 fail_errno:
 	r = -errno;
-	close(fd);
+	mpk__sys()->close(fd);
 	return r;
 }
 
@@ -103,7 +104,7 @@ int mpk_link_attach(int fd, int side, struct mpk_link **out)
 		return -errno;
 	if (!S_ISREG(st.st_mode))
 		return -EINVAL;
-	seals = fcntl(fd, F_GET_SEALS);
+	seals = mpk__sys()->fcntl(fd, F_GET_SEALS);
 	if (seals < 0)
 		return -EINVAL; /* not a memfd */
 	if ((seals & REQUIRED_SEALS) != REQUIRED_SEALS ||
@@ -235,8 +236,8 @@ void mpk_link_set_doorbell(struct mpk_link *l, int fd, mpk_send_fn send_fn,
 			   mpk_recv_fn recv_fn)
 {
 	l->bell_fd = fd;
-	l->bell_send = send_fn ? send_fn : send;
-	l->bell_recv = recv_fn ? recv_fn : recv;
+	l->bell_send = send_fn ? send_fn : mpk__sys()->send;
+	l->bell_recv = recv_fn ? recv_fn : mpk__sys()->recv;
 }
 
 void mpk_link_set_bells(struct mpk_link *l, int wait_fd, int ring_fd)
@@ -254,7 +255,7 @@ int mpk_link_bells_create(int bells[2])
 	if (bells[1] < 0) {
 		int e = errno;
 
-		close(bells[0]);
+		mpk__sys()->close(bells[0]);
 		bells[0] = -1;
 		return -e;
 	}
@@ -275,8 +276,8 @@ int mpk_link_bell_check(int fd)
 	if (strcmp(target, "anon_inode:[eventfd]") != 0)
 		return -EPROTO;
 	/* A blocking bell would let the peer stop us in ring_bell. */
-	fl = fcntl(fd, F_GETFL);
-	if (fl < 0 || (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0))
+	fl = mpk__sys()->fcntl(fd, F_GETFL);
+	if (fl < 0 || (!(fl & O_NONBLOCK) && mpk__sys()->fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0))
 		return -errno;
 	return 0;
 }

@@ -1,21 +1,23 @@
 /* SPDX-License-Identifier: MIT */
-/* The preload's private state: the real libc calls, the fd table. */
-#ifndef MPK_SHIM_H
-#define MPK_SHIM_H
+/*
+ * The real libc calls behind every interposed one, resolved once with
+ * dlsym(RTLD_NEXT) (init.c). The preload never calls an interposed name
+ * directly: it would come back into itself. The transport below has its
+ * own table (transport/src/sys.h) for the calls it makes.
+ */
+#ifndef MPK_REAL_H
+#define MPK_REAL_H
 
 #include <poll.h>
-#include <pthread.h>
 #include <signal.h>
-#include <stdint.h>
+#include <stdio.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
-#include "mpklink/ring.h"
-
-#define HIDDEN __attribute__((visibility("hidden")))
+#include "preload.h"
 
 struct real_calls {
 	int (*socket)(int, int, int);
@@ -57,6 +59,9 @@ struct real_calls {
 	pid_t (*fork)(void);
 };
 
-HIDDEN extern struct real_calls mpk__real;
+HIDDEN extern struct real_calls real;
+
+/* Fills the table. Called once, by preload_start. */
+HIDDEN void real_resolve(void);
 
 #endif

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The launcher's control plane: one thread polls the shim socket, the
+ * The launcher's control plane (ctl_server.h): one thread polls the shim socket, the
  * rendezvous sockets of the ports its program listens on, and their
  * connections. A CONNECT, which waits on another launcher, runs in a
  * worker thread, so two launchers connecting to each other at once never
@@ -26,7 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "mpklink/ctl.h"
+#include "ctl_server.h"
 #include "mpklink/ring.h"
 
 #define MAX_FDS 1024
@@ -206,34 +206,6 @@ static int listen_unix(const char *path)
 	return fd;
 }
 
-int mpk_ctl_connect(const char *path)
-{
-	struct sockaddr_un a = {.sun_family = AF_UNIX};
-	int fd, r;
-
-	if (strlen(path) >= sizeof(a.sun_path))
-		return -ENAMETOOLONG;
-	strcpy(a.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-		r = -errno;
-		close(fd);
-		return r;
-	}
-	return fd;
-}
-
-static void fds_close(int *fds)
-{
-	for (int i = 0; i < MPK_LINK_NFDS; i++) {
-		if (fds[i] >= 0)
-			close(fds[i]);
-		fds[i] = -1;
-	}
-}
-
 /* Close-on-exec duplicates of a link's fds, or -errno (nothing open). */
 static int fds_dup(const int *src, int *dst)
 {
@@ -244,131 +216,9 @@ static int fds_dup(const int *src, int *dst)
 		if (dst[i] < 0) {
 			int e = errno;
 
-			fds_close(dst);
+			mpk_ctl_fds_close(dst);
 			return -e;
 		}
-	}
-	return 0;
-}
-
-/* One datagram, with a link's fds when fds is not NULL. */
-static int send_msg(int sock, const void *buf, size_t len, const int *fds)
-{
-	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
-	union {
-		struct cmsghdr h;
-		char b[CMSG_SPACE(sizeof(int) * MPK_LINK_NFDS)];
-	} u;
-	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
-	ssize_t r;
-
-	if (fds) {
-		memset(&u, 0, sizeof(u));
-		m.msg_control = u.b;
-		m.msg_controllen = sizeof(u.b);
-		struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int) * MPK_LINK_NFDS);
-		memcpy(CMSG_DATA(c), fds, sizeof(int) * MPK_LINK_NFDS);
-	}
-	do
-		r = sendmsg(sock, &m, MSG_NOSIGNAL);
-	while (r < 0 && errno == EINTR);
-	if (r < 0)
-		return -errno;
-	return (size_t)r == len ? 0 : -EPROTO;
-}
-
-/* One datagram of exactly len bytes. fds (when not NULL) gets a link's
- * fds, all -1 when the message carried none; any other count of fds, or
- * fds where none were expected, is closed and makes it -EPROTO. Returns
- * 0, -ECONNRESET at EOF, -EPROTO for a wrong size or stray control data,
- * or -errno. */
-static int recv_msg_var(int sock, void *buf, size_t cap, size_t *len, int *fds);
-
-static int recv_msg(int sock, void *buf, size_t len, int *fds)
-{
-	size_t got;
-	int r = recv_msg_var(sock, buf, len, &got, fds);
-
-	if (r == 0 && got != len) {
-		if (fds)
-			fds_close(fds);
-		return -EPROTO;
-	}
-	return r;
-}
-
-/* As recv_msg, for a datagram of any length up to cap (*len). */
-static int recv_msg_var(int sock, void *buf, size_t cap, size_t *len, int *fds)
-{
-	struct iovec iov = {.iov_base = buf, .iov_len = cap};
-	union {
-		struct cmsghdr h;
-		char b[CMSG_SPACE(sizeof(int) * 8)];
-	} u;
-	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.b,
-			   .msg_controllen = sizeof(u.b)};
-	struct cmsghdr *c;
-	int got[MPK_LINK_NFDS], ngot = 0, bad = 0;
-	ssize_t r;
-
-	for (int i = 0; i < MPK_LINK_NFDS; i++)
-		got[i] = -1;
-	if (fds)
-		memcpy(fds, got, sizeof(got));
-	do
-		r = recvmsg(sock, &m, MSG_CMSG_CLOEXEC);
-	while (r < 0 && errno == EINTR);
-	if (r < 0)
-		return -errno;
-	if (r == 0)
-		return -ECONNRESET;
-	for (c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) {
-			bad = 1;
-			continue;
-		}
-		size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (size_t i = 0; i < n; i++) {
-			int f;
-			memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-			if (fds && ngot < MPK_LINK_NFDS) {
-				got[ngot++] = f;
-			} else {
-				close(f);
-				bad = 1;
-			}
-		}
-	}
-	if (ngot && ngot != MPK_LINK_NFDS)
-		bad = 1;
-	if (bad || (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
-		fds_close(got);
-		return -EPROTO;
-	}
-	if (fds)
-		memcpy(fds, got, sizeof(got));
-	*len = (size_t)r;
-	return 0;
-}
-
-int mpk_ctl_call(int sock, const struct mpk_ctl_req *req, struct mpk_ctl_rep *rep,
-		 int fds_out[MPK_LINK_NFDS])
-{
-	int r = send_msg(sock, req, sizeof(*req), NULL);
-
-	for (int i = 0; i < MPK_LINK_NFDS; i++)
-		fds_out[i] = -1;
-	if (r < 0)
-		return r;
-	r = recv_msg(sock, rep, sizeof(*rep), fds_out);
-	if (r < 0)
-		return r;
-	if (rep->magic != MPK_CTL_MAGIC) {
-		fds_close(fds_out);
-		return -EPROTO;
 	}
 	return 0;
 }
@@ -469,7 +319,7 @@ static void pending_purge(struct mpk_ctl *c, int64_t now)
 		}
 		ctl_log(c, 1, "port %u: link for client port %u never accepted; dropped",
 		     c->pending[i].server_port, c->pending[i].client_port);
-		fds_close(c->pending[i].fds);
+		mpk_ctl_fds_close(c->pending[i].fds);
 		explicit_bzero(c->pending[i].key, sizeof(c->pending[i].key));
 		c->pending[i] = c->pending[--c->npending];
 	}
@@ -484,7 +334,7 @@ static int pending_add(struct mpk_ctl *c, const struct pending *p)
 	for (size_t i = 0; i < c->npending; i++) {
 		if (c->pending[i].server_port == p->server_port &&
 		    c->pending[i].client_port == p->client_port) {
-			fds_close(c->pending[i].fds);
+			mpk_ctl_fds_close(c->pending[i].fds);
 			c->pending[i] = *p;
 			pthread_mutex_unlock(&c->lock);
 			return 0;
@@ -548,11 +398,11 @@ static void live_add(struct mpk_ctl *c, unsigned sport, unsigned cport, unsigned
 		c->live = calloc(MAX_LIVE, sizeof(*c->live));
 	if (!c->live) {
 		pthread_mutex_unlock(&c->lock);
-		fds_close(fds);
+		mpk_ctl_fds_close(fds);
 		return;
 	}
 	if (c->nlive == MAX_LIVE) {
-		fds_close(c->live[0].fds);
+		mpk_ctl_fds_close(c->live[0].fds);
 		memmove(c->live, c->live + 1, (MAX_LIVE - 1) * sizeof(*c->live));
 		c->nlive--;
 	}
@@ -582,7 +432,7 @@ static void live_del(struct mpk_ctl *c, unsigned sport, unsigned cport)
 	pthread_mutex_lock(&c->lock);
 	i = live_find(c, sport, cport);
 	if (i >= 0) {
-		fds_close(c->live[i].fds);
+		mpk_ctl_fds_close(c->live[i].fds);
 		explicit_bzero(c->live[i].key, sizeof(c->live[i].key));
 		c->live[i] = c->live[--c->nlive];
 	}
@@ -604,7 +454,7 @@ static void reply_side(struct mpk_ctl *c, int sock, int status, const uint8_t *t
 		rep.flags |= MPK_REP_MAC;
 		memcpy(rep.mac_key, key, sizeof(rep.mac_key));
 	}
-	r = send_msg(sock, &rep, sizeof(rep), status == 0 ? fds : NULL);
+	r = mpk_ctl_send(sock, &rep, sizeof(rep), status == 0 ? fds : NULL);
 	explicit_bzero(rep.mac_key, sizeof(rep.mac_key));
 	if (r < 0)
 		ctl_log(c, 3, "reply to shim: %s", strerror(-r));
@@ -637,11 +487,11 @@ static int link_offer(struct mpk_ctl *c, unsigned port, unsigned cport, int *fds
 	if (r < 0) {
 		ctl_log(c, 0, "port %u: cannot create doorbells: %s", port, strerror(-r));
 		fds[1] = fds[2] = -1;
-		fds_close(fds);
+		mpk_ctl_fds_close(fds);
 		return r;
 	}
 	if (getrandom(p->token, sizeof(p->token), 0) != sizeof(p->token)) {
-		fds_close(fds);
+		mpk_ctl_fds_close(fds);
 		return -EIO;
 	}
 	p->server_port = port;
@@ -650,8 +500,8 @@ static int link_offer(struct mpk_ctl *c, unsigned port, unsigned cport, int *fds
 	p->expiry_ms = now_ms() + PENDING_MS;
 	r = fds_dup(fds, p->fds);
 	if (r < 0 || (r = pending_add(c, p)) < 0) {
-		fds_close(p->fds);
-		fds_close(fds);
+		mpk_ctl_fds_close(p->fds);
+		mpk_ctl_fds_close(fds);
 		return -ENOMEM;
 	}
 	ctl_log(c, 3, "port %u: link for client port %u created", port, cport);
@@ -666,7 +516,7 @@ static void on_hello_plain(struct mpk_ctl *c, int sock, unsigned port)
 	struct pending p = {.fds = {-1, -1, -1}};
 	int r, fds[MPK_LINK_NFDS] = {-1, -1, -1};
 
-	r = recv_msg(sock, &h, sizeof(h), NULL);
+	r = mpk_ctl_recv_exact(sock, &h, sizeof(h), NULL);
 	if (r < 0 || h.magic != MPK_RDV_MAGIC || h.version != MPK_CTL_VERSION ||
 	    h.server_port != port || !h.client_port || h.client_port > 65535) {
 		ctl_log(c, 1, "port %u: malformed HELLO refused", port);
@@ -679,8 +529,8 @@ static void on_hello_plain(struct mpk_ctl *c, int sock, unsigned port)
 		rep.ring_bytes = p.ring_bytes;
 	}
 out:
-	send_msg(sock, &rep, sizeof(rep), rep.status == 0 ? fds : NULL);
-	fds_close(fds);
+	mpk_ctl_send(sock, &rep, sizeof(rep), rep.status == 0 ? fds : NULL);
+	mpk_ctl_fds_close(fds);
 }
 
 /* Server launcher: a HELLO checked by the identity layer first. No link is
@@ -698,7 +548,7 @@ static void on_hello_auth(struct mpk_ctl *c, int sock, unsigned port)
 	size_t len = 0;
 	ssize_t n;
 
-	status = recv_msg_var(sock, msg, sizeof(msg), &len, NULL);
+	status = mpk_ctl_recv(sock, msg, sizeof(msg), &len, NULL);
 	if (status < 0) {
 		ctl_log(c, 1, "port %u: no HELLO from the client's launcher: %s", port,
 			strerror(-status));
@@ -721,11 +571,11 @@ static void on_hello_auth(struct mpk_ctl *c, int sock, unsigned port)
 	else if (status == 0 && pending_set_key(c, port, w.client_port, session) < 0)
 		ctl_log(c, 0, "port %u: the link vanished before its key was set", port);
 	else
-		send_msg(sock, out, (size_t)n, status == 0 ? fds : NULL);
+		mpk_ctl_send(sock, out, (size_t)n, status == 0 ? fds : NULL);
 	explicit_bzero(session, sizeof(session));
 	if (st)
 		a->done(a->ctx, st);
-	fds_close(fds);
+	mpk_ctl_fds_close(fds);
 }
 
 static void on_hello(struct mpk_ctl *c, int sock, unsigned port)
@@ -756,14 +606,14 @@ static int rdv_plain(struct mpk_ctl *c, int s, const struct connect_job *j, int 
 	} u;
 	struct mpk_rdv_reply rep;
 	size_t len = 0;
-	int r = send_msg(s, &h, sizeof(h), NULL);
+	int r = mpk_ctl_send(s, &h, sizeof(h), NULL);
 
 	if (r == 0)
-		r = recv_msg_var(s, &u, sizeof(u), &len, fds);
+		r = mpk_ctl_recv(s, &u, sizeof(u), &len, fds);
 	if (r < 0)
 		return r;
 	if (len != sizeof(rep) || u.rep.magic != MPK_RDV_MAGIC) {
-		fds_close(fds);
+		mpk_ctl_fds_close(fds);
 		ctl_log(c, 0, "port %u: the server's launcher refused the link: it requires an "
 			"identity (its REPLY is not a plain one; see MPKLINK_IDENTITY)", j->req.port);
 		return -ECONNREFUSED;
@@ -797,16 +647,16 @@ static int rdv_auth(struct mpk_ctl *c, int s, const struct connect_job *j, int *
 		r = (int)n;
 		goto out;
 	}
-	r = send_msg(s, buf, (size_t)n, NULL);
+	r = mpk_ctl_send(s, buf, (size_t)n, NULL);
 	if (r == 0)
-		r = recv_msg_var(s, buf, MPK_RDV_MAX, &len, fds);
+		r = mpk_ctl_recv(s, buf, MPK_RDV_MAX, &len, fds);
 	if (r < 0)
 		goto out;
 	r = a->check_reply(a->ctx, st, buf, len, &status, token, ring, session, why, sizeof(why));
 	if (r < 0) {
 		ctl_log(c, 0, "port %u: the server's launcher failed verification: %s",
 			j->req.port, why[0] ? why : strerror(-r));
-		fds_close(fds);
+		mpk_ctl_fds_close(fds);
 		goto out;
 	}
 	r = status;
@@ -867,7 +717,7 @@ out:
 	if (r == 0)
 		live_add(c, j->req.port, j->req.peer_port, 1, fds, c->cfg.auth ? session : NULL);
 	else
-		fds_close(fds);
+		mpk_ctl_fds_close(fds);
 	explicit_bzero(session, sizeof(session));
 	close(j->shim);
 	free(j);
@@ -977,7 +827,7 @@ static int on_shim(struct mpk_ctl *c, size_t idx)
 	struct pending p;
 	int r;
 
-	r = recv_msg(s->fd, &req, sizeof(req), NULL);
+	r = mpk_ctl_recv_exact(s->fd, &req, sizeof(req), NULL);
 	if (r == -EAGAIN)
 		return 0;
 	if (r < 0)
@@ -1027,7 +877,7 @@ static int on_shim(struct mpk_ctl *c, size_t idx)
 		r = i < 0 ? -ENOENT : r;
 		reply_side(c, s->fd, r, NULL, 0, fds, side, has_key ? key : NULL);
 		explicit_bzero(key, sizeof(key));
-		fds_close(fds);
+		mpk_ctl_fds_close(fds);
 		return 0;
 	}
 	case MPK_CTL_CLOSE:
@@ -1245,95 +1095,15 @@ void mpk_ctl_stop(struct mpk_ctl *c)
 	}
 	unlink(c->path);
 	for (size_t i = 0; i < c->npending; i++)
-		fds_close(c->pending[i].fds);
+		mpk_ctl_fds_close(c->pending[i].fds);
 	if (c->pending)
 		explicit_bzero(c->pending, c->npending * sizeof(*c->pending));
 	free(c->pending);
 	for (size_t i = 0; i < c->nlive; i++)
-		fds_close(c->live[i].fds);
+		mpk_ctl_fds_close(c->live[i].fds);
 	if (c->live)
 		explicit_bzero(c->live, c->nlive * sizeof(*c->live));
 	free(c->live);
 	close(c->wake_fd);
 	free(c);
-}
-
-/* ------------------------------------------------------ configuration */
-
-static int loopback_host(const char *h, size_t n)
-{
-	char buf[64];
-	struct in_addr a4;
-	struct in6_addr a6;
-
-	if (n && h[0] == '[') {
-		if (n < 2 || h[n - 1] != ']')
-			return 0;
-		h++;
-		n -= 2;
-	}
-	if (n == 0 || n >= sizeof(buf))
-		return 0;
-	memcpy(buf, h, n);
-	buf[n] = 0;
-	if (!strcmp(buf, "localhost"))
-		return 1;
-	if (inet_pton(AF_INET, buf, &a4) == 1)
-		return (ntohl(a4.s_addr) >> 24) == 127 || a4.s_addr == htonl(INADDR_ANY);
-	if (inet_pton(AF_INET6, buf, &a6) == 1)
-		return IN6_IS_ADDR_LOOPBACK(&a6) || IN6_IS_ADDR_UNSPECIFIED(&a6) ||
-		       (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
-	return 0;
-}
-
-int mpk_endpoints_parse(const char *s, uint16_t *ports, size_t max, const char **bad)
-{
-	size_t n = 0;
-
-	*bad = NULL;
-	while (s && *s) {
-		const char *start = s, *end = strchr(s, ','), *colon, *eq;
-		char *num_end;
-		unsigned long port;
-
-		if (!end)
-			end = s + strlen(s);
-		eq = memchr(start, '=', (size_t)(end - start));
-		if (!eq)
-			eq = end;
-		/* The last colon splits host and port (IPv6 hosts have more). */
-		colon = NULL;
-		for (const char *p = start; p < eq; p++)
-			if (*p == ':')
-				colon = p;
-		if (!colon || !loopback_host(start, (size_t)(colon - start)))
-			goto bad;
-		errno = 0;
-		port = strtoul(colon + 1, &num_end, 10);
-		if (num_end != eq || colon + 1 == eq || errno || port == 0 || port > 65535)
-			goto bad;
-		if (n == max) {
-			*bad = start;
-			return -E2BIG;
-		}
-		ports[n++] = (uint16_t)port;
-		s = *end ? end + 1 : end;
-		continue;
-bad:
-		*bad = start;
-		return -EINVAL;
-	}
-	return (int)n;
-}
-
-int mpk_log_level_parse(const char *s)
-{
-	static const char *const names[] = {"error", "warn", "info", "debug"};
-
-	if (!s || !*s)
-		return 1;
-	for (int i = 0; i < 4; i++)
-		if (!strcmp(s, names[i]))
-			return i;
-	return -EINVAL;
 }

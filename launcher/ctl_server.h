@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The launcher's control plane: the server that answers its program's
+ * preload (mpklink/ctl.h) and, on the rendezvous sockets of the ports its
+ * program listens on, other launchers.
+ *
+ *   client launcher --($RUNDIR/tcp-<port>.sock)--> server launcher
+ *
+ * Every message is one datagram (mpk_ctl_send/mpk_ctl_recv); peers on both
+ * kinds of socket must have our uid (SO_PEERCRED). Linked into mpklink-run
+ * alone: no service process carries it.
+ *
+ * Return values: 0 or -errno.
+ */
+#ifndef MPK_LAUNCHER_CTL_SERVER_H
+#define MPK_LAUNCHER_CTL_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "mpklink/ctl.h"
+
+/* Launcher to launcher (the version is MPK_CTL_VERSION). */
+#define MPK_RDV_MAGIC 0x484b504du /* "MPKH" */
+
+struct mpk_rdv_hello {
+	uint32_t magic;
+	uint32_t version;
+	uint32_t server_port;
+	uint32_t client_port;
+	uint64_t ring_bytes; /* what the client asks for; the server decides */
+};
+
+struct mpk_rdv_reply {
+	uint32_t magic;
+	int32_t status;
+	uint8_t token[MPK_TOKEN_BYTES];
+	uint64_t ring_bytes;
+};
+
+/* ------------------------------------------------ the server */
+
+/*
+ * Authenticated link setup (identities, keys/): the HELLO and REPLY between
+ * launchers become whatever these build and check. The control plane stays
+ * free of cryptography and only moves the bytes, one datagram each way (at
+ * most MPK_RDV_MAX bytes); no link memory leaves the server's launcher
+ * unless check_hello accepted the HELLO. Without it (NULL), launchers trust
+ * peers of the same uid (SO_PEERCRED), which is checked either way.
+ *
+ * Called from the control thread (check_hello, reply) and from concurrent
+ * connect workers (hello, check_reply): implementations must be thread-safe.
+ * A `why` buffer gets one line saying who and what failed. Each state a
+ * call returns through *state is given back to done() exactly once.
+ */
+#define MPK_RDV_MAX 4096
+
+struct mpk_rdv_want {
+	unsigned server_port, client_port;
+	uint64_t ring_bytes;
+};
+
+struct mpk_ctl_auth {
+	void *ctx;
+	/* Client: the HELLO asking for w, into buf. Returns its length or -errno. */
+	ssize_t (*hello)(void *ctx, const struct mpk_rdv_want *w, void **state, uint8_t *buf,
+			 size_t cap, char *why, size_t whylen);
+	/* Server: checks a HELLO that came to port's rendezvous. Returns 0 and
+	 * what it asks for in *w, or -errno (why says it). */
+	int (*check_hello)(void *ctx, unsigned port, const uint8_t *msg, size_t len,
+			   struct mpk_rdv_want *w, void **state, char *why, size_t whylen);
+	/* Server: the REPLY: status 0 with token and ring_bytes, or a refusal
+	 * (-errno; state may then be NULL). With status 0, session gets the
+	 * 32-byte key both sides derive. Returns its length or -errno. */
+	ssize_t (*reply)(void *ctx, void *state, int status, const uint8_t *token,
+			 uint64_t ring_bytes, uint8_t *buf, size_t cap, uint8_t *session);
+	/* Client: checks the REPLY to its HELLO. Returns 0 and the server's
+	 * *status (with token, *ring_bytes and the 32-byte session key when 0),
+	 * or -errno (why says it). */
+	int (*check_reply)(void *ctx, void *state, const uint8_t *msg, size_t len, int *status,
+			   uint8_t *token, uint64_t *ring_bytes, uint8_t *session, char *why,
+			   size_t whylen);
+	void (*done)(void *ctx, void *state);
+};
+
+struct mpk_ctl_config {
+	const struct mpk_ctl_auth *auth; /* NULL: same-uid trust only */
+	unsigned link_flags; /* MPK_LINK_MAC: links we create carry tagged frames
+			      * (needs auth: the key is the handshake's) */
+	const char *rundir;   /* checked by mpk_rundir_check */
+	size_t ring_bytes;    /* 0: default */
+	int log_level;        /* 0 error, 1 warn, 2 info, 3 debug */
+	FILE *log;            /* NULL: stderr */
+	const char *log_name; /* prefix, e.g. "mpklink-run[1234]" */
+};
+
+struct mpk_ctl;
+
+/*
+ * Creates the run directory if needed (0700), checks it, binds the shim
+ * socket $rundir/ctl-<pid>.sock and starts the control thread.
+ * Returns 0 and *out, or -errno (-EPERM: insecure run directory).
+ */
+int mpk_ctl_start(const struct mpk_ctl_config *cfg, struct mpk_ctl **out);
+
+/* The shim socket's path, for $MPKLINK_CTL. */
+const char *mpk_ctl_path(const struct mpk_ctl *c);
+
+/* Stops the thread, removes every socket this launcher created, closes
+ * pending links. Safe on NULL. */
+void mpk_ctl_stop(struct mpk_ctl *c);
+
+/*
+ * Run directory policy: exists (or is created, mode 0700), is a directory
+ * (not a symlink), owned by us, and grants nothing to group or others.
+ * Returns 0, or -errno with a reason in *why (static string).
+ */
+int mpk_rundir_check(const char *dir, int create, const char **why);
+
+/* The default run directory: $XDG_RUNTIME_DIR/mpklink, else /tmp/mpklink-$UID. */
+int mpk_rundir_default(char *buf, size_t len);
+
+#endif

@@ -1,0 +1,322 @@
+/* SPDX-License-Identifier: MIT */
+/* A listener's or a connection's object and a connection's setup states
+ * (conn.h). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "ctlclient.h"
+#include "log.h"
+#include "process.h"
+#include "real.h"
+#include "settings.h"
+#include "stats.h"
+
+struct conn_hooks conn_hooks;
+
+static void ufd_init(struct fdobj *o)
+{
+	struct ufd *u = ufd_of(o);
+
+	u->sock = u->bell[0] = u->bell[1] = -1;
+	pthread_mutex_init(&u->rlock, NULL);
+	pthread_mutex_init(&u->wlock, NULL);
+	pthread_mutex_init(&u->slock, NULL);
+}
+
+int conn_claim_report(struct ufd *u)
+{
+	/* The exit report and a close in another thread race for it (a link
+	 * counted twice showed twice the preamble's TCP bytes, 1 run in 180). */
+	return !__atomic_exchange_n(&u->reported, 1, __ATOMIC_ACQ_REL);
+}
+
+static void listener_destroy(struct fdobj *o, int quiet)
+{
+	if (!quiet)
+		ctl_unlisten(ufd_of(o)->port);
+}
+
+static void conn_destroy(struct fdobj *o, int quiet)
+{
+	struct ufd *u = ufd_of(o);
+
+	if (u->link) {
+		/* The launcher forgets the link: no later image can claim it.
+		 * Not from a fork child for the parent's connection. */
+		if (u->cport && !quiet)
+			ctl_closed(u->port, u->cport);
+		if (conn_claim_report(u))
+			stats_add(u->link, u->sock);
+		mpk_link_detach(u->link);
+		u->link = NULL;
+	}
+	fdtab_internal_close(u->sock);
+	fdtab_internal_close(u->bell[0]);
+	fdtab_internal_close(u->bell[1]);
+	u->sock = u->bell[0] = u->bell[1] = -1;
+}
+
+static void ufd_stale(struct fdobj *o, int fd)
+{
+	(void)o;
+	if (conn_hooks.forget)
+		conn_hooks.forget(fd);
+}
+
+static void ufd_fork_child(struct fdobj *o)
+{
+	struct ufd *u = ufd_of(o);
+
+	/* A thread of the parent may have held them (a blocked read holds
+	 * rlock); the indices they guard are reloaded on first use here
+	 * (the fork generation moved). */
+	pthread_mutex_init(&u->rlock, NULL);
+	pthread_mutex_init(&u->wlock, NULL);
+	pthread_mutex_init(&u->slock, NULL);
+}
+
+static void conn_internal_lost(struct fdobj *o, int fd)
+{
+	struct ufd *u = ufd_of(o);
+
+	if (fd != u->sock && fd != u->bell[0] && fd != u->bell[1])
+		return;
+	slog(1, "port %u: an fd of the link (%d) was closed behind the preload's back; "
+		"link broken", u->port, fd);
+	if (u->link)
+		mpk_link_set_bells(u->link, -1, -1);
+	if (fd == u->sock)
+		u->sock = -1;
+	if (fd == u->bell[0])
+		u->bell[0] = -1;
+	if (fd == u->bell[1])
+		u->bell[1] = -1;
+	u->state = ST_BROKEN;
+}
+
+static const struct fdobj_ops listen_ops = {
+	.size = sizeof(struct ufd),
+	.init = ufd_init,
+	.destroy = listener_destroy,
+	.stale = ufd_stale,
+	.fork_child = ufd_fork_child,
+};
+
+static const struct fdobj_ops conn_ops = {
+	.size = sizeof(struct ufd),
+	.init = ufd_init,
+	.destroy = conn_destroy,
+	.stale = ufd_stale,
+	.fork_child = ufd_fork_child,
+	.internal_lost = conn_internal_lost,
+};
+
+void conn_register(void)
+{
+	fdtab_register(FDO_LISTEN, &listen_ops);
+	fdtab_register(FDO_CONN, &conn_ops);
+}
+
+struct ufd *listener_new(unsigned port)
+{
+	struct ufd *u = ufd_of(fdobj_new(FDO_LISTEN));
+
+	if (u)
+		u->port = port;
+	return u;
+}
+
+static int fd_nonblocking(int fd)
+{
+	int fl = real.fcntl(fd, F_GETFL);
+
+	return fl >= 0 && (fl & O_NONBLOCK);
+}
+
+struct ufd *conn_new(int fd, int *lfds, int side, unsigned port, unsigned cport, int state,
+		     const uint8_t *token, struct mpk_ctl_rep *rep)
+{
+	struct ufd *u = ufd_of(fdobj_new(FDO_CONN));
+	int r = u ? mpk_link_attach(lfds[0], side, &u->link) : -ENOMEM;
+
+	real.close(lfds[0]);
+	if (r == 0 && (r = mpk_link_bell_check(lfds[1 + side])) == 0)
+		r = mpk_link_bell_check(lfds[2 - side]);
+	/* A MAC link needs the handshake's key; one asked for MACs needs a
+	 * MAC link (the server's launcher decides how links are made). */
+	if (r == 0 && mpk_link_mac_required(u->link)) {
+		r = rep->flags & MPK_REP_MAC ? mpk_link_set_mac(u->link, rep->mac_key) : -EPROTO;
+		if (r == 0)
+			stats_count(&totals.mac_links);
+	} else if (r == 0 && cfg.integrity) {
+		slog(0, "port %u: MPKLINK_INTEGRITY=mac, but the server's launcher makes links "
+			"without MACs; no link", port);
+		r = -EPROTO;
+	}
+	explicit_bzero(rep->mac_key, sizeof(rep->mac_key));
+	if (r == 0) {
+		u->sock = real.fcntl(fd, F_DUPFD_CLOEXEC, 0);
+		if (u->sock < 0)
+			r = -errno;
+		else
+			u->sock = fdtab_internal_take(u->sock);
+	}
+	if (r < 0) {
+		slog(1, "port %u: cannot attach the link: %s", port, strerror(-r));
+		real.close(lfds[1]);
+		real.close(lfds[2]);
+		if (u)
+			ufd_put(u);
+		return NULL;
+	}
+	u->bell[0] = fdtab_internal_take(lfds[1 + side]);
+	u->bell[1] = fdtab_internal_take(lfds[2 - side]);
+	/* The socket stays, for the peer's hang-up: its close or death. */
+	mpk_link_set_doorbell(u->link, u->sock, real.send, real.recv);
+	mpk_link_set_bells(u->link, u->bell[0], u->bell[1]);
+	u->fork_gen = process_fork_gen();
+	u->port = port;
+	u->cport = cport;
+	u->state = state;
+	u->nonblock = fd_nonblocking(fd);
+	if (token) {
+		memcpy(u->pre, MPK_PREAMBLE_MAGIC, 8);
+		memcpy(u->pre + 8, token, MPK_TOKEN_BYTES);
+	}
+	stats_count(&totals.links);
+	return u;
+}
+
+/* Pushes the client's preamble. 0 when done, -EAGAIN while the connect
+ * is in flight, or the connect's error. */
+static int send_preamble(struct ufd *u)
+{
+	while (u->pre_off < sizeof(u->pre)) {
+		ssize_t r = real.send(u->sock, u->pre + u->pre_off, sizeof(u->pre) - u->pre_off,
+				      MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == ENOTCONN)
+				return -EAGAIN;
+			return -errno;
+		}
+		u->pre_off += (size_t)r;
+	}
+	return 0;
+}
+
+/* Server: the first bytes must be the preamble. Peeked until complete, so
+ * a plain client (first byte not 0) loses nothing. Returns 0 verified,
+ * 1 plain client, -EAGAIN incomplete, -EPIPE at EOF, -EBADMSG (wrong). */
+static int check_preamble(struct ufd *u)
+{
+	uint8_t buf[MPK_PREAMBLE_BYTES];
+	unsigned diff = 0;
+	ssize_t r;
+
+	do
+		r = real.recv(u->sock, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return errno == EAGAIN ? -EAGAIN : -errno;
+	if (r == 0)
+		return -EPIPE; /* the client went away before a byte */
+	if (buf[0] != 0)
+		return 1;
+	if ((size_t)r < sizeof(buf))
+		return -EAGAIN;
+	for (size_t i = 0; i < sizeof(buf); i++)
+		diff |= buf[i] ^ u->pre[i];
+	if (diff)
+		return -EBADMSG;
+	real.recv(u->sock, buf, sizeof(buf), MSG_DONTWAIT);
+	return 0;
+}
+
+static void reset_connection(int sock)
+{
+	struct linger lg = {1, 0};
+
+	real.setsockopt(sock, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	real.shutdown(sock, SHUT_RDWR);
+}
+
+int settle(struct ufd *u)
+{
+	unsigned g = process_fork_gen();
+	int r;
+
+	if (__atomic_load_n(&u->state, __ATOMIC_ACQUIRE) == ST_ACTIVE && u->fork_gen == g)
+		return 0;
+	pthread_mutex_lock(&u->slock);
+	if (u->fork_gen != g) {
+		/* First use in this process since fork. */
+		u->fork_gen = g;
+		if (u->link && mpk_link_resync(u->link) < 0)
+			u->state = ST_BROKEN;
+	}
+	switch (u->state) {
+	case ST_ACTIVE:
+		r = 0;
+		break;
+	case ST_CONNECTING:
+		r = send_preamble(u);
+		if (r == 0) {
+			__atomic_store_n(&u->state, ST_ACTIVE, __ATOMIC_RELEASE);
+		} else if (r != -EAGAIN) {
+			u->conn_err = -r;
+			u->state = ST_BROKEN;
+		}
+		break;
+	case ST_VERIFY:
+		r = check_preamble(u);
+		if (r == 0) {
+			__atomic_store_n(&u->state, ST_ACTIVE, __ATOMIC_RELEASE);
+		} else if (r == -EBADMSG) {
+			slog(1, "port %u: a client sent a wrong link token; connection reset",
+			     u->port);
+			reset_connection(u->sock);
+			u->state = ST_BROKEN;
+			r = -ECONNRESET;
+		}
+		break;
+	default:
+		r = u->conn_err ? -u->conn_err : -ECONNRESET;
+	}
+	pthread_mutex_unlock(&u->slock);
+	return r;
+}
+
+void conn_demote(struct ufd *u)
+{
+	int high = fdtab_high(), last;
+
+	for (int fd = 0; fd < high; fd++) {
+		if (fdtab_peek(fd) != &u->obj)
+			continue;
+		if (conn_hooks.plain)
+			conn_hooks.plain(fd);
+		if (fdtab_unhook(fd, &last) == &u->obj)
+			ufd_put(u);
+	}
+	stats_count(&totals.fallbacks);
+}
+
+void conn_last_close(struct ufd *u)
+{
+	char buf[256];
+
+	if (u->link && conn_claim_report(u))
+		stats_add(u->link, u->sock);
+	if (u->link && u->state == ST_ACTIVE && u->sock >= 0) {
+		/* Unread bytes would turn our FIN into an RST. */
+		while (real.recv(u->sock, buf, sizeof(buf), MSG_DONTWAIT) > 0)
+			;
+	}
+}

@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A listener or a connection of ours: the object behind their fd numbers
+ * (fdtab.h), and a connection's setup states.
+ *
+ * A connection holds its link (the rings, ring.h), the link's two doorbell
+ * eventfds, and `sock`: a dup of the program's TCP socket of our own
+ * (internal, close-on-exec). Every socket call the preload makes for the
+ * connection goes to sock, never to the program's number, which another
+ * thread may close and the kernel hand out again while a call of ours is
+ * in flight; and sock keeps the socket open exactly as long as the object
+ * lives, which is what the kernel does for a file a call is using. The
+ * program's last close, with no call in flight, closes sock at once (FIN).
+ *
+ * Setup, client: CONNECTING (the preamble is owed on the stream) ->
+ * ACTIVE. Server: VERIFY (the client's preamble is expected first) ->
+ * ACTIVE, or plain (the client is not under mpklink: conn_demote) or
+ * BROKEN (a wrong token: the connection is reset).
+ *
+ * May call: fdtab.h, ctlclient.h, stats.h, process.h, settings.h, log.h.
+ */
+#ifndef MPK_CONN_H
+#define MPK_CONN_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "fdtab.h"
+#include "mpklink/ctl.h"
+#include "mpklink/ring.h"
+#include "preload.h"
+
+enum ufd_state { ST_CONNECTING = 1, ST_VERIFY, ST_ACTIVE, ST_BROKEN };
+
+struct ufd {
+	struct fdobj obj;   /* first: FDO_LISTEN or FDO_CONN */
+	unsigned port;      /* the server's (configured) port */
+	unsigned cport;     /* FDO_CONN: the client's port */
+
+	/* FDO_CONN */
+	struct mpk_link *link;
+	int sock;    /* our own dup of the socket (internal); -1: none */
+	int bell[2]; /* our eventfds: [0] we wait on, [1] we ring; -1: none */
+	int state;
+	int conn_err; /* the connect's failure, for SO_ERROR */
+	uint8_t pre[MPK_PREAMBLE_BYTES];
+	size_t pre_off;
+	int nonblock;
+	int rd_shut;
+	int inq;
+	unsigned wblock; /* writes that returned EAGAIN: an OUT edge is owed */
+	int wblocked;
+	int reported;      /* its stats are in the totals (exit report) */
+	unsigned fork_gen; /* process_fork_gen when this process last synced it */
+	pthread_mutex_t rlock, wlock, slock;
+};
+
+static inline struct ufd *ufd_of(struct fdobj *o)
+{
+	return (struct ufd *)o;
+}
+
+/* The connection fd names, with a reference (ufd_put it); NULL if none. */
+static inline struct ufd *conn_get(int fd)
+{
+	return ufd_of(fdtab_get(fd, FDO_BIT(FDO_CONN)));
+}
+
+/* The listener fd names, with a reference; NULL if none. */
+static inline struct ufd *listener_get(int fd)
+{
+	return ufd_of(fdtab_get(fd, FDO_BIT(FDO_LISTEN)));
+}
+
+static inline void ufd_put(struct ufd *u)
+{
+	fdobj_put(&u->obj);
+}
+
+/* Registers the kinds' ops with fdtab. */
+HIDDEN void conn_register(void);
+
+/* A listener on a configured port, one reference, no name yet. */
+HIDDEN struct ufd *listener_new(unsigned port);
+
+/*
+ * The link the launcher handed over (lfds: memfd and doorbells, consumed
+ * whatever happens) attached for socket fd as side, connection port <-
+ * cport, starting in state; token, when given, makes the preamble to send
+ * or expect. Returns the connection with one reference and no name, or
+ * NULL (nothing of it is left open).
+ */
+HIDDEN struct ufd *conn_new(int fd, int *lfds, int side, unsigned port, unsigned cport, int state,
+			    const uint8_t *token, struct mpk_ctl_rep *rep);
+
+/*
+ * Moves a connection through its setup states. Returns 0 when it is
+ * active, -EAGAIN while setup is in flight, 1 when it turned out plain
+ * (the caller demotes it and passes through), -EPIPE when the client left
+ * before its first byte, or -errno.
+ */
+HIDDEN int settle(struct ufd *u);
+
+/* settle() said 1: fd goes back to pure pass-through, with every other
+ * number naming the connection; the epoll sets get the program's own
+ * registrations back (conn_hooks.plain). */
+HIDDEN void conn_demote(struct ufd *u);
+
+/* The program closes the last fd naming u: its counters go to the totals
+ * and any unread byte on the socket is read first, so that the kernel's
+ * close sends FIN, not RST. Before the real close. */
+HIDDEN void conn_last_close(struct ufd *u);
+
+/* 1 for the one caller that adds u's counters to the totals. */
+HIDDEN int conn_claim_report(struct ufd *u);
+
+/* What the epoll emulation does when fd stops naming a connection (a
+ * close, a stale number: forget) or a connection turns out plain (plain:
+ * give the kernel back the program's registration). Set by epoll.c. */
+struct conn_hooks {
+	void (*forget)(int fd);
+	void (*plain)(int fd);
+};
+HIDDEN extern struct conn_hooks conn_hooks;
+
+#endif

@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: MIT */
+/* Requests to our launcher (ctlclient.h). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ctlclient.h"
+#include "fdtab.h"
+#include "log.h"
+#include "settings.h"
+
+#define CTL_CONNS 16
+
+static pthread_mutex_t ctl_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t ctl_idle = PTHREAD_COND_INITIALIZER;
+/* fd -1: not open. None is closed but on error or in a forked child. */
+static struct {
+	int fd, busy;
+} ctl_conn[CTL_CONNS];
+static int ctl_nconn; /* entries in use, open or not */
+static pid_t ctl_pid;
+
+/* Marks an idle connection busy and returns its index, opening it if it
+ * is not open; or -errno. Waits while all are busy. */
+static int ctl_take(int listen_conn)
+{
+	int i, fd;
+
+	pthread_mutex_lock(&ctl_lock);
+	if (ctl_pid != getpid()) {
+		/* A forked child: the parent's connections carry its calls. */
+		for (i = 0; i < ctl_nconn; i++)
+			if (ctl_conn[i].fd >= 0)
+				fdtab_internal_close(ctl_conn[i].fd);
+		ctl_nconn = 0;
+		ctl_pid = getpid();
+	}
+	if (ctl_nconn == 0)
+		ctl_conn[ctl_nconn++] = (__typeof__(ctl_conn[0])){-1, 0};
+	for (;;) {
+		if (listen_conn) {
+			i = ctl_conn[0].busy ? -1 : 0;
+		} else {
+			for (i = 1; i < ctl_nconn && ctl_conn[i].busy; i++)
+				;
+			if (i == ctl_nconn && i < CTL_CONNS)
+				ctl_conn[ctl_nconn++] = (__typeof__(ctl_conn[0])){-1, 0};
+			else if (i == ctl_nconn)
+				i = -1;
+		}
+		if (i >= 0)
+			break;
+		pthread_cond_wait(&ctl_idle, &ctl_lock);
+	}
+	ctl_conn[i].busy = 1;
+	if (ctl_conn[i].fd < 0) {
+		fd = mpk_ctl_connect(cfg.ctl_path);
+		if (fd < 0) {
+			ctl_conn[i].busy = 0;
+			pthread_cond_broadcast(&ctl_idle);
+			pthread_mutex_unlock(&ctl_lock);
+			slog(1, "cannot reach the launcher at %s: %s", cfg.ctl_path, strerror(-fd));
+			return fd;
+		}
+		ctl_conn[i].fd = fdtab_internal_take(fd);
+	}
+	pthread_mutex_unlock(&ctl_lock);
+	return i;
+}
+
+/* broken: the call failed, the connection's state is unknown: close it. */
+static void ctl_give(int i, int broken)
+{
+	pthread_mutex_lock(&ctl_lock);
+	if (broken) {
+		fdtab_internal_close(ctl_conn[i].fd);
+		ctl_conn[i].fd = -1;
+	}
+	ctl_conn[i].busy = 0;
+	pthread_cond_broadcast(&ctl_idle);
+	pthread_mutex_unlock(&ctl_lock);
+}
+
+int ctl_call(uint32_t type, unsigned port, unsigned peer_port, struct mpk_ctl_rep *rep,
+	     int fds[MPK_LINK_NFDS])
+{
+	struct mpk_ctl_req req = {.magic = MPK_CTL_MAGIC, .version = MPK_CTL_VERSION,
+				  .type = type, .port = port, .peer_port = peer_port,
+				  .pid = (uint32_t)getpid()};
+	int r, i;
+
+	for (int k = 0; k < MPK_LINK_NFDS; k++)
+		fds[k] = -1;
+	i = ctl_take(type == MPK_CTL_LISTEN || type == MPK_CTL_UNLISTEN);
+	if (i < 0)
+		return i;
+	/* Ours alone while busy: the fd is read without the lock. */
+	r = mpk_ctl_call(ctl_conn[i].fd, &req, rep, fds);
+	if (r == 0 && rep->status == 0 && fds[0] < 0 &&
+	    (type == MPK_CTL_CONNECT || type == MPK_CTL_ACCEPT))
+		r = -EPROTO;
+	ctl_give(i, r < 0);
+	return r < 0 ? r : rep->status;
+}
+
+void ctl_unlisten(unsigned port)
+{
+	struct mpk_ctl_rep rep;
+	int fds[MPK_LINK_NFDS];
+
+	ctl_call(MPK_CTL_UNLISTEN, port, 0, &rep, fds);
+}
+
+void ctl_closed(unsigned port, unsigned cport)
+{
+	struct mpk_ctl_rep rep;
+	int fds[MPK_LINK_NFDS];
+
+	ctl_call(MPK_CTL_CLOSE, port, cport, &rep, fds);
+}
+
+/* A fork while another thread holds ctl_lock (briefly: never across a
+ * call) must not leave the child a lock nobody will release. The child
+ * drops the parent's connections on its first call (ctl_take). */
+void ctl_fork_prepare(void)
+{
+	pthread_mutex_lock(&ctl_lock);
+}
+
+void ctl_fork_parent(void)
+{
+	pthread_mutex_unlock(&ctl_lock);
+}
+
+void ctl_fork_child(void)
+{
+	/* Its waiters were threads of the parent. */
+	pthread_cond_init(&ctl_idle, NULL);
+	pthread_mutex_unlock(&ctl_lock);
+}

@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Requests to our launcher (mpklink/ctl.h), on connections of this
+ * process's own, one call in flight on each: a CONNECT waits on the
+ * server's launcher (up to its rendezvous timeout), so calls from other
+ * threads take other connections, and one connect to a stalled server
+ * holds up none of the process's other connects and accepts. Connection 0
+ * carries only LISTEN and UNLISTEN, which the launcher keys to the
+ * connection (a port is released when the connection that listened goes).
+ * A forked child opens connections of its own on its first call.
+ *
+ * Thread-safe. May call: fdtab.h (our fds are internal), settings.h, log.h.
+ */
+#ifndef MPK_CTLCLIENT_H
+#define MPK_CTLCLIENT_H
+
+#include "mpklink/ctl.h"
+#include "preload.h"
+
+/*
+ * One request; fds gets the link's fds when the reply carries them (all -1
+ * otherwise; the caller owns them). Returns the launcher's status (0 or
+ * -errno), or -errno when the launcher could not be asked. A CONNECT or
+ * ACCEPT that succeeds always has fds (else -EPROTO).
+ */
+HIDDEN int ctl_call(uint32_t type, unsigned port, unsigned peer_port, struct mpk_ctl_rep *rep,
+		    int fds[MPK_LINK_NFDS]);
+
+/* The program stopped listening on port. */
+HIDDEN void ctl_unlisten(unsigned port);
+
+/* The program closed the link (port, cport): no later image may claim it. */
+HIDDEN void ctl_closed(unsigned port, unsigned cport);
+
+/* Fork: the connections' lock is held across it; the child's waiters were
+ * the parent's threads. */
+HIDDEN void ctl_fork_prepare(void);
+HIDDEN void ctl_fork_parent(void);
+HIDDEN void ctl_fork_child(void);
+
+#endif

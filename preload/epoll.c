@@ -1,0 +1,584 @@
+/* SPDX-License-Identifier: MIT */
+/* epoll emulation (epoll.h). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "conn.h"
+#include "epoll.h"
+#include "fdtab.h"
+#include "log.h"
+#include "readiness.h"
+#include "real.h"
+#include "settings.h"
+#include "spin.h"
+
+/* Our epoll_data for an upgraded fd: non-canonical, so never a pointer of
+ * the application's, and never a small integer. */
+#define ETAG UINT64_C(0xfeed4d504b000000)
+#define ETAG_MASK UINT64_C(0xffffffffff000000)
+/* A link's doorbell eventfd in a set: nothing to do when it fires but look
+ * at the rings, which every epoll_wait does anyway. */
+#define BTAG UINT64_C(0xfeed4d504c000000)
+
+/* One upgraded fd in a set; holds a reference on u. */
+struct ereg {
+	int fd;
+	struct ufd *u;
+	uint32_t events;
+	epoll_data_t data;
+	uint64_t rxg, txg;
+	unsigned wblock_seen;
+	uint32_t last;
+	int fresh, disabled;
+};
+
+struct eset {
+	struct fdobj obj; /* first: FDO_EPOLL */
+	pthread_mutex_t mu;
+	int epfd;
+	struct ereg *v;
+	size_t n, cap;
+	struct eset *next;  /* the live sets, under esets_lock */
+	int hot;            /* the rings had news at the last look: spin first */
+	uint64_t kernel_ns; /* when the kernel's events were last harvested */
+};
+
+static pthread_mutex_t esets_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct eset *esets;
+
+static struct eset *eset_of(struct fdobj *o)
+{
+	return (struct eset *)o;
+}
+
+static void eset_init(struct fdobj *o)
+{
+	pthread_mutex_init(&eset_of(o)->mu, NULL);
+}
+
+static void eset_destroy(struct fdobj *o, int quiet)
+{
+	struct eset *es = eset_of(o), **pp;
+
+	(void)quiet;
+	pthread_mutex_lock(&esets_lock);
+	for (pp = &esets; *pp; pp = &(*pp)->next) {
+		if (*pp == es) {
+			*pp = es->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&esets_lock);
+	for (size_t i = 0; i < es->n; i++)
+		ufd_put(es->v[i].u);
+	free(es->v);
+	es->v = NULL;
+	es->n = es->cap = 0;
+	pthread_mutex_destroy(&es->mu);
+}
+
+static void eset_fork_child(struct fdobj *o)
+{
+	pthread_mutex_init(&eset_of(o)->mu, NULL);
+}
+
+static const struct fdobj_ops eset_ops = {
+	.size = sizeof(struct eset),
+	.init = eset_init,
+	.destroy = eset_destroy,
+	.fork_child = eset_fork_child,
+};
+
+/* es->n changes under es->mu, and epoll_wait reads it without: whether
+ * the set has any link at all (a stale answer is corrected by the doorbell
+ * an addition rings). */
+static void eset_set_n(struct eset *es, size_t n)
+{
+	__atomic_store_n(&es->n, n, __ATOMIC_RELAXED);
+}
+
+/* A link's doorbell sits in a set once, for all of its fds there (dup):
+ * it leaves when the last of them does. Under es->mu. */
+static void eset_bell_unused(struct eset *es, struct ufd *u)
+{
+	if (u->bell[0] < 0)
+		return;
+	for (size_t k = 0; k < es->n; k++)
+		if (es->v[k].u == u)
+			return;
+	real.epoll_ctl(es->epfd, EPOLL_CTL_DEL, u->bell[0], NULL);
+}
+
+/* Removes entry k; returns its connection, whose reference the caller
+ * puts once no lock is held. Under es->mu. */
+static struct ufd *eset_remove(struct eset *es, size_t k)
+{
+	struct ufd *u = es->v[k].u;
+
+	es->v[k] = es->v[es->n - 1];
+	eset_set_n(es, es->n - 1);
+	eset_bell_unused(es, u);
+	return u;
+}
+
+/* Drops fd from every set; restore=1 gives the kernel back the
+ * application's own registration (a connection that turned out plain). */
+static void eset_drop_fd(int fd, int restore)
+{
+	struct ufd *gone[16];
+	int ngone = 0;
+
+	pthread_mutex_lock(&esets_lock);
+	for (struct eset *es = esets; es; es = es->next) {
+		pthread_mutex_lock(&es->mu);
+		for (size_t k = 0; k < es->n; k++) {
+			if (es->v[k].fd != fd)
+				continue;
+			if (restore) {
+				struct epoll_event ev = {.events = es->v[k].events,
+							 .data = es->v[k].data};
+				real.epoll_ctl(es->epfd, EPOLL_CTL_MOD, fd, &ev);
+			}
+			if (ngone < 16) {
+				gone[ngone++] = eset_remove(es, k);
+			} else {
+				/* Not the last reference: the caller holds one. */
+				ufd_put(eset_remove(es, k));
+			}
+			break;
+		}
+		pthread_mutex_unlock(&es->mu);
+	}
+	pthread_mutex_unlock(&esets_lock);
+	while (ngone)
+		ufd_put(gone[--ngone]);
+}
+
+static void eset_forget_fd(int fd)
+{
+	eset_drop_fd(fd, 0);
+}
+
+static void eset_plain_fd(int fd)
+{
+	eset_drop_fd(fd, 1);
+}
+
+void epoll_register(void)
+{
+	fdtab_register(FDO_EPOLL, &eset_ops);
+	conn_hooks.forget = eset_forget_fd;
+	conn_hooks.plain = eset_plain_fd;
+}
+
+/* The set of epfd with a reference, made when create and there is none. */
+static struct eset *eset_get(int epfd, int create)
+{
+	struct eset *es = eset_of(fdtab_get(epfd, FDO_BIT(FDO_EPOLL)));
+
+	if (es || !create)
+		return es;
+	pthread_mutex_lock(&esets_lock);
+	es = eset_of(fdtab_get(epfd, FDO_BIT(FDO_EPOLL)));
+	if (!es) {
+		es = eset_of(fdobj_new(FDO_EPOLL));
+		if (es) {
+			es->epfd = epfd;
+			if (fdtab_hook(epfd, &es->obj) < 0) {
+				fdobj_put(&es->obj);
+				es = NULL;
+			} else {
+				es->next = esets;
+				esets = es;
+			}
+		}
+	}
+	pthread_mutex_unlock(&esets_lock);
+	return es;
+}
+
+static void eset_put(struct eset *es)
+{
+	if (es)
+		fdobj_put(&es->obj);
+}
+
+void eset_close(int epfd)
+{
+	int last;
+	struct fdobj *o;
+
+	if (fdtab_peek(epfd) == NULL)
+		return;
+	o = fdtab_unhook(epfd, &last);
+	if (o && o->kind == FDO_EPOLL)
+		fdobj_put(o);
+	else if (o)
+		fdobj_put(o); /* cannot be: epfd named a set */
+}
+
+/* Ring-derived events of the set's upgraded fds. Edge-triggered entries
+ * report IN when new data arrived (the peer's tail moved) or a hang-up is
+ * new, OUT when a write hit EAGAIN since the last OUT; a spurious edge is
+ * harmless, a missing one hangs gRPC forever. */
+static int eset_collect(struct eset *es, struct epoll_event *out, int max)
+{
+	struct ufd *plain[16];
+	int n = 0, nplain = 0;
+
+	pthread_mutex_lock(&es->mu);
+	for (size_t i = 0; i < es->n && n < max; i++) {
+		struct ereg *e = &es->v[i];
+		uint64_t rxg, txg;
+		uint32_t full, m, rep, want;
+		unsigned wb;
+		int look_out;
+
+		if (e->disabled)
+			continue;
+		if (e->u->state == ST_VERIFY && settle(e->u) == 1) {
+			if (nplain < 16) {
+				fdobj_ref(&e->u->obj);
+				plain[nplain++] = e->u;
+			}
+			continue;
+		}
+		wb = __atomic_load_n(&e->u->wblock, __ATOMIC_RELAXED);
+		/* Edge-triggered OUT is news only after a write's EAGAIN (or
+		 * on the first look): until then, a spin leaves the TX ring to
+		 * the peer (conn_events). The kernel would also report the
+		 * peer's reads as OUT edges; gRPC looks for one only after an
+		 * EAGAIN. */
+		look_out = (e->events & EPOLLOUT) &&
+			   (!(e->events & EPOLLET) || e->fresh || wb != e->wblock_seen);
+		full = conn_events(e->u, &rxg, &txg, look_out);
+		want = (e->events & (EPOLLIN | EPOLLOUT | EPOLLRDHUP)) | EPOLLERR | EPOLLHUP;
+		m = full & want;
+		if (e->events & EPOLLET) {
+			/* End of stream is news even to a registration without
+			 * EPOLLRDHUP (gRPC's): it makes the fd readable (0)
+			 * without moving the peer's tail. */
+			uint32_t fresh_bits = full & ~e->last & (EPOLLRDHUP | EPOLLHUP | EPOLLERR);
+			rep = 0;
+			if ((m & EPOLLIN) && (e->fresh || rxg != e->rxg || fresh_bits))
+				rep |= EPOLLIN;
+			/* OUT while looked for (above): whenever space was
+			 * freed (the peer's head moved), and after an EAGAIN. */
+			if ((m & EPOLLOUT) && (e->fresh || wb != e->wblock_seen || txg != e->txg ||
+					       (fresh_bits & (EPOLLHUP | EPOLLERR))))
+				rep |= EPOLLOUT;
+			if (rep || fresh_bits)
+				rep |= m & (EPOLLRDHUP | EPOLLHUP | EPOLLERR);
+			e->last = full;
+			if (m & EPOLLIN)
+				e->rxg = rxg;
+			if (m & EPOLLOUT) {
+				e->wblock_seen = wb;
+				e->txg = txg;
+			}
+			e->fresh = 0;
+		} else {
+			rep = m;
+		}
+		if (cfg.log_level >= 3)
+			slog(3, "epoll %d: fd %d ring 0x%x rxg %llu seen %llu -> report 0x%x", es->epfd,
+			     e->fd, m, (unsigned long long)rxg, (unsigned long long)e->rxg, rep);
+		if (!rep)
+			continue;
+		out[n].events = rep;
+		out[n].data = e->data;
+		n++;
+		if (e->events & EPOLLONESHOT)
+			e->disabled = 1;
+	}
+	pthread_mutex_unlock(&es->mu);
+	/* The kernel re-evaluates a MOD'ed fd: its readiness comes next. */
+	for (int i = 0; i < nplain; i++) {
+		conn_demote(plain[i]);
+		ufd_put(plain[i]);
+	}
+	return n;
+}
+
+static void eset_arm(struct eset *es)
+{
+	pthread_mutex_lock(&es->mu);
+	for (size_t i = 0; i < es->n; i++)
+		if (!es->v[i].disabled)
+			conn_arm(es->v[i].u, es->v[i].events);
+	pthread_mutex_unlock(&es->mu);
+}
+
+/*
+ * Moves the application's events of kev[0..k) to out (which may be kev)
+ * and keeps ours back: doorbells need nothing (the rings say what
+ * happened), a link's socket may say the peer hung up. Returns how many
+ * went to out. Our data values must never reach the application: gRPC
+ * takes them for pointers.
+ */
+static int keep_app_events(struct epoll_event *kev, int k, struct epoll_event *out)
+{
+	int n = 0;
+
+	for (int i = 0; i < k; i++) {
+		if (kev[i].data.u64 == BTAG)
+			continue;
+		if ((kev[i].data.u64 & ETAG_MASK) == ETAG) {
+			struct ufd *du = conn_get((int)(kev[i].data.u64 & ~ETAG_MASK));
+
+			if (du) {
+				if (du->state == ST_ACTIVE)
+					mpk_link_hangup_check(du->link);
+				ufd_put(du);
+			}
+			continue;
+		}
+		out[n++] = kev[i];
+	}
+	return n;
+}
+
+/*
+ * One real epoll_wait of up to t ms; the application's events go to
+ * ev[n...] (keep_app_events). Returns the new n, or -1 (errno set) when
+ * the kernel failed and n was 0.
+ */
+static int kernel_look(struct eset *es, struct epoll_event *ev, int n, int max, int t,
+		       const sigset_t *sigmask, int use_pwait)
+{
+	struct epoll_event kev[256];
+	int k, room = max - n < 256 ? max - n : 256;
+
+	k = use_pwait ? real.epoll_pwait(es->epfd, kev, room, t, sigmask)
+		      : real.epoll_wait(es->epfd, kev, room, t);
+	__atomic_store_n(&es->kernel_ns, mono_ns(), __ATOMIC_RELAXED);
+	if (k < 0)
+		return n ? n : -1;
+	return n + keep_app_events(kev, k, ev + n);
+}
+
+/*
+ * Busy-poll (MPKLINK_SPIN_US): the rings of the set, for up to the spin
+ * budget or the caller's timeout, the kernel every KERNEL_LOOK_NS. Only
+ * for a set whose rings had news at the last look: an idle program does
+ * not spin, it blocks. Returns events, 0 (nothing: block now), or -1.
+ */
+static int eset_spin(struct eset *es, struct spin_clock *c, struct epoll_event *ev, int max,
+		     int timeout, const sigset_t *sigmask, int use_pwait)
+{
+	int n, step;
+
+	if (!spin_begin(c, timeout))
+		return 0;
+	while (!(n = eset_collect(es, ev, max))) {
+		step = spin_next(c);
+		if (step == SPIN_OVER) {
+			__atomic_store_n(&es->hot, 0, __ATOMIC_RELAXED);
+			return 0;
+		}
+		if (step == SPIN_LOOK) {
+			n = kernel_look(es, ev, 0, max, 0, sigmask, use_pwait);
+			if (n)
+				return n; /* the application's events, or EINTR */
+		}
+	}
+	spin_result(1);
+	return n;
+}
+
+/* A set with links: the rings, a spin, then arm and block. */
+static int eset_wait_links(struct eset *es, struct epoll_event *ev, int max, int timeout,
+			   int64_t deadline, const sigset_t *sigmask, int use_pwait)
+{
+	struct spin_clock c = {0};
+	int n, t;
+
+	n = eset_collect(es, ev, max);
+	if (n) {
+		__atomic_store_n(&es->hot, 1, __ATOMIC_RELAXED);
+		/* Ring news, with no system call, unless the kernel's events
+		 * have not been looked at for a while (they must not starve). */
+		if (mono_ns() - __atomic_load_n(&es->kernel_ns, __ATOMIC_RELAXED) < KERNEL_LOOK_NS)
+			return n;
+		return kernel_look(es, ev, n, max, 0, sigmask, use_pwait);
+	}
+	if (timeout != 0 && cfg.spin_ns && __atomic_load_n(&es->hot, __ATOMIC_RELAXED)) {
+		n = eset_spin(es, &c, ev, max, timeout, sigmask, use_pwait);
+		if (n)
+			return n;
+	}
+	for (;;) {
+		/* Arm, then look again: a change after this rings. */
+		eset_arm(es);
+		n = eset_collect(es, ev, max);
+		if (n) {
+			__atomic_store_n(&es->hot, 1, __ATOMIC_RELAXED);
+			spin_woke(&c);
+		}
+		t = n ? 0 : timeout < 0 ? -1 : timeout == 0 ? 0 : (int)(deadline - mono_ms());
+		if (t < 0 && timeout >= 0)
+			t = 0;
+		n = kernel_look(es, ev, n, max, t, sigmask, use_pwait);
+		if (n)
+			return n;
+		if (t == 0)
+			return 0;
+		/* Only doorbells or hang-ups: what changed is in the rings. */
+		n = eset_collect(es, ev, max);
+		if (n) {
+			__atomic_store_n(&es->hot, 1, __ATOMIC_RELAXED);
+			spin_woke(&c);
+			return n;
+		}
+	}
+}
+
+int eset_wait(int epfd, struct epoll_event *ev, int max, int timeout, const sigset_t *sigmask,
+	      int use_pwait)
+{
+	struct eset *es = eset_get(epfd, 0);
+	int64_t deadline = timeout > 0 ? mono_ms() + timeout : 0;
+	int n;
+
+	while (!es || !__atomic_load_n(&es->n, __ATOMIC_RELAXED) || max <= 0) {
+		/* No link in the set now; but another thread may add one while
+		 * this one sleeps in the kernel, whose events are then ours. */
+		int k = use_pwait ? real.epoll_pwait(epfd, ev, max, timeout, sigmask)
+				  : real.epoll_wait(epfd, ev, max, timeout);
+
+		if (k <= 0) {
+			eset_put(es);
+			return k;
+		}
+		n = keep_app_events(ev, k, ev);
+		if (n) {
+			eset_put(es);
+			return n;
+		}
+		/* Only ours woke it: go on waiting, as the set is now. */
+		eset_put(es);
+		es = eset_get(epfd, 0);
+		if (timeout > 0) {
+			timeout = (int)(deadline - mono_ms());
+			if (timeout <= 0) {
+				eset_put(es);
+				return 0;
+			}
+		} else if (timeout == 0) {
+			eset_put(es);
+			return 0;
+		}
+	}
+	n = eset_wait_links(es, ev, max, timeout, deadline, sigmask, use_pwait);
+	eset_put(es);
+	return n;
+}
+
+int eset_ctl_plain(int epfd, int op, int fd, struct epoll_event *ev)
+{
+	int r = real.epoll_ctl(epfd, op, fd, ev);
+
+	/* A stale registration of a reused number. */
+	if (r == 0 && op == EPOLL_CTL_ADD && fdtab_peek(epfd))
+		eset_forget_fd(fd);
+	return r;
+}
+
+int eset_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+	struct ufd *u = conn_get(fd), *drop = NULL;
+	struct eset *es;
+	struct epoll_event kev;
+	size_t i;
+	int r;
+
+	if (!u)
+		return eset_ctl_plain(epfd, op, fd, ev);
+	es = eset_get(epfd, 1);
+	if (!es) {
+		ufd_put(u);
+		errno = ENOMEM;
+		return -1;
+	}
+	if (op != EPOLL_CTL_DEL && !ev) {
+		r = -EFAULT;
+		goto out;
+	}
+	/* The kernel watches the doorbell (and the connect); the rings say
+	 * what is ready. */
+	if (ev) {
+		kev.events = EPOLLIN | EPOLLRDHUP | EPOLLET | (ev->events & EPOLLEXCLUSIVE);
+		if (u->state == ST_CONNECTING)
+			kev.events |= EPOLLOUT;
+		kev.data.u64 = ETAG | (uint64_t)fd;
+	}
+	if (real.epoll_ctl(epfd, op, fd, ev ? &kev : NULL) < 0) {
+		r = -errno;
+		goto out;
+	}
+	if (op == EPOLL_CTL_ADD && u->bell[0] >= 0) {
+		struct epoll_event bev = {.events = EPOLLIN | EPOLLET | (ev->events & EPOLLEXCLUSIVE),
+					  .data.u64 = BTAG};
+
+		/* Edge-triggered: every ring is an edge, and the count never
+		 * needs reading. EEXIST: a dup of fd put it there. */
+		if (real.epoll_ctl(epfd, EPOLL_CTL_ADD, u->bell[0], &bev) < 0 && errno != EEXIST) {
+			r = -errno;
+			real.epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
+			goto out;
+		}
+	}
+	r = 0;
+	pthread_mutex_lock(&es->mu);
+	for (i = 0; i < es->n && es->v[i].fd != fd; i++)
+		;
+	if (op == EPOLL_CTL_DEL) {
+		if (i < es->n)
+			drop = eset_remove(es, i);
+	} else {
+		if (i == es->n) {
+			if (es->n == es->cap) {
+				size_t cap = es->cap ? es->cap * 2 : 16;
+				struct ereg *v = realloc(es->v, cap * sizeof(*v));
+
+				if (!v) {
+					eset_bell_unused(es, u);
+					pthread_mutex_unlock(&es->mu);
+					real.epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
+					r = -ENOMEM;
+					goto out;
+				}
+				es->v = v;
+				es->cap = cap;
+			}
+			fdobj_ref(&u->obj); /* the entry's */
+			eset_set_n(es, es->n + 1);
+		} else {
+			/* MOD keeps the entry's reference. */
+			fdobj_ref(&u->obj);
+			drop = es->v[i].u;
+		}
+		es->v[i] = (struct ereg){.fd = fd, .u = u, .events = ev->events,
+					 .data = ev->data, .fresh = 1};
+	}
+	pthread_mutex_unlock(&es->mu);
+	/* A thread may sleep in this set already, in the kernel alone (the
+	 * set had no link when it went in): nothing it armed rings for this
+	 * link. Our own doorbell, now that the entry is there, sends it
+	 * round again to look at the rings. */
+	if (op == EPOLL_CTL_ADD)
+		conn_self_ring(u);
+out:
+	if (drop)
+		ufd_put(drop);
+	eset_put(es);
+	ufd_put(u);
+	if (r < 0) {
+		errno = -r;
+		return -1;
+	}
+	return 0;
+}

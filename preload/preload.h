@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What every file of the preload shares: visibility, and the one-time
+ * start (init.c) that every interposed call runs before anything else.
+ *
+ * The library's files, top down (each says what it owns and may call):
+ *   wrap_*.c       the exported interposers, thin: decide plain or ours
+ *   upgrade.c      turning a connect, listen or accept into a link
+ *   data.c         reads and writes on a link with socket semantics
+ *   epoll.c        epoll emulation;  pollsel.c  poll/ppoll/select/pselect
+ *   readiness.c    what one connection is ready for, and arming its bells
+ *   conn.c         a connection's object, its setup states and its end
+ *   spin.c         how long a waiting call busy-polls the rings
+ *   ctlclient.c    requests to our launcher
+ *   process.c      fork, vfork, exec: which process owns what
+ *   fdtab.c        fd numbers -> our objects, with the kernel's lifetimes
+ *   stats.c, settings.c, log.c, real.c
+ */
+#ifndef MPK_PRELOAD_H
+#define MPK_PRELOAD_H
+
+#include <pthread.h>
+
+#define HIDDEN __attribute__((visibility("hidden")))
+#define EXPORT __attribute__((visibility("default")))
+
+HIDDEN extern pthread_once_t preload_once;
+HIDDEN void preload_start(void);
+
+/* Resolves the real calls and reads the settings, once per process. */
+static inline void init(void)
+{
+	pthread_once(&preload_once, preload_start);
+}
+
+#endif

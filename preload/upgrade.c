@@ -1,0 +1,294 @@
+/* SPDX-License-Identifier: MIT */
+/* Upgrading connects, listens and accepts to links (upgrade.h). */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "conn.h"
+#include "ctlclient.h"
+#include "fdtab.h"
+#include "log.h"
+#include "process.h"
+#include "real.h"
+#include "settings.h"
+#include "stats.h"
+#include "upgrade.h"
+
+/* Port of a loopback (or, for local=1, wildcard) TCP address; 0 if it is
+ * none of ours. */
+static unsigned addr_port(const struct sockaddr *sa, socklen_t len, int local)
+{
+	if (sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
+		const struct sockaddr_in *a = (const void *)sa;
+		uint32_t ip = ntohl(a->sin_addr.s_addr);
+		if ((ip >> 24) == 127 || (local && ip == INADDR_ANY))
+			return ntohs(a->sin_port);
+	} else if (sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
+		const struct sockaddr_in6 *a = (const void *)sa;
+		if (IN6_IS_ADDR_LOOPBACK(&a->sin6_addr) ||
+		    (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr) && a->sin6_addr.s6_addr[12] == 127) ||
+		    (local && IN6_IS_ADDR_UNSPECIFIED(&a->sin6_addr)))
+			return ntohs(a->sin6_port);
+	}
+	return 0;
+}
+
+static int is_tcp(int fd)
+{
+	int type = 0, proto = 0;
+	socklen_t l = sizeof(type);
+
+	if (real.getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l) < 0 || type != SOCK_STREAM)
+		return 0;
+	l = sizeof(proto);
+	return real.getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &l) == 0 &&
+	       proto == IPPROTO_TCP;
+}
+
+/* Both ends' ports of a connected loopback TCP socket. */
+static int sock_ports(int fd, unsigned *local, unsigned *peer)
+{
+	struct sockaddr_storage ss;
+	socklen_t l = sizeof(ss);
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &l) < 0 || !addr_port((struct sockaddr *)&ss, l, 0))
+		return -1;
+	*peer = addr_port((struct sockaddr *)&ss, l, 0);
+	l = sizeof(ss);
+	if (getsockname(fd, (struct sockaddr *)&ss, &l) < 0)
+		return -1;
+	*local = addr_port((struct sockaddr *)&ss, l, 0);
+	return *local ? 0 : -1;
+}
+
+static unsigned sock_port(int fd, int peer)
+{
+	struct sockaddr_storage ss;
+	socklen_t l = sizeof(ss);
+	int r = peer ? getpeername(fd, (struct sockaddr *)&ss, &l)
+		     : getsockname(fd, (struct sockaddr *)&ss, &l);
+
+	if (r < 0)
+		return 0;
+	if (ss.ss_family == AF_INET)
+		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return 0;
+}
+
+static int rendezvous_exists(unsigned port)
+{
+	char path[160];
+	struct stat st;
+
+	if (!cfg.rundir[0])
+		return 0;
+	snprintf(path, sizeof(path), "%s/tcp-%u.sock", cfg.rundir, port);
+	return stat(path, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+/* Binds an unbound client socket to an ephemeral loopback port of the
+ * destination's family: the port names the connection to the launchers. */
+static unsigned bind_ephemeral(int fd, const struct sockaddr *dst)
+{
+	unsigned p = sock_port(fd, 0);
+	struct sockaddr_storage ss = {0};
+	socklen_t l;
+
+	if (p)
+		return p;
+	if (dst->sa_family == AF_INET) {
+		struct sockaddr_in *a = (void *)&ss;
+		a->sin_family = AF_INET;
+		a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		l = sizeof(*a);
+	} else {
+		struct sockaddr_in6 *a = (void *)&ss;
+		a->sin6_family = AF_INET6;
+		a->sin6_addr = ((const struct sockaddr_in6 *)dst)->sin6_addr;
+		l = sizeof(*a);
+	}
+	if (real.bind(fd, (struct sockaddr *)&ss, l) < 0)
+		return 0;
+	return sock_port(fd, 0);
+}
+
+/* Whether fd may become ours: we track its number, no object has it, and
+ * this process is not a vfork child borrowing our memory. */
+static int upgradable(int fd)
+{
+	return (unsigned)fd < FDTAB_MAX && !fdtab_peek(fd) && !process_borrowed();
+}
+
+int upgrade_connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	struct mpk_ctl_rep rep;
+	struct ufd *u;
+	unsigned port, cport;
+	int lfds[MPK_LINK_NFDS], r, e;
+
+	if (!cfg.enabled || !addr || !(port = addr_port(addr, len, 0)) ||
+	    !settings_port_configured(port) || !upgradable(fd) || !is_tcp(fd))
+		return real.connect(fd, addr, len);
+	/* No launcher answers for the port: the server is not under mpklink. */
+	if (!rendezvous_exists(port))
+		goto plain;
+	cport = bind_ephemeral(fd, addr);
+	if (!cport)
+		goto plain;
+	r = ctl_call(MPK_CTL_CONNECT, port, cport, &rep, lfds);
+	if (r < 0 || lfds[0] < 0) {
+		slog(r == -ENOENT ? 3 : 1, "port %u: no link (%s); plain TCP", port, strerror(-r));
+		goto plain;
+	}
+	u = conn_new(fd, lfds, 1, port, cport, ST_CONNECTING, rep.token, &rep);
+	if (!u)
+		goto plain;
+	r = real.connect(fd, addr, len);
+	e = errno;
+	if (r < 0 && e != EINPROGRESS) {
+		ufd_put(u);
+		errno = e;
+		return r;
+	}
+	if (fdtab_hook(fd, &u->obj) < 0) {
+		/* Cannot be: upgradable() checked the number. The preamble is
+		 * not sent, the connection stays plain. */
+		ufd_put(u);
+		errno = e;
+		return r;
+	}
+	if (r == 0)
+		settle(u);
+	ufd_put(u); /* the table's name holds it now */
+	slog(3, "port %u: connection from port %u upgraded", port, cport);
+	errno = e;
+	return r;
+plain:
+	stats_count(&totals.fallbacks);
+	if (cfg.deny) {
+		slog(0, "port %u: no shared-memory link and MPKLINK_FALLBACK=deny", port);
+		errno = ECONNREFUSED;
+		return -1;
+	}
+	return real.connect(fd, addr, len);
+}
+
+int upgrade_listen(int fd, int backlog)
+{
+	struct sockaddr_storage ss;
+	socklen_t l = sizeof(ss);
+	struct mpk_ctl_rep rep;
+	struct ufd *u;
+	unsigned port;
+	int r, lfds[MPK_LINK_NFDS];
+
+	r = real.listen(fd, backlog);
+	if (r < 0 || !cfg.enabled || !upgradable(fd) || !is_tcp(fd))
+		return r;
+	if (getsockname(fd, (struct sockaddr *)&ss, &l) < 0)
+		return r;
+	port = addr_port((struct sockaddr *)&ss, l, 1);
+	if (!port || !settings_port_configured(port))
+		return r;
+	if (ctl_call(MPK_CTL_LISTEN, port, 0, &rep, lfds) < 0) {
+		slog(1, "port %u: the launcher cannot answer for it; plain TCP", port);
+		return r;
+	}
+	u = listener_new(port);
+	if (!u)
+		return r;
+	if (fdtab_hook(fd, &u->obj) == 0)
+		slog(2, "port %u: listening, links offered", port);
+	ufd_put(u);
+	return r;
+}
+
+int upgrade_accept(int fd, struct sockaddr *addr, socklen_t *alen, int flags, int four)
+{
+	struct sockaddr_storage ss;
+	socklen_t l = sizeof(ss);
+	struct mpk_ctl_rep rep;
+	struct ufd *lu, *u;
+	unsigned cport, port;
+	int nfd, lfds[MPK_LINK_NFDS], r;
+
+	lu = process_borrowed() ? NULL : listener_get(fd);
+	if (!lu) {
+		nfd = four ? real.accept4(fd, addr, alen, flags) : real.accept(fd, addr, alen);
+		if (nfd >= 0 && !process_borrowed())
+			fdtab_fresh(nfd);
+		return nfd;
+	}
+	port = lu->port;
+	ufd_put(lu);
+	nfd = four ? real.accept4(fd, (struct sockaddr *)&ss, &l, flags)
+		   : real.accept(fd, (struct sockaddr *)&ss, &l);
+	if (nfd < 0)
+		return nfd;
+	fdtab_fresh(nfd);
+	if (addr && alen) {
+		memcpy(addr, &ss, *alen < l ? *alen : l);
+		*alen = l;
+	}
+	cport = ss.ss_family == AF_INET ? ntohs(((struct sockaddr_in *)&ss)->sin_port)
+		: ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port) : 0;
+	if (!cport || !addr_port((struct sockaddr *)&ss, l, 0) || (unsigned)nfd >= FDTAB_MAX)
+		return nfd;
+	r = ctl_call(MPK_CTL_ACCEPT, port, cport, &rep, lfds);
+	if (r < 0 || lfds[0] < 0)
+		return nfd; /* a plain client */
+	u = conn_new(nfd, lfds, 0, port, cport, ST_VERIFY, rep.token, &rep);
+	if (!u)
+		return nfd;
+	fdtab_hook(nfd, &u->obj);
+	ufd_put(u);
+	slog(3, "port %u: connection from port %u upgraded", port, cport);
+	return nfd;
+}
+
+void upgrade_adopt_inherited(void)
+{
+	struct mpk_ctl_rep rep;
+	struct dirent *d;
+	DIR *dir;
+
+	if (!cfg.enabled || !getenv("MPKLINK_EXECED"))
+		return;
+	dir = opendir("/proc/self/fd");
+	if (!dir)
+		return;
+	while ((d = readdir(dir))) {
+		unsigned l, p, sport, cport;
+		int fd = atoi(d->d_name), lfds[MPK_LINK_NFDS], side;
+		struct ufd *u;
+
+		if (d->d_name[0] < '0' || d->d_name[0] > '9' || fd == dirfd(dir) ||
+		    !upgradable(fd) || !is_tcp(fd) || sock_ports(fd, &l, &p) < 0)
+			continue;
+		if (settings_port_configured(p)) {
+			sport = p, cport = l;
+		} else if (settings_port_configured(l)) {
+			sport = l, cport = p;
+		} else {
+			continue;
+		}
+		if (ctl_call(MPK_CTL_LOOKUP, sport, cport, &rep, lfds) < 0 || lfds[0] < 0)
+			continue;
+		side = rep.side == 1;
+		u = conn_new(fd, lfds, side, sport, cport, ST_ACTIVE, NULL, &rep);
+		if (!u)
+			continue;
+		if (fdtab_hook(fd, &u->obj) == 0)
+			slog(2, "port %u: link of connection from port %u inherited across exec",
+			     sport, cport);
+		ufd_put(u);
+	}
+	closedir(dir);
+}

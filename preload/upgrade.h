@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Turning a TCP connection to a configured loopback endpoint into a link,
+ * or leaving it plain, decided before any byte moves.
+ *
+ * Client (connect to a configured port whose rendezvous socket exists):
+ * bind an ephemeral loopback port if unbound, CONNECT through the launcher,
+ * attach the link as side 1, then the real connect with the program's
+ * flags; the 24-byte preamble goes first on the stream once connected.
+ * Server (accept on a listener the launcher answers for): ACCEPT by the
+ * peer's port; a pending link means the preamble is expected first
+ * (conn.h's VERIFY). exec: an image started by a process of ours adopts
+ * the links behind the sockets it inherited (LOOKUP).
+ *
+ * The functions behave as the calls they stand for: -1 and errno.
+ * May call: conn.h, ctlclient.h, fdtab.h, stats.h, settings.h, log.h.
+ */
+#ifndef MPK_UPGRADE_H
+#define MPK_UPGRADE_H
+
+#include <sys/socket.h>
+
+#include "preload.h"
+
+HIDDEN int upgrade_connect(int fd, const struct sockaddr *addr, socklen_t len);
+HIDDEN int upgrade_listen(int fd, int backlog);
+HIDDEN int upgrade_accept(int fd, struct sockaddr *addr, socklen_t *alen, int flags, int four);
+HIDDEN void upgrade_adopt_inherited(void);
+
+#endif

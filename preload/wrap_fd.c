@@ -1,0 +1,253 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Interposers: fd numbers' lifetimes (close, close_range, closefrom,
+ * syscall(SYS_close[_range]), dup, dup2, dup3, fcntl, fcntl64) and fork.
+ * A number the program closes loses its name in the table (fdtab.h); a
+ * number the kernel hands out anew is purged of anything stale.
+ *
+ * Our own fds (doorbells, control sockets) are not the program's: close
+ * of one says EBADF, dup2/dup3 onto one EBUSY, and close_range and
+ * closefrom close around them (a daemon's closefrom(3) would otherwise
+ * take them, and hand their numbers to files the rings would then be rung
+ * into). A vfork child changes nothing of ours: its calls are libc's.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "epoll.h"
+#include "fdtab.h"
+#include "log.h"
+#include "process.h"
+#include "real.h"
+
+static int do_close(int fd)
+{
+	struct fdobj *o;
+	int r, last;
+
+	init();
+	o = fdtab_peek(fd);
+	if (!o)
+		return real.close(fd);
+	if (o == &fdtab_internal_obj) {
+		/* Not the application's: as if it did not exist. */
+		errno = EBADF;
+		return -1;
+	}
+	if (process_borrowed())
+		return real.close(fd); /* its own table; our memory is the parent's */
+	if (o->kind == FDO_EPOLL) {
+		eset_close(fd);
+		return real.close(fd);
+	}
+	o = fdtab_unhook(fd, &last);
+	if (!o)
+		return real.close(fd);
+	if (o->kind == FDO_CONN) {
+		if (conn_hooks.forget)
+			conn_hooks.forget(fd);
+		if (last)
+			conn_last_close(ufd_of(o));
+	}
+	r = real.close(fd);
+	/* Calls in flight keep the object, and its dup of the socket, until
+	 * the last returns: the kernel's FIN waits for them too. */
+	fdobj_put(o);
+	return r;
+}
+
+EXPORT int close(int fd)
+{
+	return do_close(fd);
+}
+
+static int do_close_range(unsigned first, unsigned last, int flags)
+{
+	unsigned lo = first, high;
+
+	init();
+	if (first > last) {
+		errno = EINVAL;
+		return -1;
+	}
+	/* Close-on-exec marking takes nothing away; a vfork child's table is
+	 * its own. */
+	if ((flags & CLOSE_RANGE_CLOEXEC) || process_borrowed())
+		return (int)real.syscall(SYS_close_range, first, last, flags);
+	high = (unsigned)fdtab_high();
+	for (unsigned fd = first; fd <= last && fd < high; fd++) {
+		if (!fdtab_peek((int)fd))
+			continue;
+		if (fd > lo && real.syscall(SYS_close_range, lo, fd - 1, flags) < 0)
+			return -1;
+		if (!fdtab_is_internal((int)fd))
+			do_close((int)fd);
+		lo = fd + 1;
+		flags &= ~CLOSE_RANGE_UNSHARE; /* done by the first call */
+	}
+	if (lo <= last)
+		return (int)real.syscall(SYS_close_range, lo, last, flags);
+	return 0;
+}
+
+EXPORT int close_range(unsigned first, unsigned last, int flags)
+{
+	return do_close_range(first, last, flags);
+}
+
+EXPORT void closefrom(int lowfd)
+{
+	/* glibc's own closefrom calls its internal close_range, past us. */
+	if (lowfd < 0)
+		lowfd = 0;
+	do_close_range((unsigned)lowfd, ~0u, 0);
+}
+
+EXPORT long syscall(long n, ...)
+{
+	va_list ap;
+	long a[6];
+
+	init();
+	va_start(ap, n);
+	for (int i = 0; i < 6; i++)
+		a[i] = va_arg(ap, long);
+	va_end(ap);
+	if (n == SYS_close)
+		return do_close((int)a[0]);
+	if (n == SYS_close_range)
+		return do_close_range((unsigned)a[0], (unsigned)a[1], (int)a[2]);
+	return real.syscall(n, a[0], a[1], a[2], a[3], a[4], a[5]);
+}
+
+/* newfd, just made by a dup of oldfd, names what oldfd names. */
+static int dup_hook(int oldfd, int newfd)
+{
+	struct fdobj *o;
+
+	if (newfd < 0 || (!fdtab_peek(oldfd) && !fdtab_peek(newfd)) || process_borrowed())
+		return newfd;
+	fdtab_fresh(newfd);
+	o = fdtab_get(oldfd, FDO_BIT(FDO_CONN) | FDO_BIT(FDO_LISTEN));
+	if (o) {
+		if (fdtab_hook(newfd, o) < 0)
+			slog(1, "fd %d, a dup of a link's fd %d, is beyond what the preload "
+				"tracks: it reads and writes the bare socket", newfd, oldfd);
+		fdobj_put(o);
+	}
+	return newfd;
+}
+
+EXPORT int dup(int fd)
+{
+	int r;
+
+	init();
+	r = real.dup(fd);
+	return dup_hook(fd, r);
+}
+
+/* The application aims dup2/dup3 at a number it believes free, that one
+ * of our doorbells holds: it cannot have it (EBUSY is what Linux says when
+ * a number is not available yet). */
+static int internal_busy(int newfd)
+{
+	if (!fdtab_is_internal(newfd))
+		return 0;
+	slog(1, "fd %d is an mpklink doorbell: dup2/dup3 onto it refused (EBUSY)", newfd);
+	errno = EBUSY;
+	return 1;
+}
+
+/* dup2 and dup3 (flags, or -1 for dup2): the number newfd named goes. */
+static int do_dup3(int oldfd, int newfd, int flags)
+{
+	struct fdobj *old = NULL;
+	int r, last;
+
+	init();
+	if (!fdtab_peek(oldfd) && !fdtab_peek(newfd))
+		return flags < 0 ? real.dup2(oldfd, newfd) : real.dup3(oldfd, newfd, flags);
+	if (internal_busy(newfd))
+		return -1;
+	if (oldfd == newfd)
+		return flags < 0 ? real.dup2(oldfd, newfd) : real.dup3(oldfd, newfd, flags);
+	if (!process_borrowed() && fdtab_peek(newfd)) {
+		old = fdtab_unhook(newfd, &last);
+		if (old && old->kind == FDO_CONN) {
+			if (conn_hooks.forget)
+				conn_hooks.forget(newfd);
+			if (last)
+				conn_last_close(ufd_of(old));
+		}
+	}
+	r = flags < 0 ? real.dup2(oldfd, newfd) : real.dup3(oldfd, newfd, flags);
+	r = dup_hook(oldfd, r);
+	if (old)
+		fdobj_put(old);
+	return r;
+}
+
+EXPORT int dup2(int oldfd, int newfd)
+{
+	return do_dup3(oldfd, newfd, -1);
+}
+
+EXPORT int dup3(int oldfd, int newfd, int flags)
+{
+	return do_dup3(oldfd, newfd, flags);
+}
+
+static int do_fcntl(int fd, int cmd, va_list ap)
+{
+	struct ufd *u;
+	long arg = va_arg(ap, long);
+	int r;
+
+	init();
+	r = real.fcntl(fd, cmd, arg);
+	if (r < 0)
+		return r;
+	switch (cmd) {
+	case F_DUPFD:
+	case F_DUPFD_CLOEXEC:
+		return dup_hook(fd, r);
+	case F_SETFL:
+		u = conn_get(fd);
+		if (u) {
+			u->nonblock = !!(arg & O_NONBLOCK);
+			ufd_put(u);
+		}
+		return r;
+	default:
+		return r;
+	}
+}
+
+EXPORT int fcntl(int fd, int cmd, ...)
+{
+	va_list ap;
+	int r;
+
+	va_start(ap, cmd);
+	r = do_fcntl(fd, cmd, ap);
+	va_end(ap);
+	return r;
+}
+
+/* glibc's LFS name for the same call. */
+EXPORT int fcntl64(int fd, int cmd, ...) __attribute__((alias("fcntl")));
+
+EXPORT pid_t fork(void)
+{
+	init();
+	/* The child keeps every link (the memory is shared, the sockets are
+	 * inherited); its requests go on a control connection of its own
+	 * (process.c's handlers do the rest). */
+	return real.fork();
+}

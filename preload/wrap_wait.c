@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Interposers: waiting for fds (epoll_create, epoll_create1, epoll_ctl,
+ * epoll_wait, epoll_pwait, poll, __poll_chk, ppoll, select, pselect).
+ * Thin: the emulations are epoll.c and pollsel.c.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+
+#include "conn.h"
+#include "epoll.h"
+#include "fdtab.h"
+#include "pollsel.h"
+#include "process.h"
+#include "real.h"
+
+int __poll_chk(struct pollfd *fds, nfds_t nfds, int timeout, size_t fdslen);
+
+static int fresh(int fd)
+{
+	if (fd >= 0 && fdtab_peek(fd) && !process_borrowed())
+		fdtab_fresh(fd);
+	return fd;
+}
+
+EXPORT int epoll_create(int size)
+{
+	init();
+	return fresh(real.epoll_create(size));
+}
+
+EXPORT int epoll_create1(int flags)
+{
+	init();
+	return fresh(real.epoll_create1(flags));
+}
+
+EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+	struct fdobj *o;
+
+	init();
+	o = fdtab_peek(fd);
+	if (o && o->kind == FDO_CONN)
+		return eset_ctl(epfd, op, fd, ev);
+	return eset_ctl_plain(epfd, op, fd, ev);
+}
+
+EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout)
+{
+	init();
+	return eset_wait(epfd, ev, max, timeout, NULL, 0);
+}
+
+EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout,
+		       const sigset_t *sigmask)
+{
+	init();
+	return eset_wait(epfd, ev, max, timeout, sigmask, 1);
+}
+
+EXPORT int poll(struct pollfd *fds, nfds_t nfds, int timeout)
+{
+	init();
+	return poll_common(fds, nfds, timeout, NULL);
+}
+
+EXPORT int __poll_chk(struct pollfd *fds, nfds_t nfds, int timeout, size_t fdslen)
+{
+	if (fdslen / sizeof(*fds) < nfds)
+		abort();
+	init();
+	return poll_common(fds, nfds, timeout, NULL);
+}
+
+EXPORT int ppoll(struct pollfd *fds, nfds_t nfds, const struct timespec *ts,
+		 const sigset_t *sigmask)
+{
+	int t;
+
+	init();
+	if (ts && (ts->tv_sec < 0 || ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000L)) {
+		errno = EINVAL;
+		return -1;
+	}
+	t = !ts ? -1 : ts->tv_sec > INT_MAX / 1000 ? INT_MAX
+						    : (int)(ts->tv_sec * 1000 + (ts->tv_nsec + 999999) / 1000000);
+	if (!sigmask)
+		return poll_common(fds, nfds, t, NULL);
+	for (nfds_t i = 0; i < nfds; i++) {
+		struct fdobj *o = fdtab_peek(fds[i].fd);
+
+		if (o && o->kind == FDO_CONN)
+			return poll_common(fds, nfds, t, sigmask);
+	}
+	return real.ppoll(fds, nfds, ts, sigmask);
+}
+
+EXPORT int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *tv)
+{
+	int t;
+
+	init();
+	t = !tv ? -1 : (int)(tv->tv_sec * 1000 + (tv->tv_usec + 999) / 1000);
+	return select_common(nfds, rd, wr, ex, t, NULL, 0, NULL, tv);
+}
+
+EXPORT int pselect(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, const struct timespec *ts,
+		   const sigset_t *sigmask)
+{
+	int t;
+
+	init();
+	t = !ts ? -1 : (int)(ts->tv_sec * 1000 + (ts->tv_nsec + 999999) / 1000000);
+	return select_common(nfds, rd, wr, ex, t, sigmask, 1, ts, NULL);
+}
