@@ -11,21 +11,19 @@
  * oversubscribed machine, where the peer may need our core to answer, we
  * soon stop taking it; a spin that finds its event spins every wait again.
  * Shorter spins instead (the budget halved per miss) fail in a cascade when
- * the peer takes between half the budget and the budget to answer: the echo
- * client with 64 KiB takes ~30 us, and its server sat at 3 us spins, asleep
- * on half its waits (64 KiB round trip 11 -> 19 us).
+ * the peer takes between half the budget and the budget to answer.
  *
  * The budget itself adapts between MPKLINK_SPIN_US and MPKLINK_SPIN_MAX_US
  * as the guest-halt-polling governor (cpuidle-haltpoll) and KVM's
  * halt_poll_ns do: a spin that ran out on a wait the link ended within the
  * maximum doubles it (it was only too short, and a wake-up costs more than
  * the spin would have: 100 us and more here, where an idle vCPU halts); a
- * wait longer than the maximum halves it. A gRPC call of 1 MiB is a chain
- * of 150-250 us steps on each side: 50 us spins slept on every one of them
- * (C core echo 510-560 -> 365-410 us). Such a spin still counts as a miss
- * for the backoff above: else a thread pool's poller (gRPC C++'s sync
- * server) spins on every wait and takes a core its own workers or the
- * peer need (C++ 1 MiB echo 384-402 us, against 345-352 without growth).
+ * wait longer than the maximum halves it: a gRPC call of 1 MiB is a chain
+ * of 150-250 us steps on each side, and fixed 50 us spins slept on every
+ * one of them. Such a spin still counts as a miss for the backoff above:
+ * else a thread pool's poller (gRPC C++'s sync server) spins on every wait
+ * and takes a core its own workers or the peer need. docs/PERFORMANCE.md
+ * ("Spins that grow") has the measurements.
  */
 #define SPIN_BACKOFF_MAX 4u
 static __thread unsigned tl_spin_misses, tl_spin_waits;
@@ -37,9 +35,8 @@ static __thread uint64_t tl_spin_ns; /* 0: cfg.spin_ns */
  * thread, and only once it has done all of the process's link I/O for
  * IO_SETTLE_NS. A thread pool (gRPC C++'s sync server) hands each request to
  * another thread, and a long spin in its poller takes a CPU the thread
- * finishing the last call, or the peer, needs: C++ 64 B echo p99 565-633 us
- * with the server's spins grown, 136-202 without; 1 MiB p50 +30-60 us.
- * A single-threaded server moves its I/O between threads only at start.
+ * finishing the last call, or the peer, needs (its p99 tripled). A
+ * single-threaded server moves its I/O between threads only at start.
  */
 static void *io_thread;
 static uint64_t io_moved_ns;

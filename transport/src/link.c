@@ -374,10 +374,10 @@ static int64_t rx_fetch(struct mpk_link *l, int *eof)
  * While the ring is empty each look repeats it, so the line is fetched
  * again soon after the writer's copy takes it away, and it travels while
  * the reader still waits for tail: the two transfers of a small message
- * overlap instead of following each other (ring 64 B round trip 0.88 ->
- * 0.65 us). A poll that finds bytes sends for them while its caller goes
- * back to the program, which then reads (a 64 B read after epoll_wait
- * 180 -> 45 ns). A prefetch reads nothing the program sees: what the peer
+ * overlap instead of following each other. A poll that finds bytes sends
+ * for them while its caller goes back to the program, which then reads
+ * (docs/PERFORMANCE.md, "The reader prefetches"). A prefetch reads
+ * nothing the program sees: what the peer
  * wrote there is judged, as ever, only by the copy after tail. Guard open.
  */
 static inline void rx_prefetch(const struct mpk_link *l, uint64_t head)
@@ -396,7 +396,7 @@ static int64_t tx_fetch_j(struct mpk_link *l, size_t want, int judge)
 
 	/* Space already known is enough: no look at the consumer's line,
 	 * which then stays in the consumer's cache instead of crossing
-	 * cores on every message (a third of a 64 B round trip, measured).
+	 * cores on every message.
 	 * A peer's close is then seen when that space is used up, as TCP
 	 * also takes the first writes after the peer closed. A hang-up we
 	 * saw is ours to check, for free. */
@@ -555,8 +555,7 @@ static void ring_get(struct mpk_link *l, uint64_t pos, void *dst, size_t n)
 /* A frame's Poly1305 state, keyed as ChaCha20-Poly1305 keys it (RFC 8439
  * 2.6): the first 32 bytes of ChaCha20 under the session key, with the
  * writer's side and the frame's number as the nonce. Each (key, nonce) is
- * used once, as Poly1305 requires; measured 6x faster than keyed BLAKE2b
- * on 16 KiB frames here. */
+ * used once, as Poly1305 requires. */
 static void tag_begin(const struct mpk_link *l, crypto_onetimeauth_state *st, int side,
 		      uint64_t seq)
 {

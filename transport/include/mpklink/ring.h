@@ -22,12 +22,15 @@
  * which every call returns -ECONNRESET. No value read from the shared
  * mapping is used to index memory before it is checked.
  *
- * Doorbells: the two sides share a byte stream (in mpklink, the original
- * TCP connection; in tests, any stream socket) used only to wake a peer
- * that said it sleeps. Writers and readers ring it themselves when they
- * publish data or free space; a thread about to block calls mpk_link_arm
- * first, with everything it will wait for, and blocks only if that
- * returned 0 (see mpk_link_arm for why arming is not done inside read).
+ * Doorbells wake a peer that said it sleeps. In mpklink they are two
+ * eventfds per link (mpk_link_set_bells: each side waits on one and rings
+ * the other), and the original TCP connection only reports the peer's
+ * hang-up (mpk_link_set_doorbell); without eventfds, a byte over that
+ * stream is the doorbell (the tests' socketpairs). Writers and readers
+ * ring it themselves when they publish data or free space; a thread about
+ * to block calls mpk_link_arm first, with everything it will wait for,
+ * and blocks only if that returned 0 (see mpk_link_arm for why arming is
+ * not done inside read).
  */
 #ifndef MPKLINK_RING_H
 #define MPKLINK_RING_H
