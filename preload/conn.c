@@ -131,6 +131,23 @@ struct ufd *listener_new(unsigned port)
 	return u;
 }
 
+static uint64_t timeo_ns(int sock, int name)
+{
+	struct timeval tv;
+	socklen_t l = sizeof(tv);
+
+	if (real.getsockopt(sock, SOL_SOCKET, name, &tv, &l) < 0 || l < sizeof(tv))
+		return 0;
+	return (uint64_t)tv.tv_sec * 1000000000u + (uint64_t)tv.tv_usec * 1000u;
+}
+
+void conn_read_timeouts(struct ufd *u)
+{
+	/* Read by blocking calls in other threads. */
+	__atomic_store_n(&u->rcvtimeo_ns, timeo_ns(u->sock, SO_RCVTIMEO), __ATOMIC_RELAXED);
+	__atomic_store_n(&u->sndtimeo_ns, timeo_ns(u->sock, SO_SNDTIMEO), __ATOMIC_RELAXED);
+}
+
 static int fd_nonblocking(int fd)
 {
 	int fl = real.fcntl(fd, F_GETFL);
@@ -184,6 +201,8 @@ struct ufd *conn_new(int fd, int *lfds, int side, unsigned port, unsigned cport,
 	u->cport = cport;
 	u->state = state;
 	u->nonblock = fd_nonblocking(fd);
+	/* An accepted socket inherits the listener's. */
+	conn_read_timeouts(u);
 	if (token) {
 		memcpy(u->pre, MPK_PREAMBLE_MAGIC, 8);
 		memcpy(u->pre + 8, token, MPK_TOKEN_BYTES);

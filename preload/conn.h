@@ -46,6 +46,7 @@ struct ufd {
 	uint8_t pre[MPK_PREAMBLE_BYTES];
 	size_t pre_off;
 	int nonblock;
+	uint64_t rcvtimeo_ns, sndtimeo_ns; /* SO_RCVTIMEO, SO_SNDTIMEO; 0: none */
 	int rd_shut;
 	int inq;
 	unsigned wblock; /* writes that returned EAGAIN: an OUT edge is owed */
@@ -110,6 +111,10 @@ HIDDEN void conn_demote(struct ufd *u);
  * and any unread byte on the socket is read first, so that the kernel's
  * close sends FIN, not RST. Before the real close. */
 HIDDEN void conn_last_close(struct ufd *u);
+
+/* Reads the socket's SO_RCVTIMEO and SO_SNDTIMEO into u (after a
+ * setsockopt of either: the kernel's value, rounded as it keeps it). */
+HIDDEN void conn_read_timeouts(struct ufd *u);
 
 /* 1 for the one caller that adds u's counters to the totals. */
 HIDDEN int conn_claim_report(struct ufd *u);

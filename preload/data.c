@@ -15,6 +15,7 @@
 #include "readiness.h"
 #include "real.h"
 #include "settings.h"
+#include "signals.h"
 #include "spin.h"
 
 #ifndef TCP_INQ
@@ -22,16 +23,56 @@
 #define TCP_CM_INQ TCP_INQ
 #endif
 
-/* Blocks until the link (or the setup) may have changed: first by
+/* A blocking call's wait: its deadline (SO_RCVTIMEO, SO_SNDTIMEO) and the
+ * handlers that ran in this thread since it began (signals.h). */
+struct blocking {
+	uint64_t deadline; /* 0: none */
+	struct sig_mark sig;
+};
+
+static void blocking_begin(struct blocking *b, uint64_t timeo_ns)
+{
+	b->deadline = timeo_ns ? mono_ns() + timeo_ns : 0;
+	sig_mark(&b->sig);
+}
+
+/* A handler ran (or may have): 0 to go on waiting, as the kernel restarts
+ * a socket call whose handler had SA_RESTART when the socket has no
+ * timeout; else -EINTR. */
+static int blocking_signalled(struct blocking *b, int unknown_is_intr)
+{
+	int s = sig_since(&b->sig);
+
+	if (s == SIG_NONE && !unknown_is_intr)
+		return 0;
+	if (s == SIG_RESTART && !b->deadline) {
+		sig_mark(&b->sig);
+		return 0;
+	}
+	return -EINTR;
+}
+
+/*
+ * Blocks until the link (or the setup) may have changed: first by
  * watching the ring for up to MPKLINK_SPIN_US (a reply is often a few
- * microseconds away, a wake-up costs tens), then on the doorbell. */
-static int wait_bell(struct ufd *u, unsigned want)
+ * microseconds away, a wake-up costs tens), then on the doorbell. Returns
+ * 0 (look again), -EAGAIN (the deadline passed), -EINTR (a handler without
+ * SA_RESTART ran, or any with a timeout set), or -errno.
+ */
+static int wait_bell(struct ufd *u, unsigned want, struct blocking *b)
 {
 	struct pollfd p[2] = {{.fd = u->sock, .events = POLLIN}, {.fd = u->bell[0], .events = POLLIN}};
 	struct spin_clock c = {0};
-	int r;
+	uint64_t now = 0;
+	int r, t = -1;
 
-	if (u->state == ST_ACTIVE && cfg.spin_ns && spin_begin(&c, -1)) {
+	if (b->deadline) {
+		now = mono_ns();
+		if (now >= b->deadline)
+			return -EAGAIN;
+		t = (int)((b->deadline - now + 999999) / 1000000);
+	}
+	if (u->state == ST_ACTIVE && cfg.spin_ns && spin_begin(&c, t)) {
 		do {
 			/* A reader leaves the TX ring alone (mpk_link_poll_rx). */
 			unsigned m = want & MPK_LINK_OUT ? mpk_link_poll(u->link)
@@ -41,6 +82,10 @@ static int wait_bell(struct ufd *u, unsigned want)
 				spin_result(1);
 				return 0;
 			}
+			/* A handler ran meanwhile: where a sleeping call would
+			 * have been interrupted, so is this one. */
+			if ((r = blocking_signalled(b, 0)) < 0)
+				return r;
 		} while (spin_next(&c) != SPIN_OVER);
 	}
 	if (u->state == ST_ACTIVE &&
@@ -50,10 +95,18 @@ static int wait_bell(struct ufd *u, unsigned want)
 	}
 	if (u->state == ST_CONNECTING)
 		p[0].events = POLLOUT;
+	if (b->deadline) {
+		now = mono_ns();
+		if (now >= b->deadline)
+			return -EAGAIN;
+		t = (int)((b->deadline - now + 999999) / 1000000);
+	}
 	/* The socket says the peer hung up; the eventfd, that it rang. */
-	r = real.poll(p, u->state == ST_ACTIVE && u->bell[0] >= 0 ? 2 : 1, -1);
+	r = real.poll(p, u->state == ST_ACTIVE && u->bell[0] >= 0 ? 2 : 1, t);
 	if (r < 0)
-		return -errno;
+		return errno == EINTR ? blocking_signalled(b, 1) : -errno;
+	if (r == 0)
+		return b->deadline && mono_ns() >= b->deadline ? -EAGAIN : 0;
 	/* Each read only when the kernel says something is there. */
 	if (u->state == ST_ACTIVE && (p[0].revents & (POLLIN | POLLHUP | POLLERR)))
 		mpk_link_hangup_check(u->link);
@@ -88,8 +141,9 @@ static int iov_advance(const struct iovec *iov, int cnt, size_t done, struct iov
 ssize_t conn_readv(struct ufd *u, const struct iovec *iov, int iovcnt, int flags)
 {
 	struct iovec rest[IOV_REST];
+	struct blocking b = {0};
 	ssize_t r, total = 0;
-	int nb = u->nonblock || (flags & MSG_DONTWAIT);
+	int nb = u->nonblock || (flags & MSG_DONTWAIT), waited = 0;
 	unsigned lf = (flags & MSG_PEEK) ? MPK_READ_PEEK : 0;
 
 	pthread_mutex_lock(&u->rlock);
@@ -121,7 +175,11 @@ ssize_t conn_readv(struct ufd *u, const struct iovec *iov, int iovcnt, int flags
 			break;
 		}
 		if (r == -EAGAIN && !nb) {
-			int w = wait_bell(u, MPK_LINK_IN);
+			int w;
+
+			if (!waited++)
+				blocking_begin(&b, __atomic_load_n(&u->rcvtimeo_ns, __ATOMIC_RELAXED));
+			w = wait_bell(u, MPK_LINK_IN, &b);
 			if (w < 0) {
 				r = total ? total : w;
 				break;
@@ -143,8 +201,9 @@ ssize_t conn_readv(struct ufd *u, const struct iovec *iov, int iovcnt, int flags
 ssize_t conn_writev(struct ufd *u, const struct iovec *iov, int iovcnt, int flags)
 {
 	ssize_t r, total = 0;
-	int nb = u->nonblock || (flags & MSG_DONTWAIT);
+	int nb = u->nonblock || (flags & MSG_DONTWAIT), waited = 0;
 	struct iovec rest[IOV_REST];
+	struct blocking b = {0};
 
 	pthread_mutex_lock(&u->wlock);
 	for (;;) {
@@ -182,7 +241,11 @@ ssize_t conn_writev(struct ufd *u, const struct iovec *iov, int iovcnt, int flag
 					conn_self_ring(u);
 				break;
 			}
-			int w = wait_bell(u, MPK_LINK_OUT);
+			int w;
+
+			if (!waited++)
+				blocking_begin(&b, __atomic_load_n(&u->sndtimeo_ns, __ATOMIC_RELAXED));
+			w = wait_bell(u, MPK_LINK_OUT, &b);
 			if (w < 0) {
 				r = w;
 				break;

@@ -11,12 +11,8 @@
 #include "fdtab.h"
 #include "real.h"
 
-struct fdpage {
-	struct fdobj *slot[1u << FDTAB_PAGE_SHIFT];
-};
-
 /* Untouched entries cost no memory: the array is in .bss. */
-static struct fdpage *pages[FDTAB_PAGES];
+struct fdpage *fdtab_pages[FDTAB_PAGES];
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
 static const struct fdobj_ops *ops[FDO_NKINDS];
 static struct fdobj *free_list[FDO_NKINDS];
@@ -41,16 +37,7 @@ void fdtab_init(void)
 		internal_base = rl.rlim_cur / 2 > 32768 ? 32768 : (int)(rl.rlim_cur / 2);
 }
 
-static inline struct fdobj **slot_of(int fd)
-{
-	struct fdpage *p;
-
-	if ((unsigned)fd >= FDTAB_MAX)
-		return NULL;
-	/* Pairs with the release store in page_for. */
-	p = __atomic_load_n(&pages[(unsigned)fd >> FDTAB_PAGE_SHIFT], __ATOMIC_ACQUIRE);
-	return p ? &p->slot[(unsigned)fd & ((1u << FDTAB_PAGE_SHIFT) - 1)] : NULL;
-}
+#define slot_of fdtab_slot
 
 /* The slot of fd, its page allocated if need be. Under table_lock. */
 static struct fdobj **page_for(int fd)
@@ -60,56 +47,39 @@ static struct fdobj **page_for(int fd)
 
 	if ((unsigned)fd >= FDTAB_MAX)
 		return NULL;
-	p = pages[pi];
+	p = fdtab_pages[pi];
 	if (!p) {
 		p = calloc(1, sizeof(*p));
 		if (!p)
 			return NULL;
-		/* Pairs with the acquire load in slot_of. */
-		__atomic_store_n(&pages[pi], p, __ATOMIC_RELEASE);
+		/* Pairs with the acquire load in fdtab_slot. */
+		__atomic_store_n(&fdtab_pages[pi], p, __ATOMIC_RELEASE);
 	}
 	return &p->slot[(unsigned)fd & ((1u << FDTAB_PAGE_SHIFT) - 1)];
 }
 
-struct fdobj *fdtab_peek(int fd)
-{
-	struct fdobj **s = slot_of(fd);
-
-	/* Pairs with the release stores in fdtab_hook: o's fields are set. */
-	return s ? __atomic_load_n(s, __ATOMIC_ACQUIRE) : NULL;
-}
-
-/* A reference, unless o is free (refs 0): then it is not what anyone's
- * lookup may use. */
-static int ref_unless_free(struct fdobj *o)
-{
-	unsigned r = __atomic_load_n(&o->refs, __ATOMIC_RELAXED);
-
-	do {
-		if (r == 0)
-			return 0;
-	} while (!__atomic_compare_exchange_n(&o->refs, &r, r + 1, 1, __ATOMIC_ACQUIRE,
-					      __ATOMIC_RELAXED));
-	return 1;
-}
-
-struct fdobj *fdtab_get(int fd, unsigned kinds)
+struct fdobj *fdtab_get_retry(int fd, unsigned kinds)
 {
 	struct fdobj **s = slot_of(fd), *o;
 
-	if (!s)
-		return NULL;
+	/* fdtab_get took a reference on what it found: give it back. A free
+	 * object's count went 0 -> 1 -> 0 without being destroyed (a new
+	 * owner adds its own reference rather than storing one, so that
+	 * ours is never lost nor doubled). */
+	o = __atomic_load_n(s, __ATOMIC_ACQUIRE);
 	for (;;) {
-		o = __atomic_load_n(s, __ATOMIC_ACQUIRE);
-		if (!o || !(kinds & FDO_BIT(o->kind)) || o == &fdtab_internal_obj)
+		struct fdobj *again;
+
+		if (!o || !(kinds & FDO_BIT(o->kind)))
 			return NULL;
-		if (!ref_unless_free(o))
-			continue; /* freed meanwhile: the slot has moved on */
-		/* Still what fd names (a freed object may have been reused for
-		 * another number between our load and our reference). */
-		if (__atomic_load_n(s, __ATOMIC_ACQUIRE) == o)
+		if (__atomic_fetch_add(&o->refs, 1, __ATOMIC_ACQUIRE) == 0) {
+			__atomic_fetch_sub(&o->refs, 1, __ATOMIC_RELAXED);
+		} else if ((again = __atomic_load_n(s, __ATOMIC_ACQUIRE)) == o) {
 			return o;
-		fdobj_put(o);
+		} else {
+			fdobj_put(o);
+		}
+		o = __atomic_load_n(s, __ATOMIC_ACQUIRE);
 	}
 }
 
@@ -141,12 +111,12 @@ struct fdobj *fdobj_new(enum fdo_kind kind)
 		o = calloc(1, ops[kind]->size);
 		if (!o)
 			return NULL;
+		o->kind = (uint8_t)kind; /* for good: free lists are per kind */
 	} else {
-		/* Past the header: a racing lookup may still CAS refs (it
-		 * finds 0 and lets go). */
+		/* Past the header: a stale lookup may still add to refs, and
+		 * reads kind (which stays what it was). */
 		memset((char *)o + sizeof(*o), 0, ops[kind]->size - sizeof(*o));
 	}
-	o->kind = (uint8_t)kind;
 	o->names = 0;
 	o->free_next = NULL;
 	if (ops[kind]->init)
@@ -154,9 +124,9 @@ struct fdobj *fdobj_new(enum fdo_kind kind)
 	pthread_mutex_lock(&table_lock);
 	live_insert(o);
 	pthread_mutex_unlock(&table_lock);
-	/* Last: from here a stale lookup's CAS may succeed, and it will find
-	 * the slot it came from names something else. */
-	__atomic_store_n(&o->refs, 1, __ATOMIC_RELEASE);
+	/* Last, and an add: a stale lookup may have added and be about to
+	 * take its add back (fdtab_get_retry). */
+	__atomic_fetch_add(&o->refs, 1, __ATOMIC_RELEASE);
 	return o;
 }
 
@@ -172,10 +142,9 @@ static void obj_release(struct fdobj *o, int quiet, int off_live)
 	pthread_mutex_unlock(&table_lock);
 }
 
-void fdobj_put(struct fdobj *o)
+void fdobj_release(struct fdobj *o)
 {
-	if (__atomic_sub_fetch(&o->refs, 1, __ATOMIC_ACQ_REL) == 0)
-		obj_release(o, 0, 0);
+	obj_release(o, 0, 0);
 }
 
 int fdtab_hook(int fd, struct fdobj *o)

@@ -80,20 +80,73 @@ static inline void fdobj_ref(struct fdobj *o)
 	__atomic_add_fetch(&o->refs, 1, __ATOMIC_RELAXED);
 }
 
+HIDDEN void fdobj_release(struct fdobj *o);
+
 /* Drops a reference; the last one destroys o. */
-HIDDEN void fdobj_put(struct fdobj *o);
+static inline void fdobj_put(struct fdobj *o)
+{
+	if (__atomic_sub_fetch(&o->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		fdobj_release(o);
+}
 
 /* The internal marker's object: what fdtab_peek returns for our own fds. */
 HIDDEN extern struct fdobj fdtab_internal_obj;
 
+struct fdpage {
+	struct fdobj *slot[1u << FDTAB_PAGE_SHIFT];
+};
+HIDDEN extern struct fdpage *fdtab_pages[FDTAB_PAGES];
+
+/* The slot of fd, or NULL when its page was never needed. */
+static inline struct fdobj **fdtab_slot(int fd)
+{
+	struct fdpage *p;
+
+	if ((unsigned)fd >= FDTAB_MAX)
+		return NULL;
+	/* Pairs with the release store that published the page. */
+	p = __atomic_load_n(&fdtab_pages[(unsigned)fd >> FDTAB_PAGE_SHIFT], __ATOMIC_ACQUIRE);
+	return p ? &p->slot[(unsigned)fd & ((1u << FDTAB_PAGE_SHIFT) - 1)] : NULL;
+}
+
 /* What fd names now (NULL: nothing of ours), without a reference: only
  * for a look at its kind, or while the caller holds a reference. */
-HIDDEN struct fdobj *fdtab_peek(int fd);
+static inline struct fdobj *fdtab_peek(int fd)
+{
+	struct fdobj **s = fdtab_slot(fd);
 
-/* What fd names now, of the kinds in kinds (a bit per enum fdo_kind), with
- * a reference for the caller (fdobj_put it); NULL if nothing of those. */
-HIDDEN struct fdobj *fdtab_get(int fd, unsigned kinds);
+	/* Pairs with the release stores in fdtab_hook: o's fields are set. */
+	return s ? __atomic_load_n(s, __ATOMIC_ACQUIRE) : NULL;
+}
+
 #define FDO_BIT(k) (1u << (k))
+
+/* The slow path of fdtab_get: o was freed or moved on under us. */
+HIDDEN struct fdobj *fdtab_get_retry(int fd, unsigned kinds);
+
+/*
+ * What fd names now, of the kinds in kinds (a bit per enum fdo_kind), with
+ * a reference for the caller (fdobj_put it); NULL if nothing of those.
+ * One locked add: a reference taken on an object that turned out free (0
+ * before our add) or no longer named by fd is given back and the lookup
+ * retried.
+ */
+static inline struct fdobj *fdtab_get(int fd, unsigned kinds)
+{
+	struct fdobj **s = fdtab_slot(fd), *o;
+
+	if (!s)
+		return NULL;
+	o = __atomic_load_n(s, __ATOMIC_ACQUIRE);
+	if (!o || !(kinds & FDO_BIT(o->kind)))
+		return NULL;
+	/* Acquire: pairs with the release in fdobj_put, so what the last
+	 * holder did is seen. */
+	if (__builtin_expect(__atomic_fetch_add(&o->refs, 1, __ATOMIC_ACQUIRE) != 0, 1) &&
+	    __builtin_expect(__atomic_load_n(s, __ATOMIC_ACQUIRE) == o, 1))
+		return o;
+	return fdtab_get_retry(fd, kinds);
+}
 
 /*
  * Gives o the name fd (and the reference a name holds). The slot must be

@@ -11,6 +11,7 @@
  *   readiness.c    what one connection is ready for, and arming its bells
  *   conn.c         a connection's object, its setup states and its end
  *   spin.c         how long a waiting call busy-polls the rings
+ *   signals.c      which handlers ran during a wait (SA_RESTART)
  *   ctlclient.c    requests to our launcher
  *   process.c      fork, vfork, exec: which process owns what
  *   fdtab.c        fd numbers -> our objects, with the kernel's lifetimes

@@ -20,4 +20,5 @@ void real_resolve(void)
 	RESOLVE(epoll_create); RESOLVE(epoll_create1); RESOLVE(epoll_ctl);
 	RESOLVE(epoll_wait); RESOLVE(epoll_pwait); RESOLVE(poll); RESOLVE(ppoll);
 	RESOLVE(select); RESOLVE(pselect); RESOLVE(syscall); RESOLVE(fork);
+	RESOLVE(sigaction);
 }

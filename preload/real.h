@@ -57,6 +57,7 @@ struct real_calls {
 		       const sigset_t *);
 	long (*syscall)(long, ...);
 	pid_t (*fork)(void);
+	int (*sigaction)(int, const struct sigaction *, struct sigaction *);
 };
 
 HIDDEN extern struct real_calls real;

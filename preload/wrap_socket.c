@@ -130,9 +130,17 @@ EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t le
 
 	init();
 	r = real.setsockopt(fd, level, name, val, len);
-	if (r == 0 && level == IPPROTO_TCP && name == TCP_INQ && val && len >= sizeof(int) &&
+	if (r < 0 || !fdtab_peek(fd))
+		return r;
+	if (level == IPPROTO_TCP && name == TCP_INQ && val && len >= sizeof(int) &&
 	    (u = conn_get(fd))) {
 		u->inq = *(const int *)val != 0;
+		ufd_put(u);
+	}
+	if (level == SOL_SOCKET && (name == SO_RCVTIMEO_OLD || name == SO_RCVTIMEO_NEW ||
+				    name == SO_SNDTIMEO_OLD || name == SO_SNDTIMEO_NEW) &&
+	    (u = conn_get(fd))) {
+		conn_read_timeouts(u);
 		ufd_put(u);
 	}
 	return r;
