@@ -77,6 +77,11 @@ struct mpk_ctl {
 
 	struct slot slots[MAX_FDS];
 	size_t nslots;
+	/* Ports another launcher's program listens on too (SO_REUSEPORT):
+	 * no links, as the kernel may hand a client to either program.
+	 * The control thread's. */
+	unsigned shared[64];
+	size_t nshared;
 
 	pthread_mutex_t lock; /* pending, listen refcounts, workers, jobs */
 	struct pending *pending;
@@ -272,9 +277,16 @@ static int rdv_open(struct mpk_ctl *c, unsigned port)
 	if (fd == -EADDRINUSE) {
 		probe = mpk_ctl_connect(path);
 		if (probe >= 0) {
+			/* Both programs listen on the port (SO_REUSEPORT): the
+			 * kernel picks one per connection, so neither launcher
+			 * may make links for it from now on. */
+			struct mpk_rdv_hello h = {.magic = MPK_RDV_SHARED, .version = MPK_CTL_VERSION,
+						  .server_port = port};
+
+			mpk_ctl_send(probe, &h, sizeof(h), NULL);
 			close(probe);
-			ctl_log(c, 1, "port %u: another launcher answers for it already (%s); "
-				   "connections to this program stay plain TCP", port, path);
+			ctl_log(c, 2, "port %u: another launcher's program listens on it too (%s); "
+				   "its connections stay plain TCP", port, path);
 			return -EADDRINUSE;
 		}
 		unlink(path); /* left behind by a launcher that died */
@@ -303,6 +315,9 @@ static void rdv_close(struct mpk_ctl *c, unsigned port)
 		rdv_name(path, sizeof(path), c->rundir, port);
 		unlink(path);
 		drop_slot(c, i);
+		for (size_t k = 0; k < c->nshared; k++)
+			if (c->shared[k] == port)
+				c->shared[k--] = c->shared[--c->nshared];
 		ctl_log(c, 2, "port %u: rendezvous closed", port);
 		return;
 	}
@@ -476,6 +491,9 @@ static int link_offer(struct mpk_ctl *c, unsigned port, unsigned cport, int *fds
 
 	if (!listen_refs(c, port))
 		return -ECONNREFUSED;
+	for (size_t k = 0; k < c->nshared; k++)
+		if (c->shared[k] == port)
+			return -EADDRINUSE;
 	fds[0] = mpk_link_create_flags(c->cfg.ring_bytes, c->cfg.link_flags);
 	if (fds[0] < 0) {
 		ctl_log(c, 0, "port %u: cannot create link memory: %s", port, strerror(-fds[0]));
@@ -509,15 +527,17 @@ static int link_offer(struct mpk_ctl *c, unsigned port, unsigned cport, int *fds
 }
 
 /* Server launcher: a client launcher asks for a link, same-uid trust. */
-static void on_hello_plain(struct mpk_ctl *c, int sock, unsigned port)
+static void on_hello_plain(struct mpk_ctl *c, int sock, unsigned port, const uint8_t *msg,
+			   size_t len)
 {
 	struct mpk_rdv_hello h;
 	struct mpk_rdv_reply rep = {.magic = MPK_RDV_MAGIC};
 	struct pending p = {.fds = {-1, -1, -1}};
-	int r, fds[MPK_LINK_NFDS] = {-1, -1, -1};
+	int fds[MPK_LINK_NFDS] = {-1, -1, -1};
 
-	r = mpk_ctl_recv_exact(sock, &h, sizeof(h), NULL);
-	if (r < 0 || h.magic != MPK_RDV_MAGIC || h.version != MPK_CTL_VERSION ||
+	if (len == sizeof(h))
+		memcpy(&h, msg, sizeof(h));
+	if (len != sizeof(h) || h.magic != MPK_RDV_MAGIC || h.version != MPK_CTL_VERSION ||
 	    h.server_port != port || !h.client_port || h.client_port > 65535) {
 		ctl_log(c, 1, "port %u: malformed HELLO refused", port);
 		rep.status = -EPROTO;
@@ -535,25 +555,19 @@ out:
 
 /* Server launcher: a HELLO checked by the identity layer first. No link is
  * made for a HELLO it refused. */
-static void on_hello_auth(struct mpk_ctl *c, int sock, unsigned port)
+static void on_hello_auth(struct mpk_ctl *c, int sock, unsigned port, const uint8_t *msg,
+			  size_t len)
 {
 	const struct mpk_ctl_auth *a = c->cfg.auth;
-	static uint8_t msg[MPK_RDV_MAX], out[MPK_RDV_MAX]; /* the control thread's */
+	static uint8_t out[MPK_RDV_MAX]; /* the control thread's */
 	struct pending p = {.fds = {-1, -1, -1}};
 	struct mpk_rdv_want w = {0};
 	int status, fds[MPK_LINK_NFDS] = {-1, -1, -1};
 	uint8_t session[32] = {0};
 	char why[256] = "";
 	void *st = NULL;
-	size_t len = 0;
 	ssize_t n;
 
-	status = mpk_ctl_recv(sock, msg, sizeof(msg), &len, NULL);
-	if (status < 0) {
-		ctl_log(c, 1, "port %u: no HELLO from the client's launcher: %s", port,
-			strerror(-status));
-		return;
-	}
 	status = a->check_hello(a->ctx, port, msg, len, &w, &st, why, sizeof(why));
 	if (status < 0) {
 		ctl_log(c, 0, "port %u: link refused: %s", port, why[0] ? why : strerror(-status));
@@ -580,10 +594,35 @@ static void on_hello_auth(struct mpk_ctl *c, int sock, unsigned port)
 
 static void on_hello(struct mpk_ctl *c, int sock, unsigned port)
 {
+	static uint8_t msg[MPK_RDV_MAX]; /* the control thread's */
+	struct mpk_rdv_hello h;
+	size_t len = 0;
+	int r = mpk_ctl_recv(sock, msg, sizeof(msg), &len, NULL);
+
+	if (r < 0) {
+		ctl_log(c, 1, "port %u: no HELLO from the client's launcher: %s", port,
+			strerror(-r));
+		return;
+	}
+	if (len == sizeof(h)) {
+		memcpy(&h, msg, sizeof(h));
+		if (h.magic == MPK_RDV_SHARED && h.version == MPK_CTL_VERSION &&
+		    h.server_port == port) {
+			int known = 0;
+
+			for (size_t k = 0; k < c->nshared; k++)
+				known |= c->shared[k] == port;
+			if (!known && c->nshared < sizeof(c->shared) / sizeof(c->shared[0]))
+				c->shared[c->nshared++] = port;
+			ctl_log(c, 2, "port %u: another launcher's program listens on it too "
+				   "(SO_REUSEPORT); its connections stay plain TCP", port);
+			return;
+		}
+	}
 	if (c->cfg.auth)
-		on_hello_auth(c, sock, port);
+		on_hello_auth(c, sock, port, msg, len);
 	else
-		on_hello_plain(c, sock, port);
+		on_hello_plain(c, sock, port, msg, len);
 }
 
 struct connect_job {
@@ -661,7 +700,8 @@ static int rdv_auth(struct mpk_ctl *c, int s, const struct connect_job *j, int *
 	}
 	r = status;
 	if (r < 0)
-		ctl_log(c, 0, "port %u: the server's launcher refused the link: %s", j->req.port,
+		ctl_log(c, r == -EADDRINUSE ? 2 : 0,
+			"port %u: the server's launcher refused the link: %s", j->req.port,
 			strerror(-r));
 out:
 	if (st)
@@ -705,8 +745,8 @@ static void connect_job_run(struct connect_job *j)
 		r = -EPROTO;
 	}
 	if (r < 0 && !c->cfg.auth)
-		ctl_log(c, r == -ECONNREFUSED ? 2 : 1, "port %u: no link from the server's launcher: %s",
-		     j->req.port, strerror(-r));
+		ctl_log(c, r == -ECONNREFUSED || r == -EADDRINUSE ? 2 : 1,
+			"port %u: no link from the server's launcher: %s", j->req.port, strerror(-r));
 out_close:
 	close(s);
 out:

@@ -24,6 +24,11 @@
 
 /* Launcher to launcher (the version is MPK_CTL_VERSION). */
 #define MPK_RDV_MAGIC 0x484b504du /* "MPKH" */
+/* A struct mpk_rdv_hello with this magic, from a launcher that found the
+ * port's rendezvous taken: its program listens on the port too, so the
+ * owner makes no more links for it (the kernel may hand any client to
+ * either program). No reply. */
+#define MPK_RDV_SHARED 0x534b504du /* "MPKS" */
 
 struct mpk_rdv_hello {
 	uint32_t magic;

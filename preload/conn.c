@@ -211,6 +211,28 @@ struct ufd *conn_new(int fd, int *lfds, int side, unsigned port, unsigned cport,
 	return u;
 }
 
+struct ufd *conn_new_probe(int fd, unsigned port, unsigned cport)
+{
+	struct ufd *u = ufd_of(fdobj_new(FDO_CONN));
+	int sock;
+
+	if (!u)
+		return NULL;
+	sock = real.fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (sock < 0) {
+		ufd_put(u);
+		return NULL;
+	}
+	u->sock = fdtab_internal_take(sock);
+	u->fork_gen = process_fork_gen();
+	u->port = port;
+	u->cport = cport;
+	u->state = ST_PROBE;
+	u->nonblock = fd_nonblocking(fd);
+	conn_read_timeouts(u);
+	return u;
+}
+
 /* Pushes the client's preamble. 0 when done, -EAGAIN while the connect
  * is in flight, or the connect's error. */
 static int send_preamble(struct ufd *u)
@@ -256,6 +278,24 @@ static int check_preamble(struct ufd *u)
 		return -EBADMSG;
 	real.recv(u->sock, buf, sizeof(buf), MSG_DONTWAIT);
 	return 0;
+}
+
+/* A PROBE's first bytes: 1 plain (anything but a link's preamble, the end
+ * of the stream, an error: the real calls will say), -EAGAIN (nothing
+ * yet, or a beginning of the magic), -EBADMSG (a link's preamble). */
+static int probe_preamble(struct ufd *u)
+{
+	uint8_t buf[8];
+	ssize_t r;
+
+	do
+		r = real.recv(u->sock, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return errno == EAGAIN ? -EAGAIN : 1;
+	if (r == 0 || memcmp(buf, MPK_PREAMBLE_MAGIC, (size_t)r) != 0)
+		return 1;
+	return r < (ssize_t)sizeof(buf) ? -EAGAIN : -EBADMSG;
 }
 
 static void reset_connection(int sock)
@@ -305,11 +345,45 @@ int settle(struct ufd *u)
 			r = -ECONNRESET;
 		}
 		break;
+	case ST_PROBE:
+		r = probe_preamble(u);
+		if (r == -EBADMSG) {
+			slog(1, "port %u: a client came with a link this server's launcher did "
+				"not make (another launcher answers for the port, or the link "
+				"expired); connection reset", u->port);
+			reset_connection(u->sock);
+			u->state = ST_BROKEN;
+			r = -ECONNRESET;
+		}
+		break;
 	default:
 		r = u->conn_err ? -u->conn_err : -ECONNRESET;
 	}
 	pthread_mutex_unlock(&u->slock);
 	return r;
+}
+
+void conn_break(struct ufd *u, const char *why)
+{
+	struct sockaddr sa = {.sa_family = AF_UNSPEC};
+
+	if (__atomic_exchange_n(&u->broke, 1, __ATOMIC_ACQ_REL))
+		return;
+	slog(0, "port %u: link broken: %s; connection reset", u->port, why);
+	if (u->link)
+		mpk_link_break(u->link);
+	/* A connect to AF_UNSPEC disconnects a TCP socket with a reset
+	 * (tcp_disconnect), which the peer's hang-up check reads as
+	 * ECONNRESET, whoever else holds the socket. */
+	if (u->sock >= 0)
+		real.connect(u->sock, &sa, sizeof(sa));
+}
+
+void conn_hangup(struct ufd *u)
+{
+	if (u->link && mpk_link_hangup_check(u->link) == -EPROTO)
+		conn_break(u, "bytes arrived on its TCP connection, past the link (written by "
+			      "io_uring, a raw system call, or a program without the preload)");
 }
 
 void conn_demote(struct ufd *u)

@@ -15,7 +15,12 @@
  * Setup, client: CONNECTING (the preamble is owed on the stream) ->
  * ACTIVE. Server: VERIFY (the client's preamble is expected first) ->
  * ACTIVE, or plain (the client is not under mpklink: conn_demote) or
- * BROKEN (a wrong token: the connection is reset).
+ * BROKEN (a wrong token: the connection is reset). A server's connection
+ * for which its launcher has no link (the link was made by another
+ * launcher whose program shares the port, or it expired) is a PROBE: no
+ * link and no doorbells; its first bytes decide: a link's preamble resets
+ * the connection loudly (the client would wait on a ring nobody reads),
+ * anything else makes it plain, as does the server writing first.
  *
  * May call: fdtab.h, ctlclient.h, stats.h, process.h, settings.h, log.h.
  */
@@ -30,7 +35,13 @@
 #include "mpklink/ring.h"
 #include "preload.h"
 
-enum ufd_state { ST_CONNECTING = 1, ST_VERIFY, ST_ACTIVE, ST_BROKEN };
+enum ufd_state {
+	ST_CONNECTING = 1, /* client: the preamble is owed on the stream */
+	ST_VERIFY,         /* server: a pending link; its preamble comes first */
+	ST_ACTIVE,
+	ST_BROKEN,
+	ST_PROBE,          /* server, no link here: a client's preamble is reset */
+};
 
 struct ufd {
 	struct fdobj obj;   /* first: FDO_LISTEN or FDO_CONN */
@@ -52,6 +63,8 @@ struct ufd {
 	unsigned wblock; /* writes that returned EAGAIN: an OUT edge is owed */
 	int wblocked;
 	int reported;      /* its stats are in the totals (exit report) */
+	int broke;         /* conn_break ran */
+	int probe_only;    /* FDO_LISTEN: our launcher has no rendezvous for it */
 	unsigned fork_gen; /* process_fork_gen when this process last synced it */
 	pthread_mutex_t rlock, wlock, slock;
 };
@@ -94,6 +107,10 @@ HIDDEN struct ufd *listener_new(unsigned port);
 HIDDEN struct ufd *conn_new(int fd, int *lfds, int side, unsigned port, unsigned cport, int state,
 			    const uint8_t *token, struct mpk_ctl_rep *rep);
 
+/* A server's connection without a link (ST_PROBE), one reference, no
+ * name; NULL when out of memory or fds. */
+HIDDEN struct ufd *conn_new_probe(int fd, unsigned port, unsigned cport);
+
 /*
  * Moves a connection through its setup states. Returns 0 when it is
  * active, -EAGAIN while setup is in flight, 1 when it turned out plain
@@ -115,6 +132,16 @@ HIDDEN void conn_last_close(struct ufd *u);
 /* Reads the socket's SO_RCVTIMEO and SO_SNDTIMEO into u (after a
  * setsockopt of either: the kernel's value, rounded as it keeps it). */
 HIDDEN void conn_read_timeouts(struct ufd *u);
+
+/* The kernel says u's socket is readable or hung up: the peer closed,
+ * died or reset it, or bytes arrived that went past the link (then the
+ * link breaks loudly: conn_break). Active connections only. */
+HIDDEN void conn_hangup(struct ufd *u);
+
+/* Breaks the link loudly, once: one log line naming why, the link broken
+ * (every call ECONNRESET) and the TCP connection reset, so that the peer
+ * gets ECONNRESET too. */
+HIDDEN void conn_break(struct ufd *u, const char *why);
 
 /* 1 for the one caller that adds u's counters to the totals. */
 HIDDEN int conn_claim_report(struct ufd *u);

@@ -109,7 +109,7 @@ static int wait_bell(struct ufd *u, unsigned want, struct blocking *b)
 		return b->deadline && mono_ns() >= b->deadline ? -EAGAIN : 0;
 	/* Each read only when the kernel says something is there. */
 	if (u->state == ST_ACTIVE && (p[0].revents & (POLLIN | POLLHUP | POLLERR)))
-		mpk_link_hangup_check(u->link);
+		conn_hangup(u);
 	if (u->state == ST_ACTIVE && p[1].revents) {
 		mpk_link_drain(u->link);
 		spin_woke(&c);
@@ -208,7 +208,9 @@ ssize_t conn_writev(struct ufd *u, const struct iovec *iov, int iovcnt, int flag
 	pthread_mutex_lock(&u->wlock);
 	for (;;) {
 		r = settle(u);
-		if (r == 1) {
+		/* A PROBE whose server writes first: plain (a linked client
+		 * would have sent its preamble at once). */
+		if (r == 1 || (r == -EAGAIN && u->state == ST_PROBE)) {
 			r = CONN_PLAIN;
 			break;
 		}

@@ -13,6 +13,7 @@
 #include "readiness.h"
 #include "real.h"
 #include "settings.h"
+#include "signals.h"
 #include "spin.h"
 
 /* Our epoll_data for an upgraded fd: non-canonical, so never a pointer of
@@ -41,6 +42,8 @@ struct eset {
 	int epfd;
 	struct ereg *v;
 	size_t n, cap;
+	struct eset **nested; /* sets registered in this one (each referenced) */
+	size_t nnested;
 	struct eset *next;  /* the live sets, under esets_lock */
 	int hot;            /* the rings had news at the last look: spin first */
 	uint64_t kernel_ns; /* when the kernel's events were last harvested */
@@ -77,6 +80,11 @@ static void eset_destroy(struct fdobj *o, int quiet)
 	free(es->v);
 	es->v = NULL;
 	es->n = es->cap = 0;
+	for (size_t i = 0; i < es->nnested; i++)
+		fdobj_put(&es->nested[i]->obj);
+	free(es->nested);
+	es->nested = NULL;
+	es->nnested = 0;
 	pthread_mutex_destroy(&es->mu);
 }
 
@@ -174,6 +182,8 @@ void epoll_register(void)
 	conn_hooks.plain = eset_plain_fd;
 }
 
+static void eset_put(struct eset *es);
+
 /* The set of epfd with a reference, made when create and there is none. */
 static struct eset *eset_get(int epfd, int create)
 {
@@ -200,6 +210,11 @@ static struct eset *eset_get(int epfd, int create)
 	return es;
 }
 
+void eset_created(int epfd)
+{
+	eset_put(eset_get(epfd, 1));
+}
+
 static void eset_put(struct eset *es)
 {
 	if (es)
@@ -220,10 +235,62 @@ void eset_close(int epfd)
 		fdobj_put(o); /* cannot be: epfd named a set */
 }
 
-/* Ring-derived events of the set's upgraded fds. Edge-triggered entries
- * report IN when new data arrived (the peer's tail moved) or a hang-up is
- * new, OUT when a write hit EAGAIN since the last OUT; a spurious edge is
- * harmless, a missing one hangs gRPC forever. */
+/*
+ * What entry e reports now (0: nothing), from its connection's events.
+ * Edge-triggered entries report IN when new data arrived (the peer's tail
+ * moved) or a hang-up is new, OUT when a write hit EAGAIN since the last
+ * OUT; a spurious edge is harmless, a missing one hangs gRPC forever.
+ * commit: the report is made, and the entry's edge state moves on (0: a
+ * look for a nesting set, which reports nothing itself). Under es->mu.
+ */
+static uint32_t ereg_report(struct ereg *e, int commit)
+{
+	uint64_t rxg, txg;
+	uint32_t full, m, rep, want;
+	unsigned wb = __atomic_load_n(&e->u->wblock, __ATOMIC_RELAXED);
+	/* Edge-triggered OUT is news only after a write's EAGAIN (or on the
+	 * first look): until then, a spin leaves the TX ring to the peer
+	 * (conn_events). The kernel would also report the peer's reads as OUT
+	 * edges; gRPC looks for one only after an EAGAIN. */
+	int look_out = (e->events & EPOLLOUT) &&
+		       (!(e->events & EPOLLET) || e->fresh || wb != e->wblock_seen);
+
+	full = conn_events(e->u, &rxg, &txg, look_out);
+	want = (e->events & (EPOLLIN | EPOLLOUT | EPOLLRDHUP)) | EPOLLERR | EPOLLHUP;
+	m = full & want;
+	if (!(e->events & EPOLLET))
+		return m;
+	/* End of stream is news even to a registration without EPOLLRDHUP
+	 * (gRPC's): it makes the fd readable (0) without moving the peer's
+	 * tail. */
+	uint32_t fresh_bits = full & ~e->last & (EPOLLRDHUP | EPOLLHUP | EPOLLERR);
+	rep = 0;
+	if ((m & EPOLLIN) && (e->fresh || rxg != e->rxg || fresh_bits))
+		rep |= EPOLLIN;
+	/* OUT while looked for (above): whenever space was freed (the peer's
+	 * head moved), and after an EAGAIN. */
+	if ((m & EPOLLOUT) &&
+	    (e->fresh || wb != e->wblock_seen || txg != e->txg || (fresh_bits & (EPOLLHUP | EPOLLERR))))
+		rep |= EPOLLOUT;
+	if (rep || fresh_bits)
+		rep |= m & (EPOLLRDHUP | EPOLLHUP | EPOLLERR);
+	if (!commit)
+		return rep;
+	e->last = full;
+	if (m & EPOLLIN)
+		e->rxg = rxg;
+	if (m & EPOLLOUT) {
+		e->wblock_seen = wb;
+		e->txg = txg;
+	}
+	e->fresh = 0;
+	if (slog_on(3))
+		slog(3, "epoll: fd %d ring 0x%x rxg %llu -> report 0x%x", e->fd, m,
+		     (unsigned long long)rxg, rep);
+	return rep;
+}
+
+/* Ring-derived events of the set's upgraded fds, into out. */
 static int eset_collect(struct eset *es, struct epoll_event *out, int max)
 {
 	struct ufd *plain[16];
@@ -232,60 +299,18 @@ static int eset_collect(struct eset *es, struct epoll_event *out, int max)
 	pthread_mutex_lock(&es->mu);
 	for (size_t i = 0; i < es->n && n < max; i++) {
 		struct ereg *e = &es->v[i];
-		uint64_t rxg, txg;
-		uint32_t full, m, rep, want;
-		unsigned wb;
-		int look_out;
+		uint32_t rep;
 
 		if (e->disabled)
 			continue;
-		if (e->u->state == ST_VERIFY && settle(e->u) == 1) {
+		if ((e->u->state == ST_VERIFY || e->u->state == ST_PROBE) && settle(e->u) == 1) {
 			if (nplain < 16) {
 				fdobj_ref(&e->u->obj);
 				plain[nplain++] = e->u;
 			}
 			continue;
 		}
-		wb = __atomic_load_n(&e->u->wblock, __ATOMIC_RELAXED);
-		/* Edge-triggered OUT is news only after a write's EAGAIN (or
-		 * on the first look): until then, a spin leaves the TX ring to
-		 * the peer (conn_events). The kernel would also report the
-		 * peer's reads as OUT edges; gRPC looks for one only after an
-		 * EAGAIN. */
-		look_out = (e->events & EPOLLOUT) &&
-			   (!(e->events & EPOLLET) || e->fresh || wb != e->wblock_seen);
-		full = conn_events(e->u, &rxg, &txg, look_out);
-		want = (e->events & (EPOLLIN | EPOLLOUT | EPOLLRDHUP)) | EPOLLERR | EPOLLHUP;
-		m = full & want;
-		if (e->events & EPOLLET) {
-			/* End of stream is news even to a registration without
-			 * EPOLLRDHUP (gRPC's): it makes the fd readable (0)
-			 * without moving the peer's tail. */
-			uint32_t fresh_bits = full & ~e->last & (EPOLLRDHUP | EPOLLHUP | EPOLLERR);
-			rep = 0;
-			if ((m & EPOLLIN) && (e->fresh || rxg != e->rxg || fresh_bits))
-				rep |= EPOLLIN;
-			/* OUT while looked for (above): whenever space was
-			 * freed (the peer's head moved), and after an EAGAIN. */
-			if ((m & EPOLLOUT) && (e->fresh || wb != e->wblock_seen || txg != e->txg ||
-					       (fresh_bits & (EPOLLHUP | EPOLLERR))))
-				rep |= EPOLLOUT;
-			if (rep || fresh_bits)
-				rep |= m & (EPOLLRDHUP | EPOLLHUP | EPOLLERR);
-			e->last = full;
-			if (m & EPOLLIN)
-				e->rxg = rxg;
-			if (m & EPOLLOUT) {
-				e->wblock_seen = wb;
-				e->txg = txg;
-			}
-			e->fresh = 0;
-		} else {
-			rep = m;
-		}
-		if (cfg.log_level >= 3)
-			slog(3, "epoll %d: fd %d ring 0x%x rxg %llu seen %llu -> report 0x%x", es->epfd,
-			     e->fd, m, (unsigned long long)rxg, (unsigned long long)e->rxg, rep);
+		rep = ereg_report(e, 1);
 		if (!rep)
 			continue;
 		out[n].events = rep;
@@ -303,13 +328,64 @@ static int eset_collect(struct eset *es, struct epoll_event *out, int max)
 	return n;
 }
 
-static void eset_arm(struct eset *es)
+/* Makes es's kernel set readable: one of its links' doorbells, rung. */
+static void eset_ring_self(struct eset *es)
 {
 	pthread_mutex_lock(&es->mu);
-	for (size_t i = 0; i < es->n; i++)
-		if (!es->v[i].disabled)
-			conn_arm(es->v[i].u, es->v[i].events);
+	for (size_t i = 0; i < es->n; i++) {
+		if (es->v[i].u->bell[0] >= 0) {
+			conn_self_ring(es->v[i].u);
+			break;
+		}
+	}
 	pthread_mutex_unlock(&es->mu);
+}
+
+/* Nesting sets go this deep at most, as the kernel's (EP_MAX_NESTS). */
+#define NEST_MAX 4
+
+/*
+ * Before a wait on es sleeps in the kernel: every link of es (and of the
+ * sets registered in it) asks its peer to ring. Returns whether something
+ * of es is ready already, for a caller that then does not sleep.
+ * A nested set that has something makes its own kernel set readable (one
+ * of its doorbells, rung by us), which the kernel passes up to es as the
+ * program registered it: the program's epoll_wait on the nested set then
+ * collects the rings.
+ */
+static int eset_arm_depth(struct eset *es, int depth)
+{
+	struct eset *nested[16];
+	size_t nn;
+	int ready = 0;
+
+	pthread_mutex_lock(&es->mu);
+	for (size_t i = 0; i < es->n; i++) {
+		struct ereg *e = &es->v[i];
+
+		if (e->disabled)
+			continue;
+		conn_arm(e->u, e->events);
+		if (!ready && depth > 0 && ereg_report(e, 0))
+			ready = 1;
+	}
+	nn = es->nnested < 16 ? es->nnested : 16;
+	for (size_t i = 0; i < nn; i++) {
+		nested[i] = es->nested[i];
+		fdobj_ref(&nested[i]->obj);
+	}
+	pthread_mutex_unlock(&es->mu);
+	for (size_t i = 0; i < nn; i++) {
+		if (depth < NEST_MAX && eset_arm_depth(nested[i], depth + 1))
+			eset_ring_self(nested[i]);
+		fdobj_put(&nested[i]->obj);
+	}
+	return ready;
+}
+
+static void eset_arm(struct eset *es)
+{
+	eset_arm_depth(es, 0);
 }
 
 /*
@@ -331,7 +407,7 @@ static int keep_app_events(struct epoll_event *kev, int k, struct epoll_event *o
 
 			if (du) {
 				if (du->state == ST_ACTIVE)
-					mpk_link_hangup_check(du->link);
+					conn_hangup(du);
 				ufd_put(du);
 			}
 			continue;
@@ -369,11 +445,18 @@ static int kernel_look(struct eset *es, struct epoll_event *ev, int n, int max, 
 static int eset_spin(struct eset *es, struct spin_clock *c, struct epoll_event *ev, int max,
 		     int timeout, const sigset_t *sigmask, int use_pwait)
 {
+	struct sig_mark sm;
 	int n, step;
 
 	if (!spin_begin(c, timeout))
 		return 0;
+	sig_mark(&sm);
 	while (!(n = eset_collect(es, ev, max))) {
+		/* A handler ran: a sleeping epoll_wait would have failed. */
+		if (sig_since(&sm) != SIG_NONE) {
+			errno = EINTR;
+			return -1;
+		}
 		step = spin_next(c);
 		if (step == SPIN_OVER) {
 			__atomic_store_n(&es->hot, 0, __ATOMIC_RELAXED);
@@ -405,13 +488,17 @@ static int eset_wait_links(struct eset *es, struct epoll_event *ev, int max, int
 			return n;
 		return kernel_look(es, ev, n, max, 0, sigmask, use_pwait);
 	}
-	if (timeout != 0 && cfg.spin_ns && __atomic_load_n(&es->hot, __ATOMIC_RELAXED)) {
+	/* Not under the caller's signal mask: it applies only inside the
+	 * kernel's wait, and a handler must run exactly where it would. */
+	if (timeout != 0 && cfg.spin_ns && !sigmask &&
+	    __atomic_load_n(&es->hot, __ATOMIC_RELAXED)) {
 		n = eset_spin(es, &c, ev, max, timeout, sigmask, use_pwait);
 		if (n)
 			return n;
 	}
 	for (;;) {
-		/* Arm, then look again: a change after this rings. */
+		/* Arm, then look again: a change after this rings (a nested
+		 * set's news has rung its own kernel set already). */
 		eset_arm(es);
 		n = eset_collect(es, ev, max);
 		if (n) {
@@ -443,7 +530,9 @@ int eset_wait(int epfd, struct epoll_event *ev, int max, int timeout, const sigs
 	int64_t deadline = timeout > 0 ? mono_ms() + timeout : 0;
 	int n;
 
-	while (!es || !__atomic_load_n(&es->n, __ATOMIC_RELAXED) || max <= 0) {
+	while (!es || max <= 0 ||
+	       !(__atomic_load_n(&es->n, __ATOMIC_RELAXED) ||
+		 __atomic_load_n(&es->nnested, __ATOMIC_RELAXED))) {
 		/* No link in the set now; but another thread may add one while
 		 * this one sleeps in the kernel, whose events are then ours. */
 		int k = use_pwait ? real.epoll_pwait(epfd, ev, max, timeout, sigmask)
@@ -477,13 +566,77 @@ int eset_wait(int epfd, struct epoll_event *ev, int max, int timeout, const sigs
 	return n;
 }
 
+/* Records (add) or forgets that set inner is registered in set outer. */
+static void eset_nest(struct eset *outer, struct eset *inner, int add)
+{
+	pthread_mutex_lock(&outer->mu);
+	for (size_t i = 0; i < outer->nnested; i++) {
+		if (outer->nested[i] != inner)
+			continue;
+		if (!add) {
+			outer->nested[i] = outer->nested[--outer->nnested];
+			pthread_mutex_unlock(&outer->mu);
+			fdobj_put(&inner->obj);
+			return;
+		}
+		pthread_mutex_unlock(&outer->mu);
+		return;
+	}
+	if (add) {
+		struct eset **v = realloc(outer->nested, (outer->nnested + 1) * sizeof(*v));
+
+		if (v) {
+			fdobj_ref(&inner->obj);
+			v[outer->nnested] = inner;
+			outer->nested = v;
+			__atomic_store_n(&outer->nnested, outer->nnested + 1, __ATOMIC_RELAXED);
+		}
+	}
+	pthread_mutex_unlock(&outer->mu);
+}
+
 int eset_ctl_plain(int epfd, int op, int fd, struct epoll_event *ev)
 {
 	int r = real.epoll_ctl(epfd, op, fd, ev);
+	struct fdobj *o;
 
-	/* A stale registration of a reused number. */
-	if (r == 0 && op == EPOLL_CTL_ADD && fdtab_peek(epfd))
-		eset_forget_fd(fd);
+	if (r < 0)
+		return r;
+	/* A registration of ours under this number in this set is stale:
+	 * the number was closed behind our back and reused. */
+	if (op == EPOLL_CTL_ADD) {
+		struct eset *es = eset_get(epfd, 0);
+		struct ufd *gone = NULL;
+
+		if (es && __atomic_load_n(&es->n, __ATOMIC_RELAXED)) {
+			pthread_mutex_lock(&es->mu);
+			for (size_t k = 0; k < es->n; k++) {
+				if (es->v[k].fd == fd) {
+					gone = eset_remove(es, k);
+					break;
+				}
+			}
+			pthread_mutex_unlock(&es->mu);
+		}
+		if (gone)
+			ufd_put(gone);
+		eset_put(es);
+	}
+	/* An epoll set of ours inside another: the outer's waits arm it. */
+	o = fdtab_peek(fd);
+	if (o && o->kind == FDO_EPOLL && op != EPOLL_CTL_MOD) {
+		struct eset *inner = eset_of(fdtab_get(fd, FDO_BIT(FDO_EPOLL)));
+		struct eset *outer = eset_get(epfd, op == EPOLL_CTL_ADD);
+
+		if (inner && outer) {
+			eset_nest(outer, inner, op == EPOLL_CTL_ADD);
+			/* A waiter in outer sleeps without having armed inner. */
+			if (op == EPOLL_CTL_ADD)
+				eset_ring_self(inner);
+		}
+		eset_put(inner);
+		eset_put(outer);
+	}
 	return r;
 }
 
@@ -510,7 +663,10 @@ int eset_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 	/* The kernel watches the doorbell (and the connect); the rings say
 	 * what is ready. */
 	if (ev) {
-		kev.events = EPOLLIN | EPOLLRDHUP | EPOLLET | (ev->events & EPOLLEXCLUSIVE);
+		/* EPOLLEXCLUSIVE takes only IN, OUT, ET and WAKEUP beside it;
+		 * the hang-up is still reported (as HUP, or IN at EOF). */
+		kev.events = EPOLLIN | EPOLLET | (ev->events & EPOLLEXCLUSIVE ? EPOLLEXCLUSIVE
+									      : EPOLLRDHUP);
 		if (u->state == ST_CONNECTING)
 			kev.events |= EPOLLOUT;
 		kev.data.u64 = ETAG | (uint64_t)fd;

@@ -40,6 +40,10 @@ HIDDEN int eset_ctl_plain(int epfd, int op, int fd, struct epoll_event *ev);
 HIDDEN int eset_wait(int epfd, struct epoll_event *ev, int max, int timeout,
 		     const sigset_t *sigmask, int use_pwait);
 
+/* A new epoll fd of the program's: its set, empty (so that registering it
+ * in another set, before any link is in it, is known). */
+HIDDEN void eset_created(int epfd);
+
 /* The program closes epfd: its set goes (once no wait uses it). */
 HIDDEN void eset_close(int epfd);
 

@@ -108,7 +108,7 @@ static int poll_links(struct pollfd *fds, nfds_t nfds, struct ufd **u, struct po
 				continue;
 			/* A server's client that turned out plain: the kernel's
 			 * from now on. */
-			if (u[i]->state == ST_VERIFY && settle(u[i]) == 1) {
+			if ((u[i]->state == ST_VERIFY || u[i]->state == ST_PROBE) && settle(u[i]) == 1) {
 				conn_demote(u[i]);
 				ufd_put(u[i]);
 				u[i] = NULL;
@@ -170,7 +170,7 @@ static int poll_links(struct pollfd *fds, nfds_t nfds, struct ufd **u, struct po
 			} else {
 				if ((k[i].revents & (POLLIN | POLLHUP | POLLERR)) &&
 				    u[i]->state == ST_ACTIVE)
-					mpk_link_hangup_check(u[i]->link);
+					conn_hangup(u[i]);
 				fds[i].revents = ring_revents(&fds[i], u[i]);
 				if (k[i].revents & POLLNVAL)
 					fds[i].revents = POLLNVAL;

@@ -19,7 +19,7 @@ uint32_t conn_events(struct ufd *u, uint64_t *rxg, uint64_t *txg, int out)
 	if (r == 1)
 		return 0; /* demoted by the caller's next call */
 	if (r == -EAGAIN)
-		return 0;
+		return u->state == ST_PROBE ? EPOLLOUT : 0; /* a write makes it plain */
 	if (r == -EPIPE)
 		return EPOLLIN | EPOLLRDHUP;
 	if (r < 0)

@@ -187,7 +187,7 @@ int upgrade_listen(int fd, int backlog)
 	struct mpk_ctl_rep rep;
 	struct ufd *u;
 	unsigned port;
-	int r, lfds[MPK_LINK_NFDS];
+	int r, e, lfds[MPK_LINK_NFDS];
 
 	r = real.listen(fd, backlog);
 	if (r < 0 || !cfg.enabled || !upgradable(fd) || !is_tcp(fd))
@@ -197,14 +197,18 @@ int upgrade_listen(int fd, int backlog)
 	port = addr_port((struct sockaddr *)&ss, l, 1);
 	if (!port || !settings_port_configured(port))
 		return r;
-	if (ctl_call(MPK_CTL_LISTEN, port, 0, &rep, lfds) < 0) {
-		slog(1, "port %u: the launcher cannot answer for it; plain TCP", port);
-		return r;
-	}
 	u = listener_new(port);
 	if (!u)
 		return r;
-	if (fdtab_hook(fd, &u->obj) == 0)
+	e = ctl_call(MPK_CTL_LISTEN, port, 0, &rep, lfds);
+	if (e < 0) {
+		/* Its clients may still come with links another launcher made
+		 * (SO_REUSEPORT): they are reset, never read as data. */
+		slog(e == -EADDRINUSE ? 2 : 1, "port %u: the launcher cannot answer for it (%s); "
+		     "plain TCP", port, strerror(-e));
+		u->probe_only = 1;
+	}
+	if (fdtab_hook(fd, &u->obj) == 0 && !u->probe_only)
 		slog(2, "port %u: listening, links offered", port);
 	ufd_put(u);
 	return r;
@@ -217,7 +221,7 @@ int upgrade_accept(int fd, struct sockaddr *addr, socklen_t *alen, int flags, in
 	struct mpk_ctl_rep rep;
 	struct ufd *lu, *u;
 	unsigned cport, port;
-	int nfd, lfds[MPK_LINK_NFDS], r;
+	int nfd, lfds[MPK_LINK_NFDS], r, probe_only;
 
 	lu = process_borrowed() ? NULL : listener_get(fd);
 	if (!lu) {
@@ -227,6 +231,7 @@ int upgrade_accept(int fd, struct sockaddr *addr, socklen_t *alen, int flags, in
 		return nfd;
 	}
 	port = lu->port;
+	probe_only = lu->probe_only;
 	ufd_put(lu);
 	nfd = four ? real.accept4(fd, (struct sockaddr *)&ss, &l, flags)
 		   : real.accept(fd, (struct sockaddr *)&ss, &l);
@@ -241,12 +246,19 @@ int upgrade_accept(int fd, struct sockaddr *addr, socklen_t *alen, int flags, in
 		: ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port) : 0;
 	if (!cport || !addr_port((struct sockaddr *)&ss, l, 0) || (unsigned)nfd >= FDTAB_MAX)
 		return nfd;
-	r = ctl_call(MPK_CTL_ACCEPT, port, cport, &rep, lfds);
-	if (r < 0 || lfds[0] < 0)
-		return nfd; /* a plain client */
-	u = conn_new(nfd, lfds, 0, port, cport, ST_VERIFY, rep.token, &rep);
-	if (!u)
+	r = probe_only ? -ENOENT : ctl_call(MPK_CTL_ACCEPT, port, cport, &rep, lfds);
+	u = r < 0 || lfds[0] < 0 ? NULL
+				   : conn_new(nfd, lfds, 0, port, cport, ST_VERIFY, rep.token, &rep);
+	if (!u) {
+		/* A plain client, or one with a link we do not have: its first
+		 * bytes say which. */
+		u = conn_new_probe(nfd, port, cport);
+		if (u) {
+			fdtab_hook(nfd, &u->obj);
+			ufd_put(u);
+		}
 		return nfd;
+	}
 	fdtab_hook(nfd, &u->obj);
 	ufd_put(u);
 	slog(3, "port %u: connection from port %u upgraded", port, cport);

@@ -122,6 +122,12 @@ EXPORT long syscall(long n, ...)
 		return do_close((int)a[0]);
 	if (n == SYS_close_range)
 		return do_close_range((unsigned)a[0], (unsigned)a[1], (int)a[2]);
+	/* The waits, for programs that make them raw (their sets hold links). */
+	if (n == SYS_epoll_wait)
+		return eset_wait((int)a[0], (struct epoll_event *)a[1], (int)a[2], (int)a[3], NULL, 0);
+	if (n == SYS_epoll_pwait)
+		return eset_wait((int)a[0], (struct epoll_event *)a[1], (int)a[2], (int)a[3],
+				 (const sigset_t *)a[4], 1);
 	return real.syscall(n, a[0], a[1], a[2], a[3], a[4], a[5]);
 }
 

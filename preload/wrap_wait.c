@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Interposers: waiting for fds (epoll_create, epoll_create1, epoll_ctl,
- * epoll_wait, epoll_pwait, poll, __poll_chk, ppoll, select, pselect).
+ * epoll_wait, epoll_pwait, epoll_pwait2, poll, __poll_chk, ppoll, select,
+ * pselect).
  * Thin: the emulations are epoll.c and pollsel.c.
  */
 #define _GNU_SOURCE
@@ -15,26 +16,32 @@
 #include "pollsel.h"
 #include "process.h"
 #include "real.h"
+#include "settings.h"
 
 int __poll_chk(struct pollfd *fds, nfds_t nfds, int timeout, size_t fdslen);
 
-static int fresh(int fd)
+/* A new epoll fd: nothing stale under its number, and its set. */
+static int created(int fd)
 {
-	if (fd >= 0 && fdtab_peek(fd) && !process_borrowed())
+	if (fd < 0 || process_borrowed())
+		return fd;
+	if (fdtab_peek(fd))
 		fdtab_fresh(fd);
+	if (cfg.enabled)
+		eset_created(fd);
 	return fd;
 }
 
 EXPORT int epoll_create(int size)
 {
 	init();
-	return fresh(real.epoll_create(size));
+	return created(real.epoll_create(size));
 }
 
 EXPORT int epoll_create1(int flags)
 {
 	init();
-	return fresh(real.epoll_create1(flags));
+	return created(real.epoll_create1(flags));
 }
 
 EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
@@ -61,6 +68,33 @@ EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout,
 	return eset_wait(epfd, ev, max, timeout, sigmask, 1);
 }
 
+/* A timespec as the millisecond timeout the emulation counts in (rounded
+ * up: never shorter); -1 for NULL; -2 when invalid. */
+static int ts_ms(const struct timespec *ts)
+{
+	if (!ts)
+		return -1;
+	if (ts->tv_sec < 0 || ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000L)
+		return -2;
+	if (ts->tv_sec > INT_MAX / 1000 - 1)
+		return INT_MAX;
+	return (int)(ts->tv_sec * 1000 + (ts->tv_nsec + 999999) / 1000000);
+}
+
+EXPORT int epoll_pwait2(int epfd, struct epoll_event *ev, int max, const struct timespec *ts,
+			const sigset_t *sigmask)
+{
+	int t;
+
+	init();
+	t = ts_ms(ts);
+	if (t == -2) {
+		errno = EINVAL;
+		return -1;
+	}
+	return eset_wait(epfd, ev, max, t, sigmask, 1);
+}
+
 EXPORT int poll(struct pollfd *fds, nfds_t nfds, int timeout)
 {
 	init();
@@ -81,12 +115,11 @@ EXPORT int ppoll(struct pollfd *fds, nfds_t nfds, const struct timespec *ts,
 	int t;
 
 	init();
-	if (ts && (ts->tv_sec < 0 || ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000L)) {
+	t = ts_ms(ts);
+	if (t == -2) {
 		errno = EINVAL;
 		return -1;
 	}
-	t = !ts ? -1 : ts->tv_sec > INT_MAX / 1000 ? INT_MAX
-						    : (int)(ts->tv_sec * 1000 + (ts->tv_nsec + 999999) / 1000000);
 	if (!sigmask)
 		return poll_common(fds, nfds, t, NULL);
 	for (nfds_t i = 0; i < nfds; i++) {

@@ -304,6 +304,11 @@ static int mark_broken(struct mpk_link *l)
 	return -ECONNRESET;
 }
 
+void mpk_link_break(struct mpk_link *l)
+{
+	mark_broken(l);
+}
+
 static void ring_bell(struct mpk_link *l)
 {
 	static const char b = 1;
@@ -1014,31 +1019,45 @@ ssize_t mpk_link_writable(struct mpk_link *l)
 	return rd.write_err ? rd.write_err : (ssize_t)rd.writable;
 }
 
-void mpk_link_hangup_check(struct mpk_link *l)
+int mpk_link_hangup_check(struct mpk_link *l)
 {
 	char buf[256];
 	ssize_t r;
 	int i;
 
 	if (l->bell_fd < 0)
-		return;
+		return 0;
 	for (i = 0; i < DRAIN_MAX_CALLS; i++) {
 		r = l->bell_recv(l->bell_fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (r > 0 && l->bell_ring >= 0) {
+			/* With eventfd bells nothing may cross the stream: these
+			 * bytes went past the link, and their order against the
+			 * ring's is lost. */
+			mark_broken(l);
+			return -EPROTO;
+		}
 		if (r > 0) {
 			mpk_fetch_add_relaxed(&l->stats.bells_drained, (uint64_t)r);
 			if ((size_t)r < sizeof(buf))
-				return;
+				return 0;
 			continue;
 		}
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return;
-		/* End of stream or an error: the peer closed or died. Its
+			return 0;
+		if (r < 0 && errno == ECONNRESET) {
+			/* The peer broke the link loudly (or died with bytes of
+			 * ours unread): no more of its ring is trusted. */
+			mark_broken(l);
+			return -ECONNRESET;
+		}
+		/* End of stream or another error: the peer closed or died. Its
 		 * last ring stores precede its socket's close. */
 		mpk_store_release(&l->peer_gone, 1);
-		return;
+		return -EPIPE;
 	}
+	return 0;
 }
 
 void mpk_link_drain(struct mpk_link *l)
@@ -1046,7 +1065,7 @@ void mpk_link_drain(struct mpk_link *l)
 	eventfd_t v;
 
 	if (l->bell_wait < 0) {
-		mpk_link_hangup_check(l);
+		(void)mpk_link_hangup_check(l);
 		return;
 	}
 	if (eventfd_read(l->bell_wait, &v) == 0)

@@ -318,12 +318,23 @@ unsigned mpk_link_arm(struct mpk_link *l, unsigned want);
 void mpk_link_drain(struct mpk_link *l);
 
 /*
- * Reads whatever is pending on the doorbell socket; end of stream or an
- * error there marks the peer gone (reads then end after the ring's data,
- * writes get -EPIPE). Call it when the kernel reports the socket readable
- * or hung up.
+ * Reads whatever is pending on the doorbell socket. Call it when the
+ * kernel reports the socket readable or hung up. Returns:
+ *   0           nothing new (or doorbell bytes, without eventfd bells);
+ *   -EPIPE      end of stream or an error: the peer is gone (reads end
+ *               after the ring's data, writes get -EPIPE);
+ *   -ECONNRESET the peer reset the connection: the link is broken;
+ *   -EPROTO     with eventfd bells, bytes arrived on the stream, where
+ *               nothing may: someone wrote past the link. It is broken
+ *               (every call -ECONNRESET); the caller says so and resets
+ *               the connection.
  */
-void mpk_link_hangup_check(struct mpk_link *l);
+int mpk_link_hangup_check(struct mpk_link *l);
+
+/* Breaks the link on this side, as a peer's violation would: every later
+ * call returns -ECONNRESET. For a caller whose own checks found it
+ * unusable. Any thread. */
+void mpk_link_break(struct mpk_link *l);
 
 /*
  * Withdraws what mpk_link_arm announced, for a caller that decided not to
