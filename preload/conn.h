@@ -65,6 +65,10 @@ struct ufd {
 	int reported;      /* its stats are in the totals (exit report) */
 	int broke;         /* conn_break ran */
 	int probe_only;    /* FDO_LISTEN: our launcher has no rendezvous for it */
+	/* MSG_ZEROCOPY: SO_ZEROCOPY is on; the next send's number, and the
+	 * completed range not yet read from the error queue (slock). */
+	int zerocopy, zc_pending;
+	uint32_t zc_next, zc_lo, zc_hi;
 	unsigned fork_gen; /* process_fork_gen when this process last synced it */
 	pthread_mutex_t rlock, wlock, slock;
 };

@@ -2,8 +2,11 @@
 /* Reads and writes on a link with socket semantics (data.h). */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <time.h>
+#include <linux/errqueue.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
@@ -138,6 +141,36 @@ static int iov_advance(const struct iovec *iov, int cnt, size_t done, struct iov
 	return n;
 }
 
+/* recv(MSG_TRUNC) on TCP discards up to len bytes instead of copying
+ * them, and returns how many. */
+static ssize_t conn_discard(struct ufd *u, size_t len, int flags)
+{
+	static __thread char sink[16384];
+	ssize_t r, total = 0;
+
+	while ((size_t)total < len) {
+		size_t n = len - (size_t)total < sizeof(sink) ? len - (size_t)total : sizeof(sink);
+		struct iovec iov = {.iov_base = sink, .iov_len = n};
+
+		r = conn_readv(u, &iov, 1, (flags & ~MSG_TRUNC) | (total ? MSG_DONTWAIT : 0));
+		if (r <= 0)
+			return total ? total : r;
+		total += r;
+		if (flags & MSG_PEEK)
+			break;
+	}
+	return total;
+}
+
+static size_t iov_len(const struct iovec *iov, int n)
+{
+	size_t len = 0;
+
+	for (int i = 0; i < n; i++)
+		len += iov[i].iov_len;
+	return len;
+}
+
 ssize_t conn_readv(struct ufd *u, const struct iovec *iov, int iovcnt, int flags)
 {
 	struct iovec rest[IOV_REST];
@@ -146,6 +179,18 @@ ssize_t conn_readv(struct ufd *u, const struct iovec *iov, int iovcnt, int flags
 	int nb = u->nonblock || (flags & MSG_DONTWAIT), waited = 0;
 	unsigned lf = (flags & MSG_PEEK) ? MPK_READ_PEEK : 0;
 
+	if (flags & (MSG_OOB | MSG_ERRQUEUE | MSG_TRUNC)) {
+		r = settle(u);
+		if (r == 1)
+			return CONN_PLAIN;
+		/* No urgent byte ever comes over a link (a send of one breaks
+		 * it): TCP says EINVAL with none pending. */
+		if (flags & MSG_OOB)
+			return -EINVAL;
+		if (flags & MSG_ERRQUEUE)
+			return -EAGAIN; /* a TCP socket's error queue; see conn_recvmsg */
+		return conn_discard(u, iov_len(iov, iovcnt), flags);
+	}
 	pthread_mutex_lock(&u->rlock);
 	for (;;) {
 		r = settle(u);
@@ -198,6 +243,23 @@ ssize_t conn_readv(struct ufd *u, const struct iovec *iov, int iovcnt, int flags
 	return r;
 }
 
+/* A send with MSG_ZEROCOPY on a socket with SO_ZEROCOPY: TCP queues a
+ * completion for each on the error queue, and on loopback it copied
+ * (SO_EE_CODE_ZEROCOPY_COPIED). A link copies too: the completion is
+ * there as soon as the send returns. */
+static void zc_complete(struct ufd *u)
+{
+	pthread_mutex_lock(&u->slock);
+	if (u->zc_pending && u->zc_hi + 1 == u->zc_next) {
+		u->zc_hi = u->zc_next; /* coalesced, as the kernel does */
+	} else if (!u->zc_pending) {
+		u->zc_lo = u->zc_hi = u->zc_next;
+		__atomic_store_n(&u->zc_pending, 1, __ATOMIC_RELEASE);
+	}
+	u->zc_next++;
+	pthread_mutex_unlock(&u->slock);
+}
+
 ssize_t conn_writev(struct ufd *u, const struct iovec *iov, int iovcnt, int flags)
 {
 	ssize_t r, total = 0;
@@ -205,6 +267,15 @@ ssize_t conn_writev(struct ufd *u, const struct iovec *iov, int iovcnt, int flag
 	struct iovec rest[IOV_REST];
 	struct blocking b = {0};
 
+	if (flags & MSG_OOB) {
+		r = settle(u);
+		if (r == 1 || (r == -EAGAIN && u->state == ST_PROBE))
+			return CONN_PLAIN;
+		if (r == 0 || r == -EAGAIN)
+			conn_break(u, "the program sent urgent data (MSG_OOB), which has no place "
+				      "in a link's byte stream");
+		return -ECONNRESET;
+	}
 	pthread_mutex_lock(&u->wlock);
 	for (;;) {
 		r = settle(u);
@@ -259,6 +330,8 @@ ssize_t conn_writev(struct ufd *u, const struct iovec *iov, int iovcnt, int flag
 	pthread_mutex_unlock(&u->wlock);
 	if (cfg.log_level >= 3)
 		slog(3, "port %u: write -> %zd (r %zd)", u->port, total, r);
+	if (total > 0 && (flags & MSG_ZEROCOPY) && u->zerocopy)
+		zc_complete(u);
 	if (total > 0)
 		return total;
 	if (r == -EPIPE && !(flags & MSG_NOSIGNAL))
@@ -266,8 +339,51 @@ ssize_t conn_writev(struct ufd *u, const struct iovec *iov, int iovcnt, int flag
 	return r;
 }
 
+/* recvmsg(MSG_ERRQUEUE): the zerocopy completions (zc_complete), as the
+ * kernel reports them: one sock_extended_err per range, under IP_RECVERR
+ * or IPV6_RECVERR by the socket's family. */
+static ssize_t conn_errqueue(struct ufd *u, struct msghdr *m)
+{
+	struct sock_extended_err ee = {.ee_origin = SO_EE_ORIGIN_ZEROCOPY,
+				       .ee_code = SO_EE_CODE_ZEROCOPY_COPIED};
+	size_t space = m->msg_controllen;
+	int domain = AF_INET;
+	socklen_t dl = sizeof(domain);
+	struct cmsghdr *c;
+
+	pthread_mutex_lock(&u->slock);
+	if (!u->zc_pending) {
+		pthread_mutex_unlock(&u->slock);
+		return -EAGAIN;
+	}
+	ee.ee_info = u->zc_lo;
+	ee.ee_data = u->zc_hi;
+	u->zc_pending = 0;
+	pthread_mutex_unlock(&u->slock);
+	real.getsockopt(u->sock, SOL_SOCKET, SO_DOMAIN, &domain, &dl);
+	m->msg_flags = MSG_ERRQUEUE;
+	m->msg_namelen = 0;
+	m->msg_controllen = 0;
+	if (!m->msg_control || space < CMSG_SPACE(sizeof(ee))) {
+		m->msg_flags |= MSG_CTRUNC;
+		return 0;
+	}
+	c = (struct cmsghdr *)m->msg_control;
+	c->cmsg_level = domain == AF_INET6 ? SOL_IPV6 : SOL_IP;
+	c->cmsg_type = domain == AF_INET6 ? IPV6_RECVERR : IP_RECVERR;
+	c->cmsg_len = CMSG_LEN(sizeof(ee));
+	memcpy(CMSG_DATA(c), &ee, sizeof(ee));
+	m->msg_controllen = CMSG_SPACE(sizeof(ee));
+	return 0;
+}
+
 ssize_t conn_recvmsg(struct ufd *u, struct msghdr *m, int flags)
 {
+	if (flags & MSG_ERRQUEUE) {
+		ssize_t r = settle(u);
+
+		return r == 1 ? CONN_PLAIN : conn_errqueue(u, m);
+	}
 	ssize_t r = conn_readv(u, m->msg_iov, (int)m->msg_iovlen, flags);
 	size_t space = m->msg_controllen;
 
@@ -292,3 +408,187 @@ ssize_t conn_recvmsg(struct ufd *u, struct msghdr *m, int flags)
 	return r;
 }
 
+
+/* Writes all of buf[0..n) into the link: the caller made sure it fits (it
+ * holds wlock and saw the room), so a short write is only a MAC link's
+ * framing; returns what went, or -errno. */
+static ssize_t put_all(struct ufd *u, const char *buf, size_t n)
+{
+	size_t done = 0;
+
+	while (done < n) {
+		ssize_t w = mpk_link_write(u->link, buf + done, n - done);
+
+		if (w <= 0)
+			return done ? (ssize_t)done : w;
+		done += (size_t)w;
+	}
+	return (ssize_t)done;
+}
+
+/*
+ * Room in the TX ring now, waiting for some as a blocking socket would:
+ * > 0, or -EAGAIN (nonblocking, or the send timeout), -EINTR, -EPIPE,
+ * -ECONNRESET, or CONN_PLAIN. Under wlock.
+ */
+static ssize_t tx_room(struct ufd *u, int nb, struct blocking *b, int *waited)
+{
+	for (;;) {
+		int r = settle(u);
+		ssize_t room = 0;
+
+		if (r == 1 || (r == -EAGAIN && u->state == ST_PROBE))
+			return CONN_PLAIN;
+		if (r < 0 && r != -EAGAIN)
+			return r;
+		if (r == 0) {
+			room = mpk_link_writable(u->link);
+			if (room != 0)
+				return room;
+		}
+		if (nb) {
+			__atomic_store_n(&u->wblocked, 1, __ATOMIC_RELAXED);
+			__atomic_fetch_add(&u->wblock, 1, __ATOMIC_RELAXED);
+			if (mpk_link_arm(u->link, MPK_LINK_OUT | MPK_ARM_NODRAIN) &
+			    (MPK_LINK_OUT | MPK_LINK_HUP | MPK_LINK_ERR))
+				conn_self_ring(u);
+			return -EAGAIN;
+		}
+		if (!(*waited)++)
+			blocking_begin(b, __atomic_load_n(&u->sndtimeo_ns, __ATOMIC_RELAXED));
+		r = wait_bell(u, MPK_LINK_OUT, b);
+		if (r < 0)
+			return r;
+	}
+}
+
+/*
+ * Moves up to count bytes from `from` (a file or pipe) into the link, as
+ * sendfile and splice do into a TCP socket: each step reads no more than
+ * the ring has room for, so nothing read is left unsent. fill reads into
+ * buf (at most n; 0 at end, -errno); pos_back puts back what a short
+ * write left (files only). Returns the bytes moved or -errno.
+ */
+typedef ssize_t (*fill_fn)(void *arg, char *buf, size_t n);
+
+static ssize_t pump_in(struct ufd *u, size_t count, int nb, fill_fn fill, void *arg)
+{
+	static __thread char buf[65536];
+	struct blocking b = {0};
+	ssize_t total = 0, r = 0;
+	int waited = 0;
+
+	pthread_mutex_lock(&u->wlock);
+	while ((size_t)total < count) {
+		ssize_t room = tx_room(u, nb || total > 0, &b, &waited), got;
+		size_t n = count - (size_t)total, step;
+
+		if (room < 0) {
+			r = room;
+			break;
+		}
+		/* A MAC link's room is for one frame's payload at a time. */
+		step = mpk_link_mac_required(u->link) ? 16384 : sizeof(buf);
+		if (n > (size_t)room)
+			n = (size_t)room;
+		if (n > step)
+			n = step;
+		got = fill(arg, buf, n);
+		if (got <= 0) {
+			r = got;
+			break;
+		}
+		r = put_all(u, buf, (size_t)got);
+		if (r < got) {
+			/* Cannot be while we hold wlock and saw the room; say so
+			 * rather than lose bytes quietly. */
+			conn_break(u, "a sendfile or splice could not place what it read");
+			r = -ECONNRESET;
+			break;
+		}
+		total += r;
+		note_io_thread();
+	}
+	pthread_mutex_unlock(&u->wlock);
+	if (total > 0)
+		return total;
+	if (r == -EPIPE)
+		raise(SIGPIPE);
+	return r == CONN_PLAIN ? CONN_PLAIN : r;
+}
+
+struct file_src {
+	int fd;
+	off_t *offset; /* NULL: the file's position */
+};
+
+static ssize_t fill_file(void *arg, char *buf, size_t n)
+{
+	struct file_src *f = arg;
+	ssize_t r;
+
+	do
+		r = f->offset ? pread(f->fd, buf, n, *f->offset) : real.read(f->fd, buf, n);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return -errno;
+	if (f->offset)
+		*f->offset += r;
+	return r;
+}
+
+ssize_t conn_sendfile(struct ufd *u, int in_fd, off_t *offset, size_t count)
+{
+	struct file_src f = {in_fd, offset};
+
+	return pump_in(u, count, u->nonblock, fill_file, &f);
+}
+
+struct pipe_src {
+	int fd;
+	int nonblock; /* SPLICE_F_NONBLOCK */
+};
+
+static ssize_t fill_pipe(void *arg, char *buf, size_t n)
+{
+	struct pipe_src *p = arg;
+	ssize_t r;
+
+	if (p->nonblock) {
+		struct pollfd pf = {.fd = p->fd, .events = POLLIN};
+
+		if (real.poll(&pf, 1, 0) == 0)
+			return -EAGAIN;
+	}
+	do
+		r = real.read(p->fd, buf, n);
+	while (r < 0 && errno == EINTR);
+	return r < 0 ? -errno : r;
+}
+
+ssize_t conn_splice_in(struct ufd *u, int pipe_fd, size_t len, unsigned flags)
+{
+	struct pipe_src p = {pipe_fd, !!(flags & SPLICE_F_NONBLOCK)};
+
+	return pump_in(u, len, u->nonblock, fill_pipe, &p);
+}
+
+ssize_t conn_splice_out(struct ufd *u, int pipe_fd, size_t len, unsigned flags)
+{
+	static __thread char buf[65536];
+	struct iovec iov = {.iov_base = buf, .iov_len = len < sizeof(buf) ? len : sizeof(buf)};
+	ssize_t r, w;
+
+	/* Peek, give the pipe what it takes, then consume exactly that. */
+	r = conn_readv(u, &iov, 1, MSG_PEEK | ((flags & SPLICE_F_NONBLOCK) ? MSG_DONTWAIT : 0));
+	if (r <= 0)
+		return r;
+	do
+		w = real.write(pipe_fd, buf, (size_t)r);
+	while (w < 0 && errno == EINTR);
+	if (w <= 0)
+		return w < 0 ? -errno : 0;
+	iov.iov_len = (size_t)w;
+	r = conn_readv(u, &iov, 1, MSG_DONTWAIT);
+	return r == w ? w : (r < 0 ? r : -EIO);
+}

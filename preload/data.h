@@ -34,4 +34,12 @@ HIDDEN ssize_t conn_writev(struct ufd *u, const struct iovec *iov, int iovcnt, i
  * TCP_CM_INQ control message (TCP_INQ on). */
 HIDDEN ssize_t conn_recvmsg(struct ufd *u, struct msghdr *m, int flags);
 
+/* sendfile(2) into a link: from in_fd at *offset (advanced) or at its
+ * position (advanced). Bytes, -errno, or CONN_PLAIN. */
+HIDDEN ssize_t conn_sendfile(struct ufd *u, int in_fd, off_t *offset, size_t count);
+
+/* splice(2) from a pipe into a link, and from a link into a pipe. */
+HIDDEN ssize_t conn_splice_in(struct ufd *u, int pipe_fd, size_t len, unsigned flags);
+HIDDEN ssize_t conn_splice_out(struct ufd *u, int pipe_fd, size_t len, unsigned flags);
+
 #endif

@@ -33,6 +33,9 @@ uint32_t conn_events(struct ufd *u, uint64_t *rxg, uint64_t *txg, int out)
 		ev |= EPOLLRDHUP;
 	if (m & MPK_LINK_ERR)
 		ev |= EPOLLERR | EPOLLHUP;
+	/* A zerocopy completion waits on the error queue. */
+	if (__atomic_load_n(&u->zc_pending, __ATOMIC_ACQUIRE))
+		ev |= EPOLLERR;
 	return ev;
 }
 

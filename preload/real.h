@@ -58,6 +58,19 @@ struct real_calls {
 	long (*syscall)(long, ...);
 	pid_t (*fork)(void);
 	int (*sigaction)(int, const struct sigaction *, struct sigaction *);
+	ssize_t (*sendfile)(int, int, off_t *, size_t);
+	ssize_t (*splice)(int, loff_t *, int, loff_t *, size_t, unsigned);
+	int (*sendmmsg)(int, struct mmsghdr *, unsigned, int);
+	int (*recvmmsg)(int, struct mmsghdr *, unsigned, int, struct timespec *);
+	int (*openat)(int, const char *, int, ...);
+	int (*pipe2)(int *, int);
+	int (*socketpair)(int, int, int, int *);
+	int (*eventfd)(unsigned, int);
+	int (*memfd_create)(const char *, unsigned);
+	int (*signalfd)(int, const sigset_t *, int);
+	int (*timerfd_create)(int, int);
+	int (*inotify_init1)(int);
+	int (*fclose)(FILE *);
 };
 
 HIDDEN extern struct real_calls real;

@@ -75,7 +75,7 @@ static void stats_report(void)
 		f = fopen(cfg.stats, "a");
 	if (f) {
 		fputs(buf, f);
-		fclose(f);
+		real.fclose(f);
 	} else if (n > 0) {
 		real.write(2, buf, (size_t)n);
 	}

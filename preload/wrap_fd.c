@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Interposers: fd numbers' lifetimes (close, close_range, closefrom,
- * syscall(SYS_close[_range]), dup, dup2, dup3, fcntl, fcntl64) and fork.
+ * syscall(SYS_close[_range]), fclose, dup, dup2, dup3, fcntl, fcntl64, and
+ * the calls that make new fds: open, openat, creat, pipe, pipe2,
+ * socketpair, eventfd, memfd_create, signalfd, timerfd_create,
+ * inotify_init) and fork.
  * A number the program closes loses its name in the table (fdtab.h); a
  * number the kernel hands out anew is purged of anything stale.
  *
@@ -13,6 +16,13 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdio.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <sys/syscall.h>
@@ -24,6 +34,25 @@
 #include "log.h"
 #include "process.h"
 #include "real.h"
+
+/* fd was just closed by whoever: its name goes, and what it named once
+ * no call uses it. Not for internal fds, nor in a vfork child. */
+static void forget_closed(int fd)
+{
+	struct fdobj *o;
+	int last;
+
+	if (fdtab_peek(fd) && fdtab_peek(fd)->kind == FDO_EPOLL) {
+		eset_close(fd);
+		return;
+	}
+	o = fdtab_unhook(fd, &last);
+	if (!o)
+		return;
+	if (o->kind == FDO_CONN && conn_hooks.forget)
+		conn_hooks.forget(fd);
+	fdobj_put(o);
+}
 
 static int do_close(int fd)
 {
@@ -256,4 +285,138 @@ EXPORT pid_t fork(void)
 	 * inherited); its requests go on a control connection of its own
 	 * (process.c's handlers do the rest). */
 	return real.fork();
+}
+
+/*
+ * fclose closes its fd inside glibc, past us: a socket a program wrapped
+ * in a FILE (fdopen) and closed this way must lose its name here as well.
+ * (Its stdio reads and writes went past us too: on a link, the first
+ * byte written that way breaks it loudly.)
+ */
+EXPORT int fclose(FILE *f)
+{
+	int fd, r, e;
+
+	init();
+	fd = f ? fileno(f) : -1;
+	if (fd < 0 || !fdtab_peek(fd) || fdtab_is_internal(fd) || process_borrowed())
+		return real.fclose(f);
+	r = real.fclose(f);
+	e = errno;
+	forget_closed(fd);
+	errno = e;
+	return r;
+}
+
+/* A new fd from the kernel: whatever was stale under its number goes. */
+static int fresh(int fd)
+{
+	if (fd >= 0 && fdtab_peek(fd) && !process_borrowed())
+		fdtab_fresh(fd);
+	return fd;
+}
+
+static int fresh2(int r, int fds[2])
+{
+	if (r == 0) {
+		fresh(fds[0]);
+		fresh(fds[1]);
+	}
+	return r;
+}
+
+/* open and openat take a mode only with O_CREAT or O_TMPFILE. */
+#define OPEN_MODE(flags, ap, mode)                                                        \
+	do {                                                                              \
+		if ((flags) & (O_CREAT | O_TMPFILE)) {                                    \
+			va_start(ap, flags);                                              \
+			mode = va_arg(ap, int);                                           \
+			va_end(ap);                                                       \
+		}                                                                         \
+	} while (0)
+
+EXPORT int open(const char *path, int flags, ...)
+{
+	va_list ap;
+	int mode = 0;
+
+	init();
+	OPEN_MODE(flags, ap, mode);
+	return fresh(real.openat(AT_FDCWD, path, flags, mode));
+}
+
+EXPORT int open64(const char *path, int flags, ...) __attribute__((alias("open")));
+
+EXPORT int openat(int dirfd, const char *path, int flags, ...)
+{
+	va_list ap;
+	int mode = 0;
+
+	init();
+	OPEN_MODE(flags, ap, mode);
+	return fresh(real.openat(dirfd, path, flags, mode));
+}
+
+EXPORT int openat64(int dirfd, const char *path, int flags, ...) __attribute__((alias("openat")));
+
+EXPORT int creat(const char *path, mode_t mode)
+{
+	init();
+	return fresh(real.openat(AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, mode));
+}
+
+EXPORT int creat64(const char *path, mode_t mode) __attribute__((alias("creat")));
+
+EXPORT int pipe(int fds[2])
+{
+	init();
+	return fresh2(real.pipe2(fds, 0), fds);
+}
+
+EXPORT int pipe2(int fds[2], int flags)
+{
+	init();
+	return fresh2(real.pipe2(fds, flags), fds);
+}
+
+EXPORT int socketpair(int domain, int type, int protocol, int fds[2])
+{
+	init();
+	return fresh2(real.socketpair(domain, type, protocol, fds), fds);
+}
+
+EXPORT int eventfd(unsigned count, int flags)
+{
+	init();
+	return fresh(real.eventfd(count, flags));
+}
+
+EXPORT int memfd_create(const char *name, unsigned flags)
+{
+	init();
+	return fresh(real.memfd_create(name, flags));
+}
+
+EXPORT int signalfd(int fd, const sigset_t *mask, int flags)
+{
+	init();
+	return fresh(real.signalfd(fd, mask, flags));
+}
+
+EXPORT int timerfd_create(int clock, int flags)
+{
+	init();
+	return fresh(real.timerfd_create(clock, flags));
+}
+
+EXPORT int inotify_init(void)
+{
+	init();
+	return fresh(real.inotify_init1(0));
+}
+
+EXPORT int inotify_init1(int flags)
+{
+	init();
+	return fresh(real.inotify_init1(flags));
 }

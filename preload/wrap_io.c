@@ -1,18 +1,24 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Interposers: the data calls (read, readv, write, writev, recv, recvfrom,
- * recvmsg, send, sendto, sendmsg, and the _chk variants fortified programs
- * call). Thin: a plain fd costs one table load and the real call; a link's
+ * recvmsg, recvmmsg, send, sendto, sendmsg, sendmmsg, sendfile, splice,
+ * and the _chk variants fortified programs call). Thin: a plain fd costs one table load and the real call; a link's
  * goes to data.c with a reference on its connection for the call's length.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include "conn.h"
+#include "fdtab.h"
+#include "process.h"
+#include "spin.h"
 #include "data.h"
 #include "real.h"
 
@@ -120,9 +126,74 @@ EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int fl
 	return do_recvfrom(fd, buf, n, flags, a, al);
 }
 
+/* fds received over a socket take numbers the kernel may have freed
+ * behind our back: anything stale there goes. */
+static ssize_t fresh_rights(struct msghdr *m, ssize_t r)
+{
+	if (r < 0 || !m->msg_controllen)
+		return r;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
+			int f;
+
+			memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(f));
+			if (fdtab_peek(f) && !process_borrowed())
+				fdtab_fresh(f);
+		}
+	}
+	return r;
+}
+
 EXPORT ssize_t recvmsg(int fd, struct msghdr *m, int flags)
 {
-	DATA_CALL(fd, real.recvmsg(fd, m, flags), conn_recvmsg(u, m, flags));
+	DATA_CALL(fd, fresh_rights(m, real.recvmsg(fd, m, flags)), conn_recvmsg(u, m, flags));
+}
+
+/* recvmmsg on a link, as the kernel's loop of recvmsg calls: each entry
+ * gets what one recvmsg gets; MSG_WAITFORONE makes the rest nonblocking;
+ * the timeout is looked at after each entry. */
+static ssize_t link_recvmmsg(struct ufd *u, struct mmsghdr *v, unsigned n, int flags,
+			     struct timespec *timeout)
+{
+	uint64_t end = 0;
+	unsigned i;
+	ssize_t r = 0;
+
+	if (timeout) {
+		if (timeout->tv_sec < 0 || timeout->tv_nsec < 0 || timeout->tv_nsec >= 1000000000L)
+			return -EINVAL;
+		end = mono_ns() + (uint64_t)timeout->tv_sec * 1000000000u + (uint64_t)timeout->tv_nsec;
+	}
+	for (i = 0; i < n; i++) {
+		r = conn_recvmsg(u, &v[i].msg_hdr, flags);
+		if (r < 0)
+			break;
+		v[i].msg_len = (unsigned)r;
+		if (flags & MSG_WAITFORONE)
+			flags |= MSG_DONTWAIT;
+		if (r == 0)
+			{ i++; break; } /* end of stream: nothing more comes */
+		if (timeout && mono_ns() >= end) {
+			i++;
+			break;
+		}
+	}
+	if (timeout) {
+		uint64_t now = mono_ns(), left = now < end ? end - now : 0;
+
+		timeout->tv_sec = (time_t)(left / 1000000000u);
+		timeout->tv_nsec = (long)(left % 1000000000u);
+	}
+	if (r == CONN_PLAIN && i == 0)
+		return CONN_PLAIN;
+	return i ? (ssize_t)i : r;
+}
+
+EXPORT int recvmmsg(int fd, struct mmsghdr *v, unsigned n, int flags, struct timespec *timeout)
+{
+	DATA_CALL(fd, real.recvmmsg(fd, v, n, flags, timeout), link_recvmmsg(u, v, n, flags, timeout));
 }
 
 EXPORT ssize_t write(int fd, const void *buf, size_t n)
@@ -156,4 +227,69 @@ EXPORT ssize_t sendmsg(int fd, const struct msghdr *m, int flags)
 {
 	DATA_CALL(fd, real.sendmsg(fd, m, flags),
 		  conn_writev(u, m->msg_iov, (int)m->msg_iovlen, flags));
+}
+
+/* sendmmsg on a link: the kernel's loop of sendmsg calls, stopping at the
+ * first error (which is the result only when nothing was sent). */
+static ssize_t link_sendmmsg(struct ufd *u, struct mmsghdr *v, unsigned n, int flags)
+{
+	ssize_t r = 0;
+	unsigned i;
+
+	for (i = 0; i < n; i++) {
+		r = conn_writev(u, v[i].msg_hdr.msg_iov, (int)v[i].msg_hdr.msg_iovlen, flags);
+		if (r < 0)
+			break;
+		v[i].msg_len = (unsigned)r;
+	}
+	if (r == CONN_PLAIN && i == 0)
+		return CONN_PLAIN;
+	return i ? (ssize_t)i : r;
+}
+
+EXPORT int sendmmsg(int fd, struct mmsghdr *v, unsigned n, int flags)
+{
+	DATA_CALL(fd, real.sendmmsg(fd, v, n, flags), link_sendmmsg(u, v, n, flags));
+}
+
+/* sendfile and sendfile64 are one call on LP64. */
+EXPORT ssize_t sendfile(int out, int in, off_t *offset, size_t count)
+{
+	struct fdobj *o = (init(), fdtab_peek(in));
+
+	if (o && o->kind == FDO_CONN) {
+		errno = EINVAL; /* in_fd cannot be a socket */
+		return -1;
+	}
+	DATA_CALL(out, real.sendfile(out, in, offset, count), conn_sendfile(u, in, offset, count));
+}
+
+EXPORT ssize_t sendfile64(int out, int in, off_t *offset, size_t count)
+	__attribute__((alias("sendfile")));
+
+EXPORT ssize_t splice(int in, loff_t *off_in, int out, loff_t *off_out, size_t len,
+		      unsigned flags)
+{
+	struct fdobj *o;
+
+	init();
+	o = fdtab_peek(out);
+	if (o && o->kind == FDO_CONN) {
+		if (off_out) {
+			errno = ESPIPE; /* a socket has no offset */
+			return -1;
+		}
+		DATA_CALL(out, real.splice(in, off_in, out, off_out, len, flags),
+			  conn_splice_in(u, in, len, flags));
+	}
+	o = fdtab_peek(in);
+	if (o && o->kind == FDO_CONN) {
+		if (off_in) {
+			errno = ESPIPE;
+			return -1;
+		}
+		DATA_CALL(in, real.splice(in, off_in, out, off_out, len, flags),
+			  conn_splice_out(u, out, len, flags));
+	}
+	return real.splice(in, off_in, out, off_out, len, flags);
 }

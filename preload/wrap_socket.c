@@ -137,6 +137,11 @@ EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t le
 		u->inq = *(const int *)val != 0;
 		ufd_put(u);
 	}
+	if (level == SOL_SOCKET && name == SO_ZEROCOPY && val && len >= sizeof(int) &&
+	    (u = conn_get(fd))) {
+		u->zerocopy = *(const int *)val != 0;
+		ufd_put(u);
+	}
 	if (level == SOL_SOCKET && (name == SO_RCVTIMEO_OLD || name == SO_RCVTIMEO_NEW ||
 				    name == SO_SNDTIMEO_OLD || name == SO_SNDTIMEO_NEW) &&
 	    (u = conn_get(fd))) {

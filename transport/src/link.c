@@ -54,7 +54,7 @@ int mpk_link_create_flags(size_t ring_bytes, unsigned flags)
 		return -EINVAL;
 	total = MPK_LINK_HDR_BYTES + 2 * (uint64_t)ring_bytes;
 
-	fd = memfd_create("mpklink-link", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	fd = mpk__sys()->memfd_create("mpklink-link", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
 		return -errno;
 	if (ftruncate(fd, (off_t)total) < 0)
@@ -248,10 +248,10 @@ void mpk_link_set_bells(struct mpk_link *l, int wait_fd, int ring_fd)
 
 int mpk_link_bells_create(int bells[2])
 {
-	bells[0] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	bells[0] = mpk__sys()->eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (bells[0] < 0)
 		return -errno;
-	bells[1] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	bells[1] = mpk__sys()->eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (bells[1] < 0) {
 		int e = errno;
 

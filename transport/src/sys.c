@@ -23,6 +23,8 @@ static void resolve(void)
 	RESOLVE(recv);
 	RESOLVE(sendmsg);
 	RESOLVE(recvmsg);
+	RESOLVE(eventfd);
+	RESOLVE(memfd_create);
 }
 
 const struct mpk_sys *mpk__sys(void)

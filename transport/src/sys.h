@@ -28,6 +28,8 @@ struct mpk_sys {
 	ssize_t (*recv)(int, void *, size_t, int);
 	ssize_t (*sendmsg)(int, const struct msghdr *, int);
 	ssize_t (*recvmsg)(int, struct msghdr *, int);
+	int (*eventfd)(unsigned, int);
+	int (*memfd_create)(const char *, unsigned);
 };
 
 /* The table, filled on the first call. */
