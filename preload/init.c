@@ -27,6 +27,7 @@ void preload_start(void)
 	conn_register();
 	epoll_register();
 	process_start();
+	exec_start();
 	if (cfg.enabled)
 		stats_start();
 }

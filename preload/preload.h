@@ -13,7 +13,8 @@
  *   spin.c         how long a waiting call busy-polls the rings
  *   signals.c      which handlers ran during a wait (SA_RESTART)
  *   ctlclient.c    requests to our launcher
- *   process.c      fork, vfork, exec: which process owns what
+ *   process.c      fork, vfork: which process owns what
+ *   exec.c         exec and posix_spawn keep the preload where links go
  *   fdtab.c        fd numbers -> our objects, with the kernel's lifetimes
  *   stats.c, settings.c, log.c, real.c
  */

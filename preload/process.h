@@ -35,6 +35,10 @@ static inline unsigned process_fork_gen(void)
  * it must change nothing. One getpid(): for paths that change state. */
 HIDDEN int process_borrowed(void);
 
+/* Keeps this image's LD_PRELOAD and MPKLINK_* for exec (exec.c); from
+ * preload_start. */
+HIDDEN void exec_start(void);
+
 /* Fork handlers for every lock; from preload_start. */
 HIDDEN void process_start(void);
 

@@ -71,6 +71,13 @@ struct real_calls {
 	int (*timerfd_create)(int, int);
 	int (*inotify_init1)(int);
 	int (*fclose)(FILE *);
+	int (*execve)(const char *, char *const[], char *const[]);
+	int (*fexecve)(int, char *const[], char *const[]);
+	int (*execvpe)(const char *, char *const[], char *const[]);
+	int (*posix_spawn)(pid_t *, const char *, const void *, const void *, char *const[],
+			   char *const[]);
+	int (*posix_spawnp)(pid_t *, const char *, const void *, const void *, char *const[],
+			    char *const[]);
 };
 
 HIDDEN extern struct real_calls real;
