@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "ctl_server.h"
+#include "sockdiag.h"
 #include "mpklink/ring.h"
 
 #define MAX_FDS 1024
@@ -64,7 +65,15 @@ struct live {
 	int fds[MPK_LINK_NFDS];
 	int has_key;
 	uint8_t key[32];
+	int64_t born_ms;
+	int closing; /* the program closed it: gone once no process holds it */
 };
+/* A link younger than this is kept whatever the socket table says: its
+ * client's connect may not have happened yet. */
+#define LIVE_YOUNG_MS 10000
+/* How soon after a CLOSE, and how often in any case, the table is read. */
+#define SWEEP_SOON_MS 200
+#define SWEEP_EVERY_MS 10000
 #define MAX_LIVE 4096
 
 struct mpk_ctl {
@@ -88,6 +97,7 @@ struct mpk_ctl {
 	size_t npending;
 	struct live *live;
 	size_t nlive;
+	int64_t sweep_at_ms; /* when live_sweep runs next; 0: nothing to do */
 	int workers; /* CONNECT threads alive, idle ones included */
 	pthread_cond_t workers_done;
 	/* CONNECTs not yet taken, oldest first. A job is queued only when an
@@ -422,12 +432,14 @@ static void live_add(struct mpk_ctl *c, unsigned sport, unsigned cport, unsigned
 		c->nlive--;
 	}
 	e = &c->live[c->nlive++];
-	*e = (struct live){sport, cport, side, {-1, -1, -1}, 0, {0}};
+	*e = (struct live){sport, cport, side, {-1, -1, -1}, 0, {0}, now_ms(), 0};
 	memcpy(e->fds, fds, sizeof(e->fds));
 	if (key) {
 		e->has_key = 1;
 		memcpy(e->key, key, sizeof(e->key));
 	}
+	if (!c->sweep_at_ms)
+		__atomic_store_n(&c->sweep_at_ms, now_ms() + SWEEP_EVERY_MS, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -440,18 +452,91 @@ static ssize_t live_find(struct mpk_ctl *c, unsigned sport, unsigned cport)
 	return -1;
 }
 
-static void live_del(struct mpk_ctl *c, unsigned sport, unsigned cport)
+/* Under c->lock. */
+static void live_drop(struct mpk_ctl *c, size_t i)
+{
+	mpk_ctl_fds_close(c->live[i].fds);
+	explicit_bzero(c->live[i].key, sizeof(c->live[i].key));
+	c->live[i] = c->live[--c->nlive];
+}
+
+/*
+ * The program closed (sport, cport). A forked child of it may still hold
+ * the socket, and be about to exec an image that asks for the link
+ * (LOOKUP): the link goes once no process holds the socket (live_sweep).
+ */
+static void live_closing(struct mpk_ctl *c, unsigned sport, unsigned cport)
 {
 	ssize_t i;
 
 	pthread_mutex_lock(&c->lock);
 	i = live_find(c, sport, cport);
 	if (i >= 0) {
-		mpk_ctl_fds_close(c->live[i].fds);
-		explicit_bzero(c->live[i].key, sizeof(c->live[i].key));
-		c->live[i] = c->live[--c->nlive];
+		c->live[i].closing = 1;
+		if (!c->sweep_at_ms || c->sweep_at_ms > now_ms() + SWEEP_SOON_MS)
+			__atomic_store_n(&c->sweep_at_ms, now_ms() + SWEEP_SOON_MS,
+					 __ATOMIC_RELAXED);
 	}
 	pthread_mutex_unlock(&c->lock);
+}
+
+struct held {
+	uint32_t *v;
+	size_t n, cap;
+};
+
+static void held_add(void *arg, unsigned lport, unsigned rport)
+{
+	struct held *h = arg;
+
+	if (h->n == h->cap) {
+		size_t cap = h->cap ? h->cap * 2 : 256;
+		uint32_t *v = realloc(h->v, cap * sizeof(*v));
+
+		if (!v)
+			return;
+		h->v = v;
+		h->cap = cap;
+	}
+	h->v[h->n++] = (uint32_t)lport << 16 | (rport & 0xffff);
+}
+
+static int u32_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Drops the links whose socket no process holds any more: closed by the
+ * program (and by every child it forked), or left by one that died.
+ * Young links stay (their connect may be still to come). */
+static void live_sweep(struct mpk_ctl *c)
+{
+	struct held h = {0};
+	int64_t now = now_ms();
+	int r = mpk_tcp_held(held_add, &h);
+
+	if (r == 0)
+		qsort(h.v, h.n, sizeof(*h.v), u32_cmp);
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; i < c->nlive;) {
+		struct live *e = &c->live[i];
+		uint32_t key = e->side == 0 ? (uint32_t)e->server_port << 16 | e->client_port
+					    : (uint32_t)e->client_port << 16 | e->server_port;
+		int held = r == 0 && bsearch(&key, h.v, h.n, sizeof(*h.v), u32_cmp);
+
+		/* Without the table, a CLOSE is taken at its word. */
+		if ((e->closing && !held) ||
+		    (r == 0 && !held && now - e->born_ms > LIVE_YOUNG_MS)) {
+			live_drop(c, i);
+			continue;
+		}
+		i++;
+	}
+	__atomic_store_n(&c->sweep_at_ms, c->nlive ? now + SWEEP_EVERY_MS : 0, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&c->lock);
+	free(h.v);
 }
 
 /* -------------------------------------------------------- requests */
@@ -921,8 +1006,8 @@ static int on_shim(struct mpk_ctl *c, size_t idx)
 		return 0;
 	}
 	case MPK_CTL_CLOSE:
-		live_del(c, req.port, req.peer_port);
 		reply(c, s->fd, 0, NULL, 0, NULL);
+		live_closing(c, req.port, req.peer_port);
 		return 0;
 	case MPK_CTL_CONNECT: {
 		struct connect_job *j = malloc(sizeof(*j));
@@ -979,14 +1064,23 @@ static void *ctl_thread(void *arg)
 
 	for (;;) {
 		size_t n = c->nslots;
-		int r;
+		int r, sweep;
 
 		for (size_t i = 0; i < n; i++)
 			pf[i] = (struct pollfd){.fd = c->slots[i].fd, .events = POLLIN};
-		r = poll(pf, n, 1000);
+		/* Until the next sweep, at most a second (the pending links'
+		 * expiry). sweep_at_ms changes under c->lock; a stale look
+		 * costs one more turn. */
+		int64_t at = __atomic_load_n(&c->sweep_at_ms, __ATOMIC_RELAXED), left;
+
+		left = at ? at - now_ms() : 1000;
+		r = poll(pf, n, left < 0 ? 0 : left > 1000 ? 1000 : (int)left);
 		pthread_mutex_lock(&c->lock);
 		pending_purge(c, now_ms());
+		sweep = c->sweep_at_ms && now_ms() >= c->sweep_at_ms;
 		pthread_mutex_unlock(&c->lock);
+		if (sweep)
+			live_sweep(c);
 		if (r <= 0)
 			continue;
 		/* Backwards: drop_slot moves the last slot into the hole. */
