@@ -34,25 +34,26 @@
 
 extern char **environ;
 
-/* What this image started with, to give back: LD_PRELOAD and MPKLINK_*. */
-static char **start_env;
+/*
+ * What this image started with, to give back: LD_PRELOAD and MPKLINK_*.
+ * Pointers to the strings the kernel put on the stack, which setenv and
+ * unsetenv never free; no malloc here, as the start may run inside the
+ * program's allocator's own start (jemalloc calls syscall() then).
+ */
+#define START_MAX 48
+static char *start_env[START_MAX];
 static size_t nstart;
 
 void exec_start(void)
 {
-	size_t n = 0, k = 0;
+	static char execed[] = "MPKLINK_EXECED=1";
 
-	for (char **e = environ; e && *e; e++)
-		n += !strncmp(*e, "MPKLINK_", 8) || !strncmp(*e, "LD_PRELOAD=", 11);
-	start_env = calloc(n + 2, sizeof(*start_env));
-	if (!start_env)
-		return;
-	for (char **e = environ; e && *e; e++)
-		if (!strncmp(*e, "MPKLINK_", 8) || !strncmp(*e, "LD_PRELOAD=", 11))
-			start_env[k++] = strdup(*e);
+	for (char **e = environ; e && *e && nstart < START_MAX - 1; e++)
+		if ((!strncmp(*e, "MPKLINK_", 8) && strncmp(*e, "MPKLINK_EXECED=", 15)) ||
+		    !strncmp(*e, "LD_PRELOAD=", 11))
+			start_env[nstart++] = *e;
 	/* The image after an exec is one a process of ours started. */
-	start_env[k++] = strdup("MPKLINK_EXECED=1");
-	nstart = k;
+	start_env[nstart++] = execed;
 }
 
 /* Whether a link's socket stays open across an exec now. */
@@ -94,7 +95,7 @@ static char *const *exec_env(char *const *envp, char ***fresh)
 	char **out;
 
 	*fresh = NULL;
-	if (!cfg.enabled || !start_env || !inherits_link())
+	if (!cfg.enabled || !nstart || !inherits_link())
 		return envp;
 	for (char *const *e = envp; e && *e; e++)
 		n++;

@@ -19,6 +19,9 @@
 
 pthread_once_t preload_once = PTHREAD_ONCE_INIT;
 
+/* No malloc in here, nor in what it calls: the first interposed call may
+ * come from inside the program's allocator's own start (jemalloc opens
+ * files through syscall() while it holds its init lock). */
 void preload_start(void)
 {
 	real_resolve();

@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /* fork and vfork: who owns what (process.h). */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <pthread.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "ctlclient.h"
 #include "fdtab.h"
 #include "process.h"
+#include "real.h"
 
 unsigned process_gen;
 static pid_t owner; /* the process whose memory this is */
@@ -37,6 +40,38 @@ static void fork_child(void)
 	fdtab_fork_child();
 	ctl_fork_child();
 	__atomic_fetch_add(&process_gen, 1, __ATOMIC_RELAXED);
+}
+
+int process_uses_io_uring(void)
+{
+	static int seen;
+	static __thread char buf[65536];
+	size_t keep = 0;
+	int fd, found = 0;
+
+	if (__atomic_load_n(&seen, __ATOMIC_RELAXED))
+		return 1;
+	fd = real.openat(AT_FDCWD, "/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	for (;;) {
+		ssize_t n = real.read(fd, buf + keep, sizeof(buf) - keep);
+
+		if (n <= 0)
+			break;
+		n += (ssize_t)keep;
+		if (memmem(buf, (size_t)n, "[io_uring]", 10)) {
+			found = 1;
+			break;
+		}
+		/* A match may straddle two reads. */
+		keep = n < 9 ? (size_t)n : 9;
+		memmove(buf, buf + n - keep, keep);
+	}
+	real.close(fd);
+	if (found)
+		__atomic_store_n(&seen, 1, __ATOMIC_RELAXED);
+	return found;
 }
 
 void process_start(void)

@@ -39,6 +39,12 @@ HIDDEN int process_borrowed(void);
  * preload_start. */
 HIDDEN void exec_start(void);
 
+/* Whether this process has an io_uring instance: its reads and writes on
+ * a socket go past the preload, so a new connection then stays plain TCP.
+ * Read from /proc/self/maps (io_uring's rings are mapped from its fd);
+ * once seen, for good. */
+HIDDEN int process_uses_io_uring(void);
+
 /* Fork handlers for every lock; from preload_start. */
 HIDDEN void process_start(void);
 

@@ -139,6 +139,11 @@ int upgrade_connect(int fd, const struct sockaddr *addr, socklen_t len)
 	/* No launcher answers for the port: the server is not under mpklink. */
 	if (!rendezvous_exists(port))
 		goto plain;
+	/* io_uring's reads and writes would go past the link. */
+	if (process_uses_io_uring()) {
+		slog(2, "port %u: this process uses io_uring; plain TCP", port);
+		goto plain;
+	}
 	cport = bind_ephemeral(fd, addr);
 	if (!cport)
 		goto plain;
@@ -200,12 +205,17 @@ int upgrade_listen(int fd, int backlog)
 	u = listener_new(port);
 	if (!u)
 		return r;
-	e = ctl_call(MPK_CTL_LISTEN, port, 0, &rep, lfds);
+	/* io_uring's reads and writes would go past links: offer none (the
+	 * probe still resets a client that came with one). */
+	e = process_uses_io_uring() ? -EOPNOTSUPP : ctl_call(MPK_CTL_LISTEN, port, 0, &rep, lfds);
 	if (e < 0) {
 		/* Its clients may still come with links another launcher made
 		 * (SO_REUSEPORT): they are reset, never read as data. */
-		slog(e == -EADDRINUSE ? 2 : 1, "port %u: the launcher cannot answer for it (%s); "
-		     "plain TCP", port, strerror(-e));
+		slog(e == -EADDRINUSE || e == -EOPNOTSUPP ? 2 : 1,
+		     "port %u: %s; plain TCP", port,
+		     e == -EOPNOTSUPP  ? "this process uses io_uring"
+		     : e == -EADDRINUSE ? "another launcher's program listens on it too"
+					 : "the launcher cannot answer for it");
 		u->probe_only = 1;
 	}
 	if (fdtab_hook(fd, &u->obj) == 0 && !u->probe_only)
