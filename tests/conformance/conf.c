@@ -24,7 +24,8 @@ int conf_errno;
 static char step_name[128] = "start";
 static int64_t step_deadline_ns; /* 0: no step running */
 static int64_t total_deadline_ns;
-static int64_t step_start_ns;
+static __thread int64_t step_start_ns;
+static pthread_t main_thread;
 
 static int64_t mono_ns(void)
 {
@@ -141,6 +142,7 @@ void conf_init(void)
 	conf_port = env_int("CONF_PORT", 0);
 	conf_port2 = env_int("CONF_PORT2", 0);
 	conf_port_plain = env_int("CONF_PORT_PLAIN", 0);
+	main_thread = pthread_self();
 	if (!conf_port)
 		conf_fatal("CONF_PORT is not set (run me through run.sh)");
 	total_deadline_ns = mono_ns() + (int64_t)env_int("CONF_TOTAL_MS", 60000) * 1000000;
@@ -149,6 +151,7 @@ void conf_init(void)
 
 void conf_child(void)
 {
+	main_thread = pthread_self();
 	start_watchdog();
 }
 
@@ -189,11 +192,16 @@ void conf_step(const char *name, int limit_ms)
 {
 	int64_t now = mono_ns();
 
+	step_start_ns = now;
+	/* Only the main thread's steps are watched; a helper thread that
+	 * hangs shows as a hang of the main thread's join. */
+	if (!pthread_equal(pthread_self(), main_thread))
+		return;
+
 	if (limit_ms <= 0)
 		limit_ms = 5000;
 	__atomic_store_n(&step_deadline_ns, 0, __ATOMIC_RELEASE);
 	snprintf(step_name, sizeof(step_name), "%s", name);
-	step_start_ns = now;
 	__atomic_store_n(&step_deadline_ns, now + (int64_t)limit_ms * 1000000, __ATOMIC_RELEASE);
 }
 
@@ -201,7 +209,8 @@ double conf_elapsed(void)
 {
 	double ms = (double)(mono_ns() - step_start_ns) / 1e6;
 
-	__atomic_store_n(&step_deadline_ns, 0, __ATOMIC_RELEASE);
+	if (pthread_equal(pthread_self(), main_thread))
+		__atomic_store_n(&step_deadline_ns, 0, __ATOMIC_RELEASE);
 	return ms;
 }
 
@@ -470,7 +479,7 @@ void conf_send_pat(int fd, size_t n, uint64_t off)
 	conf_elapsed();
 }
 
-size_t conf_fill(int fd, uint64_t off, uint64_t *h)
+size_t conf_fill2(int fd, uint64_t off, uint64_t *h, int settle)
 {
 	static unsigned char buf[1 << 16];
 	size_t done = 0, size = sizeof(buf), at_poll = (size_t)-1;
@@ -498,6 +507,8 @@ size_t conf_fill(int fd, uint64_t off, uint64_t *h)
 				size /= 4;
 				continue;
 			}
+			if (!settle)
+				break;
 			/* Loopback may still be moving bytes across (delayed
 			 * acks free TCP's memory without POLLOUT): settle, until
 			 * a whole round takes nothing. */
@@ -515,6 +526,24 @@ size_t conf_fill(int fd, uint64_t off, uint64_t *h)
 	if (h)
 		*h = hh;
 	return done;
+}
+
+size_t conf_fill(int fd, uint64_t off, uint64_t *h)
+{
+	return conf_fill2(fd, off, h, 1);
+}
+
+uint64_t pat_fnv(uint64_t off, size_t n)
+{
+	unsigned char buf[4096];
+	uint64_t h = FNV0;
+
+	for (size_t i = 0; i < n; i += sizeof(buf)) {
+		size_t k = n - i < sizeof(buf) ? n - i : sizeof(buf);
+		pat_fill(buf, k, off + i);
+		h = fnv(buf, k, h);
+	}
+	return h;
 }
 
 void conf_sleep_ms(int ms)

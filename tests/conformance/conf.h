@@ -32,6 +32,7 @@
 #include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
 #include <sys/socket.h>
@@ -125,6 +126,12 @@ void conf_send_pat(int fd, size_t n, uint64_t off);
  * the byte count (which differs between runs: never print it), *h their
  * FNV (pattern bytes from off). Leaves fd's O_NONBLOCK as it was. */
 size_t conf_fill(int fd, uint64_t off, uint64_t *h);
+/* settle=0: stop at the first EAGAIN of a 1-byte write, without the pause
+ * after which TCP may take more: a blocking write right after then blocks
+ * before taking a byte. */
+size_t conf_fill2(int fd, uint64_t off, uint64_t *h, int settle);
+/* The FNV of pattern bytes [off, off + n). */
+uint64_t pat_fnv(uint64_t off, size_t n);
 void conf_nonblock(int fd, int on);
 
 /* poll() on one fd, printed as "NAME ret=R errno=E revents=EV [class=C]";
