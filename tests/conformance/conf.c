@@ -592,7 +592,12 @@ struct conf_later *conf_later(int delay_ms, conf_fn fn, void *arg)
 
 void conf_join(struct conf_later *l)
 {
-	conf_step("join-helper", 0);
+	conf_join_within(l, "join-helper", 0);
+}
+
+void conf_join_within(struct conf_later *l, const char *name, int limit_ms)
+{
+	conf_step(name, limit_ms);
 	pthread_join(l->t, NULL);
 	conf_elapsed();
 	free(l);

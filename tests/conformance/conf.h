@@ -153,5 +153,7 @@ typedef void (*conf_fn)(void *);
 struct conf_later;
 struct conf_later *conf_later(int delay_ms, conf_fn fn, void *arg);
 void conf_join(struct conf_later *l);
+/* Joins as a step NAME of the watchdog (limit_ms 0: the default). */
+void conf_join_within(struct conf_later *l, const char *name, int limit_ms);
 
 #endif
