@@ -177,6 +177,19 @@ void conf_fatal(const char *fmt, ...)
 	exit(2);
 }
 
+void conf_skip(const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("SKIP ");
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	fflush(stdout);
+	exit(77);
+}
+
 void out(const char *fmt, ...)
 {
 	va_list ap;

@@ -53,6 +53,11 @@ __attribute__((noreturn)) void conf_end(void);
  * test): prints "FATAL ..." and exits 2. */
 __attribute__((noreturn, format(printf, 1, 2))) void conf_fatal(const char *fmt, ...);
 
+/* This machine cannot run the scenario at all (a limit, a missing kernel
+ * feature): prints "SKIP ..." and exits 77, which run.sh and ctest report as
+ * skipped, never as passed. */
+__attribute__((noreturn, format(printf, 1, 2))) void conf_skip(const char *fmt, ...);
+
 extern int conf_port, conf_port2, conf_port_plain;
 
 /* One line to stdout. */
