@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -638,4 +639,60 @@ int conf_poll1t(const char *name, int fd, short events, int timeout_ms, int t_ms
 int conf_poll1(const char *name, int fd, short events, int timeout_ms)
 {
 	return conf_poll1t(name, fd, events, timeout_ms, timeout_ms);
+}
+
+/* ---- child processes --------------------------------------------------- */
+
+pid_t conf_fork(int *outfd)
+{
+	int p[2];
+	pid_t pid;
+
+	fflush(stdout);
+	if (pipe(p))
+		conf_fatal("pipe");
+	pid = fork();
+	if (pid < 0)
+		conf_fatal("fork");
+	if (pid == 0) {
+		close(p[0]);
+		dup2(p[1], 1);
+		close(p[1]);
+		conf_child();
+		return 0;
+	}
+	close(p[1]);
+	*outfd = p[0];
+	return pid;
+}
+
+void conf_reap(const char *name, pid_t pid, int outfd)
+{
+	static char buf[1 << 16];
+	size_t n = 0;
+	int st = 0;
+	char *line, *save = NULL;
+
+	conf_step(name, 15000);
+	for (;;) {
+		ssize_t r = read(outfd, buf + n, sizeof(buf) - 1 - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+		if (n == sizeof(buf) - 1)
+			break;
+	}
+	buf[n] = 0;
+	close(outfd);
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	conf_elapsed();
+	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+		out("%s: %s", name, line);
+	if (WIFEXITED(st))
+		out("%s exit=%d", name, WEXITSTATUS(st));
+	else
+		out("%s signal=%s", name, WIFSIGNALED(st) ? sigabbrev_np(WTERMSIG(st)) : "?");
 }

@@ -161,4 +161,12 @@ void conf_join(struct conf_later *l);
 /* Joins as a step NAME of the watchdog (limit_ms 0: the default). */
 void conf_join_within(struct conf_later *l, const char *name, int limit_ms);
 
+/* fork() with the child's stdout into a pipe: in the child (returns 0) a
+ * watchdog of its own; the parent gets the pid and *outfd. conf_reap reads
+ * the child's lines to its end, waits for it, and prints them as
+ * "NAME: line", then "NAME exit=N" or "NAME signal=SIG" (the child's lines
+ * come out in one block, so the order is the same in every run). */
+pid_t conf_fork(int *outfd);
+void conf_reap(const char *name, pid_t pid, int outfd);
+
 #endif
