@@ -696,3 +696,50 @@ void conf_reap(const char *name, pid_t pid, int outfd)
 	else
 		out("%s signal=%s", name, WIFSIGNALED(st) ? sigabbrev_np(WTERMSIG(st)) : "?");
 }
+
+size_t conf_hear(const char *name, int fd, size_t n, int expect_pat, uint64_t off)
+{
+	static unsigned char buf[1 << 16];
+	unsigned char small[48];
+	size_t got = 0;
+	uint64_t h = FNV0;
+	int why = 0, err = 0;
+
+	conf_step(name, 30000);
+	while (got < n) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		size_t want = n - got < sizeof(buf) ? n - got : sizeof(buf);
+		ssize_t k;
+
+		if (poll(&p, 1, 3000) <= 0) {
+			why = 2;
+			break;
+		}
+		k = recv(fd, buf, want, MSG_DONTWAIT);
+		if (k < 0 && (errno == EAGAIN || errno == EINTR))
+			continue;
+		if (k <= 0) {
+			why = k < 0 ? 3 : 1;
+			err = errno;
+			break;
+		}
+		if (got < sizeof(small))
+			memcpy(small + got, buf,
+			       (size_t)k < sizeof(small) - got ? (size_t)k : sizeof(small) - got);
+		h = fnv(buf, (size_t)k, h);
+		got += (size_t)k;
+	}
+	conf_elapsed();
+	{
+		char what[300];
+		if (expect_pat)
+			snprintf(what, sizeof(what), "match=%s",
+				 h == pat_fnv(off, got) ? "yes" : "no");
+		else
+			snprintf(what, sizeof(what), "%s", hexdata(small, got < 48 ? (ssize_t)got : 48));
+		out("%s got=%zu %s%s%s", name, got, what,
+		    why == 2 ? " then nothing for 3 s" : why == 1 ? " then EOF" : why == 3 ? " then error=" : "",
+		    why == 3 ? en(err) : "");
+	}
+	return got;
+}

@@ -122,6 +122,10 @@ struct sockaddr_in conf_addr(int port);
  * prints "NAME got=N data=..."; a short read prints what it got and the
  * errno. Returns the count. */
 ssize_t conf_expect(const char *name, int fd, size_t n);
+/* Reads n bytes, each wait bounded (3 s without a byte ends it), and prints
+ * "NAME got=N match=yes|no" (expect_pat: against pattern bytes from off) or
+ * "NAME got=N data=..." (the first 48), plus how a short read ended. */
+size_t conf_hear(const char *name, int fd, size_t n, int expect_pat, uint64_t off);
 /* Drains fd (nonblocking reads until EAGAIN or 0, with a poll of up to
  * wait_ms for more): returns the byte count; *h the FNV of the bytes. */
 size_t conf_drain(int fd, int wait_ms, uint64_t *h);
