@@ -125,11 +125,24 @@ run() {
 	fi
 	rc=$?
 	if [ "$reuseport" = 1 ]; then
-		local p src=0
+		local p src=0 left
 		for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
-		for p in "${pids[@]}"; do wait "$p" 2>/dev/null || src=$?; done
+		# A server gets 5 s to end on SIGTERM, then it counts as hung.
+		for _ in $(seq 50); do
+			left=0
+			for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && left=1; done
+			[ "$left" = 0 ] && break
+			sleep 0.1
+		done
+		for p in "${pids[@]}"; do
+			if kill -0 "$p" 2>/dev/null; then
+				kill -KILL "$p" 2>/dev/null
+				src=137
+			fi
+			wait "$p" 2>/dev/null || { [ "$src" = 0 ] && src=$?; }
+		done
 		pids=()
-		[ "$src" = 0 ] || echo "server exit: $(describe "$src")" >>"$tmp/$base.out"
+		[ "$src" = 0 ] || echo "a server ended badly: $(describe "$src")" >>"$tmp/$base.out"
 	fi
 	return $rc
 }
