@@ -213,7 +213,7 @@ void conf_step(const char *name, int limit_ms)
 		return;
 
 	if (limit_ms <= 0)
-		limit_ms = 5000;
+		limit_ms = 3000;
 	__atomic_store_n(&step_deadline_ns, 0, __ATOMIC_RELEASE);
 	snprintf(step_name, sizeof(step_name), "%s", name);
 	__atomic_store_n(&step_deadline_ns, now + (int64_t)limit_ms * 1000000, __ATOMIC_RELEASE);
@@ -711,7 +711,7 @@ size_t conf_hear(const char *name, int fd, size_t n, int expect_pat, uint64_t of
 		size_t want = n - got < sizeof(buf) ? n - got : sizeof(buf);
 		ssize_t k;
 
-		if (poll(&p, 1, 3000) <= 0) {
+		if (poll(&p, 1, CONF_QUIET_MS) <= 0) {
 			why = 2;
 			break;
 		}
@@ -738,7 +738,7 @@ size_t conf_hear(const char *name, int fd, size_t n, int expect_pat, uint64_t of
 		else
 			snprintf(what, sizeof(what), "%s", hexdata(small, got < 48 ? (ssize_t)got : 48));
 		out("%s got=%zu %s%s%s", name, got, what,
-		    why == 2 ? " then nothing for 3 s" : why == 1 ? " then EOF" : why == 3 ? " then error=" : "",
+		    why == 2 ? " then nothing for " CONF_QUIET_TXT : why == 1 ? " then EOF" : why == 3 ? " then error=" : "",
 		    why == 3 ? en(err) : "");
 	}
 	return got;

@@ -40,6 +40,10 @@
 
 /* The base time scale of blocking steps, ms: timeouts and delayed events. */
 #define CONF_T 400
+/* A wait for bytes that may never come (a loss under test, not a hang)
+ * ends after this long without one. */
+#define CONF_QUIET_MS 1500
+#define CONF_QUIET_TXT "1.5 s"
 
 /* Reads CONF_PORT, CONF_PORT2 (configured, nothing listens) and
  * CONF_PORT_PLAIN (never configured), makes stdout line-buffered, starts
@@ -64,7 +68,7 @@ extern int conf_port, conf_port2, conf_port_plain;
 __attribute__((format(printf, 1, 2))) void out(const char *fmt, ...);
 
 /* Start a step: the watchdog fires if it lasts over limit_ms (0: the
- * default, max(5 s, 10 T + 2 s) for the step's T). Records the start time. */
+ * default, 3 s; R() and friends: 10 T + 1 s for a blocking step). Records the start time. */
 void conf_step(const char *name, int limit_ms);
 /* Milliseconds since the last conf_step. Ends the step. */
 double conf_elapsed(void);
@@ -100,7 +104,7 @@ extern int conf_errno;
 long conf_report(const char *name, int t_ms, long r, int how, long want);
 #define CONF_CALL(name, t, how, want, expr)                                            \
 	({                                                                             \
-		conf_step(name, (t) ? 10 * (t) + 2000 : 0);                           \
+		conf_step(name, (t) ? 10 * (t) + 1000 : 0);                           \
 		errno = 0;                                                             \
 		long r__ = (long)(expr);                                               \
 		conf_errno = errno;                                                    \
@@ -122,7 +126,7 @@ struct sockaddr_in conf_addr(int port);
  * prints "NAME got=N data=..."; a short read prints what it got and the
  * errno. Returns the count. */
 ssize_t conf_expect(const char *name, int fd, size_t n);
-/* Reads n bytes, each wait bounded (3 s without a byte ends it), and prints
+/* Reads n bytes, each wait bounded (CONF_QUIET_MS without a byte ends it), and prints
  * "NAME got=N match=yes|no" (expect_pat: against pattern bytes from off) or
  * "NAME got=N data=..." (the first 48), plus how a short read ended. */
 size_t conf_hear(const char *name, int fd, size_t n, int expect_pat, uint64_t off);

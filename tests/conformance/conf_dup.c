@@ -35,7 +35,7 @@ static void talk(const char *name, int from, int to)
 	snprintf(line, sizeof(line), "%s.write", name);
 	R(line, 0, write(from, name, strlen(name)));
 	snprintf(line, sizeof(line), "%s.read", name);
-	conf_poll1t(line, to, POLLIN, 3000, 0);
+	conf_poll1t(line, to, POLLIN, CONF_QUIET_MS, 0);
 	r = read(to, b, sizeof(b));
 	out("%s got %s", line, hexdata(b, r));
 }
@@ -52,14 +52,14 @@ static void peer_eof(const char *name, int fd)
 	char line[96];
 
 	snprintf(line, sizeof(line), "%s.poll", name);
-	conf_poll1t(line, fd, POLLIN, 3000, 0);
+	conf_poll1t(line, fd, POLLIN, CONF_QUIET_MS, 0);
 	snprintf(line, sizeof(line), "%s.read", name);
 	R(line, 0, recv(fd, b, sizeof(b), MSG_DONTWAIT));
 }
 
 static void sc_dup(void)
 {
-	int d, d2, f1, f2, pp[2];
+	int d, d2, f1, f2, pp[2], alias;
 
 	d = (int)RFD("dup", 0, dup(c));
 	cloexec("dup", d);
@@ -109,8 +109,10 @@ static void sc_dup(void)
 		char b;
 		R("pipe.read-end.eof", 0, read(pp[0], &b, 1));
 	}
+	close(pp[0]);
+	alias = pp[1]; /* a name of the connection now */
 	/* dup2 a pipe over a name of the connection: that name is the pipe,
-	 * the connection lives on under its other name. */
+	 * the connection lives on under its other names. */
 	if (pipe(pp) < 0)
 		conf_fatal("pipe");
 	d = dup(c);
@@ -123,9 +125,11 @@ static void sc_dup(void)
 	}
 	R("recv.peer-nothing", 0, recv(s, (char[8]){0}, 8, MSG_DONTWAIT));
 	talk("still-conn", c, s);
-	/* dup2 over the connection's last name: FIN. */
-	R("dup2.pipe-over-last-name", 0, dup2(pp[1], c) == c ? 0 : -1);
-	peer_eof("peer-after-dup2-over-last", s);
+	R("dup2.pipe-over-conn-name", 0, dup2(pp[1], c) == c ? 0 : -1);
+	talk("via-alias", alias, s);
+	/* Its last name closed: FIN. */
+	R("close.alias-last-name", 0, close(alias));
+	peer_eof("peer-after-last-name", s);
 	close(d);
 	close(c);
 	close(pp[0]);

@@ -60,7 +60,7 @@ static void hear(const char *name, int fd, size_t n)
 		struct pollfd p = {.fd = fd, .events = POLLIN};
 		ssize_t k;
 
-		if (poll(&p, 1, 3000) <= 0) {
+		if (poll(&p, 1, CONF_QUIET_MS) <= 0) {
 			r = -2;
 			break;
 		}
@@ -77,7 +77,7 @@ static void hear(const char *name, int fd, size_t n)
 	if (r == 0)
 		out("%s got=%zu %s", name, got, hexdata(b, (ssize_t)got));
 	else if (r == -2)
-		out("%s got=%zu %s then nothing for 3 s", name, got, hexdata(b, (ssize_t)got));
+		out("%s got=%zu %s then nothing for " CONF_QUIET_TXT, name, got, hexdata(b, (ssize_t)got));
 	else if (r == -1)
 		out("%s got=%zu %s then EOF", name, got, hexdata(b, (ssize_t)got));
 	else

@@ -128,7 +128,7 @@ static void sc_close_recv(void)
 
 	race("recv", "close", s, CONF_T);
 	/* A's call was the last user: the socket is gone, FIN sent. */
-	conf_poll1t("peer.poll", c, POLLIN, 3000, 0);
+	conf_poll1t("peer.poll", c, POLLIN, CONF_QUIET_MS, 0);
 	R("peer.read", 0, read(c, buf, sizeof(buf)));
 }
 
@@ -137,7 +137,7 @@ static void sc_close_poll(void)
 	char buf[16];
 
 	race("poll", "close", s, CONF_T);
-	conf_poll1t("peer.poll", c, POLLIN, 3000, 0);
+	conf_poll1t("peer.poll", c, POLLIN, CONF_QUIET_MS, 0);
 	R("peer.read", 0, read(c, buf, sizeof(buf)));
 }
 
@@ -149,7 +149,7 @@ static void sc_close_epoll(void)
 
 	epoll_ctl(ep, EPOLL_CTL_ADD, s, &e);
 	race("epoll", "close", ep, 3 * CONF_T);
-	conf_poll1t("peer.poll", c, POLLIN, 3000, 0);
+	conf_poll1t("peer.poll", c, POLLIN, CONF_QUIET_MS, 0);
 	R("peer.read", 0, read(c, buf, sizeof(buf)));
 	close(ep);
 }
@@ -247,7 +247,7 @@ static void sc_close_accept(void)
 	report(&b, CONF_T);
 	if (b.r >= 0) {
 		R("A.send", 0, send(b.r, "acc", 3, MSG_NOSIGNAL));
-		conf_poll1t("client.poll", x, POLLIN, 3000, 0);
+		conf_poll1t("client.poll", x, POLLIN, CONF_QUIET_MS, 0);
 		R("client.read", 0, read(x, buf, sizeof(buf)));
 		close(b.r);
 	}

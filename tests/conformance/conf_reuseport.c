@@ -53,7 +53,7 @@ static int serve(void)
 			continue;
 		/* One message, bounded: a client that never sends is a line. */
 		p = (struct pollfd){.fd = x, .events = POLLIN};
-		if (poll(&p, 1, 3000) > 0)
+		if (poll(&p, 1, CONF_QUIET_MS) > 0)
 			n = recv(x, b, sizeof(b), 0);
 		if (n > 0 && send(x, b, (size_t)n, MSG_NOSIGNAL) != n)
 			out("serve: echo failed errno=%s", en(errno));

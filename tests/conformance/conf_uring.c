@@ -40,12 +40,12 @@ static void ring_init(void)
 	}
 }
 
-/* Submits the prepared sqe, waits up to 3 s: prints "NAME res=R" or
- * "NAME no completion in 3 s". Returns res, or INT32_MIN. */
+/* Submits the prepared sqe, waits up to CONF_QUIET_MS: prints "NAME res=R"
+ * or "NAME no completion in ...". Returns res, or INT32_MIN. */
 static int submit_wait(const char *name)
 {
 	struct io_uring_cqe *cqe;
-	struct __kernel_timespec ts = {3, 0};
+	struct __kernel_timespec ts = {CONF_QUIET_MS / 1000, (CONF_QUIET_MS % 1000) * 1000000L};
 	int r, res;
 
 	conf_step(name, 10000);
@@ -58,7 +58,7 @@ static int submit_wait(const char *name)
 	r = io_uring_wait_cqe_timeout(&ring, &cqe, &ts);
 	conf_elapsed();
 	if (r < 0) {
-		out("%s no completion in 3 s (%s)", name, en(-r));
+		out("%s no completion in " CONF_QUIET_TXT " (%s)", name, en(-r));
 		return INT32_MIN;
 	}
 	res = cqe->res;
