@@ -157,7 +157,14 @@ mpk_rc=$?
 show() {
 	local f
 	for f in "$tmp"/*.err "$tmp"/*.srv-*.out; do
-		[ -s "$f" ] && { echo "--- $(basename "$f") (last 30 lines)"; tail -n 30 "$f"; }
+		[ -s "$f" ] || continue
+		if grep -q 'ERROR: AddressSanitizer\|runtime error:\|ERROR: LeakSanitizer' "$f"; then
+			echo "--- $(basename "$f") (the sanitizer's report)"
+			grep -m1 -A 30 'ERROR: AddressSanitizer\|runtime error:\|ERROR: LeakSanitizer' "$f"
+		else
+			echo "--- $(basename "$f") (last 30 lines)"
+			tail -n 30 "$f"
+		fi
 	done
 	echo "--- stats"
 	cat "$stats" 2>/dev/null
