@@ -32,6 +32,7 @@
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -289,6 +290,29 @@ static void sc_vfork(const char *how)
 	wait_pid("vfork-child", pid);
 	echo_check("after");
 	conf_poll1("after.poll.c", c, POLLIN | POLLOUT, 0);
+	/* The rest of this process's state: epoll on the old connection, a
+	 * new connection, the old one's close. */
+	{
+		int ep = epoll_create1(0), c2, s2, n;
+		struct epoll_event e = {.events = EPOLLIN, .data.u64 = 0x77}, o[2];
+
+		epoll_ctl(ep, EPOLL_CTL_ADD, c, &e);
+		say("after.s2c.for-epoll", s, "ep");
+		n = (int)R("after.epoll_wait", 0, epoll_wait(ep, o, 2, 1000));
+		if (n > 0)
+			out("after.epoll_wait ev=%s data=0x%llx", eev(o[0].events),
+			    (unsigned long long)o[0].data.u64);
+		hear("after.epoll.recv", c, 2);
+		close(ep);
+		conf_pair(l, conf_port, &c2, &s2);
+		say("new.c2s", c2, "new-conn");
+		hear("new.c2s", s2, 8);
+		say("new.s2c", s2, "new-back");
+		hear("new.s2c", c2, 8);
+		close(c2);
+		hear("new.peer-eof", s2, 1);
+		close(s2);
+	}
 	R("close.c", 0, close(c));
 	hear("peer-eof", s, 1);
 }
