@@ -1,0 +1,247 @@
+# SPDX-License-Identifier: MIT
+# Helpers for the real-program drop-in tests (tests/realprog): each test runs
+# the same real programs twice, over plain TCP ("tcp") and with every program
+# under its own mpklink-run ("mpk"), normalizes what they printed, and
+# compares. See README.md beside this file.
+#
+# A test script:
+#   . "$(dirname "$0")/lib.sh"
+#   need nginx nginx-light ...        # a missing tool FAILs naming its package
+#   scenario() { ... }                # one run in $mode (tcp|mpk), files in $dir
+#   run_both                          # scenario in both modes
+#   verdict "server client"           # compare $tmp/{tcp,mpk}/result, links
+#
+# Inside scenario: $mode, $dir (this run's folder), $port (a free port),
+# start_bg / stop_bg / run_fg for programs (each under timeout, each under its
+# own mpklink-run in mpk mode, its stats in $dir/NAME.stats), problem "...",
+# and it writes the normalized output to $dir/result.
+#
+# Expects: MPKLINK_RUN (the launcher), set by ctest.
+
+. "$(dirname "${BASH_SOURCE[0]}")/../integration/lib.sh"
+
+RP_NAME=$(basename "$0" .sh)
+# RP_KEEP=1: keep the run's folder (both runs' outputs, logs and stats).
+if [ -n "${RP_KEEP:-}" ]; then
+	cleanup() {
+		for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+		wait 2>/dev/null
+		echo "RP_KEEP: the runs' files are in $tmp" >&2
+	}
+fi
+problems=()
+
+# fail MESSAGE: the test fails now, with the logs of both runs.
+fail() {
+	echo "FAIL: $RP_NAME: $*" >&2
+	local f
+	for f in "$tmp"/*/*.err "$tmp"/*/*.log; do
+		[ -s "$f" ] || continue
+		echo "--- ${f#"$tmp"/} (last 15 lines)" >&2
+		tail -n 15 "$f" >&2
+	done
+	exit 1
+}
+
+# problem MESSAGE: something went wrong in this run (a hang, a crash, a bad
+# exit); the run goes on, the verdict fails.
+problem() {
+	problems+=("$mode: $*")
+	echo "  problem: $mode: $*" >&2
+}
+
+# need COMMAND PACKAGE: fails (never skips) naming the Debian package.
+need() {
+	command -v "$1" >/dev/null 2>&1 ||
+		fail "'$1' not found: install the Debian package $2 (scripts/deps.sh test)"
+}
+
+# wrap NAME: sets the array W to the command prefix that runs a program under
+# its own mpklink-run in mpk mode (stats to $dir/NAME.stats), empty in tcp.
+wrap() {
+	W=()
+	[ "$mode" = mpk ] && W=(env "MPKLINK_STATS=$dir/$1.stats" "$MPKLINK_RUN" -e "$envf" --)
+	return 0
+}
+
+# start_bg NAME SECONDS CMD...: a server in the background, bounded by
+# timeout; stdout to $dir/NAME.out, stderr to $dir/NAME.err. Sets $bg_pid and
+# remembers it under NAME for stop_bg.
+declare -A bg_pids
+start_bg() {
+	local name=$1 secs=$2
+	shift 2
+	wrap "$name"
+	timeout -k 5 "$secs" "${W[@]}" "$@" >"$dir/$name.out" 2>"$dir/$name.err" </dev/null &
+	bg_pid=$!
+	bg_pids[$name]=$bg_pid
+	pids+=("$bg_pid")
+}
+
+# stop_bg NAME [SIGNAL]: stops a server (SIGTERM by default; mpklink-run
+# passes it on), waits up to 10 s, then kills it and records a hang. Sets
+# $bg_status. A server that had died before is a problem too.
+stop_bg() {
+	local name=$1 sig=${2:-TERM} pid=${bg_pids[$1]}
+	bg_status=0
+	if ! kill -0 "$pid" 2>/dev/null; then
+		wait "$pid" 2>/dev/null || bg_status=$?
+		problem "$name had exited (status $bg_status) before we stopped it"
+		return
+	fi
+	kill -"$sig" "$pid" 2>/dev/null
+	for _ in $(seq 100); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		problem "hang: $name did not stop within 10 s of SIG$sig; killed"
+		kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null
+	fi
+	wait "$pid" 2>/dev/null || bg_status=$?
+	case $bg_status in
+	0 | 143) ;; # exit 0, or SIGTERM passed through
+	124 | 137) problem "hang: $name ran into its timeout (status $bg_status)" ;;
+	*) problem "$name ended with status $bg_status" ;;
+	esac
+}
+
+# run_fg NAME SECONDS CMD...: a client, bounded by timeout; stdout to
+# $dir/NAME.out (a hang adds a line saying so), stderr to $dir/NAME.err.
+# Sets $fg_status; a hang is a problem, other exit codes are the caller's.
+declare -A fg_st
+run_fg() {
+	local name=$1 secs=$2
+	shift 2
+	wrap "$name"
+	fg_status=0
+	timeout -k 5 "$secs" "${W[@]}" "$@" >"$dir/$name.out" 2>"$dir/$name.err" </dev/null ||
+		fg_status=$?
+	fg_st[$name]=$fg_status
+	if [ $fg_status -eq 124 ] || [ $fg_status -eq 137 ]; then
+		echo "[$name: HANG, killed after $secs s]" >>"$dir/$name.out"
+		problem "hang: $name did not finish within $secs s: $*"
+	fi
+	return 0
+}
+
+# result_of NAME [FILTER...]: appends to $dir/result a header with NAME's
+# exit status (from run_fg) and its stdout, through FILTER (a command) if given.
+result_of() {
+	local name=$1
+	shift
+	echo "### $name: exit ${fg_st[$name]:-?}" >>"$dir/result"
+	if [ $# -gt 0 ]; then
+		"$@" <"$dir/$name.out" >>"$dir/result"
+	else
+		cat "$dir/$name.out" >>"$dir/result"
+	fi
+}
+
+# wait_out FILE PATTERN SECONDS: waits until FILE has a line matching PATTERN.
+wait_out() {
+	local i
+	for i in $(seq $(($3 * 10))); do
+		grep -q -- "$2" "$1" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# wait_listeners PORT N SECONDS: until N sockets listen on PORT.
+wait_listeners() {
+	local i
+	for i in $(seq $(($3 * 10))); do
+		[ "$(ss -Htln "sport = :$1" | wc -l)" -ge "$2" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# stats_summary: one line per stats file of this run: NAME links=.. fallbacks=..
+stats_summary() {
+	local f n
+	for f in "$dir"/*.stats; do
+		[ -f "$f" ] || continue
+		n=$(basename "$f" .stats)
+		echo "  $n: processes=$(grep -c '^mpklink stats:' "$f") links=$(stat_field "$f" links)" \
+			"fallbacks=$(stat_field "$f" fallbacks) tx_bytes=$(stat_field "$f" tx_bytes)" \
+			"rx_bytes=$(stat_field "$f" rx_bytes)"
+	done
+}
+
+# run_both: scenario over plain TCP, then under mpklink.
+run_both() {
+	need ss iproute2
+	need timeout coreutils
+	[ -n "${MPKLINK_RUN:-}" ] && [ -x "$MPKLINK_RUN" ] ||
+		fail "MPKLINK_RUN is not the mpklink-run launcher: '${MPKLINK_RUN:-}' (run through ctest)"
+	local t0
+	for mode in tcp mpk; do
+		dir=$tmp/$mode
+		mkdir -p "$dir"
+		port=$(free_port)
+		envf=$(envfile "$mode" "MPKLINK_ENDPOINTS=127.0.0.1:$port" "MPKLINK_RUNDIR=$tmp/run")
+		t0=$SECONDS
+		echo "== $RP_NAME: $mode run, port $port"
+		scenario
+		[ -f "$dir/result" ] || fail "internal: the $mode run wrote no result"
+		echo "== $mode run: $((SECONDS - t0)) s, $(wc -l <"$dir/result") result lines"
+	done
+	mode=
+}
+
+# verdict "NAME..." [shared]: compares the two runs' results, reports links.
+# Each NAME's stats (the programs run as NAME) must show links unless the
+# second argument is "shared" (the shared-port case: staying TCP is correct),
+# where links are only reported. Exits 0 (PASS) or 1 (FAIL, saying why).
+verdict() {
+	local need_links=$1 shared=${2:-} bad=0 n l f
+	echo "== links made under mpklink (from MPKLINK_STATS):"
+	dir=$tmp/mpk
+	stats_summary
+	ls "$dir"/*.stats >/dev/null 2>&1 || echo "  (no process wrote stats: none made a link)"
+	local tcp_problems=() mpk_problems=() p
+	for p in "${problems[@]}"; do
+		case $p in tcp:*) tcp_problems+=("$p") ;; *) mpk_problems+=("$p") ;; esac
+	done
+	if [ ${#tcp_problems[@]} -gt 0 ]; then
+		printf '  %s\n' "${tcp_problems[@]}" >&2
+		fail "the plain-TCP baseline itself went wrong (above): the test environment, not mpklink"
+	fi
+	if cmp -s "$tmp/tcp/result" "$tmp/mpk/result"; then
+		echo "== output: identical over TCP and under mpklink ($(wc -l <"$tmp/tcp/result") lines)"
+	else
+		bad=1
+		echo "== output DIFFERS between TCP (-) and mpklink (+):"
+		diff -u --label tcp --label mpklink "$tmp/tcp/result" "$tmp/mpk/result" | head -n 80
+	fi
+	if [ ${#mpk_problems[@]} -gt 0 ]; then
+		bad=1
+		echo "== under mpklink:"
+		printf '  %s\n' "${mpk_problems[@]}"
+	fi
+	for n in $need_links; do
+		f=$tmp/mpk/$n.stats
+		l=$(stat_field "$f" links)
+		if [ "$l" -eq 0 ]; then
+			if [ "$shared" = shared ]; then
+				echo "== $n: no links (connections stayed TCP; allowed on a shared port)"
+			else
+				bad=1
+				echo "== $n made no links under mpklink: the test would pass vacuously"
+			fi
+		fi
+	done
+	if [ $bad -ne 0 ]; then
+		for f in "$tmp"/mpk/*.err; do
+			[ -s "$f" ] || continue
+			echo "--- mpk/$(basename "$f") (last 10 lines)"
+			tail -n 10 "$f"
+		done
+		echo "FAIL: $RP_NAME"
+		exit 1
+	fi
+	echo "PASS: $RP_NAME: identical output over TCP and under mpklink"
+	exit 0
+}
