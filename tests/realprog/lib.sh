@@ -33,21 +33,31 @@ problems=()
 
 # fail MESSAGE: the test fails now, with the logs of both runs.
 fail() {
-	echo "FAIL: $RP_NAME: $*" >&2
-	local f
-	for f in "$tmp"/*/*.err "$tmp"/*/*.log; do
-		[ -s "$f" ] || continue
-		echo "--- ${f#"$tmp"/} (last 15 lines)" >&2
-		tail -n 15 "$f" >&2
-	done
+	echo "FAIL: $RP_NAME: $*"
+	show_errs
 	exit 1
+}
+
+# show_errs [tcp|mpk]: what the programs said on stderr, less the launcher's usual two
+# lines (no MPK on this CPU, no identity), the last lines of each.
+show_errs() {
+	local f shown=0
+	for f in "$tmp"/${1:-*}/*.err; do
+		[ -s "$f" ] || continue
+		grep -v -e '^mpklink: MPK guard off' -e '^mpklink-run: no MPKLINK_IDENTITY' "$f" \
+			>"$f.rest" || continue
+		[ $shown -lt 12 ] || { echo "--- (more in other *.err files)"; break; }
+		shown=$((shown + 1))
+		echo "--- ${f#"$tmp"/} (stderr, last 8 lines)"
+		tail -n 8 "$f.rest"
+	done
 }
 
 # problem MESSAGE: something went wrong in this run (a hang, a crash, a bad
 # exit); the run goes on, the verdict fails.
 problem() {
 	problems+=("$mode: $*")
-	echo "  problem: $mode: $*" >&2
+	echo "  problem: $mode: $*"
 }
 
 # need COMMAND PACKAGE: fails (never skips) naming the Debian package.
@@ -206,7 +216,7 @@ verdict() {
 		case $p in tcp:*) tcp_problems+=("$p") ;; *) mpk_problems+=("$p") ;; esac
 	done
 	if [ ${#tcp_problems[@]} -gt 0 ]; then
-		printf '  %s\n' "${tcp_problems[@]}" >&2
+		printf '  %s\n' "${tcp_problems[@]}"
 		fail "the plain-TCP baseline itself went wrong (above): the test environment, not mpklink"
 	fi
 	if cmp -s "$tmp/tcp/result" "$tmp/mpk/result"; then
@@ -234,11 +244,7 @@ verdict() {
 		fi
 	done
 	if [ $bad -ne 0 ]; then
-		for f in "$tmp"/mpk/*.err; do
-			[ -s "$f" ] || continue
-			echo "--- mpk/$(basename "$f") (last 10 lines)"
-			tail -n 10 "$f"
-		done
+		show_errs mpk
 		echo "FAIL: $RP_NAME"
 		exit 1
 	fi
