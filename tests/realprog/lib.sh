@@ -116,8 +116,25 @@ stop_bg() {
 	esac
 }
 
+# wait_bg NAME SECONDS: waits for a background program to end by itself; one
+# still running after SECONDS is a hang (killed). Sets $bg_status.
+wait_bg() {
+	local name=$1 pid=${bg_pids[$1]}
+	bg_status=0
+	for _ in $(seq $(($2 * 10))); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		problem "hang: $name did not end within $2 s; killed"
+		kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null
+	fi
+	wait "$pid" 2>/dev/null || bg_status=$?
+}
+
 # run_fg NAME SECONDS CMD...: a client, bounded by timeout; stdout to
-# $dir/NAME.out (a hang adds a line saying so), stderr to $dir/NAME.err.
+# $dir/NAME.out (a hang adds a line saying so), stderr to $dir/NAME.err,
+# stdin from $RP_IN (a file; default /dev/null).
 # Sets $fg_status; a hang is a problem, other exit codes are the caller's.
 declare -A fg_st
 run_fg() {
@@ -125,8 +142,8 @@ run_fg() {
 	shift 2
 	wrap "$name"
 	fg_status=0
-	timeout -k 5 "$secs" "${W[@]}" "$@" >"$dir/$name.out" 2>"$dir/$name.err" </dev/null ||
-		fg_status=$?
+	timeout -k 5 "$secs" "${W[@]}" "$@" >"$dir/$name.out" 2>"$dir/$name.err" \
+		<"${RP_IN:-/dev/null}" || fg_status=$?
 	fg_st[$name]=$fg_status
 	if [ $fg_status -eq 124 ] || [ $fg_status -eq 137 ]; then
 		echo "[$name: HANG, killed after $secs s]" >>"$dir/$name.out"
