@@ -147,7 +147,7 @@ run_fg() {
 	fg_st[$name]=$fg_status
 	if [ $fg_status -eq 124 ] || [ $fg_status -eq 137 ]; then
 		echo "[$name: HANG, killed after $secs s]" >>"$dir/$name.out"
-		problem "hang: $name did not finish within $secs s: $*"
+		problem "hang: $name ($(basename "$1")) did not finish within $secs s; killed"
 	fi
 	return 0
 }
@@ -252,7 +252,10 @@ verdict() {
 		f=$tmp/mpk/$n.stats
 		l=$(stat_field "$f" links)
 		if [ "$l" -eq 0 ]; then
-			if [ "$shared" = shared ]; then
+			if [ ! -s "$f" ] && [[ " 124 137 " == *" ${fg_st[$n]:-} "* ]]; then
+				bad=1
+				echo "== $n: no stats: it was killed (hang) before its exit"
+			elif [ "$shared" = shared ]; then
 				echo "== $n: no links (connections stayed TCP; allowed on a shared port)"
 			else
 				bad=1
