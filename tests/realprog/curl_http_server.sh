@@ -30,6 +30,7 @@ printf 'deep\n' >"$www/sub/deep.txt"
 
 # What curl prints, without what differs run to run: the Date header, the
 # port in URLs, and CRs.
+# shellcheck disable=SC2317 # called through result_of
 norm() { tr -d '\r' | grep -v -i '^date:' | sed "s/127\.0\.0\.1:$port/127.0.0.1:PORT/g"; }
 W_FMT='-> %{url_effective} status=%{http_code} size=%{size_download} new_connections=%{num_connects} type=%{content_type}\n'
 

@@ -21,6 +21,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 INTEROP = os.path.join(HERE, "..", "interop")
 sys.path.insert(0, INTEROP)
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 import py_echo  # noqa: E402  (dies naming python3-grpcio when grpc is missing)
 
 grpc = py_echo.grpc

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # SPDX-License-Identifier: MIT
 # Helpers for the real-program drop-in tests (tests/realprog): each test runs
 # the same real programs twice, over plain TCP ("tcp") and with every program
@@ -42,6 +43,7 @@ fail() {
 # lines (no MPK on this CPU, no identity), the last lines of each.
 show_errs() {
 	local f shown=0
+	# shellcheck disable=SC2231 # the glob is meant
 	for f in "$tmp"/${1:-*}/*.err; do
 		[ -s "$f" ] || continue
 		grep -v -e '^mpklink: MPK guard off' -e '^mpklink-run: no MPKLINK_IDENTITY' "$f" \
@@ -167,8 +169,7 @@ result_of() {
 
 # wait_out FILE PATTERN SECONDS: waits until FILE has a line matching PATTERN.
 wait_out() {
-	local i
-	for i in $(seq $(($3 * 10))); do
+	for _ in $(seq $(($3 * 10))); do
 		grep -q -- "$2" "$1" 2>/dev/null && return 0
 		sleep 0.1
 	done
@@ -177,8 +178,7 @@ wait_out() {
 
 # wait_listeners PORT N SECONDS: until N sockets listen on PORT.
 wait_listeners() {
-	local i
-	for i in $(seq $(($3 * 10))); do
+	for _ in $(seq $(($3 * 10))); do
 		[ "$(ss -Htln "sport = :$1" | wc -l)" -ge "$2" ] && return 0
 		sleep 0.1
 	done
@@ -201,7 +201,7 @@ stats_summary() {
 run_both() {
 	need ss iproute2
 	need timeout coreutils
-	[ -n "${MPKLINK_RUN:-}" ] && [ -x "$MPKLINK_RUN" ] ||
+	[ -x "${MPKLINK_RUN:-/nonexistent}" ] ||
 		fail "MPKLINK_RUN is not the mpklink-run launcher: '${MPKLINK_RUN:-}' (run through ctest)"
 	local t0
 	for mode in tcp mpk; do

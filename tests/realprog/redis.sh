@@ -42,6 +42,7 @@ scenario() {
 	run_fg bench 120 redis-benchmark -h 127.0.0.1 -p "$port" -n 2000 -c 20 \
 		-t set,get,incr,lpush --csv
 	# Which tests ran, and the number of columns each row has.
+	# shellcheck disable=SC2016 # awk's
 	result_of bench awk -F, '{print $1 " columns=" NF}'
 	run_fg stats 30 redis-cli -h 127.0.0.1 -p "$port" INFO commandstats
 	result_of stats sh -c "tr -d '\r' | sed -E 's/,usec=[^,]*,usec_per_call=[^,]*//' | sort"
@@ -58,9 +59,11 @@ scenario() {
 	cli strlen STRLEN big
 	run_fg bigget 30 redis-cli -h 127.0.0.1 -p "$port" --raw GET big
 	# GET --raw adds one newline.
-	echo "### bigget: exit ${fg_st[bigget]}" >>"$dir/result"
-	echo "size $(stat -c %s "$dir/bigget.out") sha256 $(head -c 1048576 "$dir/bigget.out" | sha256sum | cut -d' ' -f1)" >>"$dir/result"
-	echo "sent sha256 $(sha256sum <"$tmp/big" | cut -d' ' -f1)" >>"$dir/result"
+	{
+		echo "### bigget: exit ${fg_st[bigget]}"
+		echo "size $(stat -c %s "$dir/bigget.out") sha256 $(head -c 1048576 "$dir/bigget.out" | sha256sum | cut -d' ' -f1)"
+		echo "sent sha256 $(sha256sum <"$tmp/big" | cut -d' ' -f1)"
+	} >>"$dir/result"
 	cli getrange GETRANGE big 1048570 -1
 	RP_IN=$tmp/multi.txt run_fg multi 30 redis-cli -h 127.0.0.1 -p "$port"
 	result_of multi
