@@ -101,7 +101,11 @@ stop_bg() {
 		problem "$name had exited (status $bg_status) before we stopped it"
 		return
 	fi
-	kill -"$sig" "$pid" 2>/dev/null
+	# To timeout's child alone (the program, or its mpklink-run, which
+	# passes it on): timeout itself would also signal its whole process
+	# group, and the program would get it twice.
+	kill -"$sig" "$(pgrep -P "$pid" | head -n 1 || echo "$pid")" 2>/dev/null ||
+		kill -"$sig" "$pid" 2>/dev/null
 	for _ in $(seq 100); do
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1
@@ -201,6 +205,7 @@ stats_summary() {
 run_both() {
 	need ss iproute2
 	need timeout coreutils
+	need pgrep procps
 	[ -x "${MPKLINK_RUN:-/nonexistent}" ] ||
 		fail "MPKLINK_RUN is not the mpklink-run launcher: '${MPKLINK_RUN:-}' (run through ctest)"
 	local t0
@@ -255,6 +260,9 @@ verdict() {
 			if [ ! -s "$f" ] && [[ " 124 137 " == *" ${fg_st[$n]:-} "* ]]; then
 				bad=1
 				echo "== $n: no stats: it was killed (hang) before its exit"
+			elif [ ! -s "$f" ] && [ "${fg_st[$n]:-0}" -gt 128 ] 2>/dev/null; then
+				bad=1
+				echo "== $n: no stats: it died (status ${fg_st[$n]}) before its exit"
 			elif [ "$shared" = shared ]; then
 				echo "== $n: no links (connections stayed TCP; allowed on a shared port)"
 			else
