@@ -22,7 +22,7 @@ nclients=20
 batch=5
 
 scenario() {
-	local i j n ps name rc args
+	local i j n name args
 	: >"$dir/result"
 	start_bg serverA 400 "$GRPC_WHO_SERVER" --port "$port"
 	start_bg serverB 400 "$GRPC_WHO_SERVER" --port "$port"
@@ -32,27 +32,19 @@ scenario() {
 	wait_listeners "$port" 2 10 ||
 		problem "not two sockets listening on port $port: $(ss -Htln "sport = :$port" | wc -l)"
 	for ((i = 0; i < nclients; i += batch)); do
-		ps=()
 		for ((j = i; j < i + batch && j < nclients; j++)); do
 			name=$(printf 'client%02d' "$j")
 			args=(--calls 3 --deadline 5 --name "$name")
 			[ $((j % 2)) -eq 1 ] && args+=(--channels 3)
-			(
-				run_fg "$name" 60 "$PY" "$here/grpc_calls.py" --target "127.0.0.1:$port" "${args[@]}"
-				echo "$fg_status" >"$dir/$name.rc"
-			) 2>/dev/null &
-			ps+=($!)
+			run_par "$name" 60 "$PY" "$here/grpc_calls.py" --target "127.0.0.1:$port" "${args[@]}"
 		done
-		wait "${ps[@]}"
+		par_wait
 	done
 	for ((j = 0; j < nclients; j++)); do
 		name=$(printf 'client%02d' "$j")
-		rc=$(cat "$dir/$name.rc" 2>/dev/null || echo '?')
-		fg_st[$name]=$rc
-		case $rc in
-		0) ;;
-		124 | 137) problem "hang: $name did not finish within 60 s" ;;
-		*) problem "$name exited $rc" ;;
+		case ${fg_st[$name]} in
+		0 | 124 | 137) ;;
+		*) problem "$name exited ${fg_st[$name]}" ;;
 		esac
 		result_of "$name"
 	done

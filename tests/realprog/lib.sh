@@ -158,6 +158,34 @@ run_fg() {
 	return 0
 }
 
+# run_par NAME SECONDS CMD...: run_fg in the background, with others;
+# par_wait waits for all of them and takes their statuses (a hang is a
+# problem, as with run_fg).
+par_names=()
+par_pids=()
+run_par() {
+	local name=$1
+	(
+		run_fg "$@"
+		echo "$fg_status" >"$dir/$name.rc"
+	) >/dev/null &
+	par_pids+=($!)
+	par_names+=("$name")
+}
+par_wait() {
+	local n rc
+	wait "${par_pids[@]}"
+	for n in "${par_names[@]}"; do
+		rc=$(cat "$dir/$n.rc" 2>/dev/null || echo '?')
+		fg_st[$n]=$rc
+		case $rc in
+		124 | 137) problem "hang: $n did not finish within its time; killed" ;;
+		esac
+	done
+	par_names=()
+	par_pids=()
+}
+
 # result_of NAME [FILTER...]: appends to $dir/result a header with NAME's
 # exit status (from run_fg) and its stdout, through FILTER (a command) if given.
 result_of() {

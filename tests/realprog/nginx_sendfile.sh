@@ -93,21 +93,13 @@ CONF
 	result_of notfound
 
 	# Two at once.
-	local two=()
 	for i in A B; do
-		(
-			run_fg "two$i" 45 curl -sS --max-time 30 -o "$dir/dl/two$i" \
-				-w "%{http_code} %{size_download}\n" "$u/20m.bin"
-			echo "$fg_status" >"$dir/two$i.rc"
-		) >/dev/null &
-		two+=($!)
+		run_par "two$i" 45 curl -sS --max-time 30 -o "$dir/dl/two$i" \
+			-w "%{http_code} %{size_download}\n" "$u/20m.bin"
 	done
-	wait "${two[@]}"
-	for i in A B; do
-		fg_st[two$i]=$(cat "$dir/two$i.rc" 2>/dev/null || echo '?')
-		case ${fg_st[two$i]} in 124 | 137) problem "hang: curl two$i did not finish within 45 s" ;; esac
-		result_of "two$i"
-	done
+	par_wait
+	result_of twoA
+	result_of twoB
 	for i in A B; do
 		echo "two$i $(sum "$dir/dl/two$i")" >>"$dir/result"
 	done
