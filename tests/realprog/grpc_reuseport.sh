@@ -20,6 +20,7 @@ need grpc_python_plugin protobuf-compiler-grpc
 [ -x "${GRPC_WHO_SERVER:-}" ] || fail "GRPC_WHO_SERVER is not the built grpc_who_server: '${GRPC_WHO_SERVER:-}'"
 nclients=20
 batch=5
+run_budget=260 # 4 batches of clients, 60 s each at most
 
 scenario() {
 	local i j n name args

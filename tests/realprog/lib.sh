@@ -140,12 +140,16 @@ wait_bg() {
 
 # run_fg NAME SECONDS CMD...: a client, bounded by timeout; stdout to
 # $dir/NAME.out (a hang adds a line saying so), stderr to $dir/NAME.err,
+# within the run's budget (run_both),
 # stdin from $RP_IN (a file; default /dev/null).
 # Sets $fg_status; a hang is a problem, other exit codes are the caller's.
 declare -A fg_st
 run_fg() {
-	local name=$1 secs=$2
+	local name=$1 secs=$2 left=$((run_deadline - SECONDS))
 	shift 2
+	# Within the run's budget: after a hang, the rest get 5 s each.
+	[ $left -ge 5 ] || left=5
+	[ "$secs" -le $left ] || secs=$left
 	wrap "$name"
 	fg_status=0
 	timeout -k 5 "$secs" "${W[@]}" "$@" >"$dir/$name.out" 2>"$dir/$name.err" \
@@ -199,6 +203,9 @@ result_of() {
 	fi
 }
 
+# sum FILE: its sha256, or "missing".
+sum() { if [ -f "$1" ]; then sha256sum <"$1" | cut -d' ' -f1; else echo missing; fi; }
+
 # wait_out FILE PATTERN SECONDS: waits until FILE has a line matching PATTERN.
 wait_out() {
 	for _ in $(seq $(($3 * 10))); do
@@ -229,7 +236,11 @@ stats_summary() {
 	done
 }
 
-# run_both: scenario over plain TCP, then under mpklink.
+# run_both: scenario over plain TCP, then under mpklink. Each run has a
+# budget of $run_budget seconds (default 200) for its clients (run_fg):
+# beyond it, each gets 5 s, so that hangs add up to a bounded time.
+run_budget=${run_budget:-200}
+run_deadline=$((SECONDS + run_budget))
 run_both() {
 	need ss iproute2
 	need timeout coreutils
@@ -243,6 +254,7 @@ run_both() {
 		port=$(free_port)
 		envf=$(envfile "$mode" "MPKLINK_ENDPOINTS=127.0.0.1:$port" "MPKLINK_RUNDIR=$tmp/run")
 		t0=$SECONDS
+		run_deadline=$((SECONDS + run_budget))
 		echo "== $RP_NAME: $mode run, port $port"
 		scenario
 		[ -f "$dir/result" ] || fail "internal: the $mode run wrote no result"

@@ -27,8 +27,6 @@ head -c 1024 /dev/urandom >"$www/1k.bin"
 head -c $((1 << 20)) /dev/urandom >"$www/1m.bin"
 head -c $((20 << 20)) /dev/urandom >"$www/20m.bin"
 
-# sum FILE: its sha256, or "missing".
-sum() { if [ -f "$1" ]; then sha256sum <"$1" | cut -d' ' -f1; else echo missing; fi; }
 # shellcheck disable=SC2317 # called through result_of
 norm() { tr -d '\r' | grep -v -i '^date:' | sed "s/127\.0\.0\.1:$port/127.0.0.1:PORT/g"; }
 W_FMT='-> %{url_effective} status=%{http_code} size=%{size_download} new_connections=%{num_connects}\n'
@@ -63,7 +61,8 @@ CONF
 		-g "daemon off; master_process on; pid $p/nginx.pid;"
 	wait_listeners "$port" 1 20 || problem "nginx did not listen within 20 s"
 
-	run_fg files 45 curl -sS --max-time 30 -D - -w "$W_FMT" \
+	# curl's --max-time bounds each URL: 5 URLs, 10 s each at most.
+	run_fg files 70 curl -sS --max-time 10 -D - -w "$W_FMT" \
 		-o "$dir/dl/f0" "$u/empty.bin" -o "$dir/dl/f1" "$u/1k.bin" \
 		-o "$dir/dl/f2" "$u/1m.bin" -o "$dir/dl/f3" "$u/20m.bin" \
 		-o "$dir/dl/f4" "$u/1k.bin"
@@ -94,7 +93,7 @@ CONF
 
 	# Two at once.
 	for i in A B; do
-		run_par "two$i" 45 curl -sS --max-time 30 -o "$dir/dl/two$i" \
+		run_par "two$i" 30 curl -sS --max-time 20 -o "$dir/dl/two$i" \
 			-w "%{http_code} %{size_download}\n" "$u/20m.bin"
 	done
 	par_wait
