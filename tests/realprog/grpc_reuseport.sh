@@ -62,4 +62,10 @@ scenario() {
 	done
 }
 run_both
+differ=()
+for ((j = 0; j < nclients; j++)); do
+	name=$(printf 'client%02d' "$j")
+	cmp -s "$tmp/tcp/$name.out" "$tmp/mpk/$name.out" || differ+=("$name")
+done
+echo "== clients whose output differs under mpklink: ${#differ[@]} of $nclients${differ[*]:+: ${differ[*]}}"
 verdict "serverA serverB" shared

@@ -285,8 +285,11 @@ verdict() {
 		echo "== output: identical over TCP and under mpklink ($(wc -l <"$tmp/tcp/result") lines)"
 	else
 		bad=1
-		echo "== output DIFFERS between TCP (-) and mpklink (+):"
-		diff -u --label tcp --label mpklink "$tmp/tcp/result" "$tmp/mpk/result" | head -n 80
+		diff -u --label tcp --label mpklink "$tmp/tcp/result" "$tmp/mpk/result" >"$tmp/result.diff"
+		echo "== output DIFFERS between TCP (-) and mpklink (+):" \
+			"$(grep -c '^-[^-]' "$tmp/result.diff") lines only over TCP," \
+			"$(grep -c '^+[^+]' "$tmp/result.diff") only under mpklink (diff's first 80 lines):"
+		head -n 80 "$tmp/result.diff"
 	fi
 	if [ ${#mpk_problems[@]} -gt 0 ]; then
 		bad=1
