@@ -22,15 +22,21 @@
 . "$(dirname "${BASH_SOURCE[0]}")/../integration/lib.sh"
 
 RP_NAME=$(basename "$0" .sh)
-# RP_KEEP=1: keep the run's folder (both runs' outputs, logs and stats).
-if [ -n "${RP_KEEP:-}" ]; then
-	cleanup() {
-		for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-		wait 2>/dev/null
-		echo "RP_KEEP: the runs' files are in $tmp" >&2
-	}
-fi
-problems=()
+# On exit: each background program's whole process group (timeout leads
+# one: nginx's workers go with their master), then the folder, unless
+# RP_KEEP=1 (it keeps both runs' outputs, logs and stats, and says where).
+cleanup() {
+	local p
+	for p in "${pids[@]}"; do
+		kill -9 -- "-$p" 2>/dev/null || kill -9 "$p" 2>/dev/null
+	done
+	wait 2>/dev/null
+	if [ -n "${RP_KEEP:-}" ]; then
+		echo "RP_KEEP: the runs' files are in $tmp"
+	else
+		rm -rf "$tmp"
+	fi
+}
 
 # fail MESSAGE: the test fails now, with the logs of both runs.
 fail() {
