@@ -443,11 +443,13 @@ static void live_add(struct mpk_ctl *c, unsigned sport, unsigned cport, unsigned
 	pthread_mutex_unlock(&c->lock);
 }
 
-/* Returns the index of (sport, cport), or -1. Under c->lock. */
-static ssize_t live_find(struct mpk_ctl *c, unsigned sport, unsigned cport)
+/* Returns the index of side's end of (sport, cport), or -1. Under
+ * c->lock. A program that connects to itself holds both. */
+static ssize_t live_find(struct mpk_ctl *c, unsigned sport, unsigned cport, unsigned side)
 {
 	for (size_t i = c->nlive; i-- > 0;)
-		if (c->live[i].server_port == sport && c->live[i].client_port == cport)
+		if (c->live[i].server_port == sport && c->live[i].client_port == cport &&
+		    c->live[i].side == side)
 			return (ssize_t)i;
 	return -1;
 }
@@ -465,12 +467,12 @@ static void live_drop(struct mpk_ctl *c, size_t i)
  * the socket, and be about to exec an image that asks for the link
  * (LOOKUP): the link goes once no process holds the socket (live_sweep).
  */
-static void live_closing(struct mpk_ctl *c, unsigned sport, unsigned cport)
+static void live_closing(struct mpk_ctl *c, unsigned sport, unsigned cport, unsigned side)
 {
 	ssize_t i;
 
 	pthread_mutex_lock(&c->lock);
-	i = live_find(c, sport, cport);
+	i = live_find(c, sport, cport, side);
 	if (i >= 0) {
 		c->live[i].closing = 1;
 		if (!c->sweep_at_ms || c->sweep_at_ms > now_ms() + SWEEP_SOON_MS)
@@ -991,7 +993,7 @@ static int on_shim(struct mpk_ctl *c, size_t idx)
 		unsigned side = 0;
 
 		pthread_mutex_lock(&c->lock);
-		i = live_find(c, req.port, req.peer_port);
+		i = live_find(c, req.port, req.peer_port, req.side);
 		if (i >= 0) {
 			r = fds_dup(c->live[i].fds, fds);
 			side = c->live[i].side;
@@ -1007,7 +1009,7 @@ static int on_shim(struct mpk_ctl *c, size_t idx)
 	}
 	case MPK_CTL_CLOSE:
 		reply(c, s->fd, 0, NULL, 0, NULL);
-		live_closing(c, req.port, req.peer_port);
+		live_closing(c, req.port, req.peer_port, req.side);
 		return 0;
 	case MPK_CTL_CONNECT: {
 		struct connect_job *j = malloc(sizeof(*j));

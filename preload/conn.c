@@ -45,11 +45,24 @@ static void conn_destroy(struct fdobj *o, int quiet)
 {
 	struct ufd *u = ufd_of(o);
 
+	/* First: a set looking at its entries holds their set's lock. */
+	if (conn_hooks.forget_conn)
+		conn_hooks.forget_conn(u);
+	/* Bytes the program left unread in the ring when the socket goes
+	 * (now: the last call using it has returned) make it a reset, as
+	 * they would have on TCP: the peer reads ECONNRESET, not the end.
+	 * Not where another process may hold the socket still. */
+	if (u->link && u->sock >= 0 && !quiet && process_fork_gen() == u->born_gen &&
+	    (u->state == ST_ACTIVE || u->state == ST_VERIFY) && mpk_link_readable(u->link) > 0) {
+		struct linger lg = {1, 0};
+
+		real.setsockopt(u->sock, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	}
 	if (u->link) {
 		/* The launcher forgets the link: no later image can claim it.
 		 * Not from a fork child for the parent's connection. */
 		if (u->cport && !quiet)
-			ctl_closed(u->port, u->cport);
+			ctl_closed(u->port, u->cport, u->side);
 		if (conn_claim_report(u))
 			stats_add(u->link, u->sock);
 		mpk_link_detach(u->link);
@@ -146,6 +159,14 @@ void conn_read_timeouts(struct ufd *u)
 	/* Read by blocking calls in other threads. */
 	__atomic_store_n(&u->rcvtimeo_ns, timeo_ns(u->sock, SO_RCVTIMEO), __ATOMIC_RELAXED);
 	__atomic_store_n(&u->sndtimeo_ns, timeo_ns(u->sock, SO_SNDTIMEO), __ATOMIC_RELAXED);
+	{
+		int v = 1;
+		socklen_t l = sizeof(v);
+
+		if (real.getsockopt(u->sock, SOL_SOCKET, SO_RCVLOWAT, &v, &l) < 0 || v < 1)
+			v = 1;
+		__atomic_store_n(&u->rcvlowat, v, __ATOMIC_RELAXED);
+	}
 }
 
 static int fd_nonblocking(int fd)
@@ -196,9 +217,10 @@ struct ufd *conn_new(int fd, int *lfds, int side, unsigned port, unsigned cport,
 	/* The socket stays, for the peer's hang-up: its close or death. */
 	mpk_link_set_doorbell(u->link, u->sock, real.send, real.recv);
 	mpk_link_set_bells(u->link, u->bell[0], u->bell[1]);
-	u->fork_gen = process_fork_gen();
+	u->fork_gen = u->born_gen = process_fork_gen();
 	u->port = port;
 	u->cport = cport;
+	u->side = (unsigned)side;
 	u->state = state;
 	u->nonblock = fd_nonblocking(fd);
 	/* An accepted socket inherits the listener's. */
@@ -363,27 +385,76 @@ int settle(struct ufd *u)
 	return r;
 }
 
+static void reset_peer(struct ufd *u);
+
 void conn_break(struct ufd *u, const char *why)
 {
-	struct sockaddr sa = {.sa_family = AF_UNSPEC};
-
 	if (__atomic_exchange_n(&u->broke, 1, __ATOMIC_ACQ_REL))
 		return;
 	slog(0, "port %u: link broken: %s; connection reset", u->port, why);
 	if (u->link)
 		mpk_link_break(u->link);
-	/* A connect to AF_UNSPEC disconnects a TCP socket with a reset
-	 * (tcp_disconnect), which the peer's hang-up check reads as
-	 * ECONNRESET, whoever else holds the socket. */
+	/* The peer's hang-up check reads the reset as ECONNRESET. */
+	reset_peer(u);
+}
+
+void conn_reset(struct ufd *u, int err)
+{
+	__atomic_store_n(&u->reset, 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&u->err_pending, err, __ATOMIC_RELEASE);
+}
+
+/* Resets the peer's end: a connect to AF_UNSPEC disconnects a TCP socket
+ * with a reset (tcp_disconnect), whoever else holds it. */
+static void reset_peer(struct ufd *u)
+{
+	struct sockaddr sa = {.sa_family = AF_UNSPEC};
+
 	if (u->sock >= 0)
 		real.connect(u->sock, &sa, sizeof(sa));
 }
 
+uint64_t conn_rx_total(struct ufd *u)
+{
+	struct mpk_link_stats st;
+	ssize_t n = mpk_link_readable(u->link);
+
+	mpk_link_get_stats(u->link, &st);
+	return st.rx_bytes + (n > 0 ? (uint64_t)n : 0);
+}
+
+void conn_reset_peer_after_write(struct ufd *u)
+{
+	reset_peer(u);
+	conn_reset(u, EPIPE);
+}
+
+int conn_late_data(struct ufd *u)
+{
+	if (!u->link || !u->rd_shut || !__atomic_load_n(&u->wr_shut, __ATOMIC_ACQUIRE) ||
+	    __atomic_load_n(&u->reset, __ATOMIC_ACQUIRE) || conn_rx_total(u) <= u->shut_arrived)
+		return 0;
+	reset_peer(u);
+	conn_reset(u, ECONNRESET);
+	return 1;
+}
+
 void conn_hangup(struct ufd *u)
 {
-	if (u->link && mpk_link_hangup_check(u->link) == -EPROTO)
+	int r = u->link ? mpk_link_hangup_check(u->link) : 0;
+
+	if (r == -EPROTO) {
 		conn_break(u, "bytes arrived on its TCP connection, past the link (written by "
 			      "io_uring, a raw system call, or a program without the preload)");
+	} else if (r == -ECONNRESET && !__atomic_load_n(&u->reset, __ATOMIC_ACQUIRE)) {
+		conn_reset(u, ECONNRESET);
+	} else if (r == -EPIPE && !__atomic_load_n(&u->reset, __ATOMIC_ACQUIRE) &&
+		   mpk_link_tx_unread(u->link)) {
+		/* The peer's socket went with bytes of ours it never read
+		 * (written after it closed): TCP's peer answers those with a
+		 * reset, which finds us past its FIN. */
+		conn_reset(u, EPIPE);
+	}
 }
 
 void conn_demote(struct ufd *u)
@@ -407,9 +478,15 @@ void conn_last_close(struct ufd *u)
 
 	if (u->link && conn_claim_report(u))
 		stats_add(u->link, u->sock);
-	if (u->link && u->state == ST_ACTIVE && u->sock >= 0) {
-		/* Unread bytes would turn our FIN into an RST. */
-		while (real.recv(u->sock, buf, sizeof(buf), MSG_DONTWAIT) > 0)
-			;
-	}
+	if (!u->link || u->sock < 0 || (u->state != ST_ACTIVE && u->state != ST_VERIFY))
+		return;
+	/* Another process may hold the socket (a fork since it was made):
+	 * its bytes and its fate are that process's too. */
+	if (process_fork_gen() != u->born_gen)
+		return;
+	/* Bytes on the socket (a preamble not yet verified) are not the
+	 * program's: they must not turn our FIN into an RST (conn_destroy
+	 * decides that, by the ring). */
+	while (real.recv(u->sock, buf, sizeof(buf), MSG_DONTWAIT) > 0)
+		;
 }

@@ -47,6 +47,7 @@ struct ufd {
 	struct fdobj obj;   /* first: FDO_LISTEN or FDO_CONN */
 	unsigned port;      /* the server's (configured) port */
 	unsigned cport;     /* FDO_CONN: the client's port */
+	unsigned side;      /* FDO_CONN: 0 the server's end, 1 the client's */
 
 	/* FDO_CONN */
 	struct mpk_link *link;
@@ -58,8 +59,15 @@ struct ufd {
 	size_t pre_off;
 	int nonblock;
 	uint64_t rcvtimeo_ns, sndtimeo_ns; /* SO_RCVTIMEO, SO_SNDTIMEO; 0: none */
+	int rcvlowat; /* SO_RCVLOWAT: readable (to poll) from this many bytes */
 	int rd_shut;
 	int inq;
+	/* The TCP connection's state, as the program sees it: our SHUT_WR
+	 * (the ring carries it), a reset (the peer's, or ours when we wrote
+	 * to a peer that had closed), and an error the next call reports
+	 * once (sk_err: ECONNRESET, EPIPE). */
+	int wr_shut, reset, err_pending;
+	uint64_t shut_arrived; /* after SHUT_RDWR: bytes that had come by then */
 	unsigned wblock; /* writes that returned EAGAIN: an OUT edge is owed */
 	int wblocked;
 	int reported;      /* its stats are in the totals (exit report) */
@@ -70,6 +78,7 @@ struct ufd {
 	int zerocopy, zc_pending;
 	uint32_t zc_next, zc_lo, zc_hi;
 	unsigned fork_gen; /* process_fork_gen when this process last synced it */
+	unsigned born_gen; /* process_fork_gen when it was made or adopted */
 	pthread_mutex_t rlock, wlock, slock;
 };
 
@@ -133,14 +142,36 @@ HIDDEN void conn_demote(struct ufd *u);
  * close sends FIN, not RST. Before the real close. */
 HIDDEN void conn_last_close(struct ufd *u);
 
-/* Reads the socket's SO_RCVTIMEO and SO_SNDTIMEO into u (after a
- * setsockopt of either: the kernel's value, rounded as it keeps it). */
+/* Reads the socket's SO_RCVTIMEO, SO_SNDTIMEO and SO_RCVLOWAT into u
+ * (after a setsockopt of one: the kernel's value, as it keeps it). */
 HIDDEN void conn_read_timeouts(struct ufd *u);
 
 /* The kernel says u's socket is readable or hung up: the peer closed,
  * died or reset it, or bytes arrived that went past the link (then the
  * link breaks loudly: conn_break). Active connections only. */
 HIDDEN void conn_hangup(struct ufd *u);
+
+/* The connection is reset (by the peer, or as the peer's kernel would on
+ * our write after its close): err is reported once, by the next call. */
+HIDDEN void conn_reset(struct ufd *u, int err);
+
+/* After SHUT_RDWR, bytes that arrive are an error, as they are to TCP (a
+ * socket that shut both ways answers data with a reset): then the
+ * connection resets here and at the peer. Returns whether it did. */
+HIDDEN int conn_late_data(struct ufd *u);
+
+/* A write found the peer gone: as its TCP peer would, it answers with a
+ * reset (sent to it now), and our next call fails with EPIPE. */
+HIDDEN void conn_reset_peer_after_write(struct ufd *u);
+
+/* The bytes that ever arrived on u's link (read or waiting). */
+HIDDEN uint64_t conn_rx_total(struct ufd *u);
+
+/* The error to report now, once: 0 or a positive errno, cleared. */
+static inline int conn_take_error(struct ufd *u)
+{
+	return __atomic_exchange_n(&u->err_pending, 0, __ATOMIC_ACQ_REL);
+}
 
 /* Breaks the link loudly, once: one log line naming why, the link broken
  * (every call ECONNRESET) and the TCP connection reset, so that the peer
@@ -156,6 +187,7 @@ HIDDEN int conn_claim_report(struct ufd *u);
 struct conn_hooks {
 	void (*forget)(int fd);
 	void (*plain)(int fd);
+	void (*forget_conn)(struct ufd *u); /* u is destroyed: no entry of it */
 };
 HIDDEN extern struct conn_hooks conn_hooks;
 

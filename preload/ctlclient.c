@@ -83,12 +83,12 @@ static void ctl_give(int i, int broken)
 	pthread_mutex_unlock(&ctl_lock);
 }
 
-int ctl_call(uint32_t type, unsigned port, unsigned peer_port, struct mpk_ctl_rep *rep,
-	     int fds[MPK_LINK_NFDS])
+int ctl_call(uint32_t type, unsigned port, unsigned peer_port, unsigned side,
+	     struct mpk_ctl_rep *rep, int fds[MPK_LINK_NFDS])
 {
 	struct mpk_ctl_req req = {.magic = MPK_CTL_MAGIC, .version = MPK_CTL_VERSION,
 				  .type = type, .port = port, .peer_port = peer_port,
-				  .pid = (uint32_t)getpid()};
+				  .pid = (uint32_t)getpid(), .side = side};
 	int r, i;
 
 	for (int k = 0; k < MPK_LINK_NFDS; k++)
@@ -110,15 +110,15 @@ void ctl_unlisten(unsigned port)
 	struct mpk_ctl_rep rep;
 	int fds[MPK_LINK_NFDS];
 
-	ctl_call(MPK_CTL_UNLISTEN, port, 0, &rep, fds);
+	ctl_call(MPK_CTL_UNLISTEN, port, 0, 0, &rep, fds);
 }
 
-void ctl_closed(unsigned port, unsigned cport)
+void ctl_closed(unsigned port, unsigned cport, unsigned side)
 {
 	struct mpk_ctl_rep rep;
 	int fds[MPK_LINK_NFDS];
 
-	ctl_call(MPK_CTL_CLOSE, port, cport, &rep, fds);
+	ctl_call(MPK_CTL_CLOSE, port, cport, side, &rep, fds);
 }
 
 /* A fork while another thread holds ctl_lock (briefly: never across a

@@ -23,14 +23,15 @@
  * -errno), or -errno when the launcher could not be asked. A CONNECT or
  * ACCEPT that succeeds always has fds (else -EPROTO).
  */
-HIDDEN int ctl_call(uint32_t type, unsigned port, unsigned peer_port, struct mpk_ctl_rep *rep,
-		    int fds[MPK_LINK_NFDS]);
+HIDDEN int ctl_call(uint32_t type, unsigned port, unsigned peer_port, unsigned side,
+		    struct mpk_ctl_rep *rep, int fds[MPK_LINK_NFDS]);
 
 /* The program stopped listening on port. */
 HIDDEN void ctl_unlisten(unsigned port);
 
-/* The program closed the link (port, cport): no later image may claim it. */
-HIDDEN void ctl_closed(unsigned port, unsigned cport);
+/* The program closed its end (side) of the link (port, cport): the
+ * launcher keeps it while any process holds the socket. */
+HIDDEN void ctl_closed(unsigned port, unsigned cport, unsigned side);
 
 /* Fork: the connections' lock is held across it; the child's waiters were
  * the parent's threads. */

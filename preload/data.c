@@ -171,6 +171,76 @@ static size_t iov_len(const struct iovec *iov, int n)
 	return len;
 }
 
+/*
+ * Waits until more than have bytes are readable, or the end, an error,
+ * the deadline: 0 to look again, or the wait's -errno. Unlike wait_bell,
+ * the ring already holding bytes does not end the wait: only the peer's
+ * next publish (it rings, as we are armed) or a hang-up does.
+ */
+static int wait_more(struct ufd *u, size_t have, struct blocking *b)
+{
+	struct pollfd p[2] = {{.fd = u->sock, .events = POLLIN}, {.fd = u->bell[0], .events = POLLIN}};
+	ssize_t n;
+	int r, t = -1;
+
+	mpk_link_arm(u->link, MPK_LINK_IN | MPK_ARM_NODRAIN);
+	n = mpk_link_readable(u->link);
+	if (n < 0 || (size_t)n > have || (mpk_link_poll_rx(u->link, NULL) & MPK_LINK_RDHUP))
+		return 0;
+	if (b->deadline) {
+		uint64_t now = mono_ns();
+
+		if (now >= b->deadline)
+			return -EAGAIN;
+		t = (int)((b->deadline - now + 999999) / 1000000);
+	}
+	r = real.poll(p, u->bell[0] >= 0 ? 2 : 1, t);
+	if (r < 0)
+		return errno == EINTR ? blocking_signalled(b, 1) : -errno;
+	if (r == 0)
+		return b->deadline && mono_ns() >= b->deadline ? -EAGAIN : 0;
+	if (p[0].revents)
+		conn_hangup(u);
+	if (p[1].revents)
+		mpk_link_drain(u->link);
+	return 0;
+}
+
+/* recv(MSG_PEEK | MSG_WAITALL), blocking: TCP waits for all of it (or
+ * the end, or the timeout), then peeks. */
+static ssize_t conn_peek_all(struct ufd *u, const struct iovec *iov, int iovcnt, int flags)
+{
+	size_t want = iov_len(iov, iovcnt);
+	struct blocking b;
+	int r;
+
+	blocking_begin(&b, __atomic_load_n(&u->rcvtimeo_ns, __ATOMIC_RELAXED));
+	for (;;) {
+		ssize_t n;
+
+		r = settle(u);
+		if (r == 1)
+			return CONN_PLAIN;
+		if (r < 0 && r != -EAGAIN)
+			break;
+		n = r == 0 ? mpk_link_readable(u->link) : 0;
+		if (r == 0 && (n < 0 || (size_t)n >= want ||
+			       (mpk_link_poll_rx(u->link, NULL) & MPK_LINK_RDHUP) || u->rd_shut))
+			break;
+		r = r == 0 ? wait_more(u, (size_t)n, &b) : wait_bell(u, MPK_LINK_IN, &b);
+		if (r < 0) {
+			/* The timeout or a handler: what is there, peeked. */
+			if (r == -EAGAIN || r == -EINTR) {
+				ssize_t k = conn_readv(u, iov, iovcnt, (flags & ~MSG_WAITALL) | MSG_DONTWAIT);
+
+				return k > 0 ? k : r;
+			}
+			return r;
+		}
+	}
+	return conn_readv(u, iov, iovcnt, (flags & ~MSG_WAITALL) | MSG_DONTWAIT);
+}
+
 ssize_t conn_readv(struct ufd *u, const struct iovec *iov, int iovcnt, int flags)
 {
 	struct iovec rest[IOV_REST];
@@ -179,6 +249,17 @@ ssize_t conn_readv(struct ufd *u, const struct iovec *iov, int iovcnt, int flags
 	int nb = u->nonblock || (flags & MSG_DONTWAIT), waited = 0;
 	unsigned lf = (flags & MSG_PEEK) ? MPK_READ_PEEK : 0;
 
+	if ((flags & MPK_RECV_CALL) && !iov_len(iov, iovcnt)) {
+		/* TCP's recv of 0 bytes waits for 1, then says 0. */
+		char one;
+		struct iovec v = {.iov_base = &one, .iov_len = 1};
+
+		r = conn_readv(u, &v, 1, (flags & ~MPK_RECV_CALL & ~MSG_WAITALL) | MSG_PEEK);
+		return r < 0 ? r : 0;
+	}
+	flags &= ~MPK_RECV_CALL;
+	if ((flags & MSG_PEEK) && (flags & MSG_WAITALL) && !nb)
+		return conn_peek_all(u, iov, iovcnt, flags);
 	if (flags & (MSG_OOB | MSG_ERRQUEUE | MSG_TRUNC)) {
 		r = settle(u);
 		if (r == 1)
@@ -198,14 +279,23 @@ ssize_t conn_readv(struct ufd *u, const struct iovec *iov, int iovcnt, int flags
 			r = CONN_PLAIN;
 			break;
 		}
+		if (r == 0 && conn_late_data(u))
+			r = -ECONNRESET;
 		if (r == 0) {
-			if (u->rd_shut) {
-				r = 0;
-				break;
-			}
+			mpk_link_sync_rx(u->link);
 			r = mpk_link_readv(u->link, iov, iovcnt, lf);
-			if (r > 0)
+			if (r > 0) {
 				note_io_thread();
+			} else if (r == -EAGAIN || r == 0) {
+				/* Data first; then an error, once; then the end
+				 * (ours by SHUT_RD, or the reset's). */
+				int e = conn_take_error(u);
+
+				if (e)
+					r = -e;
+				else if (u->rd_shut || __atomic_load_n(&u->reset, __ATOMIC_ACQUIRE))
+					r = 0;
+			}
 		} else if (r == -EPIPE) {
 			r = 0; /* EOF before setup finished */
 		}
@@ -267,6 +357,18 @@ ssize_t conn_writev(struct ufd *u, const struct iovec *iov, int iovcnt, int flag
 	struct iovec rest[IOV_REST];
 	struct blocking b = {0};
 
+	if (__atomic_load_n(&u->err_pending, __ATOMIC_ACQUIRE) ||
+	    __atomic_load_n(&u->wr_shut, __ATOMIC_ACQUIRE) ||
+	    __atomic_load_n(&u->reset, __ATOMIC_ACQUIRE)) {
+		/* The error first, once (EPIPE raises SIGPIPE as always);
+		 * then a shut or reset send side fails. */
+		int e = conn_take_error(u);
+
+		r = e ? -e : -EPIPE;
+		if (r == -EPIPE && !(flags & MSG_NOSIGNAL))
+			raise(SIGPIPE);
+		return r;
+	}
 	if (flags & MSG_OOB) {
 		r = settle(u);
 		if (r == 1 || (r == -EAGAIN && u->state == ST_PROBE))
@@ -285,8 +387,10 @@ ssize_t conn_writev(struct ufd *u, const struct iovec *iov, int iovcnt, int flag
 			r = CONN_PLAIN;
 			break;
 		}
-		if (r == 0)
+		if (r == 0) {
+			mpk_link_sync_tx(u->link);
 			r = mpk_link_writev(u->link, iov, iovcnt);
+		}
 		if (r > 0) {
 			note_io_thread();
 			/* Read by pollers in other threads (conn_arm). */
@@ -328,6 +432,16 @@ ssize_t conn_writev(struct ufd *u, const struct iovec *iov, int iovcnt, int flag
 		break;
 	}
 	pthread_mutex_unlock(&u->wlock);
+	if (r == -EPIPE && total == 0 && u->state == ST_ACTIVE &&
+	    !__atomic_load_n(&u->wr_shut, __ATOMIC_ACQUIRE)) {
+		/* The peer closed (or shut both ways). TCP takes this write,
+		 * and the peer's kernel answers it with a reset: the bytes
+		 * are lost, the peer is reset, the next call fails. */
+		for (int i = 0; i < iovcnt; i++)
+			total += (ssize_t)iov[i].iov_len;
+		conn_reset_peer_after_write(u);
+		return total;
+	}
 	if (cfg.log_level >= 3)
 		slog(3, "port %u: write -> %zd (r %zd)", u->port, total, r);
 	if (total > 0 && (flags & MSG_ZEROCOPY) && u->zerocopy)
@@ -384,15 +498,18 @@ ssize_t conn_recvmsg(struct ufd *u, struct msghdr *m, int flags)
 
 		return r == 1 ? CONN_PLAIN : conn_errqueue(u, m);
 	}
+	flags |= MPK_RECV_CALL;
 	ssize_t r = conn_readv(u, m->msg_iov, (int)m->msg_iovlen, flags);
 	size_t space = m->msg_controllen;
 
-	if (r == CONN_PLAIN)
+	/* A failed call leaves the header as it was, as the kernel's does. */
+	if (r == CONN_PLAIN || r < 0)
 		return r;
 	m->msg_namelen = 0;
-	m->msg_flags = 0;
+	/* The kernel echoes MSG_CMSG_CLOEXEC back in msg_flags. */
+	m->msg_flags = flags & MSG_CMSG_CLOEXEC;
 	m->msg_controllen = 0;
-	if (r >= 0 && u->inq && m->msg_control && space >= CMSG_SPACE(sizeof(int))) {
+	if (u->inq && m->msg_control && space >= CMSG_SPACE(sizeof(int))) {
 		struct cmsghdr *c = (struct cmsghdr *)m->msg_control;
 		ssize_t left = u->state == ST_ACTIVE ? mpk_link_readable(u->link) : 0;
 		int v = left < 0 ? 0 : left > INT_MAX ? INT_MAX : (int)left;
@@ -402,8 +519,8 @@ ssize_t conn_recvmsg(struct ufd *u, struct msghdr *m, int flags)
 		c->cmsg_len = CMSG_LEN(sizeof(int));
 		memcpy(CMSG_DATA(c), &v, sizeof(v));
 		m->msg_controllen = CMSG_SPACE(sizeof(int));
-	} else if (r >= 0 && u->inq && m->msg_control && space) {
-		m->msg_flags |= MSG_CTRUNC;
+	} else if (u->inq) {
+		m->msg_flags |= MSG_CTRUNC; /* a cmsg with no room for it */
 	}
 	return r;
 }

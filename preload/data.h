@@ -23,6 +23,12 @@
  * the caller demotes it and makes the real call. */
 #define CONN_PLAIN (-((ssize_t)1 << 40))
 
+/* For conn_readv: the call is recv, recvfrom or recvmsg, not read or
+ * readv: asked for 0 bytes, TCP's recv waits for one as for any, and
+ * says EAGAIN when nonblocking and empty (read says 0 at once). The
+ * kernel refuses this bit from programs (MSG_CMSG_COMPAT). */
+#define MPK_RECV_CALL 0x80000000
+
 /* Bytes read (0 at end of stream), -errno, or CONN_PLAIN. */
 HIDDEN ssize_t conn_readv(struct ufd *u, const struct iovec *iov, int iovcnt, int flags);
 

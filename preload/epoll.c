@@ -2,6 +2,7 @@
 /* epoll emulation (epoll.h). */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -24,7 +25,11 @@
  * at the rings, which every epoll_wait does anyway. */
 #define BTAG UINT64_C(0xfeed4d504c000000)
 
-/* One upgraded fd in a set; holds a reference on u. */
+/* One upgraded fd in a set. It holds no reference on u: as the kernel's
+ * registration lives while the file does (a dup keeps it reporting after
+ * the registered number is closed), an entry lives until its connection
+ * is destroyed, which first removes it (eset_forget_conn, under each
+ * set's mu, so no one looking at the entry sees u go). */
 struct ereg {
 	int fd;
 	struct ufd *u;
@@ -43,7 +48,10 @@ struct eset {
 	struct ereg *v;
 	size_t n, cap;
 	struct eset **nested; /* sets registered in this one (each referenced) */
+	uint32_t *nested_ev;  /* how each is registered here (EPOLLET...) */
 	size_t nnested;
+	uint64_t rung_sig;    /* as a nested set: its news when it last rang */
+	size_t rr;          /* where the next collect starts: LT round robin */
 	struct eset *next;  /* the live sets, under esets_lock */
 	int hot;            /* the rings had news at the last look: spin first */
 	uint64_t kernel_ns; /* when the kernel's events were last harvested */
@@ -75,15 +83,15 @@ static void eset_destroy(struct fdobj *o, int quiet)
 		}
 	}
 	pthread_mutex_unlock(&esets_lock);
-	for (size_t i = 0; i < es->n; i++)
-		ufd_put(es->v[i].u);
 	free(es->v);
 	es->v = NULL;
 	es->n = es->cap = 0;
 	for (size_t i = 0; i < es->nnested; i++)
 		fdobj_put(&es->nested[i]->obj);
 	free(es->nested);
+	free(es->nested_ev);
 	es->nested = NULL;
+	es->nested_ev = NULL;
 	es->nnested = 0;
 	pthread_mutex_destroy(&es->mu);
 }
@@ -120,25 +128,20 @@ static void eset_bell_unused(struct eset *es, struct ufd *u)
 	real.epoll_ctl(es->epfd, EPOLL_CTL_DEL, u->bell[0], NULL);
 }
 
-/* Removes entry k; returns its connection, whose reference the caller
- * puts once no lock is held. Under es->mu. */
-static struct ufd *eset_remove(struct eset *es, size_t k)
+/* Removes entry k. Under es->mu. */
+static void eset_remove(struct eset *es, size_t k)
 {
 	struct ufd *u = es->v[k].u;
 
 	es->v[k] = es->v[es->n - 1];
 	eset_set_n(es, es->n - 1);
 	eset_bell_unused(es, u);
-	return u;
 }
 
-/* Drops fd from every set; restore=1 gives the kernel back the
+/* Drops fd's entries from every set; restore=1 gives the kernel back the
  * application's own registration (a connection that turned out plain). */
 static void eset_drop_fd(int fd, int restore)
 {
-	struct ufd *gone[16];
-	int ngone = 0;
-
 	pthread_mutex_lock(&esets_lock);
 	for (struct eset *es = esets; es; es = es->next) {
 		pthread_mutex_lock(&es->mu);
@@ -150,19 +153,12 @@ static void eset_drop_fd(int fd, int restore)
 							 .data = es->v[k].data};
 				real.epoll_ctl(es->epfd, EPOLL_CTL_MOD, fd, &ev);
 			}
-			if (ngone < 16) {
-				gone[ngone++] = eset_remove(es, k);
-			} else {
-				/* Not the last reference: the caller holds one. */
-				ufd_put(eset_remove(es, k));
-			}
+			eset_remove(es, k);
 			break;
 		}
 		pthread_mutex_unlock(&es->mu);
 	}
 	pthread_mutex_unlock(&esets_lock);
-	while (ngone)
-		ufd_put(gone[--ngone]);
 }
 
 static void eset_forget_fd(int fd)
@@ -175,14 +171,34 @@ static void eset_plain_fd(int fd)
 	eset_drop_fd(fd, 1);
 }
 
+/* u is being destroyed: no set may hold it any longer (its file is being
+ * released, which ends the kernel's registrations too). */
+static void eset_forget_conn(struct ufd *u)
+{
+	pthread_mutex_lock(&esets_lock);
+	for (struct eset *es = esets; es; es = es->next) {
+		pthread_mutex_lock(&es->mu);
+		for (size_t k = 0; k < es->n;) {
+			if (es->v[k].u == u)
+				eset_remove(es, k);
+			else
+				k++;
+		}
+		pthread_mutex_unlock(&es->mu);
+	}
+	pthread_mutex_unlock(&esets_lock);
+}
+
 void epoll_register(void)
 {
 	fdtab_register(FDO_EPOLL, &eset_ops);
 	conn_hooks.forget = eset_forget_fd;
 	conn_hooks.plain = eset_plain_fd;
+	conn_hooks.forget_conn = eset_forget_conn;
 }
 
 static void eset_put(struct eset *es);
+static int eset_arm_depth(struct eset *es, int depth, uint64_t *sig);
 
 /* The set of epfd with a reference, made when create and there is none. */
 static struct eset *eset_get(int epfd, int create)
@@ -208,6 +224,19 @@ static struct eset *eset_get(int epfd, int create)
 	}
 	pthread_mutex_unlock(&esets_lock);
 	return es;
+}
+
+int eset_poll_ready(int epfd)
+{
+	struct eset *es = eset_get(epfd, 0);
+	uint64_t sig = 0;
+	int r = 0;
+
+	if (es && (__atomic_load_n(&es->n, __ATOMIC_RELAXED) ||
+		   __atomic_load_n(&es->nnested, __ATOMIC_RELAXED)))
+		r = eset_arm_depth(es, 1, &sig);
+	eset_put(es);
+	return r;
 }
 
 void eset_created(int epfd)
@@ -297,17 +326,20 @@ static int eset_collect(struct eset *es, struct epoll_event *out, int max)
 	int n = 0, nplain = 0;
 
 	pthread_mutex_lock(&es->mu);
-	for (size_t i = 0; i < es->n && n < max; i++) {
+	/* From where the last collect stopped, as the kernel moves a
+	 * level-triggered entry it reported to the back of its ready list:
+	 * with maxevents 1, two ready fds take turns. */
+	for (size_t j = 0, start = es->n ? es->rr % es->n : 0; j < es->n && n < max; j++) {
+		size_t i = (start + j) % es->n;
 		struct ereg *e = &es->v[i];
 		uint32_t rep;
 
 		if (e->disabled)
 			continue;
 		if ((e->u->state == ST_VERIFY || e->u->state == ST_PROBE) && settle(e->u) == 1) {
-			if (nplain < 16) {
-				fdobj_ref(&e->u->obj);
+			/* Not if it is being destroyed (its entries go then). */
+			if (nplain < 16 && fdobj_tryref(&e->u->obj))
 				plain[nplain++] = e->u;
-			}
 			continue;
 		}
 		rep = ereg_report(e, 1);
@@ -316,6 +348,7 @@ static int eset_collect(struct eset *es, struct epoll_event *out, int max)
 		out[n].events = rep;
 		out[n].data = e->data;
 		n++;
+		es->rr = i + 1;
 		if (e->events & EPOLLONESHOT)
 			e->disabled = 1;
 	}
@@ -341,6 +374,28 @@ static void eset_ring_self(struct eset *es)
 	pthread_mutex_unlock(&es->mu);
 }
 
+/*
+ * A nested set with something ready (its news summed in sig): its kernel
+ * set must be readable for the set it is in to see it. As the kernel's:
+ * an outer level-triggered registration sees it readable while anything
+ * is (rung when the kernel set is not readable now); an edge-triggered
+ * one sees one edge per piece of news (rung when sig moved).
+ */
+static void nested_ring(struct eset *inner, uint32_t how, uint64_t sig)
+{
+	if (how & EPOLLET) {
+		if (sig == __atomic_load_n(&inner->rung_sig, __ATOMIC_RELAXED))
+			return;
+	} else {
+		struct pollfd p = {.fd = inner->epfd, .events = POLLIN};
+
+		if (real.poll(&p, 1, 0) > 0)
+			return;
+	}
+	__atomic_store_n(&inner->rung_sig, sig, __ATOMIC_RELAXED);
+	eset_ring_self(inner);
+}
+
 /* Nesting sets go this deep at most, as the kernel's (EP_MAX_NESTS). */
 #define NEST_MAX 4
 
@@ -353,9 +408,10 @@ static void eset_ring_self(struct eset *es)
  * program registered it: the program's epoll_wait on the nested set then
  * collects the rings.
  */
-static int eset_arm_depth(struct eset *es, int depth)
+static int eset_arm_depth(struct eset *es, int depth, uint64_t *sig)
 {
 	struct eset *nested[16];
+	uint32_t nev[16];
 	size_t nn;
 	int ready = 0;
 
@@ -366,18 +422,27 @@ static int eset_arm_depth(struct eset *es, int depth)
 		if (e->disabled)
 			continue;
 		conn_arm(e->u, e->events);
-		if (!ready && depth > 0 && ereg_report(e, 0))
+		if (depth > 0 && ereg_report(e, 0)) {
+			uint64_t g = 0;
+
 			ready = 1;
+			if (e->u->link)
+				mpk_link_poll_rx(e->u->link, &g);
+			*sig += g + e->txg + (uint64_t)e->fd;
+		}
 	}
 	nn = es->nnested < 16 ? es->nnested : 16;
 	for (size_t i = 0; i < nn; i++) {
 		nested[i] = es->nested[i];
+		nev[i] = es->nested_ev[i];
 		fdobj_ref(&nested[i]->obj);
 	}
 	pthread_mutex_unlock(&es->mu);
 	for (size_t i = 0; i < nn; i++) {
-		if (depth < NEST_MAX && eset_arm_depth(nested[i], depth + 1))
-			eset_ring_self(nested[i]);
+		uint64_t s = 0;
+
+		if (depth < NEST_MAX && eset_arm_depth(nested[i], depth + 1, &s))
+			nested_ring(nested[i], nev[i], s);
 		fdobj_put(&nested[i]->obj);
 	}
 	return ready;
@@ -385,7 +450,9 @@ static int eset_arm_depth(struct eset *es, int depth)
 
 static void eset_arm(struct eset *es)
 {
-	eset_arm_depth(es, 0);
+	uint64_t sig = 0;
+
+	eset_arm_depth(es, 0, &sig);
 }
 
 /*
@@ -395,14 +462,17 @@ static void eset_arm(struct eset *es)
  * went to out. Our data values must never reach the application: gRPC
  * takes them for pointers.
  */
-static int keep_app_events(struct epoll_event *kev, int k, struct epoll_event *out)
+static int keep_app_events(struct epoll_event *kev, int k, struct epoll_event *out, int *ours)
 {
 	int n = 0;
 
 	for (int i = 0; i < k; i++) {
-		if (kev[i].data.u64 == BTAG)
+		if (kev[i].data.u64 == BTAG) {
+			*ours = 1;
 			continue;
+		}
 		if ((kev[i].data.u64 & ETAG_MASK) == ETAG) {
+			*ours = 1;
 			struct ufd *du = conn_get((int)(kev[i].data.u64 & ~ETAG_MASK));
 
 			if (du) {
@@ -423,17 +493,37 @@ static int keep_app_events(struct epoll_event *kev, int k, struct epoll_event *o
  * the kernel failed and n was 0.
  */
 static int kernel_look(struct eset *es, struct epoll_event *ev, int n, int max, int t,
-		       const sigset_t *sigmask, int use_pwait)
+		       const sigset_t *sigmask, int use_pwait, int *ring)
 {
 	struct epoll_event kev[256];
-	int k, room = max - n < 256 ? max - n : 256;
+	int k, room = max - n < 256 ? max - n : 256, ours = 0, had = n;
 
 	k = use_pwait ? real.epoll_pwait(es->epfd, kev, room, t, sigmask)
 		      : real.epoll_wait(es->epfd, kev, room, t);
 	__atomic_store_n(&es->kernel_ns, mono_ns(), __ATOMIC_RELAXED);
 	if (k < 0)
 		return n ? n : -1;
-	return n + keep_app_events(kev, k, ev + n);
+	n += keep_app_events(kev, k, ev + n, &ours);
+	/* A hang-up or a doorbell: what it changed is in the rings now. An
+	 * entry the caller collected just before gets the new bits too. */
+	if (ours) {
+		struct epoll_event more[64];
+		int m = eset_collect(es, more, (int)(sizeof(more) / sizeof(more[0])));
+
+		for (int j = 0; j < m; j++) {
+			int i;
+
+			for (i = 0; i < had && ev[i].data.u64 != more[j].data.u64; i++)
+				;
+			if (i < had)
+				ev[i].events |= more[j].events;
+			else if (n < max)
+				ev[n++] = more[j];
+		}
+		if (ring)
+			*ring = m;
+	}
+	return n;
 }
 
 /*
@@ -463,7 +553,7 @@ static int eset_spin(struct eset *es, struct spin_clock *c, struct epoll_event *
 			return 0;
 		}
 		if (step == SPIN_LOOK) {
-			n = kernel_look(es, ev, 0, max, 0, sigmask, use_pwait);
+			n = kernel_look(es, ev, 0, max, 0, sigmask, use_pwait, NULL);
 			if (n)
 				return n; /* the application's events, or EINTR */
 		}
@@ -477,7 +567,7 @@ static int eset_wait_links(struct eset *es, struct epoll_event *ev, int max, int
 			   int64_t deadline, const sigset_t *sigmask, int use_pwait)
 {
 	struct spin_clock c = {0};
-	int n, t;
+	int n, t, ring;
 
 	n = eset_collect(es, ev, max);
 	if (n) {
@@ -486,7 +576,7 @@ static int eset_wait_links(struct eset *es, struct epoll_event *ev, int max, int
 		 * have not been looked at for a while (they must not starve). */
 		if (mono_ns() - __atomic_load_n(&es->kernel_ns, __ATOMIC_RELAXED) < KERNEL_LOOK_NS)
 			return n;
-		return kernel_look(es, ev, n, max, 0, sigmask, use_pwait);
+		return kernel_look(es, ev, n, max, 0, sigmask, use_pwait, NULL);
 	}
 	/* Not under the caller's signal mask: it applies only inside the
 	 * kernel's wait, and a handler must run exactly where it would. */
@@ -508,7 +598,13 @@ static int eset_wait_links(struct eset *es, struct epoll_event *ev, int max, int
 		t = n ? 0 : timeout < 0 ? -1 : timeout == 0 ? 0 : (int)(deadline - mono_ms());
 		if (t < 0 && timeout >= 0)
 			t = 0;
-		n = kernel_look(es, ev, n, max, t, sigmask, use_pwait);
+		ring = 0;
+		n = kernel_look(es, ev, n, max, t, sigmask, use_pwait, &ring);
+		if (ring) {
+			/* Woken by the rings' news: spin next time. */
+			__atomic_store_n(&es->hot, 1, __ATOMIC_RELAXED);
+			spin_woke(&c);
+		}
 		if (n)
 			return n;
 		if (t == 0)
@@ -542,7 +638,9 @@ int eset_wait(int epfd, struct epoll_event *ev, int max, int timeout, const sigs
 			eset_put(es);
 			return k;
 		}
-		n = keep_app_events(ev, k, ev);
+		int ours = 0;
+
+		n = keep_app_events(ev, k, ev, &ours);
 		if (n) {
 			eset_put(es);
 			return n;
@@ -566,29 +664,37 @@ int eset_wait(int epfd, struct epoll_event *ev, int max, int timeout, const sigs
 	return n;
 }
 
-/* Records (add) or forgets that set inner is registered in set outer. */
-static void eset_nest(struct eset *outer, struct eset *inner, int add)
+/* Records (op ADD, MOD: how) or forgets (DEL) that set inner is
+ * registered in set outer. */
+static void eset_nest(struct eset *outer, struct eset *inner, int op, uint32_t how)
 {
 	pthread_mutex_lock(&outer->mu);
 	for (size_t i = 0; i < outer->nnested; i++) {
 		if (outer->nested[i] != inner)
 			continue;
-		if (!add) {
-			outer->nested[i] = outer->nested[--outer->nnested];
+		if (op == EPOLL_CTL_DEL) {
+			outer->nnested--;
+			outer->nested[i] = outer->nested[outer->nnested];
+			outer->nested_ev[i] = outer->nested_ev[outer->nnested];
 			pthread_mutex_unlock(&outer->mu);
 			fdobj_put(&inner->obj);
 			return;
 		}
+		outer->nested_ev[i] = how;
 		pthread_mutex_unlock(&outer->mu);
 		return;
 	}
-	if (add) {
+	if (op == EPOLL_CTL_ADD) {
 		struct eset **v = realloc(outer->nested, (outer->nnested + 1) * sizeof(*v));
+		uint32_t *e = v ? realloc(outer->nested_ev, (outer->nnested + 1) * sizeof(*e)) : NULL;
 
-		if (v) {
+		if (v)
+			outer->nested = v;
+		if (e) {
+			outer->nested_ev = e;
 			fdobj_ref(&inner->obj);
 			v[outer->nnested] = inner;
-			outer->nested = v;
+			e[outer->nnested] = how;
 			__atomic_store_n(&outer->nnested, outer->nnested + 1, __ATOMIC_RELAXED);
 		}
 	}
@@ -606,60 +712,61 @@ int eset_ctl_plain(int epfd, int op, int fd, struct epoll_event *ev)
 	 * the number was closed behind our back and reused. */
 	if (op == EPOLL_CTL_ADD) {
 		struct eset *es = eset_get(epfd, 0);
-		struct ufd *gone = NULL;
 
 		if (es && __atomic_load_n(&es->n, __ATOMIC_RELAXED)) {
 			pthread_mutex_lock(&es->mu);
 			for (size_t k = 0; k < es->n; k++) {
 				if (es->v[k].fd == fd) {
-					gone = eset_remove(es, k);
+					eset_remove(es, k);
 					break;
 				}
 			}
 			pthread_mutex_unlock(&es->mu);
 		}
-		if (gone)
-			ufd_put(gone);
 		eset_put(es);
 	}
 	/* An epoll set of ours inside another: the outer's waits arm it. */
 	o = fdtab_peek(fd);
-	if (o && o->kind == FDO_EPOLL && op != EPOLL_CTL_MOD) {
+	if (o && o->kind == FDO_EPOLL) {
 		struct eset *inner = eset_of(fdtab_get(fd, FDO_BIT(FDO_EPOLL)));
 		struct eset *outer = eset_get(epfd, op == EPOLL_CTL_ADD);
 
-		if (inner && outer) {
-			eset_nest(outer, inner, op == EPOLL_CTL_ADD);
-			/* A waiter in outer sleeps without having armed inner. */
-			if (op == EPOLL_CTL_ADD)
-				eset_ring_self(inner);
-		}
+		if (inner && outer)
+			eset_nest(outer, inner, op, ev ? ev->events : 0);
 		eset_put(inner);
 		eset_put(outer);
 	}
 	return r;
 }
 
+/* What epoll_ctl(2) refuses in ev before looking at anything else. */
+static int ctl_invalid(int op, const struct epoll_event *ev)
+{
+	const uint32_t excl_ok = EPOLLIN | EPOLLOUT | EPOLLET | EPOLLWAKEUP | EPOLLEXCLUSIVE;
+
+	if (op == EPOLL_CTL_DEL)
+		return 0;
+	if (!ev)
+		return -EFAULT;
+	/* EPOLLEXCLUSIVE: on ADD only, and with none but these beside it. */
+	if ((ev->events & EPOLLEXCLUSIVE) && (op != EPOLL_CTL_ADD || (ev->events & ~excl_ok)))
+		return -EINVAL;
+	return 0;
+}
+
 int eset_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
-	struct ufd *u = conn_get(fd), *drop = NULL;
-	struct eset *es;
+	struct ufd *u = conn_get(fd);
+	struct eset *es = NULL;
 	struct epoll_event kev;
 	size_t i;
 	int r;
 
 	if (!u)
 		return eset_ctl_plain(epfd, op, fd, ev);
-	es = eset_get(epfd, 1);
-	if (!es) {
-		ufd_put(u);
-		errno = ENOMEM;
-		return -1;
-	}
-	if (op != EPOLL_CTL_DEL && !ev) {
-		r = -EFAULT;
+	r = ctl_invalid(op, ev);
+	if (r < 0)
 		goto out;
-	}
 	/* The kernel watches the doorbell (and the connect); the rings say
 	 * what is ready. */
 	if (ev) {
@@ -671,8 +778,17 @@ int eset_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 			kev.events |= EPOLLOUT;
 		kev.data.u64 = ETAG | (uint64_t)fd;
 	}
+	/* The kernel first: it says what epfd is (not an epoll fd, not open,
+	 * fd already there or absent), and only then is the set ours to
+	 * change. */
 	if (real.epoll_ctl(epfd, op, fd, ev ? &kev : NULL) < 0) {
 		r = -errno;
+		goto out;
+	}
+	es = eset_get(epfd, 1);
+	if (!es) {
+		real.epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
+		r = -ENOMEM;
 		goto out;
 	}
 	if (op == EPOLL_CTL_ADD && u->bell[0] >= 0) {
@@ -687,13 +803,12 @@ int eset_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 			goto out;
 		}
 	}
-	r = 0;
 	pthread_mutex_lock(&es->mu);
 	for (i = 0; i < es->n && es->v[i].fd != fd; i++)
 		;
 	if (op == EPOLL_CTL_DEL) {
 		if (i < es->n)
-			drop = eset_remove(es, i);
+			eset_remove(es, i);
 	} else {
 		if (i == es->n) {
 			if (es->n == es->cap) {
@@ -710,12 +825,7 @@ int eset_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 				es->v = v;
 				es->cap = cap;
 			}
-			fdobj_ref(&u->obj); /* the entry's */
 			eset_set_n(es, es->n + 1);
-		} else {
-			/* MOD keeps the entry's reference. */
-			fdobj_ref(&u->obj);
-			drop = es->v[i].u;
 		}
 		es->v[i] = (struct ereg){.fd = fd, .u = u, .events = ev->events,
 					 .data = ev->data, .fresh = 1};
@@ -728,8 +838,6 @@ int eset_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 	if (op == EPOLL_CTL_ADD)
 		conn_self_ring(u);
 out:
-	if (drop)
-		ufd_put(drop);
 	eset_put(es);
 	ufd_put(u);
 	if (r < 0) {

@@ -44,6 +44,11 @@ HIDDEN int eset_wait(int epfd, struct epoll_event *ev, int max, int timeout,
  * in another set, before any link is in it, is known). */
 HIDDEN void eset_created(int epfd);
 
+/* poll or select is about to wait on epfd: 1 when its set has something
+ * ready now (it is readable); else its links are armed, so that news
+ * makes its kernel set readable, and 0. */
+HIDDEN int eset_poll_ready(int epfd);
+
 /* The program closes epfd: its set goes (once no wait uses it). */
 HIDDEN void eset_close(int epfd);
 

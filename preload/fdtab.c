@@ -155,9 +155,9 @@ int fdtab_hook(int fd, struct fdobj *o)
 		return -EMFILE;
 	pthread_mutex_lock(&table_lock);
 	s = page_for(fd);
-	if (!s) {
+	if (!s || *s) {
 		pthread_mutex_unlock(&table_lock);
-		return -ENOMEM;
+		return s ? -EBUSY : -ENOMEM;
 	}
 	o->names++;
 	fdobj_ref(o);

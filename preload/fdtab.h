@@ -80,6 +80,20 @@ static inline void fdobj_ref(struct fdobj *o)
 	__atomic_add_fetch(&o->refs, 1, __ATOMIC_RELAXED);
 }
 
+/* Another reference unless o's last went already (it is being
+ * destroyed): 1 taken, 0 not. */
+static inline int fdobj_tryref(struct fdobj *o)
+{
+	unsigned r = __atomic_load_n(&o->refs, __ATOMIC_RELAXED);
+
+	do {
+		if (r == 0)
+			return 0;
+	} while (!__atomic_compare_exchange_n(&o->refs, &r, r + 1, 1, __ATOMIC_ACQUIRE,
+					      __ATOMIC_RELAXED));
+	return 1;
+}
+
 HIDDEN void fdobj_release(struct fdobj *o);
 
 /* Drops a reference; the last one destroys o. */
@@ -151,7 +165,8 @@ static inline struct fdobj *fdtab_get(int fd, unsigned kinds)
 /*
  * Gives o the name fd (and the reference a name holds). The slot must be
  * empty: the caller made fd with the real call and ran fdtab_fresh first.
- * Returns 0, -EMFILE (fd >= FDTAB_MAX) or -ENOMEM.
+ * Returns 0, -EMFILE (fd >= FDTAB_MAX), -EBUSY (fd names something
+ * already: nothing is changed) or -ENOMEM.
  */
 HIDDEN int fdtab_hook(int fd, struct fdobj *o);
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "conn.h"
+#include "epoll.h"
 #include "pollsel.h"
 #include "readiness.h"
 #include "real.h"
@@ -191,6 +192,24 @@ static int poll_links(struct pollfd *fds, nfds_t nfds, struct ufd **u, struct po
 	}
 }
 
+/* After a look that did not wait: the epoll sets of ours that had
+ * something are readable (eset_poll_ready said so). r: the look's. */
+static int poll_mark_sets(struct pollfd *fds, nfds_t nfds, int r)
+{
+	if (r < 0)
+		return r;
+	for (nfds_t i = 0; i < nfds; i++) {
+		struct fdobj *o = fdtab_peek(fds[i].fd);
+
+		if (o && o->kind == FDO_EPOLL && (fds[i].events & POLLIN) &&
+		    !(fds[i].revents & POLLIN) && eset_poll_ready(fds[i].fd)) {
+			r += !fds[i].revents;
+			fds[i].revents |= POLLIN;
+		}
+	}
+	return r;
+}
+
 int poll_common(struct pollfd *fds, nfds_t nfds, int timeout, const sigset_t *sigmask)
 {
 	/* The application's fds, then one doorbell per upgraded one. */
@@ -199,11 +218,28 @@ int poll_common(struct pollfd *fds, nfds_t nfds, int timeout, const sigset_t *si
 	nfds_t i, nup = 0;
 	int r;
 
-	for (i = 0; i < nfds; i++)
-		if (fdtab_peek(fds[i].fd) && fdtab_peek(fds[i].fd)->kind == FDO_CONN)
+	int sets_ready = 0;
+
+	for (i = 0; i < nfds; i++) {
+		struct fdobj *o = fdtab_peek(fds[i].fd);
+
+		if (!o)
+			continue;
+		if (o->kind == FDO_CONN)
 			nup++;
-	if (!nup)
-		return real_poll(fds, nfds, timeout, sigmask);
+		/* An epoll set of ours: readable when its rings have news. */
+		else if (o->kind == FDO_EPOLL && (fds[i].events & POLLIN) &&
+			 eset_poll_ready(fds[i].fd))
+			sets_ready = 1;
+	}
+	if (sets_ready) {
+		/* Something is ready: nobody waits. */
+		timeout = 0;
+	}
+	if (!nup) {
+		r = real_poll(fds, nfds, timeout, sigmask);
+		return sets_ready ? poll_mark_sets(fds, nfds, r) : r;
+	}
 	if (nfds > 64) {
 		k = malloc((nfds + nup) * sizeof(*k));
 		u = malloc(nfds * sizeof(*u));
@@ -217,6 +253,8 @@ int poll_common(struct pollfd *fds, nfds_t nfds, int timeout, const sigset_t *si
 	for (i = 0; i < nfds; i++)
 		u[i] = conn_get(fds[i].fd);
 	r = poll_links(fds, nfds, u, k, nup, timeout, sigmask);
+	if (sets_ready)
+		r = poll_mark_sets(fds, nfds, r);
 	for (i = 0; i < nfds; i++)
 		if (u[i])
 			ufd_put(u[i]);

@@ -10,7 +10,7 @@ uint32_t conn_events(struct ufd *u, uint64_t *rxg, uint64_t *txg, int out)
 {
 	unsigned m;
 	uint32_t ev = 0;
-	int r = settle(u);
+	int r = settle(u), rcv_shut, snd_shut, reset = __atomic_load_n(&u->reset, __ATOMIC_RELAXED);
 
 	if (rxg)
 		*rxg = 0;
@@ -24,15 +24,32 @@ uint32_t conn_events(struct ufd *u, uint64_t *rxg, uint64_t *txg, int out)
 		return EPOLLIN | EPOLLRDHUP;
 	if (r < 0)
 		return EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP;
+	/* Shut both ways, and bytes came after: reset (here and there). */
+	if (u->rd_shut && conn_late_data(u))
+		reset = 1;
 	m = out ? mpk_link_poll_gen(u->link, rxg, txg) : mpk_link_poll_rx(u->link, rxg);
-	if ((m & MPK_LINK_IN) || u->rd_shut)
+	/* As tcp_poll says it: the receive side is shut by the peer's end
+	 * of stream, our SHUT_RD or a reset; the send side by our SHUT_WR or
+	 * a reset (then writes fail at once: OUT); both shut is HUP. */
+	rcv_shut = (m & MPK_LINK_RDHUP) || u->rd_shut || reset;
+	snd_shut = __atomic_load_n(&u->wr_shut, __ATOMIC_RELAXED) || reset;
+	/* Below SO_RCVLOWAT, data is not "readable" yet (the end is). */
+	if ((m & MPK_LINK_IN) && !rcv_shut && __atomic_load_n(&u->rcvlowat, __ATOMIC_RELAXED) > 1 &&
+	    mpk_link_readable(u->link) < __atomic_load_n(&u->rcvlowat, __ATOMIC_RELAXED))
+		m &= ~MPK_LINK_IN;
+	if ((m & MPK_LINK_IN) || rcv_shut)
 		ev |= EPOLLIN;
-	if (m & MPK_LINK_OUT)
+	if ((m & MPK_LINK_OUT) || snd_shut)
 		ev |= EPOLLOUT;
-	if ((m & MPK_LINK_RDHUP) || u->rd_shut)
+	if (rcv_shut)
 		ev |= EPOLLRDHUP;
+	if (rcv_shut && snd_shut)
+		ev |= EPOLLHUP;
+	if (__atomic_load_n(&u->err_pending, __ATOMIC_RELAXED))
+		ev |= EPOLLERR;
+	/* A link broken by a peer's violation: every call fails. */
 	if (m & MPK_LINK_ERR)
-		ev |= EPOLLERR | EPOLLHUP;
+		ev |= EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP;
 	/* A zerocopy completion waits on the error queue. */
 	if (__atomic_load_n(&u->zc_pending, __ATOMIC_ACQUIRE))
 		ev |= EPOLLERR;

@@ -147,7 +147,7 @@ int upgrade_connect(int fd, const struct sockaddr *addr, socklen_t len)
 	cport = bind_ephemeral(fd, addr);
 	if (!cport)
 		goto plain;
-	r = ctl_call(MPK_CTL_CONNECT, port, cport, &rep, lfds);
+	r = ctl_call(MPK_CTL_CONNECT, port, cport, 1, &rep, lfds);
 	if (r < 0 || lfds[0] < 0) {
 		slog(r == -ENOENT ? 3 : 1, "port %u: no link (%s); plain TCP", port, strerror(-r));
 		goto plain;
@@ -207,7 +207,7 @@ int upgrade_listen(int fd, int backlog)
 		return r;
 	/* io_uring's reads and writes would go past links: offer none (the
 	 * probe still resets a client that came with one). */
-	e = process_uses_io_uring() ? -EOPNOTSUPP : ctl_call(MPK_CTL_LISTEN, port, 0, &rep, lfds);
+	e = process_uses_io_uring() ? -EOPNOTSUPP : ctl_call(MPK_CTL_LISTEN, port, 0, 0, &rep, lfds);
 	if (e < 0) {
 		/* Its clients may still come with links another launcher made
 		 * (SO_REUSEPORT): they are reset, never read as data. */
@@ -242,11 +242,17 @@ int upgrade_accept(int fd, struct sockaddr *addr, socklen_t *alen, int flags, in
 	}
 	port = lu->port;
 	probe_only = lu->probe_only;
-	ufd_put(lu);
+	/* The listener lives while the accept waits, as the kernel keeps the
+	 * file (another thread's close does not end its rendezvous before). */
 	nfd = four ? real.accept4(fd, (struct sockaddr *)&ss, &l, flags)
 		   : real.accept(fd, (struct sockaddr *)&ss, &l);
-	if (nfd < 0)
+	if (nfd < 0) {
+		int e = errno;
+
+		ufd_put(lu);
+		errno = e;
 		return nfd;
+	}
 	fdtab_fresh(nfd);
 	if (addr && alen) {
 		memcpy(addr, &ss, *alen < l ? *alen : l);
@@ -254,9 +260,12 @@ int upgrade_accept(int fd, struct sockaddr *addr, socklen_t *alen, int flags, in
 	}
 	cport = ss.ss_family == AF_INET ? ntohs(((struct sockaddr_in *)&ss)->sin_port)
 		: ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port) : 0;
-	if (!cport || !addr_port((struct sockaddr *)&ss, l, 0) || (unsigned)nfd >= FDTAB_MAX)
+	if (!cport || !addr_port((struct sockaddr *)&ss, l, 0) || (unsigned)nfd >= FDTAB_MAX) {
+		ufd_put(lu);
 		return nfd;
-	r = probe_only ? -ENOENT : ctl_call(MPK_CTL_ACCEPT, port, cport, &rep, lfds);
+	}
+	r = probe_only ? -ENOENT : ctl_call(MPK_CTL_ACCEPT, port, cport, 0, &rep, lfds);
+	ufd_put(lu);
 	u = r < 0 || lfds[0] < 0 ? NULL
 				   : conn_new(nfd, lfds, 0, port, cport, ST_VERIFY, rep.token, &rep);
 	if (!u) {
@@ -294,16 +303,18 @@ void upgrade_adopt_inherited(void)
 		if (d->d_name[0] < '0' || d->d_name[0] > '9' || fd == dirfd(dir) ||
 		    !upgradable(fd) || !is_tcp(fd) || sock_ports(fd, &l, &p) < 0)
 			continue;
-		if (settings_port_configured(p)) {
-			sport = p, cport = l;
-		} else if (settings_port_configured(l)) {
-			sport = l, cport = p;
+		/* Our end: the server's when our port is the configured one
+		 * (a program may hold both ends, the launcher both links). */
+		if (settings_port_configured(l)) {
+			sport = l, cport = p, side = 0;
+		} else if (settings_port_configured(p)) {
+			sport = p, cport = l, side = 1;
 		} else {
 			continue;
 		}
-		if (ctl_call(MPK_CTL_LOOKUP, sport, cport, &rep, lfds) < 0 || lfds[0] < 0)
+		if (ctl_call(MPK_CTL_LOOKUP, sport, cport, (unsigned)side, &rep, lfds) < 0 ||
+		    lfds[0] < 0)
 			continue;
-		side = rep.side == 1;
 		u = conn_new(fd, lfds, side, sport, cport, ST_ACTIVE, NULL, &rep);
 		if (!u)
 			continue;

@@ -49,8 +49,6 @@ static void forget_closed(int fd)
 	o = fdtab_unhook(fd, &last);
 	if (!o)
 		return;
-	if (o->kind == FDO_CONN && conn_hooks.forget)
-		conn_hooks.forget(fd);
 	fdobj_put(o);
 }
 
@@ -77,12 +75,11 @@ static int do_close(int fd)
 	o = fdtab_unhook(fd, &last);
 	if (!o)
 		return real.close(fd);
-	if (o->kind == FDO_CONN) {
-		if (conn_hooks.forget)
-			conn_hooks.forget(fd);
-		if (last)
-			conn_last_close(ufd_of(o));
-	}
+	/* Its epoll entries stay while the socket is open, as the kernel's
+	 * do while the file is (a dup of it keeps reporting under this
+	 * number): they go with the connection. */
+	if (o->kind == FDO_CONN && last)
+		conn_last_close(ufd_of(o));
 	r = real.close(fd);
 	/* Calls in flight keep the object, and its dup of the socket, until
 	 * the last returns: the kernel's FIN waits for them too. */
@@ -214,12 +211,8 @@ static int do_dup3(int oldfd, int newfd, int flags)
 		return flags < 0 ? real.dup2(oldfd, newfd) : real.dup3(oldfd, newfd, flags);
 	if (!process_borrowed() && fdtab_peek(newfd)) {
 		old = fdtab_unhook(newfd, &last);
-		if (old && old->kind == FDO_CONN) {
-			if (conn_hooks.forget)
-				conn_hooks.forget(newfd);
-			if (last)
-				conn_last_close(ufd_of(old));
-		}
+		if (old && old->kind == FDO_CONN && last)
+			conn_last_close(ufd_of(old));
 	}
 	r = flags < 0 ? real.dup2(oldfd, newfd) : real.dup3(oldfd, newfd, flags);
 	r = dup_hook(oldfd, r);

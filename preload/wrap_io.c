@@ -88,7 +88,7 @@ static ssize_t do_recv(int fd, void *buf, size_t n, int flags)
 {
 	struct iovec iov = iov1(buf, n);
 
-	DATA_CALL(fd, real.recv(fd, buf, n, flags), conn_readv(u, &iov, 1, flags));
+	DATA_CALL(fd, real.recv(fd, buf, n, flags), conn_readv(u, &iov, 1, flags | MPK_RECV_CALL));
 }
 
 EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
@@ -110,7 +110,7 @@ static ssize_t do_recvfrom(int fd, void *buf, size_t n, int flags, struct sockad
 
 	/* A connected TCP socket reports no source address. */
 	DATA_CALL(fd, real.recvfrom(fd, buf, n, flags, a, al),
-		  (al ? (*al = 0) : 0, conn_readv(u, &iov, 1, flags)));
+		  (al ? (*al = 0) : 0, conn_readv(u, &iov, 1, flags | MPK_RECV_CALL)));
 }
 
 EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *a, socklen_t *al)

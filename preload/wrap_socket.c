@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 
 #include "conn.h"
+#include "readiness.h"
 #include "fdtab.h"
 #include "process.h"
 #include "real.h"
@@ -67,13 +68,17 @@ EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *alen, int flags)
 EXPORT int shutdown(int fd, int how)
 {
 	struct ufd *u;
-	int r;
+	int r = 0;
 
 	init();
 	u = conn_get(fd);
 	if (!u)
 		return real.shutdown(fd, how);
-	if (u->state != ST_ACTIVE) {
+	/* A server's link whose preamble is still to come is a link all the
+	 * same: the ring carries the shutdown. Not yet connected, or plain:
+	 * the kernel's. */
+	settle(u);
+	if (u->state != ST_ACTIVE && u->state != ST_VERIFY) {
 		r = real.shutdown(fd, how);
 		goto out;
 	}
@@ -82,9 +87,20 @@ EXPORT int shutdown(int fd, int how)
 		r = -1;
 		goto out;
 	}
+	/* Both ends shut their sending side (both FINs went), or a reset:
+	 * TCP's socket is closed, not connected. */
+	if (__atomic_load_n(&u->reset, __ATOMIC_ACQUIRE) ||
+	    (__atomic_load_n(&u->wr_shut, __ATOMIC_ACQUIRE) &&
+	     (mpk_link_poll_rx(u->link, NULL) & MPK_LINK_RDHUP))) {
+		errno = ENOTCONN;
+		r = -1;
+		goto out;
+	}
 	/* No real SHUT_WR alone: "space freed" doorbells must still reach
 	 * the peer, and a FIN would read as our close. The ring carries the
 	 * half-close. */
+	if (how == SHUT_RDWR)
+		u->shut_arrived = conn_rx_total(u);
 	if (how != SHUT_WR)
 		u->rd_shut = 1;
 	if (how != SHUT_RD) {
@@ -94,7 +110,10 @@ EXPORT int shutdown(int fd, int how)
 			r = -1;
 			goto out;
 		}
+		__atomic_store_n(&u->wr_shut, 1, __ATOMIC_RELEASE);
 	}
+	/* A read or write blocked in another thread wakes and sees it. */
+	conn_self_ring(u);
 	/* Both ways: no doorbell is needed any more, and the real shutdown
 	 * is what wakes every local poller of this fd (gRPC shuts its
 	 * connections down this way and waits for that hang-up). */
@@ -115,8 +134,11 @@ EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 		return real.getsockopt(fd, level, name, val, len);
 	r = real.getsockopt(fd, level, name, val, len);
 	if (r == 0 && *(int *)val == 0) {
-		int s = settle(u);
-		if (s < 0 && s != -EAGAIN && s != -EPIPE && u->state == ST_BROKEN)
+		int s = settle(u), e = conn_take_error(u);
+
+		if (e)
+			*(int *)val = e; /* reported once, as sk_err */
+		else if (s < 0 && s != -EAGAIN && s != -EPIPE && u->state == ST_BROKEN)
 			*(int *)val = u->conn_err ? u->conn_err : ECONNRESET;
 	}
 	ufd_put(u);
@@ -143,7 +165,8 @@ EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t le
 		ufd_put(u);
 	}
 	if (level == SOL_SOCKET && (name == SO_RCVTIMEO_OLD || name == SO_RCVTIMEO_NEW ||
-				    name == SO_SNDTIMEO_OLD || name == SO_SNDTIMEO_NEW) &&
+				    name == SO_SNDTIMEO_OLD || name == SO_SNDTIMEO_NEW ||
+				    name == SO_RCVLOWAT) &&
 	    (u = conn_get(fd))) {
 		conn_read_timeouts(u);
 		ufd_put(u);

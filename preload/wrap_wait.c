@@ -17,8 +17,11 @@
 #include "process.h"
 #include "real.h"
 #include "settings.h"
+#include "spin.h"
 
 int __poll_chk(struct pollfd *fds, nfds_t nfds, int timeout, size_t fdslen);
+int __ppoll_chk(struct pollfd *fds, nfds_t nfds, const struct timespec *ts, const sigset_t *sigmask,
+		size_t fdslen);
 
 /* A new epoll fd: nothing stale under its number, and its set. */
 static int created(int fd)
@@ -109,8 +112,25 @@ EXPORT int __poll_chk(struct pollfd *fds, nfds_t nfds, int timeout, size_t fdsle
 	return poll_common(fds, nfds, timeout, NULL);
 }
 
+static int do_ppoll(struct pollfd *fds, nfds_t nfds, const struct timespec *ts,
+		    const sigset_t *sigmask);
+
 EXPORT int ppoll(struct pollfd *fds, nfds_t nfds, const struct timespec *ts,
 		 const sigset_t *sigmask)
+{
+	return do_ppoll(fds, nfds, ts, sigmask);
+}
+
+EXPORT int __ppoll_chk(struct pollfd *fds, nfds_t nfds, const struct timespec *ts,
+		       const sigset_t *sigmask, size_t fdslen)
+{
+	if (fdslen / sizeof(*fds) < nfds)
+		abort();
+	return do_ppoll(fds, nfds, ts, sigmask);
+}
+
+static int do_ppoll(struct pollfd *fds, nfds_t nfds, const struct timespec *ts,
+		    const sigset_t *sigmask)
 {
 	int t;
 
@@ -133,11 +153,30 @@ EXPORT int ppoll(struct pollfd *fds, nfds_t nfds, const struct timespec *ts,
 
 EXPORT int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *tv)
 {
-	int t;
+	uint64_t start = 0, total = 0, spent;
+	int t, r, e;
 
 	init();
+	if (tv && (tv->tv_sec < 0 || tv->tv_usec < 0)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (tv) {
+		start = mono_ns();
+		total = (uint64_t)tv->tv_sec * 1000000000u + (uint64_t)tv->tv_usec * 1000u;
+	}
 	t = !tv ? -1 : (int)(tv->tv_sec * 1000 + (tv->tv_usec + 999) / 1000);
-	return select_common(nfds, rd, wr, ex, t, NULL, 0, NULL, tv);
+	r = select_common(nfds, rd, wr, ex, t, NULL, 0, NULL, tv);
+	/* Linux's select leaves in tv the time it did not wait. */
+	if (tv) {
+		e = errno;
+		spent = mono_ns() - start;
+		spent = spent < total ? total - spent : 0;
+		tv->tv_sec = (time_t)(spent / 1000000000u);
+		tv->tv_usec = (suseconds_t)(spent % 1000000000u / 1000u);
+		errno = e;
+	}
+	return r;
 }
 
 EXPORT int pselect(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, const struct timespec *ts,

@@ -197,6 +197,50 @@ int mpk_link_resync(struct mpk_link *l)
 	return 0;
 }
 
+void mpk_link_sync_rx(struct mpk_link *l)
+{
+	uint64_t rhead, rtail;
+
+	mpk__guard_open();
+	/* Ours as published: another process that shares this side (a
+	 * fork) may have read since we did. Pairs with its release store. */
+	rhead = mpk_load_acquire(&l->rx->head);
+	if (rhead == l->rx_head) {
+		mpk__guard_close();
+		return;
+	}
+	rtail = mpk_load_acquire(&l->rx->tail);
+	mpk__guard_close();
+	if (rtail - rhead > l->cap || l->mac) {
+		/* Out of range, or a MAC link's frame state we cannot take
+		 * over mid-stream. */
+		mark_broken(l);
+		return;
+	}
+	mpk_store_relaxed(&l->rx_head, rhead);
+	l->rx_tail_seen = rhead;
+}
+
+void mpk_link_sync_tx(struct mpk_link *l)
+{
+	uint64_t tail, head;
+
+	mpk__guard_open();
+	tail = mpk_load_acquire(&l->tx->tail);
+	if (tail == l->tx_tail) {
+		mpk__guard_close();
+		return;
+	}
+	head = mpk_load_acquire(&l->tx->head);
+	mpk__guard_close();
+	if (tail - head > l->cap || l->mac) {
+		mark_broken(l);
+		return;
+	}
+	mpk_store_relaxed(&l->tx_tail, tail);
+	l->tx_head_seen = head;
+}
+
 void mpk_link_detach(struct mpk_link *l)
 {
 	if (!l)
@@ -1011,6 +1055,18 @@ ssize_t mpk_link_readable(struct mpk_link *l)
 	return rd.mask & MPK_LINK_ERR ? -ECONNRESET : (ssize_t)rd.readable;
 }
 
+uint64_t mpk_link_tx_unread(struct mpk_link *l)
+{
+	uint64_t head, tail = l->tx_tail;
+
+	mpk__guard_open();
+	/* Pairs with the store_release of head in readv. */
+	head = mpk_load_acquire(&l->tx->head);
+	mpk__guard_close();
+	/* A head out of range is the peer's lie: count it all unread. */
+	return head <= tail && tail - head <= l->cap ? tail - head : l->cap;
+}
+
 ssize_t mpk_link_writable(struct mpk_link *l)
 {
 	struct mpk__ready rd;
@@ -1047,9 +1103,10 @@ int mpk_link_hangup_check(struct mpk_link *l)
 		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return 0;
 		if (r < 0 && errno == ECONNRESET) {
-			/* The peer broke the link loudly (or died with bytes of
-			 * ours unread): no more of its ring is trusted. */
-			mark_broken(l);
+			/* The peer reset the connection (it closed with bytes
+			 * unread, or broke the link loudly): it is gone, and the
+			 * caller says so as TCP would. */
+			mpk_store_release(&l->peer_gone, 1);
 			return -ECONNRESET;
 		}
 		/* End of stream or another error: the peer closed or died. Its

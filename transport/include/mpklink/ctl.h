@@ -27,7 +27,7 @@ extern "C" {
 #endif
 
 #define MPK_CTL_MAGIC   0x434b504du /* "MPKC" */
-#define MPK_CTL_VERSION 3u /* 2: links travel with eventfd bells; 3: MAC keys */
+#define MPK_CTL_VERSION 4u /* 2: links travel with eventfd bells; 3: MAC keys; 4: sides */
 #define MPK_TOKEN_BYTES 16
 /* What the client puts first on the TCP stream: "\0MPKLNK" "\1" + token.
  * The 0x00 first byte starts no HTTP/2, HTTP/1 or RESP stream. */
@@ -39,9 +39,10 @@ enum mpk_ctl_type {
 	MPK_CTL_UNLISTEN = 2, /* port: it stopped */
 	MPK_CTL_CONNECT = 3,  /* port, peer_port (ours): open a link */
 	MPK_CTL_ACCEPT = 4,   /* port, peer_port (theirs): the pending link */
-	MPK_CTL_LOOKUP = 5,   /* port (server's), peer_port (client's): a live
-			       * link of ours, for a program image after exec */
-	MPK_CTL_CLOSE = 6,    /* port, peer_port: the program closed it */
+	MPK_CTL_LOOKUP = 5,   /* port (server's), peer_port (client's), side: a
+			       * live link of ours, for a program image after
+			       * exec */
+	MPK_CTL_CLOSE = 6,    /* port, peer_port, side: the program closed it */
 };
 
 struct mpk_ctl_req {
@@ -51,6 +52,9 @@ struct mpk_ctl_req {
 	uint32_t port;
 	uint32_t peer_port;
 	uint32_t pid;
+	/* LOOKUP, CLOSE: which end (0 the server's, 1 the client's). A
+	 * program may hold both ends of one connection. */
+	uint32_t side;
 };
 
 struct mpk_ctl_rep {

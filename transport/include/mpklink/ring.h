@@ -133,6 +133,18 @@ void mpk_link_detach(struct mpk_link *l);
 int mpk_link_resync(struct mpk_link *l);
 
 /*
+ * The same, for one direction, when another process moved it since this
+ * one did: the reading thread calls mpk_link_sync_rx before a read, the
+ * writing thread mpk_link_sync_tx before a write. A process and its fork
+ * may then take turns on one connection, as they may on a TCP socket (at
+ * the same time, their bytes would interleave on TCP too). Costs one load
+ * of a line this side owns. An inconsistent index, or a MAC link moved
+ * by another process, breaks the link.
+ */
+void mpk_link_sync_rx(struct mpk_link *l);
+void mpk_link_sync_tx(struct mpk_link *l);
+
+/*
  * Integrity (MPKLINK_INTEGRITY=mac): a link created with MPK_LINK_MAC
  * carries frames, each with a 16-byte Poly1305 tag over its bytes, keyed
  * per frame from ChaCha20 under a key both sides got from the launchers'
@@ -323,13 +335,18 @@ void mpk_link_drain(struct mpk_link *l);
  *   0           nothing new (or doorbell bytes, without eventfd bells);
  *   -EPIPE      end of stream or an error: the peer is gone (reads end
  *               after the ring's data, writes get -EPIPE);
- *   -ECONNRESET the peer reset the connection: the link is broken;
+ *   -ECONNRESET the peer reset the connection: it is gone as for -EPIPE,
+ *               and the caller reports the reset;
  *   -EPROTO     with eventfd bells, bytes arrived on the stream, where
  *               nothing may: someone wrote past the link. It is broken
  *               (every call -ECONNRESET); the caller says so and resets
  *               the connection.
  */
 int mpk_link_hangup_check(struct mpk_link *l);
+
+/* Bytes this side wrote that the peer has not read (yet: or ever, once it
+ * is gone). The writing thread's, or any thread while none writes. */
+uint64_t mpk_link_tx_unread(struct mpk_link *l);
 
 /* Breaks the link on this side, as a peer's violation would: every later
  * call returns -ECONNRESET. For a caller whose own checks found it
