@@ -447,6 +447,8 @@ void conn_hangup(struct ufd *u)
 		conn_break(u, "bytes arrived on its TCP connection, past the link (written by "
 			      "io_uring, a raw system call, or a program without the preload)");
 	} else if (r == -ECONNRESET && !__atomic_load_n(&u->reset, __ATOMIC_ACQUIRE)) {
+		/* No FIN before it: reads say ECONNRESET, not the end. */
+		__atomic_store_n(&u->rst_first, 1, __ATOMIC_RELEASE);
 		conn_reset(u, ECONNRESET);
 	} else if (r == -EPIPE && !__atomic_load_n(&u->reset, __ATOMIC_ACQUIRE) &&
 		   mpk_link_tx_unread(u->link)) {

@@ -67,6 +67,7 @@ struct ufd {
 	 * to a peer that had closed), and an error the next call reports
 	 * once (sk_err: ECONNRESET, EPIPE). */
 	int wr_shut, reset, err_pending;
+	int rst_first; /* the peer's reset came before any end of stream */
 	uint64_t shut_arrived; /* after SHUT_RDWR: bytes that had come by then */
 	unsigned wblock; /* writes that returned EAGAIN: an OUT edge is owed */
 	int wblocked;

@@ -286,9 +286,12 @@ ssize_t conn_readv(struct ufd *u, const struct iovec *iov, int iovcnt, int flags
 			r = mpk_link_readv(u->link, iov, iovcnt, lf);
 			if (r > 0) {
 				note_io_thread();
-			} else if (r == -EAGAIN || r == 0) {
-				/* Data first; then an error, once; then the end
-				 * (ours by SHUT_RD, or the reset's). */
+			} else if (r == -EAGAIN ||
+				   (r == 0 && __atomic_load_n(&u->rst_first, __ATOMIC_ACQUIRE))) {
+				/* Data first; then the end if the peer's FIN came
+				 * (tcp_recvmsg looks at SOCK_DONE before sk_err);
+				 * else an error, once; then the end (ours by
+				 * SHUT_RD, or the reset's). */
 				int e = conn_take_error(u);
 
 				if (e)

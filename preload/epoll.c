@@ -52,6 +52,7 @@ struct eset {
 	size_t nnested;
 	uint64_t rung_sig;    /* as a nested set: its news when it last rang */
 	size_t rr;          /* where the next collect starts: LT round robin */
+	int waiters;        /* threads in eset_wait on it now */
 	struct eset *next;  /* the live sets, under esets_lock */
 	int hot;            /* the rings had news at the last look: spin first */
 	uint64_t kernel_ns; /* when the kernel's events were last harvested */
@@ -619,10 +620,36 @@ static int eset_wait_links(struct eset *es, struct epoll_event *ev, int max, int
 	}
 }
 
+/* The set of epfd, counted as waited on (an addition rings for it). */
+static struct eset *wait_get(int epfd)
+{
+	struct eset *es = eset_get(epfd, 0);
+
+	if (es)
+		__atomic_add_fetch(&es->waiters, 1, __ATOMIC_ACQ_REL);
+	return es;
+}
+
+static void wait_put(struct eset *es)
+{
+	if (es)
+		__atomic_sub_fetch(&es->waiters, 1, __ATOMIC_ACQ_REL);
+	eset_put(es);
+}
+
+static int eset_wait_in(struct eset *es, int epfd, struct epoll_event *ev, int max, int timeout,
+			const sigset_t *sigmask, int use_pwait);
+
 int eset_wait(int epfd, struct epoll_event *ev, int max, int timeout, const sigset_t *sigmask,
 	      int use_pwait)
 {
-	struct eset *es = eset_get(epfd, 0);
+	return eset_wait_in(wait_get(epfd), epfd, ev, max, timeout, sigmask, use_pwait);
+}
+
+/* eset_wait with es (NULL: not ours yet) counted as waited on; puts es. */
+static int eset_wait_in(struct eset *es, int epfd, struct epoll_event *ev, int max, int timeout,
+			const sigset_t *sigmask, int use_pwait)
+{
 	int64_t deadline = timeout > 0 ? mono_ms() + timeout : 0;
 	int n;
 
@@ -635,32 +662,32 @@ int eset_wait(int epfd, struct epoll_event *ev, int max, int timeout, const sigs
 				  : real.epoll_wait(epfd, ev, max, timeout);
 
 		if (k <= 0) {
-			eset_put(es);
+			wait_put(es);
 			return k;
 		}
 		int ours = 0;
 
 		n = keep_app_events(ev, k, ev, &ours);
 		if (n) {
-			eset_put(es);
+			wait_put(es);
 			return n;
 		}
 		/* Only ours woke it: go on waiting, as the set is now. */
-		eset_put(es);
-		es = eset_get(epfd, 0);
+		wait_put(es);
+		es = wait_get(epfd);
 		if (timeout > 0) {
 			timeout = (int)(deadline - mono_ms());
 			if (timeout <= 0) {
-				eset_put(es);
+				wait_put(es);
 				return 0;
 			}
 		} else if (timeout == 0) {
-			eset_put(es);
+			wait_put(es);
 			return 0;
 		}
 	}
 	n = eset_wait_links(es, ev, max, timeout, deadline, sigmask, use_pwait);
-	eset_put(es);
+	wait_put(es);
 	return n;
 }
 
@@ -834,8 +861,9 @@ int eset_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 	/* A thread may sleep in this set already, in the kernel alone (the
 	 * set had no link when it went in): nothing it armed rings for this
 	 * link. Our own doorbell, now that the entry is there, sends it
-	 * round again to look at the rings. */
-	if (op == EPOLL_CTL_ADD)
+	 * round again to look at the rings. (Only then: the ring would make
+	 * the set readable, to a set it is nested in, for nothing.) */
+	if (op == EPOLL_CTL_ADD && __atomic_load_n(&es->waiters, __ATOMIC_ACQUIRE))
 		conn_self_ring(u);
 out:
 	eset_put(es);

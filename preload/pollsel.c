@@ -15,8 +15,11 @@
 /* The rings of this thread's last poll/select had news: its next one
  * spins first (as an epoll set's hot). */
 static __thread int tl_poll_hot;
-/* When this thread's poll/select last asked the kernel. */
+/* When this thread's poll/select last asked the kernel, and whether the
+ * kernel had anything then (then it is asked again: poll is level
+ * triggered, and what was ready is likely ready still). */
 static __thread uint64_t tl_poll_kernel_ns;
+static __thread int tl_poll_kernel_had;
 
 /* What poll(2) reports for upgraded p (its events, and ERR and HUP
  * always); OUT is looked at only where asked for. */
@@ -139,7 +142,7 @@ static int poll_links(struct pollfd *fds, nfds_t nfds, struct ufd **u, struct po
 		t = ready ? 0 : timeout < 0 ? -1 : timeout == 0 ? 0 : (int)(deadline - mono_ms());
 		if (t < 0 && timeout >= 0)
 			t = 0;
-		if (ready && mono_ns() - tl_poll_kernel_ns < KERNEL_LOOK_NS) {
+		if (ready && !tl_poll_kernel_had && mono_ns() - tl_poll_kernel_ns < KERNEL_LOOK_NS) {
 			/* Ring news, with no system call: the kernel's fds were
 			 * looked at a moment ago, and are again within
 			 * KERNEL_LOOK_NS (as epoll's wait does). */
@@ -149,6 +152,9 @@ static int poll_links(struct pollfd *fds, nfds_t nfds, struct ufd **u, struct po
 		} else {
 			r = real_poll(k, nk, t, sigmask);
 			tl_poll_kernel_ns = mono_ns();
+			tl_poll_kernel_had = 0;
+			for (i = 0; r > 0 && i < nfds; i++)
+				tl_poll_kernel_had |= !u[i] && k[i].revents;
 		}
 		if (r < 0)
 			return ready ? ready : -1;

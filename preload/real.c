@@ -23,6 +23,7 @@ void real_resolve(void)
 	RESOLVE(sigaction); RESOLVE(sendfile); RESOLVE(splice); RESOLVE(sendmmsg);
 	RESOLVE(recvmmsg); RESOLVE(openat); RESOLVE(pipe2); RESOLVE(socketpair);
 	RESOLVE(eventfd); RESOLVE(memfd_create); RESOLVE(signalfd); RESOLVE(timerfd_create);
-	RESOLVE(inotify_init1); RESOLVE(fclose); RESOLVE(execve); RESOLVE(fexecve);
+	RESOLVE(inotify_init1); RESOLVE(fclose); RESOLVE(mkostemps); RESOLVE(tmpfile);
+	RESOLVE(fopen); RESOLVE(opendir); RESOLVE(execve); RESOLVE(fexecve);
 	RESOLVE(execvpe); RESOLVE(posix_spawn); RESOLVE(posix_spawnp);
 }

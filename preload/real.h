@@ -71,6 +71,10 @@ struct real_calls {
 	int (*timerfd_create)(int, int);
 	int (*inotify_init1)(int);
 	int (*fclose)(FILE *);
+	int (*mkostemps)(char *, int, int);
+	FILE *(*tmpfile)(void);
+	FILE *(*fopen)(const char *, const char *);
+	void *(*opendir)(const char *);
 	int (*execve)(const char *, char *const[], char *const[]);
 	int (*fexecve)(int, char *const[], char *const[]);
 	int (*execvpe)(const char *, char *const[], char *const[]);

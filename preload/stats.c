@@ -72,7 +72,7 @@ static void stats_report(void)
 		     (unsigned long long)totals.rx_calls, (unsigned long long)totals.bells_sent,
 		     (unsigned long long)totals.tcp_bytes, (unsigned long long)totals.mac_links);
 	if (strcmp(cfg.stats, "1") && strcmp(cfg.stats, "stderr"))
-		f = fopen(cfg.stats, "a");
+		f = real.fopen(cfg.stats, "a");
 	if (f) {
 		fputs(buf, f);
 		real.fclose(f);

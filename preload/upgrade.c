@@ -292,7 +292,7 @@ void upgrade_adopt_inherited(void)
 
 	if (!cfg.enabled || !getenv("MPKLINK_EXECED"))
 		return;
-	dir = opendir("/proc/self/fd");
+	dir = real.opendir("/proc/self/fd");
 	if (!dir)
 		return;
 	while ((d = readdir(dir))) {

@@ -4,7 +4,8 @@
  * syscall(SYS_close[_range]), fclose, dup, dup2, dup3, fcntl, fcntl64, and
  * the calls that make new fds: open, openat, creat, pipe, pipe2,
  * socketpair, eventfd, memfd_create, signalfd, timerfd_create,
- * inotify_init) and fork.
+ * inotify_init, and glibc's that open inside: mkstemp and its kin,
+ * tmpfile, fopen, opendir) and fork.
  * A number the program closes loses its name in the table (fdtab.h); a
  * number the kernel hands out anew is purged of anything stale.
  *
@@ -16,7 +17,9 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <dirent.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/mman.h>
@@ -412,4 +415,68 @@ EXPORT int inotify_init1(int flags)
 {
 	init();
 	return fresh(real.inotify_init1(flags));
+}
+
+/* glibc's own opens, past us: the fd they return is fresh all the same. */
+static FILE *fresh_file(FILE *f)
+{
+	if (f)
+		fresh(fileno(f));
+	return f;
+}
+
+EXPORT int mkstemp(char *tmpl)
+{
+	init();
+	return fresh(real.mkostemps(tmpl, 0, 0));
+}
+
+EXPORT int mkostemp(char *tmpl, int flags)
+{
+	init();
+	return fresh(real.mkostemps(tmpl, 0, flags));
+}
+
+EXPORT int mkstemps(char *tmpl, int suffixlen)
+{
+	init();
+	return fresh(real.mkostemps(tmpl, suffixlen, 0));
+}
+
+EXPORT int mkostemps(char *tmpl, int suffixlen, int flags)
+{
+	init();
+	return fresh(real.mkostemps(tmpl, suffixlen, flags));
+}
+
+EXPORT int mkstemp64(char *tmpl) __attribute__((alias("mkstemp")));
+EXPORT int mkostemp64(char *tmpl, int flags) __attribute__((alias("mkostemp")));
+EXPORT int mkstemps64(char *tmpl, int suffixlen) __attribute__((alias("mkstemps")));
+EXPORT int mkostemps64(char *tmpl, int suffixlen, int flags) __attribute__((alias("mkostemps")));
+
+EXPORT FILE *tmpfile(void)
+{
+	init();
+	return fresh_file(real.tmpfile());
+}
+
+EXPORT FILE *tmpfile64(void) __attribute__((alias("tmpfile")));
+
+EXPORT FILE *fopen(const char *path, const char *mode)
+{
+	init();
+	return fresh_file(real.fopen(path, mode));
+}
+
+EXPORT FILE *fopen64(const char *path, const char *mode) __attribute__((alias("fopen")));
+
+EXPORT DIR *opendir(const char *path)
+{
+	DIR *d;
+
+	init();
+	d = real.opendir(path);
+	if (d)
+		fresh(dirfd(d));
+	return d;
 }

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # Differential conformance runner.
 #
-#   run.sh [--expect-links N|0|any] [--max-fallbacks N|any] [--reuseport] [--keep]
+#   run.sh [--expect-links N|0|any] [--max-fallbacks N|any] [--loud] [--reuseport] [--keep]
 #          PROGRAM [ARGS...]
 #
 # Runs PROGRAM ARGS over plain TCP (stdout -> tcp.out), then under
@@ -22,6 +22,13 @@
 #                       the shim, so one that stays TCP means the shim lost
 #                       track of something; a scenario that connects where
 #                       nothing listens says how many (or any)
+# --loud: the scenario does what a link cannot carry; the contract's
+#   answer is that the link breaks loudly. It passes if the outputs are the
+#   same, or if they differ only from where the program saw ECONNRESET on
+#   (an mpk.out line added by the diff says errno=ECONNRESET) and the shim
+#   said why in one "link broken" line; a hang or a crash still fails,
+#   but for SIGPIPE on a later write, which TCP gives a reset connection
+#   too (the program ends there, without its END).
 # --reuseport: PROGRAM serve runs twice (SO_REUSEPORT, each under a launcher
 # of its own), then PROGRAM client ARGS, under a third; its output is diffed.
 #
@@ -33,18 +40,20 @@ expect=1
 maxfb=0
 reuseport=0
 keep=0
+loud=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--expect-links) expect=$2; shift 2 ;;
 	--max-fallbacks) maxfb=$2; shift 2 ;;
 	--reuseport) reuseport=1; shift ;;
+	--loud) loud=1; shift ;;
 	--keep) keep=1; shift ;;
 	--) shift; break ;;
 	-*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
 	*) break ;;
 	esac
 done
-[ $# -ge 1 ] || { echo "usage: run.sh [--expect-links N|0|any] [--max-fallbacks N|any] [--reuseport] PROGRAM [ARGS...]" >&2; exit 2; }
+[ $# -ge 1 ] || { echo "usage: run.sh [--expect-links N|0|any] [--max-fallbacks N|any] [--loud] [--reuseport] PROGRAM [ARGS...]" >&2; exit 2; }
 : "${MPKLINK_RUN:?set MPKLINK_RUN to the mpklink-run launcher}"
 prog=$1
 shift
@@ -194,8 +203,17 @@ fi
 verdict=same
 reasons=()
 if ! diff -u --label tcp.out --label mpk.out "$tmp/tcp.out" "$tmp/mpk.out" >"$tmp/diff"; then
-	verdict=DIFFERS
-	reasons+=("output differs")
+	if [ "$loud" = 1 ] && { [ "$mpk_rc" = 0 ] || [ "$mpk_rc" = $((128 + 13)) ]; } &&
+		grep -q 'link broken:' "$tmp/mpk.err" &&
+		grep '^+[^+]' "$tmp/diff" | head -n 1 | grep -q 'ECONNRESET'; then
+		echo "conformance $name: breaks loudly, as it must: $(grep -m1 'link broken:' "$tmp/mpk.err")"
+		cat "$tmp/diff"
+		cat "$tmp/mpk.out"
+		exit 0
+	else
+		verdict=DIFFERS
+		reasons+=("output differs")
+	fi
 fi
 if [ "$mpk_rc" != 0 ]; then
 	d=$(describe "$mpk_rc")
