@@ -519,14 +519,14 @@ static void live_sweep(struct mpk_ctl *c)
 	int64_t now = now_ms();
 	int r = mpk_tcp_held(held_add, &h);
 
-	if (r == 0)
+	if (r == 0 && h.n)
 		qsort(h.v, h.n, sizeof(*h.v), u32_cmp);
 	pthread_mutex_lock(&c->lock);
 	for (size_t i = 0; i < c->nlive;) {
 		struct live *e = &c->live[i];
 		uint32_t key = e->side == 0 ? (uint32_t)e->server_port << 16 | e->client_port
 					    : (uint32_t)e->client_port << 16 | e->server_port;
-		int held = r == 0 && bsearch(&key, h.v, h.n, sizeof(*h.v), u32_cmp);
+		int held = r == 0 && h.n && bsearch(&key, h.v, h.n, sizeof(*h.v), u32_cmp);
 
 		/* Without the table, a CLOSE is taken at its word. */
 		if ((e->closing && !held) ||
