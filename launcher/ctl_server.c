@@ -26,89 +26,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ctl_server.h"
-#include "sockdiag.h"
+#include "ctl_internal.h"
 #include "mpklink/ring.h"
 
-#define MAX_FDS 1024
-/* A link handed to a client launcher waits this long for its accept. */
-#define PENDING_MS 10000
-#define RDV_TIMEOUT_MS 2000
-/* An idle CONNECT worker exits after this long without a job. */
-#define WORKER_IDLE_MS 10000
-
-enum slot_kind { S_WAKE, S_CTL_LISTEN, S_SHIM, S_RDV_LISTEN, S_RDV };
-
-struct slot {
-	enum slot_kind kind;
-	int fd;
-	unsigned port; /* S_RDV_LISTEN: the port */
-	/* S_SHIM: ports this program listens on, released when it goes */
-	unsigned *ports;
-	size_t nports;
-};
-
-struct pending {
-	unsigned server_port, client_port;
-	int fds[MPK_LINK_NFDS];
-	uint8_t token[MPK_TOKEN_BYTES];
-	uint64_t ring_bytes;
-	int64_t expiry_ms;
-	int has_key;
-	uint8_t key[32]; /* the handshake's session key, for MAC links */
-};
-
-/* A link handed to our program, kept so a program image that replaces it
- * (exec) can find the link behind an inherited socket. */
-struct live {
-	unsigned server_port, client_port, side;
-	int fds[MPK_LINK_NFDS];
-	int has_key;
-	uint8_t key[32];
-	int64_t born_ms;
-	int closing; /* the program closed it: gone once no process holds it */
-};
-/* A link younger than this is kept whatever the socket table says: its
- * client's connect may not have happened yet. */
-#define LIVE_YOUNG_MS 10000
-/* How soon after a CLOSE, and how often in any case, the table is read. */
-#define SWEEP_SOON_MS 200
-#define SWEEP_EVERY_MS 10000
-#define MAX_LIVE 4096
-
-struct mpk_ctl {
-	struct mpk_ctl_config cfg;
-	char rundir[108];
-	char path[108];
-	int wake_fd;
-	pthread_t thread;
-	int running;
-
-	struct slot slots[MAX_FDS];
-	size_t nslots;
-	/* Ports another launcher's program listens on too (SO_REUSEPORT):
-	 * no links, as the kernel may hand a client to either program.
-	 * The control thread's. */
-	unsigned shared[64];
-	size_t nshared;
-
-	pthread_mutex_t lock; /* pending, listen refcounts, workers, jobs */
-	struct pending *pending;
-	size_t npending;
-	struct live *live;
-	size_t nlive;
-	int64_t sweep_at_ms; /* when live_sweep runs next; 0: nothing to do */
-	int workers; /* CONNECT threads alive, idle ones included */
-	pthread_cond_t workers_done;
-	/* CONNECTs not yet taken, oldest first. A job is queued only when an
-	 * idle worker is counted for it (idle >= njobs) or a new worker is
-	 * started for it, so none waits behind a slow rendezvous. */
-	struct connect_job *jobs, **jobs_tail;
-	int njobs, idle, stopping;
-	pthread_cond_t jobs_cv;
-};
-
-static int64_t now_ms(void)
+int64_t now_ms(void)
 {
 	struct timespec ts;
 
@@ -116,8 +37,7 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-__attribute__((format(printf, 3, 4))) static void ctl_log(struct mpk_ctl *c, int level,
-							 const char *fmt, ...)
+void ctl_log(struct mpk_ctl *c, int level, const char *fmt, ...)
 {
 	static const char *names[] = {"error", "warn", "info", "debug"};
 	va_list ap;
@@ -132,54 +52,6 @@ __attribute__((format(printf, 3, 4))) static void ctl_log(struct mpk_ctl *c, int
 	fputc('\n', f);
 	funlockfile(f);
 	va_end(ap);
-}
-
-int mpk_rundir_default(char *buf, size_t len)
-{
-	const char *x = getenv("XDG_RUNTIME_DIR");
-	int n;
-
-	if (x && *x)
-		n = snprintf(buf, len, "%s/mpklink", x);
-	else
-		n = snprintf(buf, len, "/tmp/mpklink-%u", (unsigned)getuid());
-	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
-}
-
-int mpk_rundir_check(const char *dir, int create, const char **why)
-{
-	struct stat st;
-
-	*why = NULL;
-	if (strlen(dir) > 80) {
-		*why = "path too long for unix sockets (at most 80 characters)";
-		return -ENAMETOOLONG;
-	}
-	if (create && mkdir(dir, 0700) < 0 && errno != EEXIST) {
-		*why = "cannot create it";
-		return -errno;
-	}
-	if (lstat(dir, &st) < 0) {
-		*why = "does not exist";
-		return -errno;
-	}
-	if (S_ISLNK(st.st_mode)) {
-		*why = "is a symbolic link";
-		return -EPERM;
-	}
-	if (!S_ISDIR(st.st_mode)) {
-		*why = "is not a directory";
-		return -ENOTDIR;
-	}
-	if (st.st_uid != getuid()) {
-		*why = "is owned by another user";
-		return -EPERM;
-	}
-	if (st.st_mode & 077) {
-		*why = "is accessible to group or others (chmod 700 it)";
-		return -EPERM;
-	}
-	return 0;
 }
 
 static int same_uid(int fd)
@@ -219,23 +91,6 @@ static int listen_unix(const char *path)
 		return r;
 	}
 	return fd;
-}
-
-/* Close-on-exec duplicates of a link's fds, or -errno (nothing open). */
-static int fds_dup(const int *src, int *dst)
-{
-	for (int i = 0; i < MPK_LINK_NFDS; i++)
-		dst[i] = -1;
-	for (int i = 0; i < MPK_LINK_NFDS; i++) {
-		dst[i] = fcntl(src[i], F_DUPFD_CLOEXEC, 0);
-		if (dst[i] < 0) {
-			int e = errno;
-
-			mpk_ctl_fds_close(dst);
-			return -e;
-		}
-	}
-	return 0;
 }
 
 /* ----------------------------------------------------------- slots */
@@ -331,214 +186,6 @@ static void rdv_close(struct mpk_ctl *c, unsigned port)
 		ctl_log(c, 2, "port %u: rendezvous closed", port);
 		return;
 	}
-}
-
-/* ------------------------------------------------------- pending links */
-
-static void pending_purge(struct mpk_ctl *c, int64_t now)
-{
-	for (size_t i = 0; i < c->npending;) {
-		if (c->pending[i].expiry_ms > now) {
-			i++;
-			continue;
-		}
-		ctl_log(c, 1, "port %u: link for client port %u never accepted; dropped",
-		     c->pending[i].server_port, c->pending[i].client_port);
-		mpk_ctl_fds_close(c->pending[i].fds);
-		explicit_bzero(c->pending[i].key, sizeof(c->pending[i].key));
-		c->pending[i] = c->pending[--c->npending];
-	}
-}
-
-static int pending_add(struct mpk_ctl *c, const struct pending *p)
-{
-	struct pending *n;
-
-	pthread_mutex_lock(&c->lock);
-	/* A client port names one connection: a new link replaces a stale one. */
-	for (size_t i = 0; i < c->npending; i++) {
-		if (c->pending[i].server_port == p->server_port &&
-		    c->pending[i].client_port == p->client_port) {
-			mpk_ctl_fds_close(c->pending[i].fds);
-			c->pending[i] = *p;
-			pthread_mutex_unlock(&c->lock);
-			return 0;
-		}
-	}
-	n = realloc(c->pending, (c->npending + 1) * sizeof(*n));
-	if (!n) {
-		pthread_mutex_unlock(&c->lock);
-		return -ENOMEM;
-	}
-	c->pending = n;
-	c->pending[c->npending++] = *p;
-	pthread_mutex_unlock(&c->lock);
-	return 0;
-}
-
-/* The handshake's session key, for the program's ACCEPT of that link. */
-static int pending_set_key(struct mpk_ctl *c, unsigned sport, unsigned cport, const uint8_t *key)
-{
-	int r = -ENOENT;
-
-	pthread_mutex_lock(&c->lock);
-	for (size_t i = 0; i < c->npending; i++) {
-		if (c->pending[i].server_port == sport && c->pending[i].client_port == cport) {
-			memcpy(c->pending[i].key, key, sizeof(c->pending[i].key));
-			c->pending[i].has_key = 1;
-			r = 0;
-			break;
-		}
-	}
-	pthread_mutex_unlock(&c->lock);
-	return r;
-}
-
-static int pending_take(struct mpk_ctl *c, unsigned sport, unsigned cport, struct pending *out)
-{
-	int r = -ENOENT;
-
-	pthread_mutex_lock(&c->lock);
-	for (size_t i = 0; i < c->npending; i++) {
-		if (c->pending[i].server_port == sport && c->pending[i].client_port == cport) {
-			*out = c->pending[i];
-			c->pending[i] = c->pending[--c->npending];
-			r = 0;
-			break;
-		}
-	}
-	pthread_mutex_unlock(&c->lock);
-	return r;
-}
-
-/* Takes ownership of fds. The oldest entry goes when the table is full:
- * only an exec'd image of a program with that many links would miss it. */
-static void live_add(struct mpk_ctl *c, unsigned sport, unsigned cport, unsigned side, int *fds,
-		     const uint8_t *key)
-{
-	struct live *e;
-
-	pthread_mutex_lock(&c->lock);
-	if (!c->live)
-		c->live = calloc(MAX_LIVE, sizeof(*c->live));
-	if (!c->live) {
-		pthread_mutex_unlock(&c->lock);
-		mpk_ctl_fds_close(fds);
-		return;
-	}
-	if (c->nlive == MAX_LIVE) {
-		mpk_ctl_fds_close(c->live[0].fds);
-		memmove(c->live, c->live + 1, (MAX_LIVE - 1) * sizeof(*c->live));
-		c->nlive--;
-	}
-	e = &c->live[c->nlive++];
-	*e = (struct live){sport, cport, side, {-1, -1, -1}, 0, {0}, now_ms(), 0};
-	memcpy(e->fds, fds, sizeof(e->fds));
-	if (key) {
-		e->has_key = 1;
-		memcpy(e->key, key, sizeof(e->key));
-	}
-	if (!c->sweep_at_ms)
-		__atomic_store_n(&c->sweep_at_ms, now_ms() + SWEEP_EVERY_MS, __ATOMIC_RELAXED);
-	pthread_mutex_unlock(&c->lock);
-}
-
-/* Returns the index of side's end of (sport, cport), or -1. Under
- * c->lock. A program that connects to itself holds both. */
-static ssize_t live_find(struct mpk_ctl *c, unsigned sport, unsigned cport, unsigned side)
-{
-	for (size_t i = c->nlive; i-- > 0;)
-		if (c->live[i].server_port == sport && c->live[i].client_port == cport &&
-		    c->live[i].side == side)
-			return (ssize_t)i;
-	return -1;
-}
-
-/* Under c->lock. */
-static void live_drop(struct mpk_ctl *c, size_t i)
-{
-	mpk_ctl_fds_close(c->live[i].fds);
-	explicit_bzero(c->live[i].key, sizeof(c->live[i].key));
-	c->live[i] = c->live[--c->nlive];
-}
-
-/*
- * The program closed (sport, cport). A forked child of it may still hold
- * the socket, and be about to exec an image that asks for the link
- * (LOOKUP): the link goes once no process holds the socket (live_sweep).
- */
-static void live_closing(struct mpk_ctl *c, unsigned sport, unsigned cport, unsigned side)
-{
-	ssize_t i;
-
-	pthread_mutex_lock(&c->lock);
-	i = live_find(c, sport, cport, side);
-	if (i >= 0) {
-		c->live[i].closing = 1;
-		if (!c->sweep_at_ms || c->sweep_at_ms > now_ms() + SWEEP_SOON_MS)
-			__atomic_store_n(&c->sweep_at_ms, now_ms() + SWEEP_SOON_MS,
-					 __ATOMIC_RELAXED);
-	}
-	pthread_mutex_unlock(&c->lock);
-}
-
-struct held {
-	uint32_t *v;
-	size_t n, cap;
-};
-
-static void held_add(void *arg, unsigned lport, unsigned rport)
-{
-	struct held *h = arg;
-
-	if (h->n == h->cap) {
-		size_t cap = h->cap ? h->cap * 2 : 256;
-		uint32_t *v = realloc(h->v, cap * sizeof(*v));
-
-		if (!v)
-			return;
-		h->v = v;
-		h->cap = cap;
-	}
-	h->v[h->n++] = (uint32_t)lport << 16 | (rport & 0xffff);
-}
-
-static int u32_cmp(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* Drops the links whose socket no process holds any more: closed by the
- * program (and by every child it forked), or left by one that died.
- * Young links stay (their connect may be still to come). */
-static void live_sweep(struct mpk_ctl *c)
-{
-	struct held h = {0};
-	int64_t now = now_ms();
-	int r = mpk_tcp_held(held_add, &h);
-
-	if (r == 0 && h.n)
-		qsort(h.v, h.n, sizeof(*h.v), u32_cmp);
-	pthread_mutex_lock(&c->lock);
-	for (size_t i = 0; i < c->nlive;) {
-		struct live *e = &c->live[i];
-		uint32_t key = e->side == 0 ? (uint32_t)e->server_port << 16 | e->client_port
-					    : (uint32_t)e->client_port << 16 | e->server_port;
-		int held = r == 0 && h.n && bsearch(&key, h.v, h.n, sizeof(*h.v), u32_cmp);
-
-		/* Without the table, a CLOSE is taken at its word. */
-		if ((e->closing && !held) ||
-		    (r == 0 && !held && now - e->born_ms > LIVE_YOUNG_MS)) {
-			live_drop(c, i);
-			continue;
-		}
-		i++;
-	}
-	__atomic_store_n(&c->sweep_at_ms, c->nlive ? now + SWEEP_EVERY_MS : 0, __ATOMIC_RELAXED);
-	pthread_mutex_unlock(&c->lock);
-	free(h.v);
 }
 
 /* -------------------------------------------------------- requests */

@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The control plane's insides, shared by its files (ctl_server.c: the
+ * thread, the requests, the rendezvous; links.c: the pending and live
+ * links): the server's state, and what each file offers the others.
+ * Private to the launcher.
+ */
+#ifndef MPK_LAUNCHER_CTL_INTERNAL_H
+#define MPK_LAUNCHER_CTL_INTERNAL_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "ctl_server.h"
+
+#define MAX_FDS 1024
+/* A link handed to a client launcher waits this long for its accept. */
+#define PENDING_MS 10000
+#define RDV_TIMEOUT_MS 2000
+/* An idle CONNECT worker exits after this long without a job. */
+#define WORKER_IDLE_MS 10000
+
+enum slot_kind { S_WAKE, S_CTL_LISTEN, S_SHIM, S_RDV_LISTEN, S_RDV };
+
+struct slot {
+	enum slot_kind kind;
+	int fd;
+	unsigned port; /* S_RDV_LISTEN: the port */
+	/* S_SHIM: ports this program listens on, released when it goes */
+	unsigned *ports;
+	size_t nports;
+};
+
+struct pending {
+	unsigned server_port, client_port;
+	int fds[MPK_LINK_NFDS];
+	uint8_t token[MPK_TOKEN_BYTES];
+	uint64_t ring_bytes;
+	int64_t expiry_ms;
+	int has_key;
+	uint8_t key[32]; /* the handshake's session key, for MAC links */
+};
+
+/* A link handed to our program, kept so a program image that replaces it
+ * (exec) can find the link behind an inherited socket. */
+struct live {
+	unsigned server_port, client_port, side;
+	int fds[MPK_LINK_NFDS];
+	int has_key;
+	uint8_t key[32];
+	int64_t born_ms;
+	int closing; /* the program closed it: gone once no process holds it */
+};
+/* A link younger than this is kept whatever the socket table says: its
+ * client's connect may not have happened yet. */
+#define LIVE_YOUNG_MS 10000
+/* How soon after a CLOSE, and how often in any case, the table is read. */
+#define SWEEP_SOON_MS 200
+#define SWEEP_EVERY_MS 10000
+#define MAX_LIVE 4096
+
+struct mpk_ctl {
+	struct mpk_ctl_config cfg;
+	char rundir[108];
+	char path[108];
+	int wake_fd;
+	pthread_t thread;
+	int running;
+
+	struct slot slots[MAX_FDS];
+	size_t nslots;
+	/* Ports another launcher's program listens on too (SO_REUSEPORT):
+	 * no links, as the kernel may hand a client to either program.
+	 * The control thread's. */
+	unsigned shared[64];
+	size_t nshared;
+
+	pthread_mutex_t lock; /* pending, listen refcounts, workers, jobs */
+	struct pending *pending;
+	size_t npending;
+	struct live *live;
+	size_t nlive;
+	int64_t sweep_at_ms; /* when live_sweep runs next; 0: nothing to do */
+	int workers; /* CONNECT threads alive, idle ones included */
+	pthread_cond_t workers_done;
+	/* CONNECTs not yet taken, oldest first. A job is queued only when an
+	 * idle worker is counted for it (idle >= njobs) or a new worker is
+	 * started for it, so none waits behind a slow rendezvous. */
+	struct connect_job *jobs, **jobs_tail;
+	int njobs, idle, stopping;
+	pthread_cond_t jobs_cv;
+};
+
+/* Milliseconds on the monotonic clock. */
+int64_t now_ms(void);
+
+/* One line on the configured log, at level (0 error .. 3 debug). */
+__attribute__((format(printf, 3, 4))) void ctl_log(struct mpk_ctl *c, int level, const char *fmt,
+						   ...);
+
+/* Close-on-exec duplicates of a link's fds, or -errno (nothing open). */
+int fds_dup(const int *src, int *dst);
+
+/* The pending links (made for a client, waiting for our program's
+ * accept) and the live ones (handed to our program, kept for an image
+ * after exec): links.c. Each takes c->lock itself but live_find, which
+ * wants it held. */
+void pending_purge(struct mpk_ctl *c, int64_t now);
+int pending_add(struct mpk_ctl *c, const struct pending *p);
+int pending_set_key(struct mpk_ctl *c, unsigned sport, unsigned cport, const uint8_t *key);
+int pending_take(struct mpk_ctl *c, unsigned sport, unsigned cport, struct pending *out);
+void live_add(struct mpk_ctl *c, unsigned sport, unsigned cport, unsigned side, int *fds,
+	      const uint8_t *key);
+ssize_t live_find(struct mpk_ctl *c, unsigned sport, unsigned cport, unsigned side);
+void live_closing(struct mpk_ctl *c, unsigned sport, unsigned cport, unsigned side);
+void live_sweep(struct mpk_ctl *c);
+
+#endif
