@@ -20,7 +20,7 @@ void real_resolve(void)
 	RESOLVE(epoll_create); RESOLVE(epoll_create1); RESOLVE(epoll_ctl);
 	RESOLVE(epoll_wait); RESOLVE(epoll_pwait); RESOLVE(poll); RESOLVE(ppoll);
 	RESOLVE(select); RESOLVE(pselect); RESOLVE(syscall); RESOLVE(fork);
-	RESOLVE(sigaction); RESOLVE(sendfile); RESOLVE(splice); RESOLVE(sendmmsg);
+	RESOLVE(sendfile); RESOLVE(splice); RESOLVE(sendmmsg);
 	RESOLVE(recvmmsg); RESOLVE(openat); RESOLVE(pipe2); RESOLVE(socketpair);
 	RESOLVE(eventfd); RESOLVE(memfd_create); RESOLVE(signalfd); RESOLVE(timerfd_create);
 	RESOLVE(inotify_init1); RESOLVE(fclose); RESOLVE(mkostemps); RESOLVE(tmpfile);

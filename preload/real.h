@@ -57,7 +57,6 @@ struct real_calls {
 		       const sigset_t *);
 	long (*syscall)(long, ...);
 	pid_t (*fork)(void);
-	int (*sigaction)(int, const struct sigaction *, struct sigaction *);
 	ssize_t (*sendfile)(int, int, off_t *, size_t);
 	ssize_t (*splice)(int, loff_t *, int, loff_t *, size_t, unsigned);
 	int (*sendmmsg)(int, struct mmsghdr *, unsigned, int);

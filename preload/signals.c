@@ -5,11 +5,12 @@
  * sysv_signal, siginterrupt.
  */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
 
-#include "real.h"
+#include "preload.h"
 #include "signals.h"
 
 /* What the program installed, per signal, as it set it (a handler of its
@@ -65,16 +66,24 @@ static int has_handler(const struct sigaction *a)
 					   : a->sa_handler != SIG_DFL && a->sa_handler != SIG_IGN;
 }
 
+/* Resolved here, not by preload_start: a sanitizer runtime installs its
+ * own handlers, through this very interposer, before anything of ours may
+ * run (this file is built without -fsanitize=thread for that reason). */
+static int (*real_sigaction)(int, const struct sigaction *, struct sigaction *);
+
 static int do_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
 	struct sigaction k, prev;
 	int r;
 
-	init();
+	if (!__atomic_load_n(&real_sigaction, __ATOMIC_ACQUIRE))
+		__atomic_store_n(&real_sigaction,
+				 (__typeof__(real_sigaction))dlsym(RTLD_NEXT, "sigaction"),
+				 __ATOMIC_RELEASE);
 	/* SIGKILL, SIGSTOP and bad numbers: the kernel says EINVAL. */
 	if (sig <= 0 || sig >= _NSIG || !act || !has_handler(act) || sig == SIGKILL ||
 	    sig == SIGSTOP) {
-		r = real.sigaction(sig, act, old);
+		r = real_sigaction(sig, act, old);
 		if (r == 0 && old && sig > 0 && sig < _NSIG && old->sa_sigaction == trampoline)
 			*old = app[sig];
 		if (r == 0 && act && sig > 0 && sig < _NSIG)
@@ -86,7 +95,7 @@ static int do_sigaction(int sig, const struct sigaction *act, struct sigaction *
 	k.sa_flags |= SA_SIGINFO;
 	prev = app[sig];
 	app[sig] = *act;
-	r = real.sigaction(sig, &k, old);
+	r = real_sigaction(sig, &k, old);
 	if (r < 0) {
 		app[sig] = prev;
 		return r;
