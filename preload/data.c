@@ -55,6 +55,51 @@ static int blocking_signalled(struct blocking *b, int unknown_is_intr)
 	return -EINTR;
 }
 
+/* Milliseconds left to b's deadline for poll (rounded up; -1: none), or
+ * -EAGAIN when it passed. Negative values other than -1 are errors. */
+static int blocking_left_ms(const struct blocking *b)
+{
+	uint64_t now;
+
+	if (!b->deadline)
+		return -1;
+	now = mono_ns();
+	if (now >= b->deadline)
+		return -EAGAIN;
+	return (int)((b->deadline - now + 999999) / 1000000);
+}
+
+/*
+ * Sleeps on u's socket (sock_events: the hang-up, or the connect) and, once
+ * it is a link, on its doorbell, until either has something or b's time is
+ * up. Returns 0 (look again), -EAGAIN (the deadline passed), -EINTR, or
+ * -errno; rang: the doorbell woke it.
+ */
+static int bell_sleep(struct ufd *u, short sock_events, struct blocking *b, int *rang)
+{
+	struct pollfd p[2] = {{.fd = u->sock, .events = sock_events},
+			      {.fd = u->bell[0], .events = POLLIN}};
+	int active = u->state == ST_ACTIVE, t = blocking_left_ms(b), r;
+
+	*rang = 0;
+	if (t == -EAGAIN)
+		return t;
+	/* The socket says the peer hung up; the eventfd, that it rang. */
+	r = real.poll(p, active && u->bell[0] >= 0 ? 2 : 1, t);
+	if (r < 0)
+		return errno == EINTR ? blocking_signalled(b, 1) : -errno;
+	if (r == 0)
+		return b->deadline && mono_ns() >= b->deadline ? -EAGAIN : 0;
+	/* Each read only when the kernel says something is there. */
+	if (active && (p[0].revents & (POLLIN | POLLHUP | POLLERR)))
+		conn_hangup(u);
+	if (active && p[1].revents) {
+		mpk_link_drain(u->link);
+		*rang = 1;
+	}
+	return 0;
+}
+
 /*
  * Blocks until the link (or the setup) may have changed: first by
  * watching the ring for up to MPKLINK_SPIN_US (a reply is often a few
@@ -64,17 +109,11 @@ static int blocking_signalled(struct blocking *b, int unknown_is_intr)
  */
 static int wait_bell(struct ufd *u, unsigned want, struct blocking *b)
 {
-	struct pollfd p[2] = {{.fd = u->sock, .events = POLLIN}, {.fd = u->bell[0], .events = POLLIN}};
 	struct spin_clock c = {0};
-	uint64_t now = 0;
-	int r, t = -1;
+	int r, rang, t = blocking_left_ms(b);
 
-	if (b->deadline) {
-		now = mono_ns();
-		if (now >= b->deadline)
-			return -EAGAIN;
-		t = (int)((b->deadline - now + 999999) / 1000000);
-	}
+	if (t == -EAGAIN)
+		return t;
 	if (u->state == ST_ACTIVE && cfg.spin_ns && spin_begin(&c, t)) {
 		do {
 			/* A reader leaves the TX ring alone (mpk_link_poll_rx). */
@@ -96,28 +135,10 @@ static int wait_bell(struct ufd *u, unsigned want, struct blocking *b)
 		spin_woke(&c);
 		return 0;
 	}
-	if (u->state == ST_CONNECTING)
-		p[0].events = POLLOUT;
-	if (b->deadline) {
-		now = mono_ns();
-		if (now >= b->deadline)
-			return -EAGAIN;
-		t = (int)((b->deadline - now + 999999) / 1000000);
-	}
-	/* The socket says the peer hung up; the eventfd, that it rang. */
-	r = real.poll(p, u->state == ST_ACTIVE && u->bell[0] >= 0 ? 2 : 1, t);
-	if (r < 0)
-		return errno == EINTR ? blocking_signalled(b, 1) : -errno;
-	if (r == 0)
-		return b->deadline && mono_ns() >= b->deadline ? -EAGAIN : 0;
-	/* Each read only when the kernel says something is there. */
-	if (u->state == ST_ACTIVE && (p[0].revents & (POLLIN | POLLHUP | POLLERR)))
-		conn_hangup(u);
-	if (u->state == ST_ACTIVE && p[1].revents) {
-		mpk_link_drain(u->link);
+	r = bell_sleep(u, u->state == ST_CONNECTING ? POLLOUT : POLLIN, b, &rang);
+	if (rang)
 		spin_woke(&c);
-	}
-	return 0;
+	return r;
 }
 
 #define IOV_REST 64
@@ -179,31 +200,14 @@ static size_t iov_len(const struct iovec *iov, int n)
  */
 static int wait_more(struct ufd *u, size_t have, struct blocking *b)
 {
-	struct pollfd p[2] = {{.fd = u->sock, .events = POLLIN}, {.fd = u->bell[0], .events = POLLIN}};
 	ssize_t n;
-	int r, t = -1;
+	int rang;
 
 	mpk_link_arm(u->link, MPK_LINK_IN | MPK_ARM_NODRAIN);
 	n = mpk_link_readable(u->link);
 	if (n < 0 || (size_t)n > have || (mpk_link_poll_rx(u->link, NULL) & MPK_LINK_RDHUP))
 		return 0;
-	if (b->deadline) {
-		uint64_t now = mono_ns();
-
-		if (now >= b->deadline)
-			return -EAGAIN;
-		t = (int)((b->deadline - now + 999999) / 1000000);
-	}
-	r = real.poll(p, u->bell[0] >= 0 ? 2 : 1, t);
-	if (r < 0)
-		return errno == EINTR ? blocking_signalled(b, 1) : -errno;
-	if (r == 0)
-		return b->deadline && mono_ns() >= b->deadline ? -EAGAIN : 0;
-	if (p[0].revents)
-		conn_hangup(u);
-	if (p[1].revents)
-		mpk_link_drain(u->link);
-	return 0;
+	return bell_sleep(u, POLLIN, b, &rang);
 }
 
 /* recv(MSG_PEEK | MSG_WAITALL), blocking: TCP waits for all of it (or

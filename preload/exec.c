@@ -145,26 +145,28 @@ static int failed(char **fresh)
 
 /* The bodies once: a call by name inside the library would bind to the
  * exported interposer (tests/integration/hygiene.sh). */
-static int do_execve(const char *path, char *const argv[], char *const envp[])
+typedef int (*exec_fn)(const char *, char *const[], char *const[]);
+
+/* fn with the environment exec_env makes: returns only when it failed. */
+static int do_exec(exec_fn fn, const char *what, char *const argv[], char *const envp[])
 {
 	char **fresh;
 	char *const *env;
 
 	init();
 	env = exec_env(envp, &fresh);
-	real.execve(path, argv, env);
+	fn(what, argv, env);
 	return failed(fresh);
+}
+
+static int do_execve(const char *path, char *const argv[], char *const envp[])
+{
+	return do_exec(real.execve, path, argv, envp);
 }
 
 static int do_execvpe(const char *file, char *const argv[], char *const envp[])
 {
-	char **fresh;
-	char *const *env;
-
-	init();
-	env = exec_env(envp, &fresh);
-	real.execvpe(file, argv, env);
-	return failed(fresh);
+	return do_exec(real.execvpe, file, argv, envp);
 }
 
 EXPORT int execve(const char *path, char *const argv[], char *const envp[])
@@ -252,30 +254,30 @@ EXPORT int execle(const char *path, const char *arg, ...)
 	return do_execve(path, argv, envp);
 }
 
+typedef int (*spawn_fn)(pid_t *, const char *, const void *, const void *, char *const[],
+			char *const[]);
+
+static int do_spawn(spawn_fn fn, pid_t *pid, const char *what, const void *fa, const void *attr,
+		    char *const argv[], char *const envp[])
+{
+	char **fresh;
+	char *const *env = exec_env(envp, &fresh);
+	int r = fn(pid, what, fa, attr, argv, env);
+
+	free(fresh);
+	return r;
+}
+
 EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
 		       const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
 {
-	char **fresh;
-	char *const *env;
-	int r;
-
 	init();
-	env = exec_env(envp, &fresh);
-	r = real.posix_spawn(pid, path, fa, attr, argv, env);
-	free(fresh);
-	return r;
+	return do_spawn(real.posix_spawn, pid, path, fa, attr, argv, envp);
 }
 
 EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
 			const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
 {
-	char **fresh;
-	char *const *env;
-	int r;
-
 	init();
-	env = exec_env(envp, &fresh);
-	r = real.posix_spawnp(pid, file, fa, attr, argv, env);
-	free(fresh);
-	return r;
+	return do_spawn(real.posix_spawnp, pid, file, fa, attr, argv, envp);
 }

@@ -743,3 +743,18 @@ size_t conf_hear(const char *name, int fd, size_t n, int expect_pat, uint64_t of
 	}
 	return got;
 }
+
+pthread_t conf_main_thread;
+volatile sig_atomic_t conf_hits;
+
+void conf_on_usr1(int sig)
+{
+	(void)sig;
+	conf_hits++;
+}
+
+void conf_kick(void *unused)
+{
+	(void)unused;
+	pthread_kill(conf_main_thread, SIGUSR1);
+}

@@ -30,6 +30,8 @@
 
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <netinet/in.h>
@@ -176,5 +178,13 @@ void conf_join_within(struct conf_later *l, const char *name, int limit_ms);
  * come out in one block, so the order is the same in every run). */
 pid_t conf_fork(int *outfd);
 void conf_reap(const char *name, pid_t pid, int outfd);
+
+/* A signal to the main thread (conf_main_thread, set by the scenario), for
+ * the scenarios that interrupt a blocking call: conf_on_usr1 counts them in
+ * conf_hits; conf_kick is a conf_later job that sends SIGUSR1. */
+extern pthread_t conf_main_thread;
+extern volatile sig_atomic_t conf_hits;
+void conf_on_usr1(int sig);
+void conf_kick(void *unused);
 
 #endif

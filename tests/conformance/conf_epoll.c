@@ -28,20 +28,7 @@
 #define CK_S UINT64_C(0x5555666677778888)
 
 static int l, c, s;
-static pthread_t main_t;
-static volatile sig_atomic_t hits;
 
-static void on_usr1(int sig)
-{
-	(void)sig;
-	hits++;
-}
-
-static void kick(void *p)
-{
-	(void)p;
-	pthread_kill(main_t, SIGUSR1);
-}
 
 static void write_c(void *p)
 {
@@ -369,9 +356,9 @@ static void sc_pwait(void)
 	int r;
 
 	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_usr1;
+	sa.sa_handler = conf_on_usr1;
 	sigaction(SIGUSR1, &sa, NULL);
-	main_t = pthread_self();
+	conf_main_thread = pthread_self();
 	add(ep, s, EPOLLIN, CK_S);
 	sigemptyset(&block);
 	sigaddset(&block, SIGUSR1);
@@ -379,28 +366,28 @@ static void sc_pwait(void)
 
 	/* The signal comes while epoll_pwait has it blocked: no EINTR; the
 	 * event at T ends it; the handler runs after. */
-	k = conf_later(100, kick, NULL);
+	k = conf_later(100, conf_kick, NULL);
 	t = conf_later(CONF_T, write_c, "evt");
 	r = (int)R("epoll_pwait.masked", CONF_T, epoll_pwait(ep, ev, 4, 5 * CONF_T, &block));
 	show("epoll_pwait.masked", r, ev);
-	out("handler ran=%d", (int)hits);
+	out("handler ran=%d", (int)conf_hits);
 	conf_join(k);
 	conf_join(t);
 	drain_s();
 
 	/* Blocked in the thread, unblocked by epoll_pwait's mask: EINTR. */
 	pthread_sigmask(SIG_BLOCK, &block, &old);
-	k = conf_later(100, kick, NULL);
+	k = conf_later(100, conf_kick, NULL);
 	r = (int)R("epoll_pwait.unmasked", CONF_T, epoll_pwait(ep, ev, 4, 5 * CONF_T, &none));
-	out("handler ran=%d", (int)hits);
+	out("handler ran=%d", (int)conf_hits);
 	conf_join(k);
 	/* Pending again, with the mask still blocking it: a timeout. */
-	k = conf_later(0, kick, NULL);
+	k = conf_later(0, conf_kick, NULL);
 	conf_join(k);
 	r = (int)R("epoll_pwait.pending-masked", CONF_T, epoll_pwait(ep, ev, 4, CONF_T, &block));
-	out("handler ran=%d", (int)hits);
+	out("handler ran=%d", (int)conf_hits);
 	r = (int)R("epoll_pwait.pending-delivered", CONF_T, epoll_pwait(ep, ev, 4, CONF_T, &none));
-	out("handler ran=%d", (int)hits);
+	out("handler ran=%d", (int)conf_hits);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	(void)r;
 	/* A NULL mask is epoll_wait. */

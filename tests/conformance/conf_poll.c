@@ -24,24 +24,11 @@
 #include <unistd.h>
 
 static int l, c, s;
-static pthread_t main_t;
-static volatile sig_atomic_t hits;
 /* Sizes the compiler cannot see through: the fortified build then calls
  * the _chk entry points. */
 static volatile nfds_t vn;
 static volatile size_t vlen;
 
-static void on_usr1(int sig)
-{
-	(void)sig;
-	hits++;
-}
-
-static void kick(void *p)
-{
-	(void)p;
-	pthread_kill(main_t, SIGUSR1);
-}
 
 static void write_c(void *p)
 {
@@ -141,9 +128,9 @@ static void sc_ppoll(void)
 	int r;
 
 	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_usr1;
+	sa.sa_handler = conf_on_usr1;
 	sigaction(SIGUSR1, &sa, NULL);
-	main_t = pthread_self();
+	conf_main_thread = pthread_self();
 	sigemptyset(&block);
 	sigaddset(&block, SIGUSR1);
 	sigemptyset(&none);
@@ -155,25 +142,25 @@ static void sc_ppoll(void)
 	showp("ppoll.data", p, 1);
 	drain_s();
 	/* Masked signal: no EINTR; the event at T ends it. */
-	k = conf_later(100, kick, NULL);
+	k = conf_later(100, conf_kick, NULL);
 	t = conf_later(CONF_T, write_c, "evt");
 	r = (int)R("ppoll.masked", CONF_T, ppoll(p, vn, &big, &block));
 	showp("ppoll.masked", p, 1);
-	out("handler ran=%d", (int)hits);
+	out("handler ran=%d", (int)conf_hits);
 	conf_join(k);
 	conf_join(t);
 	drain_s();
 	/* Blocked in the thread, open in ppoll's mask: EINTR. */
 	pthread_sigmask(SIG_BLOCK, &block, &old);
-	k = conf_later(100, kick, NULL);
+	k = conf_later(100, conf_kick, NULL);
 	r = (int)R("ppoll.unmasked", CONF_T, ppoll(p, vn, NULL, &none));
-	out("handler ran=%d", (int)hits);
+	out("handler ran=%d", (int)conf_hits);
 	conf_join(k);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	/* A blocking ppoll without a mask, and a signal: EINTR. */
-	k = conf_later(100, kick, NULL);
+	k = conf_later(100, conf_kick, NULL);
 	r = (int)R("ppoll.signal", CONF_T, ppoll(p, vn, NULL, NULL));
-	out("handler ran=%d", (int)hits);
+	out("handler ran=%d", (int)conf_hits);
 	conf_join(k);
 	(void)r;
 }
@@ -280,9 +267,9 @@ static void sc_pselect(void)
 	int r;
 
 	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_usr1;
+	sa.sa_handler = conf_on_usr1;
 	sigaction(SIGUSR1, &sa, NULL);
-	main_t = pthread_self();
+	conf_main_thread = pthread_self();
 	sigemptyset(&block);
 	sigaddset(&block, SIGUSR1);
 	sigemptyset(&none);
@@ -290,21 +277,21 @@ static void sc_pselect(void)
 	FD_SET(s, &rd);
 	r = (int)R("pselect.timeout", CONF_T, pselect(s + 1, &rd, NULL, NULL, &tmo, NULL));
 	out("pselect.timeout s:rd=%d ts-kept=%d", FD_ISSET(s, &rd), tmo.tv_nsec == CONF_T * 1000000L);
-	k = conf_later(100, kick, NULL);
+	k = conf_later(100, conf_kick, NULL);
 	t = conf_later(CONF_T, write_c, "evt");
 	FD_ZERO(&rd);
 	FD_SET(s, &rd);
 	r = (int)R("pselect.masked", CONF_T, pselect(s + 1, &rd, NULL, NULL, &big, &block));
-	out("pselect.masked s:rd=%d handler ran=%d", FD_ISSET(s, &rd), (int)hits);
+	out("pselect.masked s:rd=%d handler ran=%d", FD_ISSET(s, &rd), (int)conf_hits);
 	conf_join(k);
 	conf_join(t);
 	drain_s();
 	pthread_sigmask(SIG_BLOCK, &block, &old);
-	k = conf_later(100, kick, NULL);
+	k = conf_later(100, conf_kick, NULL);
 	FD_ZERO(&rd);
 	FD_SET(s, &rd);
 	r = (int)R("pselect.unmasked", CONF_T, pselect(s + 1, &rd, NULL, NULL, &big, &none));
-	out("pselect.unmasked handler ran=%d", (int)hits);
+	out("pselect.unmasked handler ran=%d", (int)conf_hits);
 	conf_join(k);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	(void)r;

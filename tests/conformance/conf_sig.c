@@ -32,20 +32,7 @@
 #define EV_AT 600
 
 static int l, c, s;
-static pthread_t main_t;
-static volatile sig_atomic_t hits;
 
-static void on_usr1(int sig)
-{
-	(void)sig;
-	hits++;
-}
-
-static void kick(void *p)
-{
-	(void)p;
-	pthread_kill(main_t, SIGUSR1);
-}
 
 static void set_timeo(int fd, int opt, int ms)
 {
@@ -184,10 +171,10 @@ static void sc_signal(int restart, const char *call)
 	static unsigned char big[256 << 10];
 
 	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_usr1;
+	sa.sa_handler = conf_on_usr1;
 	sa.sa_flags = restart ? SA_RESTART : 0;
 	sigaction(SIGUSR1, &sa, NULL);
-	main_t = pthread_self();
+	conf_main_thread = pthread_self();
 
 	if (!strcmp(call, "send"))
 		e.fill_n = conf_fill2(c, 0, NULL, 0);
@@ -203,7 +190,7 @@ static void sc_signal(int restart, const char *call)
 	if (!strcmp(call, "rcvtimeo"))
 		set_timeo(s, SO_RCVTIMEO, 5 * EV_AT);
 
-	k = conf_later(SIG_AT, kick, NULL);
+	k = conf_later(SIG_AT, conf_kick, NULL);
 	t = conf_later(EV_AT, event, &e);
 	if (!strcmp(call, "recv") || !strcmp(call, "rcvtimeo")) {
 		r = R(call, EV_AT, recv(s, buf, sizeof(buf), 0));
@@ -274,7 +261,7 @@ static void sc_signal(int restart, const char *call)
 	if (r > 0 && (!strcmp(call, "recv") || !strcmp(call, "read") || !strcmp(call, "recvmsg") ||
 		      !strcmp(call, "rcvtimeo")))
 		out("%s %s", call, hexdata(buf, r));
-	out("handler ran=%d", (int)hits);
+	out("handler ran=%d", (int)conf_hits);
 	conf_join(k);
 	if (t)
 		conf_join(t);
