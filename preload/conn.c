@@ -52,7 +52,7 @@ static void conn_destroy(struct fdobj *o, int quiet)
 	 * (now: the last call using it has returned) make it a reset, as
 	 * they would have on TCP: the peer reads ECONNRESET, not the end.
 	 * Not where another process may hold the socket still. */
-	if (u->link && u->sock >= 0 && !quiet && process_fork_gen() == u->born_gen &&
+	if (u->link && u->sock >= 0 && !quiet && !conn_maybe_shared(u) &&
 	    (u->state == ST_ACTIVE || u->state == ST_VERIFY) && mpk_link_readable(u->link) > 0) {
 		struct linger lg = {1, 0};
 
@@ -482,9 +482,9 @@ void conn_last_close(struct ufd *u)
 		stats_add(u->link, u->sock);
 	if (!u->link || u->sock < 0 || (u->state != ST_ACTIVE && u->state != ST_VERIFY))
 		return;
-	/* Another process may hold the socket (a fork since it was made):
-	 * its bytes and its fate are that process's too. */
-	if (process_fork_gen() != u->born_gen)
+	/* Another process may hold the socket (a fork since it was made, or
+	 * it was passed): its bytes and its fate are that process's too. */
+	if (conn_maybe_shared(u))
 		return;
 	/* Bytes on the socket (a preamble not yet verified) are not the
 	 * program's: they must not turn our FIN into an RST (conn_destroy

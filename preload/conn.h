@@ -34,6 +34,7 @@
 #include "mpklink/ctl.h"
 #include "mpklink/ring.h"
 #include "preload.h"
+#include "process.h"
 
 enum ufd_state {
 	ST_CONNECTING = 1, /* client: the preamble is owed on the stream */
@@ -80,6 +81,8 @@ struct ufd {
 	uint32_t zc_next, zc_lo, zc_hi;
 	unsigned fork_gen; /* process_fork_gen when this process last synced it */
 	unsigned born_gen; /* process_fork_gen when it was made or adopted */
+	int passed;        /* inherited across exec, or sent or received with
+			    * SCM_RIGHTS: another process may hold the socket */
 	pthread_mutex_t rlock, wlock, slock;
 };
 
@@ -103,6 +106,16 @@ static inline struct ufd *listener_get(int fd)
 static inline void ufd_put(struct ufd *u)
 {
 	fdobj_put(&u->obj);
+}
+
+/* Whether another process may hold u's socket and use its link as well:
+ * a fork since it was made, or it was passed. Only then does a read or
+ * write first look whether the other moved the ring (a shared line's load
+ * on every call, measured at 50 ns a round trip otherwise), and a close
+ * leaves the connection's fate to the other (no reset for unread bytes). */
+static inline int conn_maybe_shared(const struct ufd *u)
+{
+	return __atomic_load_n(&u->passed, __ATOMIC_RELAXED) || u->born_gen != process_fork_gen();
 }
 
 /* Registers the kinds' ops with fdtab. */

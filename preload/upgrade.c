@@ -284,9 +284,48 @@ int upgrade_accept(int fd, struct sockaddr *addr, socklen_t *alen, int flags, in
 	return nfd;
 }
 
-void upgrade_adopt_inherited(void)
+/* fd, a socket this image did not make (inherited across exec, or received
+ * with SCM_RIGHTS): when it is a loopback TCP connection on a configured
+ * port whose link our launcher keeps, the link is its again. how: for the
+ * log. Returns whether it was adopted. */
+static int adopt(int fd, const char *how)
 {
 	struct mpk_ctl_rep rep;
+	unsigned l, p, sport, cport;
+	int lfds[MPK_LINK_NFDS], side;
+	struct ufd *u;
+
+	if (!upgradable(fd) || !is_tcp(fd) || sock_ports(fd, &l, &p) < 0)
+		return 0;
+	/* Our end: the server's when our port is the configured one (a
+	 * program may hold both ends, the launcher both links). */
+	if (settings_port_configured(l)) {
+		sport = l, cport = p, side = 0;
+	} else if (settings_port_configured(p)) {
+		sport = p, cport = l, side = 1;
+	} else {
+		return 0;
+	}
+	if (ctl_call(MPK_CTL_LOOKUP, sport, cport, (unsigned)side, &rep, lfds) < 0 || lfds[0] < 0)
+		return 0;
+	u = conn_new(fd, lfds, side, sport, cport, ST_ACTIVE, NULL, &rep);
+	if (!u)
+		return 0;
+	u->passed = 1;
+	if (fdtab_hook(fd, &u->obj) == 0)
+		slog(2, "port %u: link of connection from port %u %s", sport, cport, how);
+	ufd_put(u);
+	return 1;
+}
+
+void upgrade_adopt_received(int fd)
+{
+	if (cfg.enabled)
+		adopt(fd, "received with SCM_RIGHTS");
+}
+
+void upgrade_adopt_inherited(void)
+{
 	struct dirent *d;
 	DIR *dir;
 
@@ -296,32 +335,10 @@ void upgrade_adopt_inherited(void)
 	if (!dir)
 		return;
 	while ((d = readdir(dir))) {
-		unsigned l, p, sport, cport;
-		int fd = atoi(d->d_name), lfds[MPK_LINK_NFDS], side;
-		struct ufd *u;
+		int fd = atoi(d->d_name);
 
-		if (d->d_name[0] < '0' || d->d_name[0] > '9' || fd == dirfd(dir) ||
-		    !upgradable(fd) || !is_tcp(fd) || sock_ports(fd, &l, &p) < 0)
-			continue;
-		/* Our end: the server's when our port is the configured one
-		 * (a program may hold both ends, the launcher both links). */
-		if (settings_port_configured(l)) {
-			sport = l, cport = p, side = 0;
-		} else if (settings_port_configured(p)) {
-			sport = p, cport = l, side = 1;
-		} else {
-			continue;
-		}
-		if (ctl_call(MPK_CTL_LOOKUP, sport, cport, (unsigned)side, &rep, lfds) < 0 ||
-		    lfds[0] < 0)
-			continue;
-		u = conn_new(fd, lfds, side, sport, cport, ST_ACTIVE, NULL, &rep);
-		if (!u)
-			continue;
-		if (fdtab_hook(fd, &u->obj) == 0)
-			slog(2, "port %u: link of connection from port %u inherited across exec",
-			     sport, cport);
-		ufd_put(u);
+		if (d->d_name[0] >= '0' && d->d_name[0] <= '9' && fd != dirfd(dir))
+			adopt(fd, "inherited across exec");
 	}
 	closedir(dir);
 }

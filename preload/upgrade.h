@@ -10,7 +10,8 @@
  * Server (accept on a listener the launcher answers for): ACCEPT by the
  * peer's port; a pending link means the preamble is expected first
  * (conn.h's VERIFY). exec: an image started by a process of ours adopts
- * the links behind the sockets it inherited (LOOKUP).
+ * the links behind the sockets it inherited (LOOKUP), as does a process
+ * that receives such a socket with SCM_RIGHTS.
  *
  * The functions behave as the calls they stand for: -1 and errno.
  * May call: conn.h, ctlclient.h, fdtab.h, stats.h, settings.h, log.h.
@@ -26,5 +27,9 @@ HIDDEN int upgrade_connect(int fd, const struct sockaddr *addr, socklen_t len);
 HIDDEN int upgrade_listen(int fd, int backlog);
 HIDDEN int upgrade_accept(int fd, struct sockaddr *addr, socklen_t *alen, int flags, int four);
 HIDDEN void upgrade_adopt_inherited(void);
+
+/* A socket that came in an SCM_RIGHTS message: its link, if our launcher
+ * keeps one (a program's processes passing connections among them). */
+HIDDEN void upgrade_adopt_received(int fd);
 
 #endif

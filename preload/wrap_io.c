@@ -19,6 +19,7 @@
 #include "fdtab.h"
 #include "process.h"
 #include "spin.h"
+#include "upgrade.h"
 #include "data.h"
 #include "real.h"
 
@@ -126,23 +127,56 @@ EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int fl
 	return do_recvfrom(fd, buf, n, flags, a, al);
 }
 
-/* fds received over a socket take numbers the kernel may have freed
- * behind our back: anything stale there goes. */
-static ssize_t fresh_rights(struct msghdr *m, ssize_t r)
+/* Calls fn for each fd in m's SCM_RIGHTS messages, never reading past
+ * msg_controllen whatever a header claims. */
+static void each_right(const struct msghdr *m, void (*fn)(int))
 {
-	if (r < 0 || !m->msg_controllen)
-		return r;
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+	const char *end = (const char *)m->msg_control + m->msg_controllen;
+
+	if (!m->msg_control || m->msg_controllen < sizeof(struct cmsghdr))
+		return;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR((struct msghdr *)m); c;
+	     c = CMSG_NXTHDR((struct msghdr *)m, c)) {
+		size_t len = c->cmsg_len;
+
+		if (len < CMSG_LEN(0))
+			break;
+		if (len > (size_t)(end - (const char *)c))
+			len = (size_t)(end - (const char *)c);
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || len < CMSG_LEN(0))
 			continue;
-		for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
+		for (size_t i = 0; i < (len - CMSG_LEN(0)) / sizeof(int); i++) {
 			int f;
 
 			memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(f));
-			if (fdtab_peek(f) && !process_borrowed())
-				fdtab_fresh(f);
+			fn(f);
 		}
 	}
+}
+
+/* An fd received over a socket takes a number the kernel may have freed
+ * behind our back: anything stale there goes; and a connection whose link
+ * our launcher keeps (another process of the program sent it) is a link
+ * here too. */
+static void right_received(int f)
+{
+	if (fdtab_peek(f))
+		fdtab_fresh(f);
+	upgrade_adopt_received(f);
+}
+
+static ssize_t fresh_rights(struct msghdr *m, ssize_t r)
+{
+	/* A vfork child's table is its parent's. */
+	if (r >= 0 && m->msg_controllen && !process_borrowed())
+		each_right(m, right_received);
+	return r;
+}
+
+static int fresh_rights_mmsg(struct mmsghdr *v, int r)
+{
+	for (int i = 0; i < r; i++)
+		fresh_rights(&v[i].msg_hdr, 0);
 	return r;
 }
 
@@ -193,7 +227,7 @@ static ssize_t link_recvmmsg(struct ufd *u, struct mmsghdr *v, unsigned n, int f
 
 EXPORT int recvmmsg(int fd, struct mmsghdr *v, unsigned n, int flags, struct timespec *timeout)
 {
-	DATA_CALL(fd, real.recvmmsg(fd, v, n, flags, timeout), link_recvmmsg(u, v, n, flags, timeout));
+	DATA_CALL(fd, fresh_rights_mmsg(v, real.recvmmsg(fd, v, n, flags, timeout)), link_recvmmsg(u, v, n, flags, timeout));
 }
 
 EXPORT ssize_t write(int fd, const void *buf, size_t n)
@@ -223,9 +257,43 @@ EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct
 	DATA_CALL(fd, real.sendto(fd, buf, n, flags, a, al), conn_writev(u, &iov, 1, flags));
 }
 
+/* A link whose socket goes to another process in an SCM_RIGHTS message:
+ * from now on that process may hold it too (conn_maybe_shared). Marked
+ * before the send, so the receiver never holds one this process thinks
+ * its own; a send that fails leaves it marked, which costs only the
+ * checks a shared link makes. */
+static void right_sent(int f)
+{
+	struct ufd *u = conn_get(f);
+
+	if (u) {
+		__atomic_store_n(&u->passed, 1, __ATOMIC_RELAXED);
+		ufd_put(u);
+	}
+}
+
+static void note_rights_sent(const struct msghdr *m)
+{
+	if (m->msg_controllen)
+		each_right(m, right_sent);
+}
+
+static ssize_t plain_sendmsg(int fd, const struct msghdr *m, int flags)
+{
+	note_rights_sent(m);
+	return real.sendmsg(fd, m, flags);
+}
+
+static int plain_sendmmsg(int fd, struct mmsghdr *v, unsigned n, int flags)
+{
+	for (unsigned i = 0; i < n; i++)
+		note_rights_sent(&v[i].msg_hdr);
+	return real.sendmmsg(fd, v, n, flags);
+}
+
 EXPORT ssize_t sendmsg(int fd, const struct msghdr *m, int flags)
 {
-	DATA_CALL(fd, real.sendmsg(fd, m, flags),
+	DATA_CALL(fd, plain_sendmsg(fd, m, flags),
 		  conn_writev(u, m->msg_iov, (int)m->msg_iovlen, flags));
 }
 
@@ -249,7 +317,7 @@ static ssize_t link_sendmmsg(struct ufd *u, struct mmsghdr *v, unsigned n, int f
 
 EXPORT int sendmmsg(int fd, struct mmsghdr *v, unsigned n, int flags)
 {
-	DATA_CALL(fd, real.sendmmsg(fd, v, n, flags), link_sendmmsg(u, v, n, flags));
+	DATA_CALL(fd, plain_sendmmsg(fd, v, n, flags), link_sendmmsg(u, v, n, flags));
 }
 
 /* sendfile and sendfile64 are one call on LP64. */

@@ -24,6 +24,9 @@
  *   exec-self         this process execs itself (no fork) with c and s,
  *                     unread bytes on s: the new image reads them, talks
  *   exec-self-noshim  the same without LD_PRELOAD
+ *   pass-fd           a child that closed its copy of c gets c back over a
+ *                     unix socket (SCM_RIGHTS) and talks on it; the parent
+ *                     closes its own copy once sent
  */
 #include "conf.h"
 
@@ -109,6 +112,80 @@ static void wait_pid(const char *name, pid_t pid)
 		out("%s exit=%d", name, WEXITSTATUS(st));
 	else
 		out("%s signal=%s", name, WIFSIGNALED(st) ? sigabbrev_np(WTERMSIG(st)) : "?");
+}
+
+/* ---- fd passing ---------------------------------------------------------- */
+
+static void send_fd(int unix_fd, int fd)
+{
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(sizeof(int))];
+	} u;
+	char one = 1;
+	struct iovec iov = {.iov_base = &one, .iov_len = 1};
+	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.b,
+			   .msg_controllen = sizeof(u.b)};
+	struct cmsghdr *ch = CMSG_FIRSTHDR(&m);
+
+	memset(&u, 0, sizeof(u));
+	ch->cmsg_level = SOL_SOCKET;
+	ch->cmsg_type = SCM_RIGHTS;
+	ch->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(ch), &fd, sizeof(fd));
+	R("sendmsg.SCM_RIGHTS", 0, sendmsg(unix_fd, &m, 0));
+}
+
+static int recv_fd(int unix_fd)
+{
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(sizeof(int))];
+	} u;
+	char one;
+	struct iovec iov = {.iov_base = &one, .iov_len = 1};
+	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.b,
+			   .msg_controllen = sizeof(u.b)};
+	struct cmsghdr *ch;
+	int fd = -1;
+
+	R("recvmsg.SCM_RIGHTS", 0, recvmsg(unix_fd, &m, 0));
+	ch = CMSG_FIRSTHDR(&m);
+	if (ch && ch->cmsg_type == SCM_RIGHTS)
+		memcpy(&fd, CMSG_DATA(ch), sizeof(fd));
+	out("received an fd: %s", fd >= 0 ? "yes" : "no");
+	return fd;
+}
+
+static void sc_pass_fd(void)
+{
+	int sv[2], o, got;
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+		conf_fatal("socketpair");
+	say("before.c2s", c, "before");
+	hear("before.c2s", s, 6);
+	pid = conf_fork(&o);
+	if (pid == 0) {
+		close(sv[0]);
+		R("child.close.c", 0, close(c));
+		got = recv_fd(sv[1]);
+		say("child.send", got, "from-child");
+		hear("child.recv", got, 8);
+		R("child.close.got", 0, close(got));
+		fflush(stdout);
+		_exit(0);
+	}
+	close(sv[1]);
+	send_fd(sv[0], c);
+	R("parent.close.c", 0, close(c));
+	hear("parent.recv", s, 10);
+	say("parent.send", s, "to-child");
+	conf_reap("child", pid, o);
+	/* The child's close was the last: s reads the end. */
+	hear("parent.eof", s, 1);
+	close(sv[0]);
 }
 
 /* ---- fork -------------------------------------------------------------- */
@@ -504,6 +581,8 @@ int main(int argc, char **argv)
 		sc_exec_self(1);
 	else if (!strcmp(sc, "exec-self-noshim"))
 		sc_exec_self(0);
+	else if (!strcmp(sc, "pass-fd"))
+		sc_pass_fd();
 	else
 		conf_fatal("unknown subcommand %s", sc);
 	conf_end();
