@@ -125,8 +125,9 @@ static int wait_bell(struct ufd *u, unsigned want, struct blocking *b)
 				return 0;
 			}
 			/* A handler ran meanwhile: where a sleeping call would
-			 * have been interrupted, so is this one. */
-			if ((r = blocking_signalled(b, 0)) < 0)
+			 * have been interrupted, so is this one (looked at as
+			 * often as the clock: handlers are rare, turns not). */
+			if ((c.turns & (SPIN_CLOCK_EVERY - 1)) == 0 && (r = blocking_signalled(b, 0)) < 0)
 				return r;
 		} while (spin_next(&c) != SPIN_OVER);
 	}
@@ -283,10 +284,11 @@ ssize_t conn_readv(struct ufd *u, const struct iovec *iov, int iovcnt, int flags
 			r = CONN_PLAIN;
 			break;
 		}
-		if (r == 0 && conn_late_data(u))
+		if (r == 0 && u->rd_shut && conn_late_data(u))
 			r = -ECONNRESET;
 		if (r == 0) {
-			mpk_link_sync_rx(u->link);
+			if (conn_maybe_shared(u))
+				mpk_link_sync_rx(u->link);
 			r = mpk_link_readv(u->link, iov, iovcnt, lf);
 			if (r > 0) {
 				note_io_thread();
@@ -395,7 +397,8 @@ ssize_t conn_writev(struct ufd *u, const struct iovec *iov, int iovcnt, int flag
 			break;
 		}
 		if (r == 0) {
-			mpk_link_sync_tx(u->link);
+			if (conn_maybe_shared(u))
+				mpk_link_sync_tx(u->link);
 			r = mpk_link_writev(u->link, iov, iovcnt);
 		}
 		if (r > 0) {

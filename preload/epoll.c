@@ -52,7 +52,7 @@ struct eset {
 	size_t nnested;
 	uint64_t rung_sig;    /* as a nested set: its news when it last rang */
 	size_t rr;          /* where the next collect starts: LT round robin */
-	int waiters;        /* threads in eset_wait on it now */
+	int waited;         /* a thread waited in it once: an addition rings */
 	struct eset *next;  /* the live sets, under esets_lock */
 	int hot;            /* the rings had news at the last look: spin first */
 	uint64_t kernel_ns; /* when the kernel's events were last harvested */
@@ -330,8 +330,9 @@ static int eset_collect(struct eset *es, struct epoll_event *out, int max)
 	/* From where the last collect stopped, as the kernel moves a
 	 * level-triggered entry it reported to the back of its ready list:
 	 * with maxevents 1, two ready fds take turns. */
-	for (size_t j = 0, start = es->n ? es->rr % es->n : 0; j < es->n && n < max; j++) {
-		size_t i = (start + j) % es->n;
+	size_t start = es->rr < es->n ? es->rr : 0;
+
+	for (size_t j = 0, i = start; j < es->n && n < max; j++, i = i + 1 < es->n ? i + 1 : 0) {
 		struct ereg *e = &es->v[i];
 		uint32_t rep;
 
@@ -543,8 +544,9 @@ static int eset_spin(struct eset *es, struct spin_clock *c, struct epoll_event *
 		return 0;
 	sig_mark(&sm);
 	while (!(n = eset_collect(es, ev, max))) {
-		/* A handler ran: a sleeping epoll_wait would have failed. */
-		if (sig_since(&sm) != SIG_NONE) {
+		/* A handler ran: a sleeping epoll_wait would have failed.
+		 * (Looked at as often as the clock: turns are many.) */
+		if ((c->turns & (SPIN_CLOCK_EVERY - 1)) == 0 && sig_since(&sm) != SIG_NONE) {
 			errno = EINTR;
 			return -1;
 		}
@@ -565,7 +567,7 @@ static int eset_spin(struct eset *es, struct spin_clock *c, struct epoll_event *
 
 /* A set with links: the rings, a spin, then arm and block. */
 static int eset_wait_links(struct eset *es, struct epoll_event *ev, int max, int timeout,
-			   int64_t deadline, const sigset_t *sigmask, int use_pwait)
+			   uint64_t deadline, const sigset_t *sigmask, int use_pwait)
 {
 	struct spin_clock c = {0};
 	int n, t, ring;
@@ -596,7 +598,7 @@ static int eset_wait_links(struct eset *es, struct epoll_event *ev, int max, int
 			__atomic_store_n(&es->hot, 1, __ATOMIC_RELAXED);
 			spin_woke(&c);
 		}
-		t = n ? 0 : timeout < 0 ? -1 : timeout == 0 ? 0 : (int)(deadline - mono_ms());
+		t = n ? 0 : timeout < 0 ? -1 : timeout == 0 ? 0 : ms_until(deadline);
 		if (t < 0 && timeout >= 0)
 			t = 0;
 		ring = 0;
@@ -620,20 +622,19 @@ static int eset_wait_links(struct eset *es, struct epoll_event *ev, int max, int
 	}
 }
 
-/* The set of epfd, counted as waited on (an addition rings for it). */
+/* The set of epfd, marked as waited in (an addition rings for it). Once:
+ * a store on every wait would take the line from other threads' caches. */
 static struct eset *wait_get(int epfd)
 {
 	struct eset *es = eset_get(epfd, 0);
 
-	if (es)
-		__atomic_add_fetch(&es->waiters, 1, __ATOMIC_ACQ_REL);
+	if (es && !__atomic_load_n(&es->waited, __ATOMIC_RELAXED))
+		__atomic_store_n(&es->waited, 1, __ATOMIC_RELAXED);
 	return es;
 }
 
 static void wait_put(struct eset *es)
 {
-	if (es)
-		__atomic_sub_fetch(&es->waiters, 1, __ATOMIC_ACQ_REL);
 	eset_put(es);
 }
 
@@ -650,7 +651,7 @@ int eset_wait(int epfd, struct epoll_event *ev, int max, int timeout, const sigs
 static int eset_wait_in(struct eset *es, int epfd, struct epoll_event *ev, int max, int timeout,
 			const sigset_t *sigmask, int use_pwait)
 {
-	int64_t deadline = timeout > 0 ? mono_ms() + timeout : 0;
+	uint64_t deadline = ms_deadline(timeout);
 	int n;
 
 	while (!es || max <= 0 ||
@@ -676,7 +677,7 @@ static int eset_wait_in(struct eset *es, int epfd, struct epoll_event *ev, int m
 		wait_put(es);
 		es = wait_get(epfd);
 		if (timeout > 0) {
-			timeout = (int)(deadline - mono_ms());
+			timeout = ms_until(deadline);
 			if (timeout <= 0) {
 				wait_put(es);
 				return 0;
@@ -861,9 +862,12 @@ int eset_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 	/* A thread may sleep in this set already, in the kernel alone (the
 	 * set had no link when it went in): nothing it armed rings for this
 	 * link. Our own doorbell, now that the entry is there, sends it
-	 * round again to look at the rings. (Only then: the ring would make
-	 * the set readable, to a set it is nested in, for nothing.) */
-	if (op == EPOLL_CTL_ADD && __atomic_load_n(&es->waiters, __ATOMIC_ACQUIRE))
+	 * round again to look at the rings. (Only in a set waited in: the
+	 * ring would make it readable, to a set it is nested in, for nothing.
+	 * A waiter marks the set before it arms, and the entry was added
+	 * under es->mu, which its arm takes: either it arms this link, or
+	 * this sees its mark.) */
+	if (op == EPOLL_CTL_ADD && __atomic_load_n(&es->waited, __ATOMIC_RELAXED))
 		conn_self_ring(u);
 out:
 	eset_put(es);

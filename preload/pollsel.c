@@ -97,7 +97,7 @@ static int real_poll(struct pollfd *fds, nfds_t nfds, int timeout, const sigset_
 static int poll_links(struct pollfd *fds, nfds_t nfds, struct ufd **u, struct pollfd *k,
 		      nfds_t nup, int timeout, const sigset_t *sigmask)
 {
-	int64_t deadline = timeout > 0 ? mono_ms() + timeout : 0;
+	uint64_t deadline = ms_deadline(timeout);
 	struct spin_clock c = {0};
 	nfds_t i, nk;
 	int r = 0;
@@ -139,7 +139,7 @@ static int poll_links(struct pollfd *fds, nfds_t nfds, struct ufd **u, struct po
 					conn_arm(u[i], (uint32_t)fds[i].events);
 			continue; /* look again after arming */
 		}
-		t = ready ? 0 : timeout < 0 ? -1 : timeout == 0 ? 0 : (int)(deadline - mono_ms());
+		t = ready ? 0 : timeout < 0 ? -1 : timeout == 0 ? 0 : ms_until(deadline);
 		if (t < 0 && timeout >= 0)
 			t = 0;
 		if (ready && !tl_poll_kernel_had && mono_ns() - tl_poll_kernel_ns < KERNEL_LOOK_NS) {

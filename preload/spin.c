@@ -52,8 +52,6 @@ void note_io_thread(void)
 	}
 }
 
-#define SPIN_CLOCK_EVERY 8u
-
 static uint64_t spin_budget(uint64_t now)
 {
 	unsigned k = tl_spin_misses < SPIN_BACKOFF_MAX ? tl_spin_misses : SPIN_BACKOFF_MAX;

@@ -25,12 +25,20 @@ static inline uint64_t mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static inline int64_t mono_ms(void)
+/* A wait's end, timeout milliseconds from now (0: none, for timeout <= 0),
+ * and the milliseconds left to it, rounded up: a wait of poll's or
+ * epoll_wait's never ends before its timeout, as the kernel's does not
+ * (whole milliseconds from a truncated clock ended one up to 1 ms early). */
+static inline uint64_t ms_deadline(int timeout)
 {
-	struct timespec ts;
+	return timeout > 0 ? mono_ns() + (uint64_t)timeout * 1000000u : 0;
+}
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+static inline int ms_until(uint64_t deadline)
+{
+	uint64_t now = mono_ns();
+
+	return now >= deadline ? 0 : (int)((deadline - now + 999999u) / 1000000u);
 }
 
 /* While spinning, or while the rings keep having news, the kernel's own
@@ -46,6 +54,10 @@ struct spin_clock {
 	int over; /* ran out: the wait's end (spin_woke) adapts the budget */
 	unsigned turns;
 };
+
+/* A spin reads the clock (and a caller may look at other rare things) once
+ * in this many turns. */
+#define SPIN_CLOCK_EVERY 8u
 
 enum { SPIN_ON, SPIN_LOOK, SPIN_OVER };
 
