@@ -17,7 +17,13 @@
 #define MAX_FDS 1024
 /* A link handed to a client launcher waits this long for its accept. */
 #define PENDING_MS 10000
+/* A rendezvous peer has this long to send its HELLO, and a CONNECT this
+ * long for the server's launcher to answer. */
 #define RDV_TIMEOUT_MS 2000
+/* Rendezvous connections waiting for their HELLO at once; past it the
+ * oldest is cut off (a peer that opens many and sends nothing takes no
+ * more than this from the others). */
+#define RDV_MAX_WAITING 64
 /* An idle CONNECT worker exits after this long without a job. */
 #define WORKER_IDLE_MS 10000
 
@@ -26,7 +32,8 @@ enum slot_kind { S_WAKE, S_CTL_LISTEN, S_SHIM, S_RDV_LISTEN, S_RDV };
 struct slot {
 	enum slot_kind kind;
 	int fd;
-	unsigned port; /* S_RDV_LISTEN: the port */
+	unsigned port; /* S_RDV_LISTEN, S_RDV: the port */
+	int64_t deadline_ms; /* S_RDV: when its HELLO is overdue */
 	/* S_SHIM: ports this program listens on, released when it goes */
 	unsigned *ports;
 	size_t nports;

@@ -681,9 +681,17 @@ static int on_shim(struct mpk_ctl *c, size_t idx)
 	}
 }
 
+/* Cuts off the rendezvous peer in slot i (its HELLO is overdue, or room
+ * is needed for a newer one). */
+static void rdv_cut(struct mpk_ctl *c, size_t i, const char *why)
+{
+	ctl_log(c, 1, "port %u: a rendezvous peer %s; cut off", c->slots[i].port, why);
+	drop_slot(c, i);
+}
+
 static void on_accept(struct mpk_ctl *c, int lfd, enum slot_kind kind, unsigned port)
 {
-	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | (kind == S_RDV ? SOCK_NONBLOCK : 0));
 
 	if (fd < 0)
 		return;
@@ -694,16 +702,47 @@ static void on_accept(struct mpk_ctl *c, int lfd, enum slot_kind kind, unsigned 
 		return;
 	}
 	if (kind == S_RDV) {
-		/* One short exchange; a peer that stalls is cut off. */
-		struct timeval tv = {RDV_TIMEOUT_MS / 1000, (RDV_TIMEOUT_MS % 1000) * 1000};
-		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-		on_hello(c, fd, port);
-		close(fd);
+		/* Its HELLO is read when it comes, by the poll loop: a peer that
+		 * is slow or silent holds up nobody, and is cut off at its
+		 * deadline or when the waiting room is full. */
+		size_t waiting = 0, oldest = 0;
+
+		for (size_t i = 0; i < c->nslots; i++) {
+			if (c->slots[i].kind != S_RDV)
+				continue;
+			if (!waiting++ || c->slots[i].deadline_ms < c->slots[oldest].deadline_ms)
+				oldest = i;
+		}
+		if (waiting >= RDV_MAX_WAITING)
+			rdv_cut(c, oldest, "waited longest while too many waited");
+		if (add_slot(c, S_RDV, fd, port) < 0) {
+			close(fd);
+			return;
+		}
+		c->slots[c->nslots - 1].deadline_ms = now_ms() + RDV_TIMEOUT_MS;
 		return;
 	}
 	if (add_slot(c, kind, fd, port) < 0)
 		close(fd);
+}
+
+/* Milliseconds until the first rendezvous peer's deadline (at most max),
+ * cutting off those whose deadline passed. */
+static int64_t rdv_expire(struct mpk_ctl *c, int64_t max)
+{
+	int64_t now = now_ms(), left = max;
+
+	for (size_t i = c->nslots; i-- > 0;) {
+		if (c->slots[i].kind != S_RDV)
+			continue;
+		if (c->slots[i].deadline_ms <= now) {
+			rdv_cut(c, i, "sent no HELLO in time");
+			continue;
+		}
+		if (c->slots[i].deadline_ms - now < left)
+			left = c->slots[i].deadline_ms - now;
+	}
+	return left;
 }
 
 static void *ctl_thread(void *arg)
@@ -712,18 +751,20 @@ static void *ctl_thread(void *arg)
 	struct pollfd pf[MAX_FDS];
 
 	for (;;) {
-		size_t n = c->nslots;
+		size_t n;
 		int r, sweep;
 
-		for (size_t i = 0; i < n; i++)
-			pf[i] = (struct pollfd){.fd = c->slots[i].fd, .events = POLLIN};
 		/* Until the next sweep, at most a second (the pending links'
-		 * expiry). sweep_at_ms changes under c->lock; a stale look
-		 * costs one more turn. */
+		 * expiry), or a rendezvous peer's deadline. sweep_at_ms
+		 * changes under c->lock; a stale look costs one more turn. */
 		int64_t at = __atomic_load_n(&c->sweep_at_ms, __ATOMIC_RELAXED), left;
 
 		left = at ? at - now_ms() : 1000;
-		r = poll(pf, n, left < 0 ? 0 : left > 1000 ? 1000 : (int)left);
+		left = rdv_expire(c, left < 0 ? 0 : left > 1000 ? 1000 : left);
+		n = c->nslots;
+		for (size_t i = 0; i < n; i++)
+			pf[i] = (struct pollfd){.fd = c->slots[i].fd, .events = POLLIN};
+		r = poll(pf, n, (int)left);
 		pthread_mutex_lock(&c->lock);
 		pending_purge(c, now_ms());
 		sweep = c->sweep_at_ms && now_ms() >= c->sweep_at_ms;
@@ -762,6 +803,9 @@ static void *ctl_thread(void *arg)
 				}
 				break;
 			case S_RDV:
+				/* A whole HELLO (one datagram), or the peer went. */
+				on_hello(c, s->fd, s->port);
+				drop_slot(c, i);
 				break;
 			}
 		}
