@@ -24,6 +24,10 @@
  * oldest is cut off (a peer that opens many and sends nothing takes no
  * more than this from the others). */
 #define RDV_MAX_WAITING 64
+/* CONNECTs in flight at once (running or queued); past it a CONNECT is
+ * answered -EBUSY at once and its connection stays TCP: when setup falls
+ * behind, new connections do not queue behind it. */
+#define CONNECTS_MAX 16
 /* An idle CONNECT worker exits after this long without a job. */
 #define WORKER_IDLE_MS 10000
 

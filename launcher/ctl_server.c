@@ -542,8 +542,8 @@ static void *connect_worker(void *arg)
 	return NULL;
 }
 
-/* Queues a CONNECT for an idle worker, or starts one for it. 0 or -errno;
- * on failure the job is not queued. */
+/* Queues a CONNECT for an idle worker, or starts one for it. 0 or -errno
+ * (-EBUSY: CONNECTS_MAX are in flight); on failure the job is not queued. */
 static int connect_job_queue(struct mpk_ctl *c, struct connect_job *j)
 {
 	pthread_attr_t a;
@@ -551,7 +551,9 @@ static int connect_job_queue(struct mpk_ctl *c, struct connect_job *j)
 	int r = 0;
 
 	pthread_mutex_lock(&c->lock);
-	if (c->idle > c->njobs) {
+	if (c->workers - c->idle + c->njobs >= CONNECTS_MAX) {
+		r = -EBUSY;
+	} else if (c->idle > c->njobs) {
 		pthread_cond_signal(&c->jobs_cv);
 	} else {
 		/* The new worker looks at the queue only once we unlock. */
@@ -668,8 +670,8 @@ static int on_shim(struct mpk_ctl *c, size_t idx)
 		}
 		j->c = c;
 		j->req = req;
-		if (connect_job_queue(c, j) < 0) {
-			reply(c, s->fd, -EAGAIN, NULL, 0, NULL);
+		if ((r = connect_job_queue(c, j)) < 0) {
+			reply(c, s->fd, r == -EBUSY ? r : -EAGAIN, NULL, 0, NULL);
 			close(j->shim);
 			free(j);
 		}

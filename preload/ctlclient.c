@@ -12,19 +12,26 @@
 #include "settings.h"
 
 #define CTL_CONNS 16
+/* At most this many of them carry CONNECTs, which wait on another
+ * launcher: the rest stay for the calls our own launcher answers at once
+ * (ACCEPT, CLOSE, LOOKUP), which must not queue behind a stalled peer. */
+#define CTL_CONNECTS 12
 
 static pthread_mutex_t ctl_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t ctl_idle = PTHREAD_COND_INITIALIZER;
 /* fd -1: not open. None is closed but on error or in a forked child. */
 static struct {
-	int fd, busy;
+	int fd, busy; /* busy: 1, or 2 with a CONNECT */
 } ctl_conn[CTL_CONNS];
-static int ctl_nconn; /* entries in use, open or not */
+static int ctl_nconn;     /* entries in use, open or not */
+static int ctl_nconnects; /* of them, busy with a CONNECT */
 static pid_t ctl_pid;
 
 /* Marks an idle connection busy and returns its index, opening it if it
- * is not open; or -errno. Waits while all are busy. */
-static int ctl_take(int listen_conn)
+ * is not open; or -errno. Waits while all are busy, except for a CONNECT:
+ * -EBUSY when CTL_CONNECTS are in flight or none is idle (link setup is
+ * behind: the connection stays TCP rather than queue). */
+static int ctl_take(int listen_conn, int connect)
 {
 	int i, fd;
 
@@ -35,6 +42,7 @@ static int ctl_take(int listen_conn)
 			if (ctl_conn[i].fd >= 0)
 				fdtab_internal_close(ctl_conn[i].fd);
 		ctl_nconn = 0;
+		ctl_nconnects = 0;
 		ctl_pid = getpid();
 	}
 	if (ctl_nconn == 0)
@@ -50,14 +58,20 @@ static int ctl_take(int listen_conn)
 			else if (i == ctl_nconn)
 				i = -1;
 		}
+		if (connect && (i < 0 || ctl_nconnects >= CTL_CONNECTS)) {
+			pthread_mutex_unlock(&ctl_lock);
+			return -EBUSY;
+		}
 		if (i >= 0)
 			break;
 		pthread_cond_wait(&ctl_idle, &ctl_lock);
 	}
-	ctl_conn[i].busy = 1;
+	ctl_conn[i].busy = 1 + connect;
+	ctl_nconnects += connect;
 	if (ctl_conn[i].fd < 0) {
 		fd = mpk_ctl_connect(cfg.ctl_path);
 		if (fd < 0) {
+			ctl_nconnects -= ctl_conn[i].busy == 2;
 			ctl_conn[i].busy = 0;
 			pthread_cond_broadcast(&ctl_idle);
 			pthread_mutex_unlock(&ctl_lock);
@@ -78,6 +92,7 @@ static void ctl_give(int i, int broken)
 		fdtab_internal_close(ctl_conn[i].fd);
 		ctl_conn[i].fd = -1;
 	}
+	ctl_nconnects -= ctl_conn[i].busy == 2;
 	ctl_conn[i].busy = 0;
 	pthread_cond_broadcast(&ctl_idle);
 	pthread_mutex_unlock(&ctl_lock);
@@ -93,7 +108,7 @@ int ctl_call(uint32_t type, unsigned port, unsigned peer_port, unsigned side,
 
 	for (int k = 0; k < MPK_LINK_NFDS; k++)
 		fds[k] = -1;
-	i = ctl_take(type == MPK_CTL_LISTEN || type == MPK_CTL_UNLISTEN);
+	i = ctl_take(type == MPK_CTL_LISTEN || type == MPK_CTL_UNLISTEN, type == MPK_CTL_CONNECT);
 	if (i < 0)
 		return i;
 	/* Ours alone while busy: the fd is read without the lock. */

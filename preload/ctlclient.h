@@ -4,7 +4,10 @@
  * process's own, one call in flight on each: a CONNECT waits on the
  * server's launcher (up to its rendezvous timeout), so calls from other
  * threads take other connections, and one connect to a stalled server
- * holds up none of the process's other connects and accepts. Connection 0
+ * holds up none of the process's other connects and accepts. CONNECTs
+ * never wait for a connection: when 12 are in flight, or none is free,
+ * one fails -EBUSY at once (setup is behind; the connection stays TCP),
+ * and the other calls keep connections of their own. Connection 0
  * carries only LISTEN and UNLISTEN, which the launcher keys to the
  * connection (a port is released when the connection that listened goes).
  * A forked child opens connections of its own on its first call.
@@ -20,7 +23,8 @@
 /*
  * One request; fds gets the link's fds when the reply carries them (all -1
  * otherwise; the caller owns them). Returns the launcher's status (0 or
- * -errno), or -errno when the launcher could not be asked. A CONNECT or
+ * -errno; -EBUSY: it has too many CONNECTs in flight), or -errno when the
+ * launcher could not be asked (-EBUSY: this process has). A CONNECT or
  * ACCEPT that succeeds always has fds (else -EPROTO).
  */
 HIDDEN int ctl_call(uint32_t type, unsigned port, unsigned peer_port, unsigned side,

@@ -149,7 +149,12 @@ int upgrade_connect(int fd, const struct sockaddr *addr, socklen_t len)
 		goto plain;
 	r = ctl_call(MPK_CTL_CONNECT, port, cport, 1, &rep, lfds);
 	if (r < 0 || lfds[0] < 0) {
-		slog(r == -ENOENT ? 3 : 1, "port %u: no link (%s); plain TCP", port, strerror(-r));
+		if (r == -EBUSY)
+			slog(2, "port %u: no link: setup is behind (too many connects in flight); plain TCP",
+			     port);
+		else
+			slog(r == -ENOENT ? 3 : 1, "port %u: no link (%s); plain TCP", port,
+			     strerror(-r));
 		goto plain;
 	}
 	u = conn_new(fd, lfds, 1, port, cport, ST_CONNECTING, rep.token, &rep);
