@@ -656,8 +656,7 @@ static int on_shim(struct mpk_ctl *c, size_t idx)
 		mpk_ctl_fds_close(fds);
 		return 0;
 	}
-	case MPK_CTL_CLOSE:
-		reply(c, s->fd, 0, NULL, 0, NULL);
+	case MPK_CTL_CLOSE: /* no reply */
 		live_closing(c, req.port, req.peer_port, req.side);
 		return 0;
 	case MPK_CTL_CONNECT: {

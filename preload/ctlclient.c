@@ -130,10 +130,15 @@ void ctl_unlisten(unsigned port)
 
 void ctl_closed(unsigned port, unsigned cport, unsigned side)
 {
-	struct mpk_ctl_rep rep;
-	int fds[MPK_LINK_NFDS];
+	struct mpk_ctl_req req = {.magic = MPK_CTL_MAGIC, .version = MPK_CTL_VERSION,
+				  .type = MPK_CTL_CLOSE, .port = port, .peer_port = cport,
+				  .pid = (uint32_t)getpid(), .side = side};
+	int i = ctl_take(0, 0);
 
-	ctl_call(MPK_CTL_CLOSE, port, cport, side, &rep, fds);
+	/* Sent, not answered: the launcher's sweep finds a link whose CLOSE
+	 * was lost (its socket is held by nobody). */
+	if (i >= 0)
+		ctl_give(i, mpk_ctl_send(ctl_conn[i].fd, &req, sizeof(req), NULL) < 0);
 }
 
 /* A fork while another thread holds ctl_lock (briefly: never across a

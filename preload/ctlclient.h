@@ -34,7 +34,8 @@ HIDDEN int ctl_call(uint32_t type, unsigned port, unsigned peer_port, unsigned s
 HIDDEN void ctl_unlisten(unsigned port);
 
 /* The program closed its end (side) of the link (port, cport): the
- * launcher keeps it while any process holds the socket. */
+ * launcher keeps it while any process holds the socket. Does not wait for
+ * the launcher. */
 HIDDEN void ctl_closed(unsigned port, unsigned cport, unsigned side);
 
 /* Fork: the connections' lock is held across it; the child's waiters were

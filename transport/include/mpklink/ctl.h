@@ -27,7 +27,8 @@ extern "C" {
 #endif
 
 #define MPK_CTL_MAGIC   0x434b504du /* "MPKC" */
-#define MPK_CTL_VERSION 4u /* 2: links travel with eventfd bells; 3: MAC keys; 4: sides */
+#define MPK_CTL_VERSION 5u /* 2: links travel with eventfd bells; 3: MAC keys; 4: sides;
+			     * 5: CLOSE has no reply */
 #define MPK_TOKEN_BYTES 16
 /* What the client puts first on the TCP stream: "\0MPKLNK" "\1" + token.
  * The 0x00 first byte starts no HTTP/2, HTTP/1 or RESP stream. */
@@ -42,7 +43,11 @@ enum mpk_ctl_type {
 	MPK_CTL_LOOKUP = 5,   /* port (server's), peer_port (client's), side: a
 			       * live link of ours, for a program image after
 			       * exec */
-	MPK_CTL_CLOSE = 6,    /* port, peer_port, side: the program closed it */
+	MPK_CTL_CLOSE = 6,    /* port, peer_port, side: the program closed it.
+			       * The one request without a reply: a close
+			       * does not wait for its launcher (two wake-ups
+			       * a connection); the launcher's sweep catches a
+			       * CLOSE that never came */
 };
 
 struct mpk_ctl_req {
