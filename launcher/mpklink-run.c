@@ -407,8 +407,8 @@ static int check_main(int argc, char **argv)
 {
 	struct mpk_guard_status g;
 	uint16_t ports[MPK_MAX_ENDPOINTS];
-	char rundir[256], shim[PATH_MAX];
-	const char *why, *bad, *eps = getenv("MPKLINK_ENDPOINTS");
+	char rundir[256], shim[PATH_MAX], rwhy[512];
+	const char *bad, *eps = getenv("MPKLINK_ENDPOINTS");
 	int unusable = 0, n, r;
 
 	printf("mpklink-run --check\n");
@@ -421,14 +421,17 @@ static int check_main(int argc, char **argv)
 		unusable = 1;
 	}
 	resolve_rundir(rundir, sizeof(rundir));
-	r = mpk_rundir_check(rundir, 0, &why);
-	if (r == -ENOENT)
+	r = mpk_rundir_open(rundir, 0, NULL, 0, rwhy, sizeof(rwhy));
+	if (r == -ENOENT) {
 		printf("  run dir:    %s (created, 0700, at start)\n", rundir);
-	else if (r < 0) {
-		printf("  UNUSABLE:   run directory %s %s\n", rundir, why);
+	} else if (r < 0) {
+		printf("  UNUSABLE:   run directory: %s\n", rwhy);
 		unusable = 1;
-	} else
-		printf("  run dir:    %s (ok: 0700, yours)\n", rundir);
+	} else {
+		printf("  run dir:    %s (ok: 0700, yours; every directory above it root's or "
+		       "yours, writable by nobody else)\n", rundir);
+		close(r);
+	}
 	n = mpk_endpoints_parse(eps, ports, MPK_MAX_ENDPOINTS, &bad);
 	if (n < 0) {
 		printf("  UNUSABLE:   MPKLINK_ENDPOINTS malformed at \"%s\"\n", bad);
@@ -534,7 +537,7 @@ static int run_main(int argc, char **argv)
 	struct mpk_ctl *ctl = NULL;
 	struct mpk_auth *auth = NULL;
 	sigset_t set, oldmask;
-	char rundir[256], shim[PATH_MAX], *preload, prog[PATH_MAX], why[768];
+	char given[256], rundir[256], shim[PATH_MAX], *preload, prog[PATH_MAX], why[768];
 	const char *old, *u, *ring, *idv = getenv("MPKLINK_IDENTITY");
 	int r, status, pipefd[2], progfd = -1;
 	pid_t pid;
@@ -591,7 +594,14 @@ static int run_main(int argc, char **argv)
 			fprintf(stderr, "mpklink-run: no MPKLINK_IDENTITY: links are made with any "
 					"launcher of this user (same uid), unauthenticated\n");
 	}
-	resolve_rundir(rundir, sizeof(rundir));
+	resolve_rundir(given, sizeof(given));
+	/* Checked once, then held: every socket is made through this fd. */
+	cc.rundir_fd = mpk_rundir_open(given, 1, rundir, sizeof(rundir), why, sizeof(why));
+	if (cc.rundir_fd < 0) {
+		fprintf(stderr, "mpklink-run: run directory: %s; nothing started\n", why);
+		mpk_auth_free(auth);
+		return EXIT_USAGE;
+	}
 	ring = getenv("MPKLINK_RING_BYTES");
 	if (ring && mpk_ring_bytes_parse(ring, &cc.ring_bytes) < 0)
 		cc.ring_bytes = 0; /* checked in main */
@@ -607,11 +617,8 @@ static int run_main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, &oldmask);
 	r = mpk_ctl_start(&cc, &ctl);
 	if (r < 0) {
-		const char *rwhy = "";
-		if (r == -EPERM || r == -ENOTDIR || r == -ENAMETOOLONG)
-			mpk_rundir_check(rundir, 0, &rwhy);
 		fprintf(stderr, "mpklink-run: run directory %s: %s; nothing started\n", rundir,
-			rwhy && *rwhy ? rwhy : strerror(-r));
+			strerror(-r));
 		mpk_auth_free(auth);
 		return EXIT_USAGE;
 	}
@@ -621,6 +628,15 @@ static int run_main(int argc, char **argv)
 	setenv("LD_PRELOAD", preload, 1);
 	free(preload);
 	setenv("MPKLINK_CTL", mpk_ctl_path(ctl), 1);
+	{
+		/* The shim talks only to the process listening there: us. */
+		char pidbuf[16];
+
+		snprintf(pidbuf, sizeof(pidbuf), "%d", (int)getpid());
+		setenv("MPKLINK_CTL_PID", pidbuf, 1);
+	}
+	/* Ours for this program; an image of an earlier one's, not. */
+	unsetenv("MPKLINK_EXECED");
 	setenv("MPKLINK_GUARD_SAID", "1", 1);
 	setenv("MPKLINK_RUNDIR", rundir, 1);
 
