@@ -8,8 +8,10 @@
  * a thread was a sixth of the upgrade's control time (docs/PERFORMANCE.md).
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -770,6 +772,47 @@ static void *ctl_thread(void *arg)
 	}
 }
 
+/* ctl-<pid>.sock files of launchers killed with -9 (they could not remove
+ * them): ours (by owner), their pid gone, and nothing answering on them
+ * (a launcher in another pid namespace sharing the directory would). */
+static void remove_stale(struct mpk_ctl *c)
+{
+	struct dirent *d;
+	DIR *dir;
+	int fd = openat(c->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0 || !(dir = fdopendir(fd))) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	while ((d = readdir(dir))) {
+		char path[108], tail[16];
+		struct stat st;
+		int pid = 0, n = 0, s;
+
+		if (sscanf(d->d_name, "ctl-%d%n", &pid, &n) != 1 || pid <= 0 || pid == getpid() ||
+		    snprintf(tail, sizeof(tail), "%s", d->d_name + n) < 0 || strcmp(tail, ".sock"))
+			continue;
+		if (fstatat(c->dirfd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISSOCK(st.st_mode) || st.st_uid != getuid())
+			continue;
+		if (kill(pid, 0) == 0 || errno != ESRCH)
+			continue;
+		if (mpk_rundir_path(path, sizeof(path), c->dirfd, d->d_name) < 0)
+			continue;
+		s = mpk_ctl_connect(path);
+		if (s >= 0) {
+			close(s);
+			continue;
+		}
+		if (s == -ECONNREFUSED && unlinkat(c->dirfd, d->d_name, 0) == 0)
+			ctl_log(c, 2, "removed %s/%s: its launcher (pid %d) is gone", c->rundir,
+				d->d_name, pid);
+	}
+	closedir(dir);
+}
+
 int mpk_ctl_start(const struct mpk_ctl_config *cfg, struct mpk_ctl **out)
 {
 	struct mpk_ctl *c;
@@ -809,6 +852,7 @@ int mpk_ctl_start(const struct mpk_ctl_config *cfg, struct mpk_ctl **out)
 		r = mpk_rundir_path(at, sizeof(at), c->dirfd, name);
 	if (r < 0)
 		goto err_free;
+	remove_stale(c);
 	unlinkat(c->dirfd, name, 0); /* a launcher with our pid is dead */
 	fd = listen_unix(at);
 	if (fd < 0) {

@@ -107,8 +107,10 @@ struct mpk_ctl_config {
 struct mpk_ctl;
 
 /*
- * Binds the shim socket ctl-<pid>.sock in the run directory and starts the
- * control thread.
+ * Binds the shim socket ctl-<pid>.sock in the run directory, after removing
+ * the ctl-<pid>.sock files of launchers that died (killed with -9: they
+ * could not; only ours, and only when their pid is gone and nothing
+ * answers on them), and starts the control thread.
  * Returns 0 and *out, or -errno.
  */
 int mpk_ctl_start(const struct mpk_ctl_config *cfg, struct mpk_ctl **out);

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -540,7 +541,7 @@ static int run_main(int argc, char **argv)
 	char given[256], rundir[256], shim[PATH_MAX], *preload, prog[PATH_MAX], why[768];
 	const char *old, *u, *ring, *idv = getenv("MPKLINK_IDENTITY");
 	int r, status, pipefd[2], progfd = -1;
-	pid_t pid;
+	pid_t pid, launcher;
 
 	if (find_shim(shim, sizeof(shim)) < 0) {
 		fprintf(stderr, "mpklink-run: libmpklink.so not found: not at %s\n", shim);
@@ -646,6 +647,7 @@ static int run_main(int argc, char **argv)
 		mpk_ctl_stop(ctl);
 		return EXIT_USAGE;
 	}
+	launcher = getpid();
 	pid = fork();
 	if (pid < 0) {
 		perror("mpklink-run: fork");
@@ -655,6 +657,14 @@ static int run_main(int argc, char **argv)
 	if (pid == 0) {
 		int e;
 		close(pipefd[0]);
+		/* The program follows its launcher: killed with -9, the launcher
+		 * takes its control plane and rendezvous with it, and a program
+		 * left behind (PPID 1) could make no more links and would hold
+		 * the port. The signal is kept across exec (not across a
+		 * set-user-ID one). A launcher dead before the prctl is caught
+		 * by getppid: we were reparented already. */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != launcher)
+			_exit(128 + SIGKILL);
 		pthread_sigmask(SIG_SETMASK, &oldmask, NULL);
 		if (progfd >= 0) {
 			fexecve(progfd, argv, environ);
