@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * mpklink-run: runs a program with its configured TCP connections upgraded
- * to shared memory. Reads the env file, runs the control plane as threads
- * of its own, starts the program as its child with the shim preloaded,
- * forwards signals, and exits with the program's status.
+ * to shared memory. Reads the env files and checks them and its environment
+ * (mpklink/config.h), checks and holds the run directory, runs the control
+ * plane as threads of its own, starts the program as its child with the
+ * shim preloaded (the child dies with it), forwards signals, and exits with
+ * the program's status.
  */
 #define _GNU_SOURCE
 #include <elf.h>
@@ -45,10 +47,14 @@ static const char usage[] =
 	"                       (non-zero when the configuration is unusable)\n"
 	"\n"
 	"Keys (in the file or the environment):\n"
-	"  MPKLINK_ENDPOINTS   host:port,...  loopback or wildcard hosts; match by port\n"
-	"  MPKLINK_RUNDIR      rendezvous directory, 0700 and yours\n"
+	"  MPKLINK_ENDPOINTS   host:port,...  loopback or wildcard hosts; match by port;\n"
+	"                      each port once\n"
+	"  MPKLINK_RUNDIR      rendezvous directory, 0700 and yours, every directory above\n"
+	"                      it root's or yours and writable by no one else unless sticky\n"
 	"                      (default $XDG_RUNTIME_DIR/mpklink, else /tmp/mpklink-$UID)\n"
 	"  MPKLINK_FALLBACK    tcp (default) or deny: what to do when no link can be made\n"
+	"                      (deny: a client's connect fails; a server's port takes links\n"
+	"                      only, any other connection is reset before it is read)\n"
 	"  MPKLINK_RING_BYTES  ring size per direction, a power of two, 4096..1G\n"
 	"                      (suffixes K, M, G; default 1M)\n"
 	"  MPKLINK_GUARD       auto (default), mpk or off: the MPK guard of the rings\n"
@@ -63,12 +69,16 @@ static const char usage[] =
 	"                      certificate names (else exit 126, nothing runs)\n"
 	"  MPKLINK_TRUST       the CA's public key (D/ca.pub), needed with an identity\n"
 	"  MPKLINK_ALLOW       PORT:NAME[|NAME...],...  client identities allowed to link\n"
-	"                      to our ports (* = any the CA signed; default: any)\n"
+	"                      to our ports (* = any the CA signed; default: any);\n"
+	"                      needs MPKLINK_IDENTITY\n"
 	"  MPKLINK_INTEGRITY   off (default) or mac: every ring frame carries a MAC under\n"
 	"                      the handshake's session key (needs MPKLINK_IDENTITY);\n"
 	"                      a server with mac makes all its links so\n"
 	"  In MPKLINK_ENDPOINTS, HOST:PORT=NAME also requires the server there to be NAME.\n"
-	"Other KEY=VALUE lines are passed to PROGRAM's environment.\n"
+	"Other KEY=VALUE lines are passed to PROGRAM's environment (a name that looks\n"
+	"like a key, MPKLNK_LOG or mpklink_log, with a warning). Files and the\n"
+	"environment are checked alike: an unknown MPKLINK_ key is an error in both.\n"
+	"If mpklink-run dies, even by SIGKILL, PROGRAM is killed too.\n"
 	"\n"
 	"Exit status: PROGRAM's; 128+N if it was killed by signal N; 2 for a bad\n"
 	"command line or configuration (PROGRAM is not started); 126/127 when PROGRAM\n"
