@@ -5,12 +5,15 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -394,13 +397,17 @@ static int peek_kind(const char *path, char kind[MPK__HDR_MAX], unsigned *versio
 {
 	uint8_t line[MPK__HDR_MAX + 16];
 	size_t n = 0, h;
-	FILE *f = fopen(path, "rbe");
-	int ch;
+	/* Not blocking on a FIFO in a file's place: refused, as a directory. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK), ch;
+	struct stat st;
+	FILE *f;
 
-	if (!f) {
-		int r = -errno;
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || !(f = fdopen(fd, "rb"))) {
+		int r = fd < 0 ? -errno : -EINVAL;
 
-		mpk__why(why, why_len, "%s: %s", path, strerror(-r));
+		mpk__why(why, why_len, "%s: %s", path, fd < 0 ? strerror(-r) : "not a regular file");
+		if (fd >= 0)
+			close(fd);
 		return r;
 	}
 	setvbuf(f, NULL, _IONBF, 0);

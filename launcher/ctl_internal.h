@@ -73,7 +73,9 @@ struct live {
 
 struct mpk_ctl {
 	struct mpk_ctl_config cfg;
-	char rundir[108];
+	char rundir[108]; /* for the program and messages */
+	int dirfd;        /* the run directory as checked: every socket is
+			   * bound, reached and removed through it */
 	char path[108];
 	int wake_fd;
 	pthread_t thread;

@@ -8,8 +8,10 @@
  * a thread was a sixth of the upgrade's control time (docs/PERFORMANCE.md).
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -120,24 +122,25 @@ static int listen_refs(struct mpk_ctl *c, unsigned port)
 	return n;
 }
 
-static void rdv_name(char *buf, size_t len, const char *dir, unsigned port)
+/* tcp-<port>.sock: its name in the run directory, and the path through
+ * our descriptor of the directory (mpk_rundir_path) for bind and connect. */
+static void rdv_name(struct mpk_ctl *c, unsigned port, char *name, size_t nlen, char *at,
+		     size_t alen)
 {
-	char n[32];
-
-	snprintf(n, sizeof(n), "tcp-%u.sock", port);
-	sock_path(buf, len, dir, n);
+	snprintf(name, nlen, "tcp-%u.sock", port);
+	mpk_rundir_path(at, alen, c->dirfd, name);
 }
 
 /* Starts answering on tcp-<port>.sock, taking over a stale file. */
 static int rdv_open(struct mpk_ctl *c, unsigned port)
 {
-	char path[108];
+	char path[108], name[32];
 	int fd, probe;
 
 	for (size_t i = 0; i < c->nslots; i++)
 		if (c->slots[i].kind == S_RDV_LISTEN && c->slots[i].port == port)
 			return 0;
-	rdv_name(path, sizeof(path), c->rundir, port);
+	rdv_name(c, port, name, sizeof(name), path, sizeof(path));
 	fd = listen_unix(path);
 	if (fd == -EADDRINUSE) {
 		probe = mpk_ctl_connect(path);
@@ -150,20 +153,21 @@ static int rdv_open(struct mpk_ctl *c, unsigned port)
 
 			mpk_ctl_send(probe, &h, sizeof(h), NULL);
 			close(probe);
-			ctl_log(c, 2, "port %u: another launcher's program listens on it too (%s); "
-				   "its connections stay plain TCP", port, path);
+			ctl_log(c, 2, "port %u: another launcher's program listens on it too (%s/%s); "
+				   "its connections stay plain TCP", port, c->rundir, name);
 			return -EADDRINUSE;
 		}
-		unlink(path); /* left behind by a launcher that died */
+		unlinkat(c->dirfd, name, 0); /* left behind by a launcher that died */
 		fd = listen_unix(path);
 	}
 	if (fd < 0) {
-		ctl_log(c, 0, "port %u: cannot listen on %s: %s", port, path, strerror(-fd));
+		ctl_log(c, 0, "port %u: cannot listen on %s/%s: %s", port, c->rundir, name,
+			strerror(-fd));
 		return fd;
 	}
 	if (add_slot(c, S_RDV_LISTEN, fd, port) < 0) {
 		close(fd);
-		unlink(path);
+		unlinkat(c->dirfd, name, 0);
 		return -EMFILE;
 	}
 	ctl_log(c, 2, "port %u: rendezvous open", port);
@@ -172,13 +176,13 @@ static int rdv_open(struct mpk_ctl *c, unsigned port)
 
 static void rdv_close(struct mpk_ctl *c, unsigned port)
 {
-	char path[108];
+	char path[108], name[32];
 
 	for (size_t i = 0; i < c->nslots; i++) {
 		if (c->slots[i].kind != S_RDV_LISTEN || c->slots[i].port != port)
 			continue;
-		rdv_name(path, sizeof(path), c->rundir, port);
-		unlink(path);
+		rdv_name(c, port, name, sizeof(name), path, sizeof(path));
+		unlinkat(c->dirfd, name, 0);
 		drop_slot(c, i);
 		for (size_t k = 0; k < c->nshared; k++)
 			if (c->shared[k] == port)
@@ -451,18 +455,18 @@ static void connect_job_run(struct connect_job *j)
 	struct timeval tv = {RDV_TIMEOUT_MS / 1000, (RDV_TIMEOUT_MS % 1000) * 1000};
 	uint8_t token[MPK_TOKEN_BYTES] = {0}, session[32] = {0};
 	uint64_t ring = 0;
-	char path[108];
+	char path[108], name[32];
 	int s, r, fds[MPK_LINK_NFDS] = {-1, -1, -1};
 
-	rdv_name(path, sizeof(path), c->rundir, j->req.port);
+	rdv_name(c, j->req.port, name, sizeof(name), path, sizeof(path));
 	s = mpk_ctl_connect(path);
 	if (s < 0) {
 		r = s == -ENOENT || s == -ECONNREFUSED ? -ENOENT : s;
 		goto out;
 	}
 	if (!same_uid(s)) {
-		ctl_log(c, 1, "port %u: the launcher behind %s is another user; refused",
-		     j->req.port, path);
+		ctl_log(c, 1, "port %u: the launcher behind %s/%s is another user; refused",
+			j->req.port, c->rundir, name);
 		r = -EPERM;
 		goto out_close;
 	}
@@ -813,18 +817,61 @@ static void *ctl_thread(void *arg)
 	}
 }
 
+/* ctl-<pid>.sock files of launchers killed with -9 (they could not remove
+ * them): ours (by owner), their pid gone, and nothing answering on them
+ * (a launcher in another pid namespace sharing the directory would). */
+static void remove_stale(struct mpk_ctl *c)
+{
+	struct dirent *d;
+	DIR *dir;
+	int fd = openat(c->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0 || !(dir = fdopendir(fd))) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	while ((d = readdir(dir))) {
+		char path[108], tail[16];
+		struct stat st;
+		int pid = 0, n = 0, s;
+
+		if (sscanf(d->d_name, "ctl-%d%n", &pid, &n) != 1 || pid <= 0 || pid == getpid() ||
+		    snprintf(tail, sizeof(tail), "%s", d->d_name + n) < 0 || strcmp(tail, ".sock"))
+			continue;
+		if (fstatat(c->dirfd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISSOCK(st.st_mode) || st.st_uid != getuid())
+			continue;
+		if (kill(pid, 0) == 0 || errno != ESRCH)
+			continue;
+		if (mpk_rundir_path(path, sizeof(path), c->dirfd, d->d_name) < 0)
+			continue;
+		s = mpk_ctl_connect(path);
+		if (s >= 0) {
+			close(s);
+			continue;
+		}
+		if (s == -ECONNREFUSED && unlinkat(c->dirfd, d->d_name, 0) == 0)
+			ctl_log(c, 2, "removed %s/%s: its launcher (pid %d) is gone", c->rundir,
+				d->d_name, pid);
+	}
+	closedir(dir);
+}
+
 int mpk_ctl_start(const struct mpk_ctl_config *cfg, struct mpk_ctl **out)
 {
 	struct mpk_ctl *c;
-	const char *why;
-	char name[48];
+	char name[48], at[108];
 	int r, fd;
 
 	*out = NULL;
 	c = calloc(1, sizeof(*c));
-	if (!c)
+	if (!c) {
+		close(cfg->rundir_fd);
 		return -ENOMEM;
+	}
 	c->cfg = *cfg;
+	c->dirfd = cfg->rundir_fd;
 	c->wake_fd = -1;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->workers_done, NULL);
@@ -844,17 +891,15 @@ int mpk_ctl_start(const struct mpk_ctl_config *cfg, struct mpk_ctl **out)
 	}
 	strcpy(c->rundir, cfg->rundir);
 	c->cfg.rundir = c->rundir;
-	r = mpk_rundir_check(c->rundir, 1, &why);
-	if (r < 0) {
-		ctl_log(c, 0, "run directory %s %s", c->rundir, why);
-		goto err_free;
-	}
 	snprintf(name, sizeof(name), "ctl-%d.sock", (int)getpid());
 	r = sock_path(c->path, sizeof(c->path), c->rundir, name);
+	if (r == 0)
+		r = mpk_rundir_path(at, sizeof(at), c->dirfd, name);
 	if (r < 0)
 		goto err_free;
-	unlink(c->path); /* a launcher with our pid is dead */
-	fd = listen_unix(c->path);
+	remove_stale(c);
+	unlinkat(c->dirfd, name, 0); /* a launcher with our pid is dead */
+	fd = listen_unix(at);
 	if (fd < 0) {
 		r = fd;
 		goto err_free;
@@ -881,12 +926,13 @@ int mpk_ctl_start(const struct mpk_ctl_config *cfg, struct mpk_ctl **out)
 	return 0;
 
 err_unlink:
-	unlink(c->path);
+	unlinkat(c->dirfd, name, 0);
 	for (size_t i = c->nslots; i-- > 0;)
 		drop_slot(c, i);
 	if (c->wake_fd >= 0)
 		close(c->wake_fd);
 err_free:
+	close(c->dirfd);
 	free(c);
 	return r;
 }
@@ -921,7 +967,13 @@ void mpk_ctl_stop(struct mpk_ctl *c)
 		else
 			drop_slot(c, i);
 	}
-	unlink(c->path);
+	{
+		char name[48];
+
+		snprintf(name, sizeof(name), "ctl-%d.sock", (int)getpid());
+		unlinkat(c->dirfd, name, 0);
+	}
+	close(c->dirfd);
 	for (size_t i = 0; i < c->npending; i++)
 		mpk_ctl_fds_close(c->pending[i].fds);
 	if (c->pending)

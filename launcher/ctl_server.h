@@ -94,7 +94,10 @@ struct mpk_ctl_config {
 	const struct mpk_ctl_auth *auth; /* NULL: same-uid trust only */
 	unsigned link_flags; /* MPK_LINK_MAC: links we create carry tagged frames
 			      * (needs auth: the key is the handshake's) */
-	const char *rundir;   /* checked by mpk_rundir_check */
+	const char *rundir;   /* its path, for the program and messages */
+	int rundir_fd;        /* mpk_rundir_open's: every socket is made and
+			       * reached through it. mpk_ctl_start takes it
+			       * (closed by mpk_ctl_stop, or on failure). */
 	size_t ring_bytes;    /* 0: default */
 	int log_level;        /* 0 error, 1 warn, 2 info, 3 debug */
 	FILE *log;            /* NULL: stderr */
@@ -104,9 +107,11 @@ struct mpk_ctl_config {
 struct mpk_ctl;
 
 /*
- * Creates the run directory if needed (0700), checks it, binds the shim
- * socket $rundir/ctl-<pid>.sock and starts the control thread.
- * Returns 0 and *out, or -errno (-EPERM: insecure run directory).
+ * Binds the shim socket ctl-<pid>.sock in the run directory, after removing
+ * the ctl-<pid>.sock files of launchers that died (killed with -9: they
+ * could not; only ours, and only when their pid is gone and nothing
+ * answers on them), and starts the control thread.
+ * Returns 0 and *out, or -errno.
  */
 int mpk_ctl_start(const struct mpk_ctl_config *cfg, struct mpk_ctl **out);
 
@@ -118,11 +123,31 @@ const char *mpk_ctl_path(const struct mpk_ctl *c);
 void mpk_ctl_stop(struct mpk_ctl *c);
 
 /*
- * Run directory policy: exists (or is created, mode 0700), is a directory
- * (not a symlink), owned by us, and grants nothing to group or others.
- * Returns 0, or -errno with a reason in *why (static string).
+ * The run directory, checked as ssh checks the paths to its keys: walked
+ * from / one directory at a time, each directory on the way owned by root
+ * or by us and writable by nobody else unless it has the sticky bit (else
+ * another user could rename what is below it and put their own in its
+ * place), a symbolic link on the way followed only when root or we own it;
+ * the run directory itself exists (or is created, mode 0700), is a
+ * directory (not a symbolic link), owned by us, and grants nothing to
+ * group or others. A relative dir is taken from the current directory.
+ * Returns an O_PATH descriptor of the directory checked (close-on-exec),
+ * with its absolute path, links resolved, in real (when not NULL); or
+ * -errno with one line in why naming the directory at fault (-ENOENT: the
+ * run directory alone does not exist, and create was 0; a directory above
+ * it missing is -ENOTDIR).
  */
-int mpk_rundir_check(const char *dir, int create, const char **why);
+int mpk_rundir_open(const char *dir, int create, char *real, size_t realsz, char *why,
+		    size_t whylen);
+
+/*
+ * A path to name in the directory dirfd holds (an mpk_rundir_open
+ * descriptor), for the calls that take no directory descriptor (bind,
+ * connect of unix sockets): /proc/self/fd/DIRFD/NAME, which the kernel
+ * resolves through the descriptor, whatever was renamed since the check.
+ * Returns 0 or -ENAMETOOLONG.
+ */
+int mpk_rundir_path(char *buf, size_t len, int dirfd, const char *name);
 
 /* The default run directory: $XDG_RUNTIME_DIR/mpklink, else /tmp/mpklink-$UID. */
 int mpk_rundir_default(char *buf, size_t len);

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * mpklink-run: runs a program with its configured TCP connections upgraded
- * to shared memory. Reads the env file, runs the control plane as threads
- * of its own, starts the program as its child with the shim preloaded,
- * forwards signals, and exits with the program's status.
+ * to shared memory. Reads the env files and checks them and its environment
+ * (mpklink/config.h), checks and holds the run directory, runs the control
+ * plane as threads of its own, starts the program as its child with the
+ * shim preloaded (the child dies with it), forwards signals, and exits with
+ * the program's status.
  */
 #define _GNU_SOURCE
 #include <elf.h>
@@ -15,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -44,10 +47,14 @@ static const char usage[] =
 	"                       (non-zero when the configuration is unusable)\n"
 	"\n"
 	"Keys (in the file or the environment):\n"
-	"  MPKLINK_ENDPOINTS   host:port,...  loopback or wildcard hosts; match by port\n"
-	"  MPKLINK_RUNDIR      rendezvous directory, 0700 and yours\n"
+	"  MPKLINK_ENDPOINTS   host:port,...  loopback or wildcard hosts; match by port;\n"
+	"                      each port once\n"
+	"  MPKLINK_RUNDIR      rendezvous directory, 0700 and yours, every directory above\n"
+	"                      it root's or yours and writable by no one else unless sticky\n"
 	"                      (default $XDG_RUNTIME_DIR/mpklink, else /tmp/mpklink-$UID)\n"
 	"  MPKLINK_FALLBACK    tcp (default) or deny: what to do when no link can be made\n"
+	"                      (deny: a client's connect fails; a server's port takes links\n"
+	"                      only, any other connection is reset before it is read)\n"
 	"  MPKLINK_RING_BYTES  ring size per direction, a power of two, 4096..1G\n"
 	"                      (suffixes K, M, G; default 1M)\n"
 	"  MPKLINK_GUARD       auto (default), mpk or off: the MPK guard of the rings\n"
@@ -62,12 +69,16 @@ static const char usage[] =
 	"                      certificate names (else exit 126, nothing runs)\n"
 	"  MPKLINK_TRUST       the CA's public key (D/ca.pub), needed with an identity\n"
 	"  MPKLINK_ALLOW       PORT:NAME[|NAME...],...  client identities allowed to link\n"
-	"                      to our ports (* = any the CA signed; default: any)\n"
+	"                      to our ports (* = any the CA signed; default: any);\n"
+	"                      needs MPKLINK_IDENTITY\n"
 	"  MPKLINK_INTEGRITY   off (default) or mac: every ring frame carries a MAC under\n"
 	"                      the handshake's session key (needs MPKLINK_IDENTITY);\n"
 	"                      a server with mac makes all its links so\n"
 	"  In MPKLINK_ENDPOINTS, HOST:PORT=NAME also requires the server there to be NAME.\n"
-	"Other KEY=VALUE lines are passed to PROGRAM's environment.\n"
+	"Other KEY=VALUE lines are passed to PROGRAM's environment (a name that looks\n"
+	"like a key, MPKLNK_LOG or mpklink_log, with a warning). Files and the\n"
+	"environment are checked alike: an unknown MPKLINK_ key is an error in both.\n"
+	"If mpklink-run dies, even by SIGKILL, PROGRAM is killed too.\n"
 	"\n"
 	"Exit status: PROGRAM's; 128+N if it was killed by signal N; 2 for a bad\n"
 	"command line or configuration (PROGRAM is not started); 126/127 when PROGRAM\n"
@@ -75,28 +86,26 @@ static const char usage[] =
 	"Programs that bypass libc (Go binaries, static binaries) are not upgraded.\n";
 
 /* MPKLINK_ALLOW's syntax is keys/' (mpklink/config.h leaves it to us). */
-static int check_allow(const char *v, const char **why)
+static int check_allow(void *ctx, const char *key, const char *v, char *why, size_t whylen)
 {
-	static char buf[512];
 	struct mpk_keys_allow *a = NULL;
 
-	if (mpk_keys_allow_parse(v, &a, buf, sizeof(buf)) < 0) {
-		*why = buf;
+	(void)ctx;
+	if (strcmp(key, "MPKLINK_ALLOW"))
+		return 0;
+	if (mpk_keys_allow_parse(v, &a, why, whylen) < 0)
 		return -EINVAL;
-	}
 	mpk_keys_allow_free(a);
 	return 0;
 }
 
-/* One MPKLINK_ setting: 0, -EINVAL (why), -ENOENT (unknown key). */
-static int check_key(const char *key, const char *v, const char **why)
+static void warn_line(void *ctx, const char *line)
 {
-	int r = mpk_config_check(key, v, why);
-
-	if (r == 0 && !strcmp(key, "MPKLINK_ALLOW"))
-		r = check_allow(v, why);
-	return r;
+	(void)ctx;
+	fprintf(stderr, "mpklink-run: warning: %s\n", line);
 }
+
+static const struct mpk_config_hooks hooks = {.check = check_allow, .warn = warn_line};
 
 /* The spin settings as the shim takes them (checked already). */
 static void print_spin(void)
@@ -115,119 +124,135 @@ static void print_spin(void)
 		printf("  waiting:    spin %ld us on the rings, then doorbells\n", base);
 }
 
-static int valid_name(const char *s, size_t n)
+/* Where each MPKLINK_ setting in force came from: "FILE:LINE", or the
+ * environment (no entry), for the messages about settings together. */
+static struct {
+	char key[32];
+	char where[288];
+} origin[32];
+static size_t norigin;
+
+static const char *origin_of(const char *key)
 {
-	if (!n || !(s[0] == '_' || (s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= 'a' && s[0] <= 'z')))
-		return 0;
-	for (size_t i = 1; i < n; i++)
-		if (!(s[i] == '_' || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z') ||
-		      (s[i] >= '0' && s[i] <= '9')))
-			return 0;
-	return 1;
+	for (size_t i = 0; i < norigin; i++)
+		if (!strcmp(origin[i].key, key))
+			return origin[i].where;
+	return "environment";
 }
 
+struct file_ctx {
+	const char *path;
+	char **snapshot; /* the environment before any file: it wins */
+};
+
+static int put_setting(void *ctx, const char *key, const char *val, unsigned line)
+{
+	const struct file_ctx *fc = ctx;
+	size_t k = strlen(key), i;
+
+	for (char **e = fc->snapshot; *e; e++)
+		if (!strncmp(*e, key, k) && (*e)[k] == '=')
+			return 0;
+	if (setenv(key, val, 1) < 0)
+		return -errno;
+	if (strncmp(key, "MPKLINK_", 8) || k >= sizeof(origin[0].key))
+		return 0;
+	for (i = 0; i < norigin && strcmp(origin[i].key, key); i++)
+		;
+	if (i == sizeof(origin) / sizeof(origin[0]))
+		return 0;
+	if (i == norigin)
+		norigin++;
+	snprintf(origin[i].key, sizeof(origin[i].key), "%s", key);
+	snprintf(origin[i].where, sizeof(origin[i].where), "%s:%u", fc->path, line);
+	return 0;
+}
+
+#define ENV_FILE_MAX (1 << 20)
+
 /*
- * Reads an env file into the environment, without overriding variables
- * the environment already had before any file was read (snapshot[]).
- * Returns 0, or -1 after printing "FILE:LINE: what is wrong".
+ * Reads an env file into the environment (mpk_config_parse_file's rules),
+ * without overriding variables the environment already had before any file
+ * was read (snapshot[]). A pipe is fine (-e <(...)); a directory is not.
+ * Returns 0, or -1 after printing "FILE[:LINE]: what is wrong".
  */
 static int read_env_file(const char *path, char **snapshot)
 {
-	FILE *f = fopen(path, "re");
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t len;
-	int lineno = 0, rc = 0;
+	struct file_ctx fc = {.path = path, .snapshot = snapshot};
+	struct mpk_config_hooks h = hooks;
+	char err[1024], *buf;
+	struct stat st;
+	size_t len = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY), r;
 
-	if (!f) {
+	if (fd < 0) {
 		fprintf(stderr, "mpklink-run: %s: %s\n", path, strerror(errno));
 		return -1;
 	}
-	while ((len = getline(&line, &cap, f)) >= 0) {
-		char *s = line, *eq, *val;
-		const char *why = NULL;
-		size_t vl;
-
-		lineno++;
-		while (len && (s[len - 1] == '\n' || s[len - 1] == '\r'))
-			s[--len] = 0;
-		while (*s == ' ' || *s == '\t')
-			s++;
-		if (!*s || *s == '#')
-			continue;
-		eq = strchr(s, '=');
-		if (!eq || !valid_name(s, (size_t)(eq - s))) {
-			fprintf(stderr, "mpklink-run: %s:%d: expected KEY=VALUE, got \"%.60s\"\n",
-				path, lineno, s);
-			rc = -1;
-			break;
-		}
-		*eq = 0;
-		val = eq + 1;
-		vl = strlen(val);
-		/* systemd's EnvironmentFile strips one pair of quotes. */
-		if (vl >= 2 && (val[0] == '"' || val[0] == '\'') && val[vl - 1] == val[0]) {
-			val[vl - 1] = 0;
-			val++;
-		}
-		if (!strncmp(s, "MPKLINK_", 8)) {
-			int k = check_key(s, val, &why);
-
-			if (k == -ENOENT) {
-				fprintf(stderr, "mpklink-run: %s:%d: unknown key %s (see mpklink-run --help)\n",
-					path, lineno, s);
-				rc = -1;
-				break;
-			}
-			if (k < 0) {
-				fprintf(stderr, "mpklink-run: %s:%d: %s: %s\n", path, lineno, s, why);
-				rc = -1;
-				break;
-			}
-		}
-		int in_env = 0;
-		for (char **e = snapshot; *e; e++)
-			if (!strncmp(*e, s, strlen(s)) && (*e)[strlen(s)] == '=')
-				in_env = 1;
-		if (!in_env && setenv(s, val, 1) < 0) {
-			fprintf(stderr, "mpklink-run: %s:%d: %s\n", path, lineno, strerror(errno));
-			rc = -1;
-			break;
-		}
+	if (fstat(fd, &st) < 0 || S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "mpklink-run: %s: %s\n", path,
+			S_ISDIR(st.st_mode) ? "is a directory, not an env file" : strerror(errno));
+		close(fd);
+		return -1;
 	}
-	free(line);
-	fclose(f);
-	return rc;
-}
+	buf = malloc(ENV_FILE_MAX);
+	if (!buf) {
+		close(fd);
+		return -1;
+	}
+	for (;;) {
+		ssize_t n = read(fd, buf + len, ENV_FILE_MAX - len);
 
-/* The environment's own MPKLINK_ values are checked the same way. */
-static int check_environment(void)
-{
-	for (char **e = environ; *e; e++) {
-		const char *why = NULL, *eq = strchr(*e, '=');
-		char key[64];
-
-		if (strncmp(*e, "MPKLINK_", 8) || !eq || (size_t)(eq - *e) >= sizeof(key))
+		if (n < 0 && errno == EINTR)
 			continue;
-		memcpy(key, *e, (size_t)(eq - *e));
-		key[eq - *e] = 0;
-		/* Unknown MPKLINK_ names in the environment are the launcher's own
-		 * (MPKLINK_CTL, ...) or another tool's: only files are strict. */
-		if (check_key(key, eq + 1, &why) == -EINVAL) {
-			fprintf(stderr, "mpklink-run: %s=%s: %s\n", key, eq + 1, why);
+		if (n < 0) {
+			fprintf(stderr, "mpklink-run: %s: %s\n", path, strerror(errno));
+			free(buf);
+			close(fd);
+			return -1;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len == ENV_FILE_MAX) {
+			fprintf(stderr, "mpklink-run: %s: larger than %d bytes: not an env file\n",
+				path, ENV_FILE_MAX);
+			free(buf);
+			close(fd);
 			return -1;
 		}
 	}
-	if (getenv("MPKLINK_INTEGRITY") && !strcmp(getenv("MPKLINK_INTEGRITY"), "mac") &&
-	    !(getenv("MPKLINK_IDENTITY") && *getenv("MPKLINK_IDENTITY"))) {
-		fprintf(stderr, "mpklink-run: MPKLINK_INTEGRITY=mac needs MPKLINK_IDENTITY (the MAC "
-				"key comes from the authenticated handshake)\n");
+	close(fd);
+	h.ctx = &fc;
+	r = mpk_config_parse_file(path, buf, len, put_setting, &h, err, sizeof(err));
+	free(buf);
+	if (r < 0) {
+		fprintf(stderr, "mpklink-run: %s\n", err);
 		return -1;
 	}
-	if (getenv("MPKLINK_IDENTITY") && *getenv("MPKLINK_IDENTITY") &&
-	    !(getenv("MPKLINK_TRUST") && *getenv("MPKLINK_TRUST"))) {
-		fprintf(stderr, "mpklink-run: MPKLINK_IDENTITY needs MPKLINK_TRUST (the CA's "
-				"ca.pub, to check peers against)\n");
+	return 0;
+}
+
+static const char *get_env(const char *key)
+{
+	return getenv(key);
+}
+
+/* The environment's own MPKLINK_ values are held to the same rules (the
+ * files' were checked as they were read), then the settings together. */
+static int check_environment(char **snapshot)
+{
+	char err[1024];
+	const char *key, *why, *v;
+
+	if (mpk_config_check_environ(snapshot, &hooks, err, sizeof(err)) < 0) {
+		fprintf(stderr, "mpklink-run: %s\n", err);
+		return -1;
+	}
+	if (mpk_config_check_together(get_env, &key, &why) < 0) {
+		v = getenv(key);
+		fprintf(stderr, "mpklink-run: %s: %s=%.80s%s: %s\n", origin_of(key), key, v ? v : "",
+			v && strlen(v) > 80 ? "..." : "", why);
 		return -1;
 	}
 	return 0;
@@ -393,8 +418,8 @@ static int check_main(int argc, char **argv)
 {
 	struct mpk_guard_status g;
 	uint16_t ports[MPK_MAX_ENDPOINTS];
-	char rundir[256], shim[PATH_MAX];
-	const char *why, *bad, *eps = getenv("MPKLINK_ENDPOINTS");
+	char rundir[256], shim[PATH_MAX], rwhy[512];
+	const char *bad, *eps = getenv("MPKLINK_ENDPOINTS");
 	int unusable = 0, n, r;
 
 	printf("mpklink-run --check\n");
@@ -407,14 +432,17 @@ static int check_main(int argc, char **argv)
 		unusable = 1;
 	}
 	resolve_rundir(rundir, sizeof(rundir));
-	r = mpk_rundir_check(rundir, 0, &why);
-	if (r == -ENOENT)
+	r = mpk_rundir_open(rundir, 0, NULL, 0, rwhy, sizeof(rwhy));
+	if (r == -ENOENT) {
 		printf("  run dir:    %s (created, 0700, at start)\n", rundir);
-	else if (r < 0) {
-		printf("  UNUSABLE:   run directory %s %s\n", rundir, why);
+	} else if (r < 0) {
+		printf("  UNUSABLE:   run directory: %s\n", rwhy);
 		unusable = 1;
-	} else
-		printf("  run dir:    %s (ok: 0700, yours)\n", rundir);
+	} else {
+		printf("  run dir:    %s (ok: 0700, yours; every directory above it root's or "
+		       "yours, writable by nobody else)\n", rundir);
+		close(r);
+	}
 	n = mpk_endpoints_parse(eps, ports, MPK_MAX_ENDPOINTS, &bad);
 	if (n < 0) {
 		printf("  UNUSABLE:   MPKLINK_ENDPOINTS malformed at \"%s\"\n", bad);
@@ -520,10 +548,10 @@ static int run_main(int argc, char **argv)
 	struct mpk_ctl *ctl = NULL;
 	struct mpk_auth *auth = NULL;
 	sigset_t set, oldmask;
-	char rundir[256], shim[PATH_MAX], *preload, prog[PATH_MAX], why[768];
+	char given[256], rundir[256], shim[PATH_MAX], *preload, prog[PATH_MAX], why[768];
 	const char *old, *u, *ring, *idv = getenv("MPKLINK_IDENTITY");
 	int r, status, pipefd[2], progfd = -1;
-	pid_t pid;
+	pid_t pid, launcher;
 
 	if (find_shim(shim, sizeof(shim)) < 0) {
 		fprintf(stderr, "mpklink-run: libmpklink.so not found: not at %s\n", shim);
@@ -577,7 +605,14 @@ static int run_main(int argc, char **argv)
 			fprintf(stderr, "mpklink-run: no MPKLINK_IDENTITY: links are made with any "
 					"launcher of this user (same uid), unauthenticated\n");
 	}
-	resolve_rundir(rundir, sizeof(rundir));
+	resolve_rundir(given, sizeof(given));
+	/* Checked once, then held: every socket is made through this fd. */
+	cc.rundir_fd = mpk_rundir_open(given, 1, rundir, sizeof(rundir), why, sizeof(why));
+	if (cc.rundir_fd < 0) {
+		fprintf(stderr, "mpklink-run: run directory: %s; nothing started\n", why);
+		mpk_auth_free(auth);
+		return EXIT_USAGE;
+	}
 	ring = getenv("MPKLINK_RING_BYTES");
 	if (ring && mpk_ring_bytes_parse(ring, &cc.ring_bytes) < 0)
 		cc.ring_bytes = 0; /* checked in main */
@@ -593,11 +628,8 @@ static int run_main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, &oldmask);
 	r = mpk_ctl_start(&cc, &ctl);
 	if (r < 0) {
-		const char *rwhy = "";
-		if (r == -EPERM || r == -ENOTDIR || r == -ENAMETOOLONG)
-			mpk_rundir_check(rundir, 0, &rwhy);
 		fprintf(stderr, "mpklink-run: run directory %s: %s; nothing started\n", rundir,
-			rwhy && *rwhy ? rwhy : strerror(-r));
+			strerror(-r));
 		mpk_auth_free(auth);
 		return EXIT_USAGE;
 	}
@@ -607,6 +639,15 @@ static int run_main(int argc, char **argv)
 	setenv("LD_PRELOAD", preload, 1);
 	free(preload);
 	setenv("MPKLINK_CTL", mpk_ctl_path(ctl), 1);
+	{
+		/* The shim talks only to the process listening there: us. */
+		char pidbuf[16];
+
+		snprintf(pidbuf, sizeof(pidbuf), "%d", (int)getpid());
+		setenv("MPKLINK_CTL_PID", pidbuf, 1);
+	}
+	/* Ours for this program; an image of an earlier one's, not. */
+	unsetenv("MPKLINK_EXECED");
 	setenv("MPKLINK_GUARD_SAID", "1", 1);
 	setenv("MPKLINK_RUNDIR", rundir, 1);
 
@@ -616,6 +657,7 @@ static int run_main(int argc, char **argv)
 		mpk_ctl_stop(ctl);
 		return EXIT_USAGE;
 	}
+	launcher = getpid();
 	pid = fork();
 	if (pid < 0) {
 		perror("mpklink-run: fork");
@@ -625,6 +667,14 @@ static int run_main(int argc, char **argv)
 	if (pid == 0) {
 		int e;
 		close(pipefd[0]);
+		/* The program follows its launcher: killed with -9, the launcher
+		 * takes its control plane and rendezvous with it, and a program
+		 * left behind (PPID 1) could make no more links and would hold
+		 * the port. The signal is kept across exec (not across a
+		 * set-user-ID one). A launcher dead before the prctl is caught
+		 * by getppid: we were reparented already. */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != launcher)
+			_exit(128 + SIGKILL);
 		pthread_sigmask(SIG_SETMASK, &oldmask, NULL);
 		if (progfd >= 0) {
 			fexecve(progfd, argv, environ);
@@ -671,7 +721,7 @@ static int run_main(int argc, char **argv)
 int main(int argc, char **argv)
 {
 	char **snapshot;
-	int check = 0, i, n;
+	int check = 0, i, n, r;
 
 	/* What the environment held before any file: it wins. */
 	for (n = 0; environ[n]; n++)
@@ -711,10 +761,11 @@ int main(int argc, char **argv)
 			break;
 		}
 	}
+	r = check_environment(snapshot);
 	for (int k = 0; snapshot[k]; k++)
 		free(snapshot[k]);
 	free(snapshot);
-	if (check_environment() < 0)
+	if (r < 0)
 		return EXIT_USAGE;
 	if (check)
 		return check_main(argc - i, argv + i);

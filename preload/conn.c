@@ -328,6 +328,8 @@ static void reset_connection(int sock)
 	real.shutdown(sock, SHUT_RDWR);
 }
 
+static void reset_peer(struct ufd *u);
+
 int settle(struct ufd *u)
 {
 	unsigned g = process_fork_gen();
@@ -359,6 +361,14 @@ int settle(struct ufd *u)
 		r = check_preamble(u);
 		if (r == 0) {
 			__atomic_store_n(&u->state, ST_ACTIVE, __ATOMIC_RELEASE);
+		} else if (r == 1 && cfg.deny) {
+			/* No preamble where a link was pending: under deny the
+			 * port takes links only; nothing of it was read. */
+			slog(1, "port %u: the client sent no link preamble; reset, as "
+				"MPKLINK_FALLBACK=deny says", u->port);
+			reset_peer(u);
+			u->state = ST_BROKEN;
+			r = -ECONNRESET;
 		} else if (r == -EBADMSG) {
 			slog(1, "port %u: a client sent a wrong link token; connection reset",
 			     u->port);
@@ -384,8 +394,6 @@ int settle(struct ufd *u)
 	pthread_mutex_unlock(&u->slock);
 	return r;
 }
-
-static void reset_peer(struct ufd *u);
 
 void conn_break(struct ufd *u, const char *why)
 {

@@ -4,11 +4,13 @@
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "ctlclient.h"
 #include "fdtab.h"
 #include "log.h"
+#include "real.h"
 #include "settings.h"
 
 #define CTL_CONNS 16
@@ -26,6 +28,27 @@ static struct {
 static int ctl_nconn;     /* entries in use, open or not */
 static int ctl_nconnects; /* of them, busy with a CONNECT */
 static pid_t ctl_pid;
+
+/* Whether the process listening at the other end of fd is our launcher:
+ * its pid (MPKLINK_CTL_PID) and our uid. The run directory's path could
+ * lead elsewhere by now (a directory above it renamed by someone who
+ * could: mpklink-run refuses to start where anyone but root or us can);
+ * a socket another process bound there gets not one request from us, and
+ * hands us no memory to write our data into. */
+static int our_launcher(int fd)
+{
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+
+	if (real.getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
+		return 0;
+	if (cfg.ctl_pid > 0 && cr.pid == cfg.ctl_pid && cr.uid == getuid())
+		return 1;
+	slog(0, "%s is not our launcher's socket (pid %d uid %u listens there, not pid %d "
+		"uid %u); no links", cfg.ctl_path, (int)cr.pid, (unsigned)cr.uid, cfg.ctl_pid,
+	     (unsigned)getuid());
+	return 0;
+}
 
 /* Marks an idle connection busy and returns its index, opening it if it
  * is not open; or -errno. Waits while all are busy, except for a CONNECT:
@@ -70,6 +93,10 @@ static int ctl_take(int listen_conn, int connect)
 	ctl_nconnects += connect;
 	if (ctl_conn[i].fd < 0) {
 		fd = mpk_ctl_connect(cfg.ctl_path);
+		if (fd >= 0 && !our_launcher(fd)) {
+			real.close(fd);
+			fd = -EPERM;
+		}
 		if (fd < 0) {
 			ctl_nconnects -= ctl_conn[i].busy == 2;
 			ctl_conn[i].busy = 0;

@@ -12,7 +12,11 @@
  * connection (a port is released when the connection that listened goes).
  * A forked child opens connections of its own on its first call.
  *
- * Thread-safe. May call: fdtab.h (our fds are internal), settings.h, log.h.
+ * Only our own launcher is talked to: a socket whose listener is another
+ * process (SO_PEERCRED: MPKLINK_CTL_PID and our uid) is refused, -EPERM.
+ *
+ * Thread-safe. May call: fdtab.h (our fds are internal), settings.h, log.h,
+ * real.h.
  */
 #ifndef MPK_CTLCLIENT_H
 #define MPK_CTLCLIENT_H

@@ -49,6 +49,8 @@ void settings_load(void)
 	if (!s || !*s || strlen(s) >= sizeof(cfg.ctl_path))
 		return; /* not under mpklink-run: pure pass-through */
 	strcpy(cfg.ctl_path, s);
+	s = getenv("MPKLINK_CTL_PID");
+	cfg.ctl_pid = s ? atoi(s) : 0;
 	n = mpk_endpoints_parse(getenv("MPKLINK_ENDPOINTS"), cfg.ports, MPK_MAX_ENDPOINTS, &bad);
 	if (n < 0) {
 		slog(0, "MPKLINK_ENDPOINTS is malformed at \"%s\"; nothing is upgraded", bad);

@@ -17,6 +17,8 @@ struct settings {
 	uint16_t ports[MPK_MAX_ENDPOINTS];
 	int nports;
 	char ctl_path[108]; /* MPKLINK_CTL: our launcher's socket */
+	int ctl_pid;        /* MPKLINK_CTL_PID: our launcher, the only process
+			     * whose socket there we talk to (SO_PEERCRED) */
 	char rundir[108];   /* MPKLINK_RUNDIR: the rendezvous sockets */
 	int deny;           /* MPKLINK_FALLBACK=deny */
 	int log_level;

@@ -273,6 +273,22 @@ int upgrade_accept(int fd, struct sockaddr *addr, socklen_t *alen, int flags, in
 	ufd_put(lu);
 	u = r < 0 || lfds[0] < 0 ? NULL
 				   : conn_new(nfd, lfds, 0, port, cport, ST_VERIFY, rep.token, &rep);
+	if (!u && cfg.deny) {
+		/* MPKLINK_FALLBACK=deny: the port takes links only. No link for
+		 * this connection (a plain client, a client its launcher could
+		 * not or would not link: no identity, one not allowed, a link
+		 * another launcher made; a preamble replayed or guessed): reset
+		 * (a connect to AF_UNSPEC: RST, and what it sent is dropped)
+		 * before the program reads a byte of it. The program's first
+		 * call on it says ECONNRESET, as for a client that reset. */
+		struct sockaddr sa = {.sa_family = AF_UNSPEC};
+
+		slog(1, "port %u: connection from port %u is no link (%s); reset, as "
+			"MPKLINK_FALLBACK=deny says", port, cport,
+		     probe_only ? "no rendezvous here" : strerror(r < 0 ? -r : EPROTO));
+		real.connect(nfd, &sa, sizeof(sa));
+		return nfd;
+	}
 	if (!u) {
 		/* A plain client, or one with a link we do not have: its first
 		 * bytes say which. */

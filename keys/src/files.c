@@ -106,7 +106,10 @@ int mpk__read_file(const char *path, uint8_t *buf, size_t cap, size_t *len, int 
 	int fd, r = 0;
 
 	*len = 0;
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	/* O_NONBLOCK: a FIFO (or a device) in a key's place would block the
+	 * open until a writer came; it is refused below, at once. A regular
+	 * file reads the same either way. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
 		r = -errno;
 		mpk__why(why, why_len, "%s: %s", path, strerror(-r));

@@ -55,6 +55,8 @@ while [ $# -gt 0 ]; do
 done
 [ $# -ge 1 ] || { echo "usage: run.sh [--expect-links N|0|any] [--max-fallbacks N|any] [--loud] [--reuseport] PROGRAM [ARGS...]" >&2; exit 2; }
 : "${MPKLINK_RUN:?set MPKLINK_RUN to the mpklink-run launcher}"
+# Not a setting: mpklink-run refuses MPKLINK_ names it does not know.
+export -n MPKLINK_RUN
 prog=$1
 shift
 name="$(basename "$prog") $*"

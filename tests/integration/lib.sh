@@ -6,6 +6,11 @@
 
 set -u
 
+# The launcher and the keys tool reach us in the environment, but only
+# settings may go by MPKLINK_ names there: mpklink-run refuses any other
+# (mpklink/config.h). Kept here, out of our programs' environments.
+export -n MPKLINK_RUN MPKLINK_KEYS 2>/dev/null
+
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/mpk-it.XXXXXX")
 chmod 700 "$tmp"
 pids=()

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* The MPKLINK_* settings' parsers and checks (mpklink/config.h). */
+/* The MPKLINK_* settings' parsers and checks, for env files and the
+ * environment alike (mpklink/config.h). */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -37,18 +38,54 @@ static int loopback_host(const char *h, size_t n)
 	return 0;
 }
 
-int mpk_endpoints_parse(const char *s, uint16_t *ports, size_t max, const char **bad)
+/* Digits only, 1..65535. Returns the port or 0. */
+static unsigned port_of(const char *s, size_t n)
 {
+	unsigned long v = 0;
+
+	if (n == 0 || n > 5)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return 0;
+		v = v * 10 + (unsigned long)(s[i] - '0');
+	}
+	return v <= 65535 ? (unsigned)v : 0;
+}
+
+/* An identity name as keys/FORMATS.md has it: 1 to 63 of A-Z a-z 0-9 . _ -,
+ * not ".", ".." or "ca". */
+static int name_ok(const char *s, size_t n)
+{
+	if (n == 0 || n > 63 || (n == 1 && s[0] == '.') || (n == 2 && !memcmp(s, "..", 2)) ||
+	    (n == 2 && !memcmp(s, "ca", 2)))
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z') ||
+		      (s[i] >= '0' && s[i] <= '9') || s[i] == '.' || s[i] == '_' || s[i] == '-'))
+			return 0;
+	return 1;
+}
+
+int mpk_endpoints_parse_why(const char *s, uint16_t *ports, size_t max, const char **bad,
+			    const char **why)
+{
+	const char *w = NULL;
 	size_t n = 0;
 
 	*bad = NULL;
+	if (why)
+		*why = NULL;
 	while (s && *s) {
 		const char *start = s, *end = strchr(s, ','), *colon, *eq;
-		char *num_end;
-		unsigned long port;
+		unsigned port;
 
 		if (!end)
 			end = s + strlen(s);
+		if (end == start) {
+			w = "an empty entry (two commas in a row, or one first)";
+			goto bad;
+		}
 		eq = memchr(start, '=', (size_t)(end - start));
 		if (!eq)
 			eq = end;
@@ -57,24 +94,72 @@ int mpk_endpoints_parse(const char *s, uint16_t *ports, size_t max, const char *
 		for (const char *p = start; p < eq; p++)
 			if (*p == ':')
 				colon = p;
-		if (!colon || !loopback_host(start, (size_t)(colon - start)))
+		if (!colon) {
+			w = "want HOST:PORT[=NAME]";
 			goto bad;
-		errno = 0;
-		port = strtoul(colon + 1, &num_end, 10);
-		if (num_end != eq || colon + 1 == eq || errno || port == 0 || port > 65535)
+		}
+		if (!loopback_host(start, (size_t)(colon - start))) {
+			w = "not a loopback host (hosts: localhost, 127.x.x.x, 0.0.0.0, ::1, ::, "
+			    "::ffff:127.x.x.x)";
 			goto bad;
+		}
+		port = port_of(colon + 1, (size_t)(eq - colon - 1));
+		if (!port) {
+			w = "the port is not a number from 1 to 65535 (digits only)";
+			goto bad;
+		}
+		if (eq != end && !name_ok(eq + 1, (size_t)(end - eq - 1))) {
+			w = "bad server name after '=' (1 to 63 of A-Z a-z 0-9 . _ -)";
+			goto bad;
+		}
+		for (size_t i = 0; i < n; i++)
+			if (ports[i] == port) {
+				w = "a second entry for this port (one port, one entry: hosts all "
+				    "match by port, and two names would leave the check to chance)";
+				goto bad;
+			}
 		if (n == max) {
 			*bad = start;
+			if (why)
+				*why = "too many endpoints";
 			return -E2BIG;
 		}
 		ports[n++] = (uint16_t)port;
-		s = *end ? end + 1 : end;
+		if (!*end)
+			break;
+		s = end + 1;
+		if (!*s) {
+			start = end;
+			w = "a trailing comma";
+			goto bad;
+		}
 		continue;
 bad:
 		*bad = start;
+		if (why)
+			*why = w;
 		return -EINVAL;
 	}
 	return (int)n;
+}
+
+int mpk_endpoints_parse(const char *s, uint16_t *ports, size_t max, const char **bad)
+{
+	return mpk_endpoints_parse_why(s, ports, max, bad, NULL);
+}
+
+int mpk_endpoints_named(const char *s)
+{
+	for (const char *p = s; p && *p;) {
+		const char *end = strchr(p, ',');
+
+		if (!end)
+			end = p + strlen(p);
+		if (memchr(p, '=', (size_t)(end - p)))
+			return 1;
+		p = *end ? end + 1 : end;
+	}
+	return 0;
 }
 
 long mpk_us_parse(const char *s)
@@ -124,22 +209,29 @@ int mpk_integrity_parse(const char *s)
 
 int mpk_ring_bytes_parse(const char *s, size_t *out)
 {
-	char *end;
-	unsigned long long n;
+	unsigned long long n = 0;
+	unsigned shift = 0;
+	const char *p = s;
 
 	if (!s || *s < '0' || *s > '9')
 		return -EINVAL;
-	errno = 0;
-	n = strtoull(s, &end, 10);
-	if (errno)
+	/* Digit by digit: anything past the largest ring is out of range,
+	 * however many digits follow (strtoull's wrap-around never happens). */
+	for (; *p >= '0' && *p <= '9'; p++) {
+		n = n * 10 + (unsigned)(*p - '0');
+		if (n > MPK_LINK_RING_MAX)
+			return -EINVAL;
+	}
+	if (*p == 'K' || *p == 'k')
+		shift = 10, p++;
+	else if (*p == 'M' || *p == 'm')
+		shift = 20, p++;
+	else if (*p == 'G' || *p == 'g')
+		shift = 30, p++;
+	if (*p || n > (MPK_LINK_RING_MAX >> shift))
 		return -EINVAL;
-	if (*end == 'K' || *end == 'k')
-		n <<= 10, end++;
-	else if (*end == 'M' || *end == 'm')
-		n <<= 20, end++;
-	else if (*end == 'G' || *end == 'g')
-		n <<= 30, end++;
-	if (*end || n < MPK_LINK_RING_MIN || n > MPK_LINK_RING_MAX || (n & (n - 1)))
+	n <<= shift;
+	if (n < MPK_LINK_RING_MIN || (n & (n - 1)))
 		return -EINVAL;
 	*out = (size_t)n;
 	return 0;
@@ -147,19 +239,24 @@ int mpk_ring_bytes_parse(const char *s, size_t *out)
 
 static int check_endpoints(const char *v, const char **why)
 {
-	static __thread char msg[160];
+	static __thread char msg[320];
 	uint16_t ports[MPK_MAX_ENDPOINTS];
-	const char *bad;
-	int n = mpk_endpoints_parse(v, ports, MPK_MAX_ENDPOINTS, &bad);
+	const char *bad, *w;
+	int n = mpk_endpoints_parse_why(v, ports, MPK_MAX_ENDPOINTS, &bad, &w);
+	size_t len;
 
 	if (n >= 0)
 		return 0;
-	if (n == -E2BIG)
+	if (n == -E2BIG) {
 		snprintf(msg, sizeof(msg), "more than %d endpoints", MPK_MAX_ENDPOINTS);
-	else
-		snprintf(msg, sizeof(msg),
-			 "not a loopback host:port at \"%.60s\" (hosts: localhost, 127.x.x.x, "
-			 "0.0.0.0, ::1, ::, ::ffff:127.x.x.x)", bad ? bad : "");
+	} else {
+		len = strcspn(bad, ",");
+		if (len)
+			snprintf(msg, sizeof(msg), "entry \"%.*s%s\": %s", (int)(len > 60 ? 60 : len),
+				 bad, len > 60 ? "..." : "", w);
+		else
+			snprintf(msg, sizeof(msg), "%s", w);
+	}
 	*why = msg;
 	return -EINVAL;
 }
@@ -186,7 +283,8 @@ static int check_ring(const char *v, const char **why)
 {
 	size_t n;
 
-	*why = "must be a power of two from 4096 to 1G (e.g. 65536, 1M)";
+	*why = "must be a power of two from 4096 (4K) to 1073741824 (1G): digits, then "
+	       "K, M or G if you like (e.g. 65536, 1M)";
 	return mpk_ring_bytes_parse(v, &n);
 }
 
@@ -199,7 +297,7 @@ static int check_us(const char *v, const char **why)
 static int check_integrity(const char *v, const char **why)
 {
 	*why = "must be off or mac";
-	return mpk_integrity_parse(v) >= 0 ? 0 : -EINVAL;
+	return *v && mpk_integrity_parse(v) >= 0 ? 0 : -EINVAL;
 }
 
 static int check_any(const char *v, const char **why)
@@ -227,12 +325,288 @@ static const struct {
 	{"MPKLINK_ALLOW", check_any},
 	{"MPKLINK_INTEGRITY", check_integrity},
 };
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+/* What mpklink-run sets for its program (ctl_server.h, preload/). */
+static const char *const internal[] = {"MPKLINK_CTL", "MPKLINK_CTL_PID", "MPKLINK_GUARD_SAID",
+				       "MPKLINK_EXECED", NULL};
+
+static int name_is(const char *name, size_t len, const char *key)
+{
+	return strlen(key) == len && !memcmp(name, key, len);
+}
+
+enum mpk_config_key_kind mpk_config_key(const char *name, size_t len)
+{
+	for (size_t i = 0; i < NKEYS; i++)
+		if (name_is(name, len, keys[i].name))
+			return MPK_KEY_SETTING;
+	for (size_t i = 0; internal[i]; i++)
+		if (name_is(name, len, internal[i]))
+			return MPK_KEY_INTERNAL;
+	return MPK_KEY_NONE;
+}
+
+static int upper(int c)
+{
+	return c >= 'a' && c <= 'z' ? c - 'a' + 'A' : c;
+}
+
+/* Levenshtein distance without case, or 3 when it is more than 2. */
+static unsigned distance(const char *a, size_t n, const char *b)
+{
+	unsigned row[64], prev_diag, tmp;
+	size_t m = strlen(b);
+
+	if (n >= sizeof(row) / sizeof(row[0]) || m >= sizeof(row) / sizeof(row[0]) ||
+	    (n > m ? n - m : m - n) > 2)
+		return 3;
+	for (size_t j = 0; j <= m; j++)
+		row[j] = (unsigned)j;
+	for (size_t i = 1; i <= n; i++) {
+		unsigned best;
+
+		prev_diag = row[0];
+		row[0] = (unsigned)i;
+		best = row[0];
+		for (size_t j = 1; j <= m; j++) {
+			unsigned del = row[j] + 1, ins = row[j - 1] + 1,
+				 sub = prev_diag + (upper(a[i - 1]) != upper(b[j - 1]));
+
+			tmp = row[j];
+			row[j] = del < ins ? (del < sub ? del : sub) : (ins < sub ? ins : sub);
+			prev_diag = tmp;
+			if (row[j] < best)
+				best = row[j];
+		}
+		if (best > 2)
+			return 3;
+	}
+	return row[m] > 2 ? 3 : row[m];
+}
+
+const char *mpk_config_near_miss(const char *name, size_t len)
+{
+	if (mpk_config_key(name, len) != MPK_KEY_NONE)
+		return NULL;
+	for (size_t i = 0; i < NKEYS; i++)
+		if (distance(name, len, keys[i].name) <= 2)
+			return keys[i].name;
+	return NULL;
+}
 
 int mpk_config_check(const char *key, const char *value, const char **why)
 {
 	*why = NULL;
-	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+	for (size_t i = 0; i < NKEYS; i++)
 		if (!strcmp(keys[i].name, key))
 			return keys[i].check(value, why) < 0 ? -EINVAL : 0;
 	return -ENOENT;
+}
+
+/* An MPKLINK_ key's value, as both parsers hold it: 0, or -EINVAL with
+ * what (a reason without the key or value, which the caller quotes). */
+static int check_setting(const char *key, const char *value,
+			 const struct mpk_config_hooks *hooks, char *what, size_t whatlen)
+{
+	const char *why = NULL, *near;
+	size_t len = strlen(key);
+
+	switch (mpk_config_key(key, len)) {
+	case MPK_KEY_INTERNAL:
+		snprintf(what, whatlen, "%s is set by mpklink-run for its program, not a setting",
+			 key);
+		return -EINVAL;
+	case MPK_KEY_NONE:
+		near = mpk_config_near_miss(key, len);
+		snprintf(what, whatlen, "unknown key %s%s%s%s (see mpklink-run --help)", key,
+			 near ? "; did you mean " : "", near ? near : "", near ? "?" : "");
+		return -EINVAL;
+	case MPK_KEY_SETTING:
+		break;
+	}
+	if (mpk_config_check(key, value, &why) < 0) {
+		snprintf(what, whatlen, "%s", why ? why : "bad value");
+		return -EINVAL;
+	}
+	if (hooks && hooks->check)
+		return hooks->check(hooks->ctx, key, value, what, whatlen) < 0 ? -EINVAL : 0;
+	return 0;
+}
+
+/* A value quoted in a message: at most 80 bytes of it. */
+#define QUOTE(v) (int)(strlen(v) > 80 ? 80 : strlen(v)), (v), strlen(v) > 80 ? "..." : ""
+
+static void warn_near(const struct mpk_config_hooks *hooks, const char *where, unsigned line,
+		      const char *name, size_t len)
+{
+	char msg[320];
+	const char *near;
+
+	if (!hooks || !hooks->warn || !(near = mpk_config_near_miss(name, len)))
+		return;
+	if (line)
+		snprintf(msg, sizeof(msg), "%s:%u: %.*s is not an mpklink setting, but looks like "
+					   "%s; passed to the program as it is", where, line,
+			 (int)len, name, near);
+	else
+		snprintf(msg, sizeof(msg), "%s: %.*s is not an mpklink setting, but looks like %s; "
+					   "passed to the program as it is", where, (int)len, name,
+			 near);
+	hooks->warn(hooks->ctx, msg);
+}
+
+static int c_ident(const char *s, size_t n)
+{
+	if (!n || !(s[0] == '_' || (s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= 'a' && s[0] <= 'z')))
+		return 0;
+	for (size_t i = 1; i < n; i++)
+		if (!(s[i] == '_' || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z') ||
+		      (s[i] >= '0' && s[i] <= '9')))
+			return 0;
+	return 1;
+}
+
+int mpk_config_parse_file(const char *file, const char *text, size_t len,
+			  int (*put)(void *ctx, const char *key, const char *value, unsigned line),
+			  const struct mpk_config_hooks *hooks, char *err, size_t errlen)
+{
+	char what[512], *buf = NULL;
+	size_t off = 0, cap = 0;
+	unsigned lineno = 0;
+	int r = 0;
+
+	err[0] = 0;
+	while (off < len) {
+		const char *nl = memchr(text + off, '\n', len - off);
+		size_t n = (nl ? (size_t)(nl - text) : len) - off, k, vl;
+		char *s, *eq, *val;
+
+		lineno++;
+		if (memchr(text + off, 0, n)) {
+			snprintf(err, errlen, "%s:%u: a NUL byte in the line (not a text file?)",
+				 file, lineno);
+			r = -EINVAL;
+			break;
+		}
+		if (n + 1 > cap) {
+			char *nb = realloc(buf, n + 1);
+
+			if (!nb) {
+				r = -ENOMEM;
+				snprintf(err, errlen, "%s:%u: out of memory", file, lineno);
+				break;
+			}
+			buf = nb;
+			cap = n + 1;
+		}
+		memcpy(buf, text + off, n);
+		buf[n] = 0;
+		off += n + (nl ? 1 : 0);
+		if (n && buf[n - 1] == '\r')
+			buf[--n] = 0;
+		s = buf;
+		while (*s == ' ' || *s == '\t')
+			s++;
+		if (!*s || *s == '#')
+			continue;
+		eq = strchr(s, '=');
+		if (!eq || !c_ident(s, (size_t)(eq - s))) {
+			snprintf(err, errlen, "%s:%u: expected KEY=VALUE, got \"%.60s\"", file, lineno,
+				 s);
+			r = -EINVAL;
+			break;
+		}
+		*eq = 0;
+		k = (size_t)(eq - s);
+		val = eq + 1;
+		vl = strlen(val);
+		/* systemd's EnvironmentFile strips one pair of quotes. */
+		if (vl >= 2 && (val[0] == '"' || val[0] == '\'') && val[vl - 1] == val[0]) {
+			val[vl - 1] = 0;
+			val++;
+		}
+		if (!strncmp(s, "MPKLINK_", 8)) {
+			if (check_setting(s, val, hooks, what, sizeof(what)) < 0) {
+				snprintf(err, errlen, "%s:%u: %s=%.*s%s: %s", file, lineno, s,
+					 QUOTE(val), what);
+				r = -EINVAL;
+				break;
+			}
+		} else {
+			warn_near(hooks, file, lineno, s, k);
+		}
+		if (put && (r = put(hooks ? hooks->ctx : NULL, s, val, lineno)) < 0) {
+			snprintf(err, errlen, "%s:%u: %s: %s", file, lineno, s, strerror(-r));
+			break;
+		}
+	}
+	free(buf);
+	return r;
+}
+
+int mpk_config_check_environ(char *const *envp, const struct mpk_config_hooks *hooks, char *err,
+			     size_t errlen)
+{
+	char key[128], what[512];
+
+	err[0] = 0;
+	for (char *const *e = envp; e && *e; e++) {
+		const char *eq = strchr(*e, '=');
+		size_t k = eq ? (size_t)(eq - *e) : strlen(*e);
+
+		if (strncmp(*e, "MPKLINK_", 8)) {
+			warn_near(hooks, "environment", 0, *e, k);
+			continue;
+		}
+		if (!eq || k >= sizeof(key)) {
+			snprintf(err, errlen, "environment: %.*s%s: not a setting", QUOTE(*e));
+			return -EINVAL;
+		}
+		memcpy(key, *e, k);
+		key[k] = 0;
+		/* mpklink-run's own: a launcher started under another one. */
+		if (mpk_config_key(key, k) == MPK_KEY_INTERNAL)
+			continue;
+		if (check_setting(key, eq + 1, hooks, what, sizeof(what)) < 0) {
+			snprintf(err, errlen, "environment: %s=%.*s%s: %s", key, QUOTE(eq + 1), what);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static int set(const char *v)
+{
+	return v && *v;
+}
+
+int mpk_config_check_together(const char *(*get)(const char *key), const char **key,
+			      const char **why)
+{
+	int id = set(get("MPKLINK_IDENTITY"));
+	const char *integ = get("MPKLINK_INTEGRITY");
+
+	*key = NULL;
+	*why = NULL;
+	if (id && !set(get("MPKLINK_TRUST"))) {
+		*key = "MPKLINK_IDENTITY";
+		*why = "needs MPKLINK_TRUST (the CA's ca.pub, to check peers against)";
+	} else if (!id && integ && !strcmp(integ, "mac")) {
+		*key = "MPKLINK_INTEGRITY";
+		*why = "mac needs MPKLINK_IDENTITY (the MAC key comes from the authenticated "
+		       "handshake)";
+	} else if (!id && set(get("MPKLINK_ALLOW"))) {
+		*key = "MPKLINK_ALLOW";
+		*why = "needs MPKLINK_IDENTITY: without one no client proves who it is, so the "
+		       "list could not be enforced";
+	} else if (!id && mpk_endpoints_named(get("MPKLINK_ENDPOINTS"))) {
+		*key = "MPKLINK_ENDPOINTS";
+		*why = "names a server identity (=NAME), which needs MPKLINK_IDENTITY: without "
+		       "one no server proves who it is, so the name could not be checked";
+	} else if (!id && set(get("MPKLINK_TRUST"))) {
+		*key = "MPKLINK_TRUST";
+		*why = "needs MPKLINK_IDENTITY: without one no peer is checked against the CA";
+	}
+	return *key ? -EINVAL : 0;
 }
