@@ -59,10 +59,16 @@ if [ "$(id -u)" -ne 0 ]; then
 		self=${MPK_DEPS_SELF:-$0}
 		{
 			echo "deps.sh: ${#missing[@]} Debian packages are missing:"
-			echo "${missing[*]}" | fold -s -w 72 | sed 's/^/    /'
-			echo "deps.sh: installing them needs root, and $(id -un) cannot use sudo here. Run"
-			echo "    sudo $self $set_name"
-			echo "(or, as root, $self $set_name), then rerun ${MPK_DEPS_RERUN:-your command}."
+			echo "${missing[*]}" | fold -s -w 72 | sed 's/^/    /; s/ *$//'
+			if command -v sudo >/dev/null; then
+				echo "deps.sh: installing them needs root, and sudo did not let $(id -un) in. Run"
+				echo "    sudo $self $set_name"
+				echo "(or, as root, $here/deps.sh $set_name), then rerun ${MPK_DEPS_RERUN:-your command}."
+			else
+				echo "deps.sh: installing them needs root (there is no sudo here). As root, run"
+				echo "    $here/deps.sh $set_name"
+				echo "then rerun ${MPK_DEPS_RERUN:-your command}."
+			fi
 		} >&2
 		exit 1
 	fi
