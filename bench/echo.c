@@ -385,15 +385,13 @@ int echo_main(int argc, char **argv)
 			if (around && floor_p50(dir, &fl[0][0], &fl[0][1]) < 0)
 				fl_ok = 0;
 			{
+				/* After it: the programs' own messages come first. */
 				uint64_t t0 = bench_now_ns();
 
-				fprintf(stderr, "mpklink-bench echo: measuring %s, %zu B ... ", tnames[t],
-					sizes[s]);
 				r[t][s] = measure(&o, t, sizes[s], o.iters[s], dir);
-				if (r[t][s].ok)
-					fprintf(stderr, "%.1f s\n", (double)(bench_now_ns() - t0) / 1e9);
-				else
-					fprintf(stderr, "FAILED\n");
+				fprintf(stderr, "mpklink-bench echo: %s, %zu B: %s%.1f s\n", tnames[t],
+					sizes[s], r[t][s].ok ? "" : "FAILED after ",
+					(double)(bench_now_ns() - t0) / 1e9);
 			}
 			failed |= !r[t][s].ok;
 			if (around && floor_p50(dir, &fl[1][0], &fl[1][1]) < 0)

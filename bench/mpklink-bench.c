@@ -1381,6 +1381,7 @@ static int transport_main(int argc, char **argv)
 			nlanes = 2;
 		uint64_t t0 = bench_now_ns();
 
+		fflush(stdout); /* what we said before, ahead of this line */
 		fprintf(stderr, TPROG ": measuring %s%s ... ", tdescs[k].name,
 			nlanes > 1 ? " and floor" : "");
 		if (measure(kinds, nlanes, &cfg, res) < 0) {
