@@ -81,6 +81,8 @@ log=$(mktemp "${TMPDIR:-/tmp}/mpklink-deps.XXXXXX.log")
 	echo
 } >"$log"
 mpk_step "$log" "apt-get update (log: $log)" "${sudo[@]}" apt-get update
-mpk_step "$log" "installing ${#missing[@]} Debian packages for '$set_name' (list and log: $log)" \
+mpk_step "$log" "installing ${#missing[@]} Debian packages for '$set_name' and what they need (log: $log)" \
 	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
 	apt-get install -y --no-install-recommends "${missing[@]}"
+n=$(sed -n 's/.* \([0-9][0-9]*\) newly installed.*/\1/p' "$log" | tail -n 1)
+echo "deps.sh: ${n:-?} packages installed in all" >&2
