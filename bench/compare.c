@@ -503,7 +503,28 @@ static int split_cmd(char *copy, char **argv, int max)
 	return n;
 }
 
-static int start_server(struct copts *o, int kind, int x, int port, struct server *s)
+/* Whether a server's log says its port was in use. */
+static int log_says_in_use(const char *path)
+{
+	static char buf[65536];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	return strstr(buf, "in use") != NULL;
+}
+
+/* 0 up; -1 it did not start (said why); -2 (only when may_retry) its port
+ * was taken by another program after we chose it: the caller may choose
+ * another. */
+static int start_server(struct copts *o, int kind, int x, int port, struct server *s,
+			int may_retry)
 {
 	char *argv[80], env[PATH_MAX], listen[PATH_MAX], cmdcopy[4096];
 	int n = 0, r;
@@ -548,13 +569,42 @@ static int start_server(struct copts *o, int kind, int x, int port, struct serve
 	r = o->server_cmd ? wait_connect(s->target, 30, s->pid)
 			  : wait_line(s->out_fd, "listening on", 30, s->pid);
 	if (r < 0) {
-		cmsg("%s %s: the server did not start (log %s):\n", knames[kind], xnames[x], s->log);
-		show_tail(s->log, 8);
+		/* bench_free_port's port is free when chosen, not reserved:
+		 * on a busy machine another program may bind it, or get it as
+		 * the local port of a connection, before the server does. */
+		int in_use = may_retry && log_says_in_use(s->log);
+
+		if (in_use)
+			cmsg("%s %s: port %d was taken by another program before the server could "
+			     "listen on it; choosing another\n", knames[kind], xnames[x], port);
+		else
+			cmsg("%s %s: the server did not start (log %s):\n", knames[kind], xnames[x],
+			     s->log);
+		if (!in_use)
+			show_tail(s->log, 8);
 		stop_group(s->pid);
 		s->pid = 0;
-		return -1;
+		if (s->out_fd >= 0)
+			close(s->out_fd);
+		s->out_fd = -1;
+		return in_use ? -2 : -1;
 	}
 	return 0;
+}
+
+/* A free port that none of ports has; -1 when there is none. */
+static int fresh_port(int ports[S_KINDS][X_COUNT])
+{
+	for (int tries = 0; tries < 50; tries++) {
+		int p = bench_free_port(), dup = 0;
+
+		for (int k = 0; k < S_KINDS; k++)
+			for (int x = 0; x < X_COUNT; x++)
+				dup |= ports[k][x] == p;
+		if (p > 0 && !dup)
+			return p;
+	}
+	return -1;
 }
 
 static void stop_server(struct server *s)
@@ -1606,7 +1656,7 @@ int compare_main(int argc, char **argv)
 					continue;
 				}
 				progress_begin("starting your server for %s", xnames[x]);
-				if (start_server(&o, S_DEMO, x, ports[S_DEMO][x], &srv[S_DEMO][x]) < 0) {
+				if (start_server(&o, S_DEMO, x, ports[S_DEMO][x], &srv[S_DEMO][x], 0) < 0) {
 					progress_end(0);
 					failed = 1;
 					continue;
@@ -1631,7 +1681,17 @@ int compare_main(int argc, char **argv)
 						continue;
 					progress_begin("starting the %s server for %s",
 						       k == S_CXX ? "gRPC C++" : "demo", xnames[x]);
-					up[k][x] = start_server(&o, k, x, ports[k][x], &srv[k][x]) == 0;
+					for (int tries = 0;; tries++) {
+						int rs = start_server(&o, k, x, ports[k][x], &srv[k][x],
+								      tries < 3);
+
+						up[k][x] = rs == 0;
+						if (rs != -2)
+							break;
+						ports[k][x] = fresh_port(ports);
+						if (ports[k][x] < 0 || make_envs(&o, ports) < 0)
+							break;
+					}
 					progress_end(up[k][x]);
 					failed |= !up[k][x];
 				}
