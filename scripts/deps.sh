@@ -46,6 +46,11 @@ for p in "${want[@]}"; do
 		missing+=("$p")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
+if [ ${#missing[@]} -eq 1 ]; then
+	what="1 Debian package"
+else
+	what="${#missing[@]} Debian packages"
+fi
 
 # Root, or a user sudo lets in (asking for the password only on a terminal).
 sudo=()
@@ -58,14 +63,14 @@ if [ "$(id -u)" -ne 0 ]; then
 		# MPK_DEPS_RERUN come from bench.sh and test.sh.
 		self=${MPK_DEPS_SELF:-$0}
 		{
-			echo "deps.sh: ${#missing[@]} Debian packages are missing:"
+			echo "deps.sh: $what to install:"
 			echo "${missing[*]}" | fold -s -w 72 | sed 's/^/    /; s/ *$//'
 			if command -v sudo >/dev/null; then
-				echo "deps.sh: installing them needs root, and sudo did not let $(id -un) in. Run"
+				echo "deps.sh: installing needs root, and sudo did not let $(id -un) in. Run"
 				echo "    sudo $self $set_name"
 				echo "(or, as root, $here/deps.sh $set_name), then rerun ${MPK_DEPS_RERUN:-your command}."
 			else
-				echo "deps.sh: installing them needs root (there is no sudo here). As root, run"
+				echo "deps.sh: installing needs root (there is no sudo here). As root, run"
 				echo "    $here/deps.sh $set_name"
 				echo "then rerun ${MPK_DEPS_RERUN:-your command}."
 			fi
@@ -81,7 +86,7 @@ log=$(mktemp "${TMPDIR:-/tmp}/mpklink-deps.XXXXXX.log")
 	echo
 } >"$log"
 mpk_step "$log" "apt-get update (log: $log)" "${sudo[@]}" apt-get update
-mpk_step "$log" "installing ${#missing[@]} Debian packages for '$set_name' and what they need (log: $log)" \
+mpk_step "$log" "installing $what for '$set_name' and what they need (log: $log)" \
 	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
 	apt-get install -y --no-install-recommends "${missing[@]}"
 n=$(sed -n 's/.* \([0-9][0-9]*\) newly installed.*/\1/p' "$log" | tail -n 1)
