@@ -170,7 +170,7 @@ static void compare_usage(FILE *f)
 		"latencies beside ours, and issue 6's targets judged from this run's\n"
 		"numbers (informational: the exit status says only whether all ran right).\n"
 		"\n"
-		"  --quick          fewer calls, no 10^7 words (~17 s; the full run 1.5-3 min)\n"
+		"  --quick          fewer calls, no 10^7 words (20-40 s; the full run 2-4 min)\n"
 		"  --csv FILE       rows bench,transport,size_bytes,p50_us,p99_us,mbytes_per_s\n"
 		"                   (bench echo or wordcount; size: payload or text bytes;\n"
 		"                   MB/s: size x calls/s of the measured calls; empty p50,\n"
