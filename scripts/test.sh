@@ -33,6 +33,16 @@ done
 
 MPK_DEPS_SELF=$deps MPK_DEPS_RERUN=$rerun scripts/deps.sh test || exit 1
 
+# tests/package never skips (a skipped package test proves nothing): say
+# before the minutes of the other tests that, run by a user, it will fail.
+case " ${configs[*]} " in
+*" plain "*)
+	[ "$(id -u)" -eq 0 ] ||
+		echo "test.sh: note: plain's package test (the .deb in a debootstrap root) needs root;" \
+			"as $(id -un) it fails. To run everything: sudo $rerun (or as root)" >&2
+	;;
+esac
+
 root=${MPK_BUILD_ROOT:-build}
 jobs=$(nproc)
 trap mpk_give_back_now EXIT
