@@ -569,7 +569,7 @@ static int start_server(struct copts *o, int kind, int x, int port, struct serve
 	r = o->server_cmd ? wait_connect(s->target, 30, s->pid)
 			  : wait_line(s->out_fd, "listening on", 30, s->pid);
 	if (r < 0) {
-		/* bench_free_port's port is free when chosen, not reserved:
+		/* free_ports' port is free when chosen, not reserved:
 		 * on a busy machine another program may bind it, or get it as
 		 * the local port of a connection, before the server does. */
 		int in_use = may_retry && log_says_in_use(s->log);
@@ -592,19 +592,44 @@ static int start_server(struct copts *o, int kind, int x, int port, struct serve
 	return 0;
 }
 
+/*
+ * n different free loopback ports, none of avoid's, into out. The sockets
+ * bound to port 0 stay open until all are chosen: the kernel may hand the
+ * same port to one bind-and-close after another (seen: three servers given
+ * one port). 0, or -1.
+ */
+static int free_ports(int *out, int n, const int *avoid, int navoid)
+{
+	int fds[64], nf = 0, got = 0;
+
+	while (got < n && nf < 64) {
+		struct sockaddr_in a = {.sin_family = AF_INET,
+					.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+		socklen_t l = sizeof(a);
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), dup = 0;
+
+		if (fd < 0)
+			break;
+		fds[nf++] = fd;
+		if (bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+		    getsockname(fd, (struct sockaddr *)&a, &l) != 0)
+			break;
+		for (int j = 0; j < navoid; j++)
+			dup |= avoid[j] == ntohs(a.sin_port);
+		if (!dup)
+			out[got++] = ntohs(a.sin_port);
+	}
+	while (nf > 0)
+		close(fds[--nf]);
+	return got == n ? 0 : -1;
+}
+
 /* A free port that none of ports has; -1 when there is none. */
 static int fresh_port(int ports[S_KINDS][X_COUNT])
 {
-	for (int tries = 0; tries < 50; tries++) {
-		int p = bench_free_port(), dup = 0;
+	int p;
 
-		for (int k = 0; k < S_KINDS; k++)
-			for (int x = 0; x < X_COUNT; x++)
-				dup |= ports[k][x] == p;
-		if (p > 0 && !dup)
-			return p;
-	}
-	return -1;
+	return free_ports(&p, 1, &ports[0][0], S_KINDS * X_COUNT) < 0 ? -1 : p;
 }
 
 static void stop_server(struct server *s)
@@ -1575,34 +1600,14 @@ int compare_main(int argc, char **argv)
 		o.signed_ok = make_keys(&o) == 0;
 		progress_end(o.signed_ok);
 	}
-	{
-		int taken[2 * S_KINDS * X_COUNT], nt = 0;
-
-		/* A port of its own for every server; the user's one port for all. */
+	/* A port of its own for every server; the user's one port for all. */
+	if (o.target) {
 		for (int k = 0; k < S_KINDS; k++)
-			for (int x = 0; x < X_COUNT; x++) {
-				int p = -1;
-
-				if (o.target) {
-					p = addr_port(o.target);
-				} else {
-					for (int tries = 0; tries < 50; tries++) {
-						int dup = 0;
-
-						p = bench_free_port();
-						for (int j = 0; j < nt; j++)
-							dup |= taken[j] == p;
-						if (p > 0 && !dup)
-							break;
-					}
-					taken[nt++] = p;
-				}
-				ports[k][x] = p;
-				if (p < 0) {
-					cmsg("no free port\n");
-					return 1;
-				}
-			}
+			for (int x = 0; x < X_COUNT; x++)
+				ports[k][x] = addr_port(o.target);
+	} else if (free_ports(&ports[0][0], S_KINDS * X_COUNT, NULL, 0) < 0) {
+		cmsg("no free loopback ports: %s\n", strerror(errno));
+		return 1;
 	}
 	if (make_envs(&o, ports) < 0) {
 		cmsg("cannot write the env files in %s\n", o.dir);
