@@ -84,10 +84,15 @@ static const struct workload demo_workloads[] = {
 #define NDEMO (sizeof(demo_workloads) / sizeof(demo_workloads[0]))
 
 /*
- * The MPKLink paper's word-count latencies, seconds per call, from
- * /work/shared/data/mpklink-paper-table1.csv (columns words,
- * mpklink_paper_s, best_other_s, best_other_ipc).
+ * The MPKLink paper's word-count latencies, seconds per call: Table 1,
+ * "Comparison of MPKLink and Best-Performing IPC", of S. Alandary and
+ * B. Liu, "MPKLink: Performant & Trusted Microservice Communication with
+ * Intel Memory Protection Keys" (UCLA), measured on a Xeon Gold 6142
+ * (columns words, MPKLink, the best other IPC's time, which IPC that was).
  */
+#define PAPER_CITE                                                                             \
+	"Table 1 of the MPKLink paper (Alandary and Liu, \"MPKLink: Performant & Trusted\n"      \
+	"Microservice Communication with Intel Memory Protection Keys\", UCLA; Xeon Gold 6142)"
 static const struct {
 	uint64_t words;
 	double mpklink_s, best_other_s;
@@ -103,8 +108,9 @@ static const struct {
 };
 
 struct cres {
-	int ok;
+	int ok;        /* measured: for mpklink, over a link */
 	int upgraded;  /* mpklink: the client's stats said links >= 1 */
+	int nolink;    /* mpklink: the client ran, but made no link (not ok) */
 	uint64_t size; /* from the child's row */
 	double p50, p99, mbps;
 };
@@ -164,10 +170,12 @@ static void compare_usage(FILE *f)
 		"latencies beside ours, and issue 6's targets judged from this run's\n"
 		"numbers (informational: the exit status says only whether all ran right).\n"
 		"\n"
-		"  --quick          fewer calls, no 10^7 words (~17 s; the full run 1.5-3 min)\n"
+		"  --quick          fewer calls, no 10^7 words (20-40 s; the full run 2-4 min)\n"
 		"  --csv FILE       rows bench,transport,size_bytes,p50_us,p99_us,mbytes_per_s\n"
 		"                   (bench echo or wordcount; size: payload or text bytes;\n"
-		"                   MB/s: size x calls/s of the measured calls)\n"
+		"                   MB/s: size x calls/s of the measured calls; empty p50,\n"
+		"                   p99 and MB/s: not measured, as an mpklink row whose\n"
+		"                   client made no link)\n"
 		"  --svg FILE       p50 latency against size, log-log, a line per transport\n"
 		"  --only LIST      workloads by name, comma-separated: echo64 echo1k echo64k\n"
 		"                   echo1m words100 words1k words10k words100k words1m words10m\n"
@@ -183,8 +191,10 @@ static void compare_usage(FILE *f)
 		"                   counts) instead of grpc.health.v1.Health/Check\n"
 		"\n"
 		"Binaries are found beside this program (<build>/bin, or the same bin/ when\n"
-		"installed), else in PATH. Exit status: 0 all measured; 1 a measurement\n"
-		"failed (a wrong answer, a server that did not start); 2 bad usage.\n");
+		"installed), else in PATH. A line per step on stderr, with its time.\n"
+		"Exit status: 0 all measured; 1 a measurement failed (a wrong answer, a\n"
+		"server that did not start, an mpklink client that made no link: its\n"
+		"stats and logs are kept); 2 bad usage.\n");
 }
 
 static int cusage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -199,6 +209,70 @@ static int cusage_error(const char *fmt, ...)
 	va_end(ap);
 	fputs("\nTry '" CPROG " --help'.\n", stderr);
 	return 2;
+}
+
+/* -------------------------------------------------------------- progress */
+
+/*
+ * One line on stderr per step, ended by the time it took:
+ *   compare [  12 s]: measuring tcp, echo 64 B, 30000 calls ... 2.9 s
+ * A message printed during a step ends that line first (progress_break);
+ * the step's time then comes on a line of its own.
+ */
+static uint64_t prog_t0, prog_start;
+static int prog_open;
+static char prog_what[200];
+
+static void progress_begin(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void progress_begin(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(prog_what, sizeof(prog_what), fmt, ap);
+	va_end(ap);
+	prog_start = bench_now_ns();
+	fprintf(stderr, "compare [%4.0f s]: %s ... ", (double)(prog_start - prog_t0) / 1e9, prog_what);
+	prog_open = 1;
+}
+
+static void progress_break(void)
+{
+	if (prog_open)
+		fputc('\n', stderr);
+	prog_open = 0;
+}
+
+/* The step's time; failed: what went wrong instead ("FAILED", "NO LINK"). */
+static void progress_done(const char *failed)
+{
+	uint64_t now = bench_now_ns();
+
+	if (!prog_open)
+		fprintf(stderr, "compare [%4.0f s]: %s: ", (double)(now - prog_t0) / 1e9, prog_what);
+	fprintf(stderr, "%s%s%.1f s\n", failed ? failed : "", failed ? " after " : "",
+		(double)(now - prog_start) / 1e9);
+	prog_open = 0;
+}
+
+static void progress_end(int ok)
+{
+	progress_done(ok ? NULL : "FAILED");
+}
+
+/* A message on stderr, "mpklink-bench compare: ..."; ends a progress line. */
+static void cmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void cmsg(const char *fmt, ...)
+{
+	va_list ap;
+
+	progress_break();
+	fputs(CPROG ": ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
 }
 
 /* --------------------------------------------------------------- helpers */
@@ -264,7 +338,7 @@ static void stop_group(pid_t pid)
 		return;
 	kill(-pid, SIGTERM);
 	if (wait_bounded(pid, 8) < 0)
-		fprintf(stderr, CPROG ": server (pid %d) ignored SIGTERM; killed\n", (int)pid);
+		cmsg("server (pid %d) ignored SIGTERM; killed\n", (int)pid);
 	kill(-pid, SIGKILL); /* anything left in its group */
 }
 
@@ -429,7 +503,28 @@ static int split_cmd(char *copy, char **argv, int max)
 	return n;
 }
 
-static int start_server(struct copts *o, int kind, int x, int port, struct server *s)
+/* Whether a server's log says its port was in use. */
+static int log_says_in_use(const char *path)
+{
+	static char buf[65536];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	return strstr(buf, "in use") != NULL;
+}
+
+/* 0 up; -1 it did not start (said why); -2 (only when may_retry) its port
+ * was taken by another program after we chose it: the caller may choose
+ * another. */
+static int start_server(struct copts *o, int kind, int x, int port, struct server *s,
+			int may_retry)
 {
 	char *argv[80], env[PATH_MAX], listen[PATH_MAX], cmdcopy[4096];
 	int n = 0, r;
@@ -474,14 +569,67 @@ static int start_server(struct copts *o, int kind, int x, int port, struct serve
 	r = o->server_cmd ? wait_connect(s->target, 30, s->pid)
 			  : wait_line(s->out_fd, "listening on", 30, s->pid);
 	if (r < 0) {
-		fprintf(stderr, CPROG ": %s %s: the server did not start (log %s):\n",
-			knames[kind], xnames[x], s->log);
-		show_tail(s->log, 8);
+		/* free_ports' port is free when chosen, not reserved:
+		 * on a busy machine another program may bind it, or get it as
+		 * the local port of a connection, before the server does. */
+		int in_use = may_retry && log_says_in_use(s->log);
+
+		if (in_use)
+			cmsg("%s %s: port %d was taken by another program before the server could "
+			     "listen on it; choosing another\n", knames[kind], xnames[x], port);
+		else
+			cmsg("%s %s: the server did not start (log %s):\n", knames[kind], xnames[x],
+			     s->log);
+		if (!in_use)
+			show_tail(s->log, 8);
 		stop_group(s->pid);
 		s->pid = 0;
-		return -1;
+		if (s->out_fd >= 0)
+			close(s->out_fd);
+		s->out_fd = -1;
+		return in_use ? -2 : -1;
 	}
 	return 0;
+}
+
+/*
+ * n different free loopback ports, none of avoid's, into out. The sockets
+ * bound to port 0 stay open until all are chosen: the kernel may hand the
+ * same port to one bind-and-close after another (seen: three servers given
+ * one port). 0, or -1.
+ */
+static int free_ports(int *out, int n, const int *avoid, int navoid)
+{
+	int fds[64], nf = 0, got = 0;
+
+	while (got < n && nf < 64) {
+		struct sockaddr_in a = {.sin_family = AF_INET,
+					.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+		socklen_t l = sizeof(a);
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), dup = 0;
+
+		if (fd < 0)
+			break;
+		fds[nf++] = fd;
+		if (bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+		    getsockname(fd, (struct sockaddr *)&a, &l) != 0)
+			break;
+		for (int j = 0; j < navoid; j++)
+			dup |= avoid[j] == ntohs(a.sin_port);
+		if (!dup)
+			out[got++] = ntohs(a.sin_port);
+	}
+	while (nf > 0)
+		close(fds[--nf]);
+	return got == n ? 0 : -1;
+}
+
+/* A free port that none of ports has; -1 when there is none. */
+static int fresh_port(int ports[S_KINDS][X_COUNT])
+{
+	int p;
+
+	return free_ports(&p, 1, &ports[0][0], S_KINDS * X_COUNT) < 0 ? -1 : p;
 }
 
 static void stop_server(struct server *s)
@@ -533,7 +681,7 @@ static struct cres run_client(struct copts *o, int x, const struct server *s,
 		warm = 2; /* the biggest texts: the first call faults its pages in */
 	snprintf(csv, sizeof(csv), "%s/row.csv", o->dir);
 	snprintf(log, sizeof(log), "%s/client-%s-%s.log", o->dir, xnames[x], w->name);
-	snprintf(stats, sizeof(stats), "%s/client-%s.stats", o->dir, w->name);
+	snprintf(stats, sizeof(stats), "%s/client-%s-%s.stats", o->dir, xnames[x], w->name);
 	snprintf(statsenv, sizeof(statsenv), "MPKLINK_STATS=%s", stats);
 	unlink(csv);
 	unlink(stats);
@@ -609,13 +757,13 @@ static struct cres run_client(struct copts *o, int x, const struct server *s,
 	argv[n] = NULL;
 	pid = bench_spawn(argv, log, NULL, X_UNDER_RUN(x) ? statsenv : NULL, 1);
 	if (pid < 0) {
-		fprintf(stderr, CPROG ": cannot start the client: %s\n", strerror(errno));
+		cmsg("cannot start the client: %s\n", strerror(errno));
 		return res;
 	}
 	st = wait_bounded(pid, 900);
 	if (st < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-		fprintf(stderr, CPROG ": %s %s: the client %s (log %s):\n", xnames[x], w->name,
-			st < 0 ? "took more than 900 s and was killed" : "failed", log);
+		cmsg("%s %s: the client %s (log %s):\n", xnames[x], w->name,
+		     st < 0 ? "took more than 900 s and was killed" : "failed", log);
 		show_tail(log, 6);
 		return res;
 	}
@@ -623,7 +771,7 @@ static struct cres run_client(struct copts *o, int x, const struct server *s,
 	if (!f || !fgets(line, sizeof(line), f) || !fgets(line, sizeof(line), f) ||
 	    stats_csv_parse(line, bench, sizeof(bench), transport, sizeof(transport), &res.size,
 			    &res.p50, &res.p99, &res.mbps) < 0) {
-		fprintf(stderr, CPROG ": %s %s: no result row in %s\n", xnames[x], w->name, csv);
+		cmsg("%s %s: no result row in %s\n", xnames[x], w->name, csv);
 		if (f)
 			fclose(f);
 		return res;
@@ -631,11 +779,23 @@ static struct cres run_client(struct copts *o, int x, const struct server *s,
 	fclose(f);
 	res.ok = 1;
 	res.upgraded = X_UNDER_RUN(x) ? stats_links(stats) > 0 : 0;
-	if (X_UNDER_RUN(x) && !res.upgraded)
-		fprintf(stderr,
-			CPROG ": WARNING: %s %s: the client made no link (stats %s): "
-			"this is plain TCP under mpklink-run\n",
-			xnames[x], w->name, stats);
+	if (X_UNDER_RUN(x) && !res.upgraded) {
+		/* Plain TCP under mpklink-run: not a measurement of mpklink.
+		 * The run keeps its directory (the caller fails), with this
+		 * stats file and the logs. */
+		res.ok = 0;
+		res.nolink = 1;
+		cmsg("WARNING: %s %s: the client made no link, so this ran plain TCP under "
+		     "mpklink-run: NOT measured. Its stats (%s):\n", xnames[x], w->name, stats);
+		if (access(stats, R_OK) == 0)
+			show_tail(stats, 4);
+		else
+			fprintf(stderr, "    | (none: the client reported neither a link nor a "
+					"fallback)\n");
+		fprintf(stderr, "  the client's log %s:\n", log);
+		show_tail(log, 6);
+		fprintf(stderr, "  the server's: %s\n", s->log);
+	}
 	return res;
 }
 
@@ -700,13 +860,12 @@ static int make_keys(struct copts *o)
 	snprintf(kdir, sizeof(kdir), "%s/keys", o->dir);
 	snprintf(log, sizeof(log), "%s/keys.log", o->dir);
 	if (!o->keys[0]) {
-		fprintf(stderr, CPROG ": mpklink-keys not found; mpklink runs UNSIGNED\n");
+		cmsg("mpklink-keys not found; mpklink runs UNSIGNED\n");
 		return -1;
 	}
 	if (run_sync(init, log, 60) != 0 || run_sync(is, log, 60) != 0 ||
 	    run_sync(ib, log, 60) != 0 || (o->grpcxx[0] && run_sync(ic, log, 60) != 0)) {
-		fprintf(stderr, CPROG ": mpklink-keys failed (log %s); mpklink runs UNSIGNED:\n",
-			log);
+		cmsg("mpklink-keys failed (log %s); mpklink runs UNSIGNED:\n", log);
 		show_tail(log, 4);
 		return -1;
 	}
@@ -751,7 +910,9 @@ static void size_label(char *buf, size_t len, const struct workload *w)
 
 static void fmt_us(char *buf, size_t len, const struct cres *r, int p99)
 {
-	if (!r->ok)
+	if (r->nolink && !p99)
+		snprintf(buf, len, "%s", "no link");
+	else if (!r->ok)
 		snprintf(buf, len, "%s", "-");
 	else
 		snprintf(buf, len, "%.1f", p99 ? r->p99 : r->p50);
@@ -790,8 +951,6 @@ static void print_table(const char *title, const struct workload *ws, size_t nw,
 		for (int x = 0; x < X_COUNT; x++) {
 			fmt_us(c[x][0], sizeof(c[x][0]), &r[i][x], 0);
 			fmt_us(c[x][1], sizeof(c[x][1]), &r[i][x], 1);
-			if (X_UNDER_RUN(x) && r[i][x].ok && !r[i][x].upgraded)
-				strcat(c[x][0], "*");
 		}
 		fmt_ratio(rt, sizeof(rt), &r[i][X_MPK], &r[i][X_TCP]);
 		fmt_ratio(ru, sizeof(ru), &r[i][X_MPK], &r[i][X_UNIX]);
@@ -838,6 +997,11 @@ static int write_outputs(const struct copts *o, const struct workload *ws, size_
 		len = (size_t)snprintf(buf, cap, "%s", STATS_CSV_HEADER);
 		for (size_t i = 0; i < nw; i++)
 			for (int x = 0; x < X_COUNT; x++) {
+				/* A row that made no link: there, but empty. */
+				if (r[i][x].nolink)
+					len += (size_t)snprintf(buf + len, cap - len, "%s,%s,%llu,,,\n",
+								bench_name(ws[i].kind), xnames[x],
+								(unsigned long long)r[i][x].size);
 				if (!r[i][x].ok)
 					continue;
 				len += (size_t)stats_csv_row(buf + len, cap - len,
@@ -853,7 +1017,7 @@ static int write_outputs(const struct copts *o, const struct workload *ws, size_
 		e = bench_write_file_atomic(o->csv, buf, len);
 		free(buf);
 		if (e < 0) {
-			fprintf(stderr, CPROG ": %s: %s\n", o->csv, bench_strerror(e));
+			cmsg("%s: %s\n", o->csv, bench_strerror(e));
 			failed = 1;
 		} else {
 			printf("\nCSV written to %s.\n", o->csv);
@@ -924,7 +1088,7 @@ static int write_outputs(const struct copts *o, const struct workload *ws, size_
 		e = bench_write_file_atomic(o->svg, doc, len);
 		free(doc);
 		if (e < 0) {
-			fprintf(stderr, CPROG ": %s: %s\n", o->svg, bench_strerror(e));
+			cmsg("%s: %s\n", o->svg, bench_strerror(e));
 			failed = 1;
 		} else {
 			printf("SVG written to %s.\n", o->svg);
@@ -1004,16 +1168,20 @@ static int run_raw(struct copts *o)
 		printf("\n--- mpklink-bench %s%s (raw sockets and the ring, no gRPC)\n", subs[i],
 		       o->quick ? " --quick" : "");
 		fflush(NULL);
+		/* Its own lines come in between: the time on a line of its own. */
+		progress_begin("mpklink-bench %s%s", subs[i], o->quick ? " --quick" : "");
+		progress_break();
 		pid = bench_spawn(argv, NULL, NULL, NULL, 1);
 		st = pid < 0 ? -1 : wait_bounded(pid, 900);
+		progress_end(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
 		if (st < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-			fprintf(stderr, CPROG ": mpklink-bench %s failed\n", subs[i]);
+			cmsg("mpklink-bench %s failed\n", subs[i]);
 			failed = 1;
 			continue;
 		}
 		f = fopen(csv, "r");
 		if (!f) {
-			fprintf(stderr, CPROG ": mpklink-bench %s wrote no %s\n", subs[i], csv);
+			cmsg("mpklink-bench %s wrote no %s\n", subs[i], csv);
 			failed = 1;
 			continue;
 		}
@@ -1047,19 +1215,73 @@ static const struct cres *res_of(const struct workload *ws, size_t nw, struct cr
 	return NULL;
 }
 
+/* measured: 1 yes, 0 no, -1 in part (then "-" and the text saying so). */
 static void target_line(const char *what, int measured, int pass, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
 static void target_line(const char *what, int measured, int pass, const char *fmt, ...)
 {
-	char buf[160];
+	char buf[512];
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	printf("  %-44s %-6s %s\n", what, measured ? (pass ? "MET" : "MISSED") : "-",
+	printf("  %-44s %-6s %s\n", what, measured > 0 ? (pass ? "MET" : "MISSED") : "-",
 	       measured ? buf : "not measured in this run");
+}
+
+static void append(char *buf, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void append(char *buf, size_t len, const char *fmt, ...)
+{
+	size_t used = strlen(buf);
+	va_list ap;
+
+	if (used + 1 >= len)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf + used, len - used, fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * A word-count target, size by size: its line says at how many sizes it was
+ * met, at which sizes it was missed (with each one's ratio) and at which the
+ * numbers were not there. ratio[i] < 0: size i not measured.
+ */
+static void wc_target(const char *what, const char *ratio_what, const struct workload *ws,
+		      size_t nw, const double *ratio, const int *met, const char *extra)
+{
+	char missed[256] = "", unmeasured[160] = "", sz[32];
+	int n_all = 0, n = 0, n_met = 0;
+
+	for (size_t i = 0; i < nw; i++) {
+		if (ws[i].kind != W_COUNT)
+			continue;
+		n_all++;
+		size_label(sz, sizeof(sz), &ws[i]);
+		if (ratio[i] < 0) {
+			append(unmeasured, sizeof(unmeasured), "%s%s", unmeasured[0] ? ", " : "", sz);
+			continue;
+		}
+		n++;
+		if (met[i])
+			n_met++;
+		else
+			append(missed, sizeof(missed), "%s%s (%.2fx)", missed[0] ? ", " : "", sz,
+			       ratio[i]);
+	}
+	if (!n) {
+		target_line(what, 0, 0, "-");
+		return;
+	}
+	target_line(what, n_met < n ? 1 : n < n_all ? -1 : 1, n_met == n,
+		    "met at %d of %d sizes%s%s%s%s%s%s%s", n_met, n_all, extra,
+		    missed[0] ? "; MISSED at " : "", missed, missed[0] ? ratio_what : "",
+		    unmeasured[0] ? "; not measured at " : "", unmeasured,
+		    unmeasured[0] ? " (see above)" : "");
 }
 
 /* Issue 6's targets, from this run's numbers; informational (the exit
@@ -1085,8 +1307,10 @@ static void print_targets(const struct copts *o, const struct workload *ws, size
 		{"echo1m", "gRPC C-core unary 1 MiB: mpklink <= 0.3x TCP", 0.3},
 		{"cxx1m", "gRPC C++ unary 1 MiB: mpklink <= 0.3x TCP", 0.3},
 	};
-	int wc_n = 0, wc_fast = 0, wc_paper = 0;
-	double worst_paper = 1e30;
+	double *fast_x = calloc(nw + 1, sizeof(double)), *paper_x = calloc(nw + 1, sizeof(double));
+	int *fast_met = calloc(nw + 1, sizeof(int)), *paper_met = calloc(nw + 1, sizeof(int));
+	double least = 1e30;
+	char least_s[64] = "";
 
 	printf("\nTargets (issue 6; p50 unless said)\n");
 	target_line("raw C echo 64 B: mpklink <= 0.15x TCP", et && em && et->p50 > 0,
@@ -1115,24 +1339,50 @@ static void print_targets(const struct copts *o, const struct workload *ws, size
 			    m ? m->p99 : 0, t ? t->p99 : 0, i ? "" : "-", i ? i->p50 : 0,
 			    i && t ? i->p50 / t->p50 : 0);
 	}
+	if (!fast_x || !paper_x || !fast_met || !paper_met) {
+		free(fast_x);
+		free(paper_x);
+		free(fast_met);
+		free(paper_met);
+		return;
+	}
+	/* Word count, size by size. Faster: mpklink's p50 over the faster
+	 * of tcp's and unix's, below 1. The paper: its MPKLink time over
+	 * our mpklink's, at least 10. */
 	for (size_t i = 0; i < nw; i++) {
 		const struct cres *m = &r[i][X_MPK], *t = &r[i][X_TCP], *u = &r[i][X_UNIX];
 		double pm = paper_lookup(ws[i].n, 0, NULL);
 
-		if (ws[i].kind != W_COUNT || !m->ok || !t->ok || !u->ok)
+		fast_x[i] = paper_x[i] = -1;
+		if (ws[i].kind != W_COUNT || !m->ok || m->p50 <= 0)
 			continue;
-		wc_n++;
-		wc_fast += m->p50 < t->p50 && m->p50 < u->p50;
+		if (t->ok && u->ok) {
+			fast_x[i] = m->p50 / (t->p50 < u->p50 ? t->p50 : u->p50);
+			fast_met[i] = m->p50 < t->p50 && m->p50 < u->p50;
+		}
 		if (pm > 0) {
-			wc_paper += pm >= 10 * m->p50;
-			if (pm / m->p50 < worst_paper)
-				worst_paper = pm / m->p50;
+			paper_x[i] = pm / m->p50;
+			paper_met[i] = paper_x[i] >= 10;
+			if (paper_x[i] < least) {
+				least = paper_x[i];
+				size_label(least_s, sizeof(least_s), &ws[i]);
+			}
 		}
 	}
-	target_line("word count: faster than TCP and unix, each size", wc_n > 0, wc_fast == wc_n,
-		    "%d of %d sizes", wc_fast, wc_n);
-	target_line("word count: >= 10x faster than the paper", wc_n > 0, wc_paper == wc_n,
-		    "%d of %d sizes; the least %.1fx", wc_paper, wc_n, worst_paper);
+	wc_target("word count: faster than TCP and unix, each size",
+		  " (mpklink p50 / the faster of tcp and unix)", ws, nw, fast_x, fast_met, "");
+	{
+		char extra[128] = "";
+
+		if (least < 1e30)
+			snprintf(extra, sizeof(extra), "; the least %.1fx, at %s", least, least_s);
+		wc_target("word count: >= 10x faster than the paper",
+			  " (the paper's MPKLink p50 / ours)", ws, nw, paper_x, paper_met, extra);
+	}
+	free(fast_x);
+	free(paper_x);
+	free(fast_met);
+	free(paper_met);
 	{
 		const struct cres *m = res_of(ws, nw, r, "connect", X_MPK), *t = res_of(ws, nw, r, "connect", X_TCP);
 
@@ -1149,6 +1399,32 @@ static void print_targets(const struct copts *o, const struct workload *ws, size
 }
 
 /* ------------------------------------------------------------------ main */
+
+/* "measuring mpklink, echo 1 MiB, 1000 calls ... " */
+static void progress_step(int x, const struct workload *w, long calls)
+{
+	char sz[32];
+
+	size_label(sz, sizeof(sz), w);
+	switch (w->kind) {
+	case W_ECHO: progress_begin("measuring %s, echo %s, %ld calls", xnames[x], sz, calls); break;
+	case W_COUNT:
+		progress_begin("measuring %s, word count %s, %ld calls", xnames[x], sz, calls);
+		break;
+	case W_CXX:
+		progress_begin("measuring %s, C++ echo %s, %ld calls", xnames[x], sz, calls);
+		break;
+	case W_SETUP:
+		progress_begin("measuring %s, connection setup, %ld calls", xnames[x], calls);
+		break;
+	case W_HEALTH:
+		progress_begin("measuring %s, Health/Check, %ld calls", xnames[x], calls);
+		break;
+	case W_CUSTOM:
+		progress_begin("measuring %s, %s, %ld calls", xnames[x], w->name, calls);
+		break;
+	}
+}
 
 static int selected(const struct copts *o, const char *name)
 {
@@ -1185,12 +1461,13 @@ int compare_main(int argc, char **argv)
 	struct workload ws[NDEMO];
 	struct cres (*res)[X_COUNT];
 	size_t nw = 0;
-	int opt, failed = 0, ports[S_KINDS][X_COUNT], tty = isatty(STDERR_FILENO);
+	int opt, failed = 0, ports[S_KINDS][X_COUNT];
 	uint64_t t_start = bench_now_ns();
 	ssize_t n;
 	char cmd[PATH_MAX + 16];
 
 	memset(&o, 0, sizeof(o));
+	prog_t0 = t_start;
 	opterr = 0;
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, ":h", lo, NULL)) != -1) {
@@ -1270,7 +1547,7 @@ int compare_main(int argc, char **argv)
 	/* The binaries. */
 	n = readlink("/proc/self/exe", o.self, sizeof(o.self) - 1);
 	if (n <= 0) {
-		fprintf(stderr, CPROG ": cannot find this program (/proc/self/exe)\n");
+		cmsg("cannot find this program (/proc/self/exe)\n");
 		return 1;
 	}
 	o.self[n] = 0;
@@ -1288,12 +1565,11 @@ int compare_main(int argc, char **argv)
 			return cusage_error("--server: %s not found in PATH", first);
 		}
 	} else if (find_bin(o.self, "mpklink-demo-server", o.server, sizeof(o.server)) < 0) {
-		fprintf(stderr, CPROG ": mpklink-demo-server not found beside %s nor in PATH\n",
-			o.self);
+		cmsg("mpklink-demo-server not found beside %s nor in PATH\n", o.self);
 		return 1;
 	}
 	if (find_bin(o.self, "mpklink-run", o.run, sizeof(o.run)) < 0) {
-		fprintf(stderr, CPROG ": mpklink-run not found beside %s nor in PATH\n", o.self);
+		cmsg("mpklink-run not found beside %s nor in PATH\n", o.self);
 		return 1;
 	}
 	find_bin(o.self, "mpklink-keys", o.keys, sizeof(o.keys));
@@ -1308,8 +1584,8 @@ int compare_main(int argc, char **argv)
 				 "/../libexec/mpklink/mpklink-bench-grpcxx");
 		if (!slash || access(o.grpcxx, X_OK) != 0) {
 			o.grpcxx[0] = 0;
-			fprintf(stderr, CPROG ": mpklink-bench-grpcxx not found (built when gRPC C++ "
-					"is installed): no inproc floor and no C++ rows\n");
+			cmsg("mpklink-bench-grpcxx not found (built when gRPC C++ is installed): "
+			     "no inproc floor and no C++ rows\n");
 		}
 	}
 
@@ -1319,38 +1595,22 @@ int compare_main(int argc, char **argv)
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	o.signed_ok = !o.unsigned_ && make_keys(&o) == 0;
-	{
-		int taken[2 * S_KINDS * X_COUNT], nt = 0;
-
-		/* A port of its own for every server; the user's one port for all. */
+	if (!o.unsigned_) {
+		progress_begin("making throwaway identities (mpklink-keys)");
+		o.signed_ok = make_keys(&o) == 0;
+		progress_end(o.signed_ok);
+	}
+	/* A port of its own for every server; the user's one port for all. */
+	if (o.target) {
 		for (int k = 0; k < S_KINDS; k++)
-			for (int x = 0; x < X_COUNT; x++) {
-				int p = -1;
-
-				if (o.target) {
-					p = addr_port(o.target);
-				} else {
-					for (int tries = 0; tries < 50; tries++) {
-						int dup = 0;
-
-						p = bench_free_port();
-						for (int j = 0; j < nt; j++)
-							dup |= taken[j] == p;
-						if (p > 0 && !dup)
-							break;
-					}
-					taken[nt++] = p;
-				}
-				ports[k][x] = p;
-				if (p < 0) {
-					fprintf(stderr, CPROG ": no free port\n");
-					return 1;
-				}
-			}
+			for (int x = 0; x < X_COUNT; x++)
+				ports[k][x] = addr_port(o.target);
+	} else if (free_ports(&ports[0][0], S_KINDS * X_COUNT, NULL, 0) < 0) {
+		cmsg("no free loopback ports: %s\n", strerror(errno));
+		return 1;
 	}
 	if (make_envs(&o, ports) < 0) {
-		fprintf(stderr, CPROG ": cannot write the env files in %s\n", o.dir);
+		cmsg("cannot write the env files in %s\n", o.dir);
 		return 1;
 	}
 	res = calloc(nw ? nw : 1, sizeof(*res));
@@ -1400,20 +1660,21 @@ int compare_main(int argc, char **argv)
 					       "--server)\n");
 					continue;
 				}
-				if (tty)
-					fprintf(stderr, "%s: starting the server...\n", xnames[x]);
-				if (start_server(&o, S_DEMO, x, ports[S_DEMO][x], &srv[S_DEMO][x]) < 0) {
+				progress_begin("starting your server for %s", xnames[x]);
+				if (start_server(&o, S_DEMO, x, ports[S_DEMO][x], &srv[S_DEMO][x], 0) < 0) {
+					progress_end(0);
 					failed = 1;
 					continue;
 				}
+				progress_end(1);
 				for (size_t i = 0; i < nw; i++) {
 					long calls = o.calls ? o.calls : o.quick ? ws[i].calls_quick
 										 : ws[i].calls_full;
 
-					if (tty)
-						fprintf(stderr, "%s: %s, %ld calls...\n", xnames[x],
-							ws[i].name, calls);
+					progress_step(x, &ws[i], calls);
 					res[i][x] = run_client(&o, x, &srv[S_DEMO][x], &ws[i], calls);
+					progress_done(res[i][x].ok ? NULL
+						      : res[i][x].nolink ? "NO LINK, not measured" : "FAILED");
 					failed |= !res[i][x].ok;
 				}
 				stop_server(&srv[S_DEMO][x]);
@@ -1423,10 +1684,20 @@ int compare_main(int argc, char **argv)
 				for (int x = 0; x < X_COUNT; x++) {
 					if (!(need[k] & (1 << x)))
 						continue;
-					if (tty)
-						fprintf(stderr, "%s %s: starting the server...\n",
-							knames[k], xnames[x]);
-					up[k][x] = start_server(&o, k, x, ports[k][x], &srv[k][x]) == 0;
+					progress_begin("starting the %s server for %s",
+						       k == S_CXX ? "gRPC C++" : "demo", xnames[x]);
+					for (int tries = 0;; tries++) {
+						int rs = start_server(&o, k, x, ports[k][x], &srv[k][x],
+								      tries < 3);
+
+						up[k][x] = rs == 0;
+						if (rs != -2)
+							break;
+						ports[k][x] = fresh_port(ports);
+						if (ports[k][x] < 0 || make_envs(&o, ports) < 0)
+							break;
+					}
+					progress_end(up[k][x]);
 					failed |= !up[k][x];
 				}
 			for (size_t i = 0; i < nw; i++)
@@ -1438,11 +1709,11 @@ int compare_main(int argc, char **argv)
 
 					if (!applies(&o, &ws[i], x) || (x != X_INPROC && !up[k][x]))
 						continue;
-					if (tty)
-						fprintf(stderr, "%s: %s, %ld calls...\n", xnames[x],
-							ws[i].name, calls);
+					progress_step(x, &ws[i], calls);
 					res[i][x] = run_client(&o, x, x == X_INPROC ? NULL : &srv[k][x],
 							       &ws[i], calls);
+					progress_done(res[i][x].ok ? NULL
+						      : res[i][x].nolink ? "NO LINK, not measured" : "FAILED");
 					failed |= !res[i][x].ok;
 				}
 			for (int k = 0; k < S_KINDS; k++)
@@ -1460,20 +1731,20 @@ int compare_main(int argc, char **argv)
 	print_table("Health/Check", ws, nw, res, W_HEALTH, 0);
 	print_table("Your method", ws, nw, res, W_CUSTOM, 0);
 	{
-		int notup = 0;
+		int nolink = 0;
 
 		for (size_t i = 0; i < nw; i++)
 			for (int x = X_MPK; x <= X_MAC; x++)
-				notup |= res[i][x].ok && !res[i][x].upgraded;
-		if (notup)
-			printf("* the mpklink client made no link: plain TCP under mpklink-run\n");
+				nolink |= res[i][x].nolink;
+		if (nolink)
+			printf("no link: the mpklink client made no link (plain TCP under mpklink-run): "
+			       "not measured;\nits stats and logs are kept (the path is below).\n");
 	}
 	for (size_t i = 0; i < nw; i++)
 		if (ws[i].kind == W_COUNT) {
-			printf("\nPaper: seconds per call from /work/shared/data/"
-			       "mpklink-paper-table1.csv, shown in us; 'ratio' is paper MPKLink /\n"
-			       "paper best other IPC. Our mpklink/tcp and mpklink/unix compare the "
-			       "same way (below 1x: mpklink faster).\n");
+			printf("\nPaper: " PAPER_CITE ",\nseconds per call shown in us; 'ratio' is "
+			       "paper MPKLink / paper best other IPC. Our\nmpklink/tcp and "
+			       "mpklink/unix compare the same way (below 1x: mpklink faster).\n");
 			break;
 		}
 	if (nw)
@@ -1495,7 +1766,7 @@ int compare_main(int argc, char **argv)
 	} else {
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", o.dir);
 		if (system(cmd) != 0)
-			fprintf(stderr, CPROG ": could not remove %s\n", o.dir);
+			cmsg("could not remove %s\n", o.dir);
 	}
 	return failed ? 1 : 0;
 }

@@ -384,7 +384,15 @@ int echo_main(int argc, char **argv)
 
 			if (around && floor_p50(dir, &fl[0][0], &fl[0][1]) < 0)
 				fl_ok = 0;
-			r[t][s] = measure(&o, t, sizes[s], o.iters[s], dir);
+			{
+				/* After it: the programs' own messages come first. */
+				uint64_t t0 = bench_now_ns();
+
+				r[t][s] = measure(&o, t, sizes[s], o.iters[s], dir);
+				fprintf(stderr, "mpklink-bench echo: %s, %zu B: %s%.1f s\n", tnames[t],
+					sizes[s], r[t][s].ok ? "" : "FAILED after ",
+					(double)(bench_now_ns() - t0) / 1e9);
+			}
 			failed |= !r[t][s].ok;
 			if (around && floor_p50(dir, &fl[1][0], &fl[1][1]) < 0)
 				fl_ok = 0;

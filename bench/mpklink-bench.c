@@ -1379,13 +1379,17 @@ static int transport_main(int argc, char **argv)
 		/* The target compares these two: see PP_BLOCK. */
 		if (k == T_MPKLINK && (cfg.only & (1u << T_FLOOR)))
 			nlanes = 2;
-		if (isatty(STDERR_FILENO))
-			fprintf(stderr, "measuring %s%s...\n", tdescs[k].name,
-				nlanes > 1 ? " and floor" : "");
+		uint64_t t0 = bench_now_ns();
+
+		fflush(stdout); /* what we said before, ahead of this line */
+		fprintf(stderr, TPROG ": measuring %s%s ... ", tdescs[k].name,
+			nlanes > 1 ? " and floor" : "");
 		if (measure(kinds, nlanes, &cfg, res) < 0) {
+			fprintf(stderr, "FAILED\n");
 			failed = 1;
 			break;
 		}
+		fprintf(stderr, "%.1f s\n", (double)(bench_now_ns() - t0) / 1e9);
 	}
 	/* Give the caller back the CPUs it had: a later subcommand in the
 	 * same process (compare) must not inherit our pinning. */

@@ -26,6 +26,10 @@ scripts/deps.sh build >&2
 # The Depends line comes from dpkg-shlibdeps (dpkg-dev, in build-essential).
 command -v dpkg-shlibdeps >/dev/null ||
 	{ echo "package.sh: dpkg-shlibdeps not found (Debian: dpkg-dev)" >&2; exit 1; }
+# CPack's SHLIBDEPS asks `file` which files are ELF ("CPackDeb: file
+# utility is not available" otherwise).
+command -v file >/dev/null ||
+	{ echo "package.sh: the 'file' command not found (Debian: file)" >&2; exit 1; }
 
 # /usr: GNUInstallDirs then picks Debian's multiarch libdir, and the
 # launcher's built-in fallback path is the packaged one.

@@ -6,7 +6,9 @@
 # connection setup; the CSV must have a row per transport with numeric p50,
 # the SVG must be a well-formed document with a line per transport and the
 # legend's names, and the targets must be judged from this run's numbers.
-# Then --server/--target with the demo server standing in for "yours".
+# Then --server/--target with the demo server standing in for "yours", and
+# with a server that escapes the shim: its mpklink row made no link, so it
+# must show as not measured (table, CSV, exit status), its stats kept.
 #   compare_tiny.sh BENCH SERVER
 set -u
 BENCH=$1
@@ -49,6 +51,15 @@ grep -Eq '^  gRPC C\+\+ unary 64 B: mpklink <= 0.85x TCP +(MET|MISSED) +[0-9.]+ 
 grep -Eq '^  connection setup \(reported\) +MET +connect to first reply: tcp [0-9]+ us, mpklink [0-9]+ us' \
 	"$tmp/out" || fail "connection setup, reported"
 grep -Eq '^100 words .* 2030 +1660 +1\.22x  shared memory$' "$tmp/out" || fail "paper figures"
+# The figures' source is named as a reader can find it, not as a file path.
+grep -q '^Paper: Table 1 of the MPKLink paper (Alandary and Liu' "$tmp/out" || fail "paper not named"
+grep -q 'paper-table1.csv' "$tmp/out" && fail "the paper named by a file path"
+# Word-count targets count the sizes met and name those missed.
+grep -Eq '^  word count: faster than TCP and unix, each size +(MET +met at 1 of 1 sizes$|MISSED +met at 0 of 1 sizes; MISSED at 100 words \([0-9.]+x\))' \
+	"$tmp/out" || fail "word count target line"
+# A line per step on stderr, with its time.
+grep -Eq '^compare \[ +[0-9]+ s\]: measuring mpklink, echo 64 B, 30 calls \.\.\. [0-9]+\.[0-9] s$' "$tmp/err" ||
+	fail "no timed progress line for mpklink echo 64 B"
 
 head -c 5 "$tmp/r.svg" | grep -q '^<svg ' || fail "SVG does not start with <svg"
 tail -1 "$tmp/r.svg" | grep -q '^</svg>$' || fail "SVG does not end with </svg>"
@@ -70,9 +81,31 @@ timeout -k 5 300 "$BENCH" compare --server "$SERVER --listen 127.0.0.1:$port" \
 	</dev/null || st=$?
 [ "$st" -eq 0 ] || fail "compare --server: exit $st"
 grep -q '^unix: skipped' "$tmp/out" || fail "--server: unix not skipped"
-grep -Eq '^health,tcp,' "$tmp/u.csv" && grep -Eq '^health,mpklink,' "$tmp/u.csv" ||
+{ grep -Eq '^health,tcp,' "$tmp/u.csv" && grep -Eq '^health,mpklink,' "$tmp/u.csv"; } ||
 	fail "--server: CSV rows: $(cat "$tmp/u.csv")"
 grep -q 'WARNING' "$tmp/err" && fail "--server: warnings: $(cat "$tmp/err")"
+
+# A server that escapes the shim (LD_PRELOAD dropped): under mpklink-run the
+# client falls back to TCP. That row is not mpklink: "no link" in the table,
+# empty figures in the CSV, exit 1, and the stats file kept and shown.
+printf '#!/bin/sh\nexec env -u LD_PRELOAD "$@"\n' >"$tmp/noshim.sh"
+chmod +x "$tmp/noshim.sh"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+st=0
+timeout -k 5 300 "$BENCH" compare --server "$tmp/noshim.sh $SERVER --listen 127.0.0.1:$port" \
+	--target "127.0.0.1:$port" --calls 10 --unsigned --csv "$tmp/n.csv" >"$tmp/out" 2>"$tmp/err" \
+	</dev/null || st=$?
+[ "$st" -eq 1 ] || fail "no link: exit $st, want 1"
+grep -q 'WARNING: mpklink health: the client made no link' "$tmp/err" || fail "no link: no warning"
+grep -Eq '^    \| mpklink stats: pid=[0-9]+ links=0 fallbacks=1 ' "$tmp/err" ||
+	fail "no link: the stats file's content not shown"
+grep -Eq '^health +[0-9.]+ +[0-9.]+ +- +- +no link +- ' "$tmp/out" || fail "no link: table row"
+grep -q '^health,mpklink,0,,,$' "$tmp/n.csv" || fail "no link: CSV row not empty: $(cat "$tmp/n.csv")"
+grep -Eq '^health,tcp,0,[0-9]' "$tmp/n.csv" || fail "no link: tcp row: $(cat "$tmp/n.csv")"
+kept=$(sed -n 's/^Logs kept in \(.*\)\.$/\1/p' "$tmp/out")
+[ -n "$kept" ] || fail "no link: no 'Logs kept in' line"
+[ -s "$kept/client-mpklink-health.stats" ] || fail "no link: stats not kept in $kept"
+case $kept in /tmp/mpklink-bench-compare.*) rm -rf "$kept" ;; esac
 
 # Usage errors.
 for args in "--only nope" "--server x" "--target 127.0.0.1:1" "--calls 0" "--method /a/b"; do
