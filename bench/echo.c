@@ -6,7 +6,9 @@
  * 64 KiB round trips on one blocking connection. mpklink twice: as
  * configured by default (a waiting call spins on the ring for up to
  * MPKLINK_SPIN_US, then sleeps) and with doorbells only (MPKLINK_SPIN_US=0:
- * the wake-up path, what a Unix socket also pays).
+ * the wake-up path, what a Unix socket also pays). And a client without a
+ * connection pool (echo_client --churn): each 64 B request on a new
+ * connection, over TCP, the Unix socket and mpklink as users run it.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -42,13 +44,19 @@ static const size_t sizes[] = {64, 65536};
 struct echo_opts {
 	char server[PATH_MAX], client[PATH_MAX], run[PATH_MAX];
 	long iters[NSIZES];
+	long churn; /* requests of the churn rows */
 	const char *csv;
 };
 
 struct result {
 	int ok;
 	double p50, p99;
+	double per_s; /* churn: requests (connections) a second */
 };
+
+/* Churn's requests, after its warm-up of a tenth. */
+#define CHURN_N 3000
+#define CHURN_N_QUICK 1000
 
 static void echo_usage(FILE *f)
 {
@@ -62,12 +70,16 @@ static void echo_usage(FILE *f)
 		"one run. The client blocks in read. mpklink runs twice: as by default\n"
 		"(a waiting call spins on the ring up to MPKLINK_SPIN_US=50, then sleeps on\n"
 		"its doorbell) and as mpklink-doorbell (MPKLINK_SPIN_US=0: woken by doorbell\n"
-		"every time, the path a Unix socket also takes).\n"
+		"every time, the path a Unix socket also takes). Then a client without a\n"
+		"connection pool (echo_client --churn): 3000 requests of 64 B, each on a new\n"
+		"connection (connect, round trip, close), over TCP, the Unix socket and\n"
+		"mpklink as by default.\n"
 		"\n"
-		"  --quick        fewer round trips (a few seconds in all)\n"
+		"  --quick        fewer round trips and requests (a few seconds in all)\n"
 		"  --iters N      round trips per size and transport (64 KiB: N/4)\n"
 		"  --csv FILE     rows bench,transport,size_bytes,p50_us,p99_us,mbytes_per_s\n"
-		"                 (and echo,floor,64,... when the floor was measured)\n"
+		"                 (and echo,floor,64,... when the floor was measured); the\n"
+		"                 churn rows' p50 and p99 are per request, connect to close\n"
 		"  --server PATH  echo_server; default, from this program's directory:\n"
 		"                 ../tests/compat/echo_server (a build tree), else\n"
 		"                 " MPK_BIN_TO_LIBEXECDIR "/mpklink/echo_server (as installed)\n"
@@ -82,7 +94,8 @@ static void echo_usage(FILE *f)
 		"\n"
 		"Targets (informational, the exit status ignores timings): mpklink-doorbell\n"
 		"p50 no slower than the Unix socket's, at both sizes; mpklink at 64 B at\n"
-		"most 0.15x TCP's, and within 2x the floor.\n");
+		"most 0.15x TCP's, and within 2x the floor; a new connection per request\n"
+		"at least 0.9x TCP's requests a second.\n");
 }
 
 /*
@@ -171,8 +184,10 @@ static void stop(pid_t pid)
 }
 
 /* One (transport, size) measurement: a fresh server and client. */
+/* iters round trips of size on one connection, or with churn, iters
+ * requests each on a connection of its own. */
 static struct result measure(const struct echo_opts *o, int t, size_t size, long iters,
-			     const char *dir)
+			     const char *dir, int churn)
 {
 	struct result res = {0};
 	char port_s[16], host[PATH_MAX + 8], env[PATH_MAX], n_s[24], size_s[24], warm_s[24];
@@ -239,7 +254,7 @@ static struct result measure(const struct echo_opts *o, int t, size_t size, long
 	cargv[cn++] = port_s;
 	cargv[cn++] = "--host";
 	cargv[cn++] = host;
-	cargv[cn++] = "--rtt";
+	cargv[cn++] = churn ? "--churn" : "--rtt";
 	cargv[cn++] = n_s;
 	cargv[cn++] = "--size";
 	cargv[cn++] = size_s;
@@ -249,9 +264,12 @@ static struct result measure(const struct echo_opts *o, int t, size_t size, long
 	cpid = bench_spawn(cargv, NULL, &cfd, NULL, 0);
 	if (cpid < 0)
 		goto out;
-	if (read_line_with(cfd, "RTT ", line, sizeof(line), 120) == 0 &&
+	if (read_line_with(cfd, churn ? "CHURN " : "RTT ", line, sizeof(line), 120) == 0 &&
 	    sscanf(strstr(line, "p50_us="), "p50_us=%lf p99_us=%lf", &res.p50, &res.p99) == 2)
 		res.ok = 1;
+	if (res.ok && churn &&
+	    (!strstr(line, "per_s=") || sscanf(strstr(line, "per_s="), "per_s=%lf", &res.per_s) != 1))
+		res.ok = 0;
 	if (waitpid(cpid, &st, 0) != cpid || !WIFEXITED(st) || WEXITSTATUS(st)) {
 		fprintf(stderr, "mpklink-bench: %s %zu B: the echo client failed (status %#x)\n",
 			tnames[t], size, st);
@@ -324,8 +342,8 @@ int echo_main(int argc, char **argv)
 		{"client", required_argument, NULL, 'C'}, {"run", required_argument, NULL, 'r'},
 		{"help", no_argument, NULL, 'h'},     {NULL, 0, NULL, 0},
 	};
-	struct echo_opts o = {.iters = {20000, 5000}};
-	struct result r[T_COUNT][NSIZES];
+	struct echo_opts o = {.iters = {20000, 5000}, .churn = CHURN_N};
+	struct result r[T_COUNT][NSIZES], ch[T_COUNT] = {{0}};
 	double fl[2][2]; /* floor before and after mpklink's 64 B: p50, p99 */
 	int fl_ok = 1;
 	char dir[] = "/tmp/mpklink-bench-echo.XXXXXX", csv[4096];
@@ -343,6 +361,7 @@ int echo_main(int argc, char **argv)
 		case 'q':
 			o.iters[0] = 5000;
 			o.iters[1] = 1000;
+			o.churn = CHURN_N_QUICK;
 			break;
 		case 'n': {
 			char *end;
@@ -388,7 +407,7 @@ int echo_main(int argc, char **argv)
 				/* After it: the programs' own messages come first. */
 				uint64_t t0 = bench_now_ns();
 
-				r[t][s] = measure(&o, t, sizes[s], o.iters[s], dir);
+				r[t][s] = measure(&o, t, sizes[s], o.iters[s], dir, 0);
 				fprintf(stderr, "mpklink-bench echo: %s, %zu B: %s%.1f s\n", tnames[t],
 					sizes[s], r[t][s].ok ? "" : "FAILED after ",
 					(double)(bench_now_ns() - t0) / 1e9);
@@ -397,6 +416,16 @@ int echo_main(int argc, char **argv)
 			if (around && floor_p50(dir, &fl[1][0], &fl[1][1]) < 0)
 				fl_ok = 0;
 		}
+	/* Churn: mpklink as users run it (spinning, the default), not the
+	 * doorbell-only variant. */
+	for (int t = T_TCP; t <= T_MPKLINK; t++) {
+		uint64_t t0 = bench_now_ns();
+
+		ch[t] = measure(&o, t, 64, o.churn, dir, 1);
+		fprintf(stderr, "mpklink-bench echo: %s, a new connection per 64 B request: %s%.1f s\n",
+			tnames[t], ch[t].ok ? "" : "FAILED after ", (double)(bench_now_ns() - t0) / 1e9);
+		failed |= !ch[t].ok;
+	}
 	if (!fl_ok)
 		fprintf(stderr, "mpklink-bench echo: the shared-memory floor could not be measured "
 				"(mpklink-bench transport --only floor failed)\n");
@@ -421,6 +450,19 @@ int echo_main(int argc, char **argv)
 		       "before mpklink's 64 B, %.3f just after)\n",
 		       "floor", (fl[0][0] + fl[1][0]) / 2, (fl[0][1] + fl[1][1]) / 2, fl[0][0],
 		       fl[1][0]);
+	printf("\nA new connection per 64 B request (connect, round trip, close), %ld requests:\n",
+	       o.churn);
+	printf("%-16s %12s %12s %14s %10s\n", "transport", "p50 us", "p99 us", "requests/s", "/tcp");
+	for (int t = T_TCP; t <= T_MPKLINK; t++) {
+		if (!ch[t].ok) {
+			printf("%-16s %12s\n", tnames[t], "failed");
+			continue;
+		}
+		printf("%-16s %12.2f %12.2f %14.0f", tnames[t], ch[t].p50, ch[t].p99, ch[t].per_s);
+		if (ch[T_TCP].ok && ch[T_TCP].per_s > 0)
+			printf(" %9.2fx", ch[t].per_s / ch[T_TCP].per_s);
+		printf("\n");
+	}
 	printf("\nRound trips: %ld of 64 B, %ld of 64 KiB per transport (after warm-up).\n",
 	       o.iters[0], o.iters[1]);
 	printf("Target (informational: timings are noisy, the exit status ignores them):\n");
@@ -435,6 +477,11 @@ int echo_main(int argc, char **argv)
 		       "%.2f us)\n",
 		       r[T_MPKLINK][0].p50 <= 0.15 * r[T_TCP][0].p50 ? "PASS" : "MISS",
 		       r[T_MPKLINK][0].p50 / r[T_TCP][0].p50, r[T_MPKLINK][0].p50, r[T_TCP][0].p50);
+	if (ch[T_MPKLINK].ok && ch[T_TCP].ok)
+		printf("  %s  a new connection per request: mpklink at least 0.9x TCP's requests/s "
+		       "(%.2fx: %.0f vs %.0f)\n",
+		       ch[T_MPKLINK].per_s >= 0.9 * ch[T_TCP].per_s ? "PASS" : "MISS",
+		       ch[T_MPKLINK].per_s / ch[T_TCP].per_s, ch[T_MPKLINK].per_s, ch[T_TCP].per_s);
 	if (r[T_MPKLINK][0].ok && fl_ok) {
 		double f = (fl[0][0] + fl[1][0]) / 2;
 
@@ -452,6 +499,11 @@ int echo_main(int argc, char **argv)
 				csvlen += (size_t)snprintf(csv + csvlen, sizeof(csv) - csvlen,
 							   "echo,%s,%zu,%.3f,%.3f,\n", tnames[t],
 							   sizes[s], r[t][s].p50, r[t][s].p99);
+		/* Per request, connect to close; requests/s is the table's. */
+		for (int t = T_TCP; t <= T_MPKLINK; t++)
+			csvlen += (size_t)snprintf(csv + csvlen, sizeof(csv) - csvlen,
+						   "churn,%s,64,%.3f,%.3f,\n", tnames[t], ch[t].p50,
+						   ch[t].p99);
 		if (fl_ok)
 			csvlen += (size_t)snprintf(csv + csvlen, sizeof(csv) - csvlen,
 						   "echo,floor,64,%.3f,%.3f,\n",

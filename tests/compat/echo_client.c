@@ -31,6 +31,13 @@
  *   CLOCK_MONOTONIC; prints p50/p99 and a line
  *   "RTT size=S n=N p50_us=X p99_us=Y".
  *
+ * Churn mode (a client without a connection pool):
+ *   echo_client --port P [--host ADDR] --churn N --size S [--warmup W]
+ *   N requests, each on a new connection: socket, connect, S bytes echoed,
+ *   close, timed whole; prints a line "CHURN size=S n=N p50_us=X p99_us=Y
+ *   reply_p50_us=Z per_s=R": per request, connect to its reply, and
+ *   requests a second over the N.
+ *
  * Exit: 0 ok, 1 error or mismatch (names connection and offset), 2 usage,
  * 3 STALL (no progress for --stall-secs, default 10; prints per-connection
  * state). It never hangs.
@@ -73,6 +80,7 @@ static struct {
 	int rcvbuf, sndbuf;
 	long stall_secs;
 	long rtt, size, warmup;
+	long churn;
 	long think_us, slow_every, slow_us;
 } opt = {
 	.host = "127.0.0.1",
@@ -164,6 +172,7 @@ static void usage(void)
 		"                   [--bytes-per-conn B] [--max-msg M] [--seed S] [--blocking]\n"
 		"                   [--min-writes N] [--rcvbuf N] [--sndbuf N] [--stall-secs T]\n"
 		"       echo_client --port P [--host ADDR] --rtt N --size S [--warmup W]\n"
+		"       echo_client --port P [--host ADDR] --churn N --size S [--warmup W]\n"
 		"                   [--think-us T] [--slow-every K --slow-us U]\n"
 		"--think-us: busy for T us before each round trip (a peer that takes its\n"
 		"time); --slow-every/--slow-us: every K-th round trip, U us instead\n");
@@ -925,6 +934,59 @@ static void run_rtt(void)
 	free(lat);
 }
 
+static void run_churn(void)
+{
+	struct conn cc, *c = &cc;
+	size_t sz = (size_t)opt.size, nn = (size_t)opt.churn;
+	uint8_t *out = malloc(sz), *in = malloc(sz);
+	uint64_t *lat = malloc(nn * sizeof(*lat)), *rep = malloc(nn * sizeof(*rep)), start = 0;
+	long total = opt.warmup + opt.churn;
+
+	if (!out || !in || !lat || !rep)
+		die("malloc");
+	conn_init(c, 0);
+	start_watchdog();
+	atomic_store(&wd_conn, 0);
+	for (long i = 0; i < total; i++) {
+		if (i == opt.warmup)
+			start = now_ns();
+		stream_fill(0, (uint64_t)i * sz, out, sz);
+		uint64_t t0 = now_ns();
+		c->fd = new_socket(c, false);
+		if (connect(c->fd, (struct sockaddr *)&target, target_len))
+			die_conn("connect", c);
+		c->sent = c->rcvd = 0;
+		write_all(c, out, sz);
+		read_all(c, in, sz);
+		uint64_t t1 = now_ns();
+		if (memcmp(in, out, sz))
+			fail_conn(c, "round trip echoed different bytes");
+		if (close(c->fd))
+			die_conn("close", c);
+		uint64_t t2 = now_ns();
+		if (i >= opt.warmup) {
+			lat[i - opt.warmup] = t2 - t0;
+			rep[i - opt.warmup] = t1 - t0;
+		}
+		atomic_fetch_add_explicit(&progress, 1, memory_order_relaxed);
+	}
+	double secs = (double)(now_ns() - start) / 1e9;
+
+	qsort(lat, nn, sizeof(*lat), cmp_u64);
+	qsort(rep, nn, sizeof(*rep), cmp_u64);
+	printf("churn: %zu requests of %zu bytes, each on a new connection: p50 %.2f us, p99 %.2f "
+	       "us (connect to reply p50 %.2f us), %.0f a second\n",
+	       nn, sz, (double)lat[(nn - 1) / 2] / 1e3, (double)lat[(nn - 1) * 99 / 100] / 1e3,
+	       (double)rep[(nn - 1) / 2] / 1e3, (double)nn / secs);
+	printf("CHURN size=%zu n=%zu p50_us=%.2f p99_us=%.2f reply_p50_us=%.2f per_s=%.0f\n", sz, nn,
+	       (double)lat[(nn - 1) / 2] / 1e3, (double)lat[(nn - 1) * 99 / 100] / 1e3,
+	       (double)rep[(nn - 1) / 2] / 1e3, (double)nn / secs);
+	free(out);
+	free(in);
+	free(lat);
+	free(rep);
+}
+
 static void parse_args(int argc, char **argv)
 {
 	static const struct option lo[] = {
@@ -941,6 +1003,7 @@ static void parse_args(int argc, char **argv)
 		{ "sndbuf", required_argument, NULL, 'S' },
 		{ "stall-secs", required_argument, NULL, 't' },
 		{ "rtt", required_argument, NULL, 'r' },
+		{ "churn", required_argument, NULL, 'N' },
 		{ "size", required_argument, NULL, 'z' },
 		{ "warmup", required_argument, NULL, 'W' },
 		{ "think-us", required_argument, NULL, 'T' },
@@ -973,6 +1036,7 @@ static void parse_args(int argc, char **argv)
 		case 'S': opt.sndbuf = (int)parse_num(optarg, "sndbuf", 1, 1 << 30); break;
 		case 't': opt.stall_secs = (long)parse_num(optarg, "stall-secs", 1, 3600); break;
 		case 'r': opt.rtt = (long)parse_num(optarg, "rtt", 1, 100000000); break;
+		case 'N': opt.churn = (long)parse_num(optarg, "churn", 1, 100000000); break;
 		case 'z': opt.size = (long)parse_num(optarg, "size", 1, 1 << 30); break;
 		case 'W': opt.warmup = (long)parse_num(optarg, "warmup", 0, 100000000); break;
 		case 'T': opt.think_us = (long)parse_num(optarg, "think-us", 0, 10000000); break;
@@ -981,7 +1045,8 @@ static void parse_args(int argc, char **argv)
 		default: usage();
 		}
 	}
-	if (optind != argc || opt.port < 0 || (opt.rtt && !opt.size) || (opt.size && !opt.rtt) ||
+	if (optind != argc || opt.port < 0 || (opt.rtt && opt.churn) ||
+	    ((opt.rtt || opt.churn) && !opt.size) || (opt.size && !opt.rtt && !opt.churn) ||
 	    (!opt.slow_every != !opt.slow_us) || ((opt.think_us || opt.slow_every) && !opt.rtt))
 		usage();
 	/* Port 0 only names nothing for TCP; a Unix socket has no port. */
@@ -1000,6 +1065,10 @@ int main(int argc, char **argv)
 		die("signal(SIGPIPE)");
 	if (opt.rtt) {
 		run_rtt();
+		return 0;
+	}
+	if (opt.churn) {
+		run_churn();
 		return 0;
 	}
 	wbuf = malloc(opt.max_msg);
