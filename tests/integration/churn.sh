@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 #
-# churn.sh N: no leak under connection churn. The echo server under its
+# churn.sh N [RSS]: no leak under connection churn. The echo server under its
 # launcher; churn (a client without a connection pool) under its own makes
 # N connections one after another, each connect, 8 bytes echoed, close.
 # After the first N/100 and again after all N, both launchers' open fds,
@@ -12,7 +12,9 @@
 # launchers never map it), and their resident memory may not grow by more
 # than 4 MiB (a leak of 200 bytes a connection shows at 2x10^4). Every
 # connection must have been a link (MPKLINK_STATS), or the test tests TCP.
-# Shown to fail when the launcher's sweep keeps closed links.
+# Shown to fail when the launcher's sweep keeps closed links. RSS "-" leaves
+# resident memory unchecked: under TSan it grows with every thread the
+# launcher starts (a CONNECT's worker), in TSan's own records of threads.
 #
 # CI runs 2x10^4; 10^5 (issue 16) is `churn.sh 100000` by hand, on a
 # machine whose recent connections left the ephemeral ports free: the shim
@@ -23,6 +25,7 @@
 . "$(dirname "$0")/lib.sh"
 
 n=${1:?N}
+rss_check=${2:-4096}
 port=$(free_port)
 mkdir -m 700 "$tmp/run" "$tmp/marks"
 env=$(envfile app "MPKLINK_ENDPOINTS=127.0.0.1:$port" "MPKLINK_RUNDIR=$tmp/run")
@@ -96,8 +99,13 @@ for side in client server; do
 done
 settled "$base" "$now" ||
 	fail "after $n connections (server launcher fds, client launcher fds, run directory files): $now, after the warm-up $base"
-for x in "server $srss $srss2" "client $crss $crss2"; do
-	set -- $x
-	[ $(($3 - $2)) -le 4096 ] || fail "the $1's launcher grew from $2 to $3 KiB over $n connections"
-done
-echo "PASS: $n connections, all links; launchers' fds and run directory $now, after the warm-up $base; RSS server $srss->$srss2 KiB, client $crss->$crss2 KiB; $(grep -o '[0-9]* per second' "$tmp/client.log")"
+rss_note="RSS server $srss->$srss2 KiB, client $crss->$crss2 KiB"
+if [ "$rss_check" = - ]; then
+	rss_note="$rss_note, not checked in this build"
+else
+	for x in "server $srss $srss2" "client $crss $crss2"; do
+		set -- $x
+		[ $(($3 - $2)) -le "$rss_check" ] || fail "the $1's launcher grew from $2 to $3 KiB over $n connections"
+	done
+fi
+echo "PASS: $n connections, all links; launchers' fds and run directory $now, after the warm-up $base; $rss_note; $(grep -o '[0-9]* per second' "$tmp/client.log")"
