@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * churn PORT N [MARK_DIR]: N connections to 127.0.0.1:PORT one after
+ * churn PORT N [MARK_DIR [MAX_PER_S]]: N connections to 127.0.0.1:PORT one after
  * another, each a connect, 8 bytes sent and echoed back, and a close, as a
  * client without a connection pool makes them. With MARK_DIR, after the
  * first N/100 (the warm-up) and again after all N, it creates
  * MARK_DIR/warm (then MARK_DIR/done) and waits until MARK_DIR/go-warm
  * (go-done) exists, so that a test can look at the launchers in between.
+ * With MAX_PER_S, no faster than that many connections a second (a run
+ * of 10^5 that stays under the ephemeral ports' TIME_WAIT limit).
  * Prints "churn: N connections, R per second" (R after the warm-up).
  * Knows nothing of mpklink.
  * Exit 0, or 1 naming what went wrong.
@@ -56,10 +58,11 @@ int main(int argc, char **argv)
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	const char *marks = argc > 3 ? argv[3] : NULL;
 	long n, warm, i, base = 0;
-	double t0;
+	double t0, pace = 0;
 
-	if (argc < 3 || atoi(argv[1]) <= 0 || (n = atol(argv[2])) <= 0)
-		FAIL("usage: churn PORT N [MARK_DIR]");
+	if (argc < 3 || atoi(argv[1]) <= 0 || (n = atol(argv[2])) <= 0 ||
+	    (argc > 4 && (pace = atof(argv[4])) <= 0))
+		FAIL("usage: churn PORT N [MARK_DIR [MAX_PER_S]]");
 	a.sin_port = htons((unsigned short)atoi(argv[1]));
 	warm = n / 100 ? n / 100 : 1;
 	t0 = now_s();
@@ -68,6 +71,12 @@ int main(int argc, char **argv)
 		size_t got = 0;
 		int s = socket(AF_INET, SOCK_STREAM, 0), one = 1;
 
+		if (pace > 0) {
+			double due = t0 + (double)(i - base) / pace, t = now_s();
+
+			if (due > t)
+				usleep((useconds_t)((due - t) * 1e6));
+		}
 		if (s < 0)
 			FAIL("socket: %s", strerror(errno));
 		setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));

@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 #
-# churn.sh N [RSS]: no leak under connection churn. The echo server under its
+# churn.sh N [RSS [MAX_PER_S]]: no leak under connection churn. The echo server under its
 # launcher; churn (a client without a connection pool) under its own makes
 # N connections one after another, each connect, 8 bytes echoed, close.
 # After the first N/100 and again after all N, both launchers' open fds,
@@ -16,16 +16,18 @@
 # resident memory unchecked: under TSan it grows with every thread the
 # launcher starts (a CONNECT's worker), in TSan's own records of threads.
 #
-# CI runs 2x10^4; 10^5 (issue 16) is `churn.sh 100000` by hand, on a
-# machine whose recent connections left the ephemeral ports free: the shim
-# binds each client socket to a port before it connects (the launchers name
-# a link by its ports), and a bound port cannot be one still in TIME_WAIT
-# (60 s), as connect's own choice can. Past ~28,000 connections a minute
-# the binds fail, and those connections stay TCP (counted as fallbacks).
+# CI runs 2x10^4; 10^5 (issue 16) is `churn.sh 100000 4096 400` by hand:
+# at most 400 connections a second, on a machine whose recent connections
+# left the ephemeral ports free. The shim binds each client socket to a
+# port before it connects (the launchers name a link by its ports), and a
+# bound port cannot be one still in TIME_WAIT (60 s), as connect's own
+# choice can. Past ~28,000 connections a minute the binds fail, and those
+# connections stay TCP (counted as fallbacks).
 . "$(dirname "$0")/lib.sh"
 
 n=${1:?N}
 rss_check=${2:-4096}
+max_rate=${3:-}
 port=$(free_port)
 mkdir -m 700 "$tmp/run" "$tmp/marks"
 env=$(envfile app "MPKLINK_ENDPOINTS=127.0.0.1:$port" "MPKLINK_RUNDIR=$tmp/run")
@@ -36,7 +38,7 @@ slauncher=$!
 pids+=($slauncher)
 wait_listen "$port"
 MPKLINK_STATS=$tmp/client.stats timeout 900 "$MPKLINK_RUN" -e "$env" -- \
-	"$CHURN" "$port" "$n" "$tmp/marks" >"$tmp/client.log" 2>&1 &
+	"$CHURN" "$port" "$n" "$tmp/marks" $max_rate >"$tmp/client.log" 2>&1 &
 clauncher=$!
 pids+=($clauncher)
 
