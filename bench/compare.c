@@ -7,7 +7,8 @@
  *   unix     server --listen unix:PATH, client unix:PATH;
  *   mpklink  server and client each under mpklink-run (signed identities
  *            from mpklink-keys unless --unsigned), loopback TCP upgraded to
- *            shared-memory rings (MPKLINK_RING_BYTES=4M).
+ *            shared-memory rings, with the library's default settings
+ *            (--ring-bytes sets MPKLINK_RING_BYTES, and the output says so).
  * The client is always a child process running `mpklink-bench grpc` (this
  * very binary, via /proc/self/exe), so the shim applies to it under
  * mpklink-run and all three transports are measured identically; its CSV
@@ -34,6 +35,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mpklink/config.h"
+#include "mpklink/ring.h"
 #include "stats.h"
 #include "subcommands.h"
 #include "svg.h"
@@ -45,7 +48,9 @@
  * inproc: gRPC C++'s in-process channel, no transport at all: the floor a
  * transport can approach (mpklink-bench-grpcxx inproc; not for --server). */
 enum { X_TCP, X_UNIX, X_MPK, X_MAC, X_INPROC, X_COUNT };
-static const char *const xnames[X_COUNT] = {"tcp", "unix", "mpklink", "mpklink-mac", "inproc"};
+/* --ring-bytes renames the two mpklink transports (mpklink-ring4M...), so
+ * that a tuned row is never read as the default one in the CSV or plot. */
+static const char *xnames[X_COUNT] = {"tcp", "unix", "mpklink", "mpklink-mac", "inproc"};
 static const char *const xcolors[X_COUNT] = {"#1f77b4", "#2ca02c", "#d62728", "#ff7f0e",
 					     "#7f7f7f"};
 #define X_UNDER_RUN(x) ((x) == X_MPK || (x) == X_MAC)
@@ -125,6 +130,8 @@ struct copts {
 	size_t raw_len;
 	char dir[64];
 	int signed_ok;
+	const char *ring_bytes; /* --ring-bytes as given (checked), or NULL */
+	char ring_line[64];     /* "MPKLINK_RING_BYTES=...\n", or "" */
 };
 
 static const char *const knames[S_KINDS] = {"demo", "cxx"};
@@ -156,7 +163,7 @@ static void compare_usage(FILE *f)
 		"Starts the demo gRPC server (mpklink-demo-server) and measures the same\n"
 		"workloads against it in one run over: tcp (loopback), unix (a Unix\n"
 		"socket), mpklink (server and client each under mpklink-run, with\n"
-		"identities signed by a throwaway CA, 4 MiB rings), mpklink-mac (the same\n"
+		"identities signed by a throwaway CA, default settings), mpklink-mac (the same\n"
 		"with MPKLINK_INTEGRITY=mac), and inproc (gRPC C++'s in-process channel\n"
 		"running the same service: the floor, no transport at all). The client is\n"
 		"'mpklink-bench grpc' in a child process every time; every answer is checked.\n"
@@ -182,6 +189,9 @@ static void compare_usage(FILE *f)
 		"                   cxx64 cxx1m connect, and raw (the transport and echo rows)\n"
 		"  --calls N        calls per workload and transport, overriding the defaults\n"
 		"  --unsigned       mpklink without identities (peers trusted by same uid)\n"
+		"  --ring-bytes N   mpklink and mpklink-mac with MPKLINK_RING_BYTES=N (a power\n"
+		"                   of two, 4K..1G), their rows named mpklink-ringN (tuned).\n"
+		"                   Default: the library's default (%zu KiB), as users get it\n"
 		"  --server 'CMD'   your own server instead of the demo: CMD split at spaces\n"
 		"                   (no shell quoting), run plain for tcp and under\n"
 		"                   mpklink-run for mpklink (unix is skipped); needs --target\n"
@@ -194,7 +204,8 @@ static void compare_usage(FILE *f)
 		"installed), else in PATH. A line per step on stderr, with its time.\n"
 		"Exit status: 0 all measured; 1 a measurement failed (a wrong answer, a\n"
 		"server that did not start, an mpklink client that made no link: its\n"
-		"stats and logs are kept); 2 bad usage.\n");
+		"stats and logs are kept); 2 bad usage.\n",
+		(size_t)MPK_LINK_RING_DEFAULT / 1024);
 }
 
 static int cusage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -832,16 +843,16 @@ static int make_envs(struct copts *o, int ports[S_KINDS][X_COUNT])
 				 mac ? "mac" : "plain");
 			if (write_text(p,
 				       "MPKLINK_ENDPOINTS=127.0.0.1:%d\nMPKLINK_RUNDIR=%s/run\n"
-				       "MPKLINK_RING_BYTES=4M\nMPKLINK_LOG=error\n%s",
-				       port, o->dir, ident_s) < 0)
+				       "%sMPKLINK_LOG=error\n%s",
+				       port, o->dir, o->ring_line, ident_s) < 0)
 				return -1;
 			snprintf(p, sizeof(p), "%s/client-%s-%s.env", o->dir, knames[k],
 				 mac ? "mac" : "plain");
 			if (write_text(p,
 				       "MPKLINK_ENDPOINTS=127.0.0.1:%d%s%s\nMPKLINK_RUNDIR=%s/run\n"
-				       "MPKLINK_RING_BYTES=4M\nMPKLINK_LOG=error\n%s",
+				       "%sMPKLINK_LOG=error\n%s",
 				       port, o->signed_ok ? "=" : "", o->signed_ok ? sid[k] : "",
-				       o->dir, ident_c) < 0)
+				       o->dir, o->ring_line, ident_c) < 0)
 				return -1;
 		}
 	return 0;
@@ -1454,7 +1465,7 @@ static int selected(const struct copts *o, const char *name)
 int compare_main(int argc, char **argv)
 {
 	enum { O_QUICK = 0x100, O_CSV, O_SVG, O_SERVER, O_TARGET, O_ONLY, O_CALLS, O_UNSIGNED,
-	       O_METHOD, O_PAYLOAD };
+	       O_METHOD, O_PAYLOAD, O_RING };
 	static const struct option lo[] = {
 		{"quick", no_argument, NULL, O_QUICK},
 		{"csv", required_argument, NULL, O_CSV},
@@ -1466,10 +1477,12 @@ int compare_main(int argc, char **argv)
 		{"unsigned", no_argument, NULL, O_UNSIGNED},
 		{"method", required_argument, NULL, O_METHOD},
 		{"payload", required_argument, NULL, O_PAYLOAD},
+		{"ring-bytes", required_argument, NULL, O_RING},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	static struct copts o;
+	static char tuned[2][48];
 	struct workload ws[NDEMO];
 	struct cres (*res)[X_COUNT];
 	size_t nw = 0;
@@ -1492,6 +1505,20 @@ int compare_main(int argc, char **argv)
 		case O_UNSIGNED: o.unsigned_ = 1; break;
 		case O_METHOD: o.method = optarg; break;
 		case O_PAYLOAD: o.payload = optarg; break;
+		case O_RING: {
+			size_t rb;
+
+			if (mpk_ring_bytes_parse(optarg, &rb) < 0)
+				return cusage_error("--ring-bytes '%s': want a power of two from "
+						    "4096 (4K) to 1073741824 (1G)", optarg);
+			o.ring_bytes = optarg;
+			snprintf(o.ring_line, sizeof(o.ring_line), "MPKLINK_RING_BYTES=%zu\n", rb);
+			snprintf(tuned[0], sizeof(tuned[0]), "mpklink-ring%s", optarg);
+			snprintf(tuned[1], sizeof(tuned[1]), "mpklink-mac-ring%s", optarg);
+			xnames[X_MPK] = tuned[0];
+			xnames[X_MAC] = tuned[1];
+			break;
+		}
 		case O_ONLY:
 			snprintf(o.only, sizeof(o.only), "%s", optarg);
 			o.have_only = 1;
@@ -1631,7 +1658,9 @@ int compare_main(int argc, char **argv)
 
 	printf("mpklink-bench compare: %s server %s\n", o.server_cmd ? "your" : "the demo",
 	       o.server);
-	printf("mpklink: both sides under %s, MPKLINK_RING_BYTES=4M, %s\n", o.run,
+	printf("mpklink: both sides under %s, %s%s%s, %s\n", o.run,
+	       o.ring_bytes ? "TUNED: MPKLINK_RING_BYTES=" : "default settings",
+	       o.ring_bytes ? o.ring_bytes : "", o.ring_bytes ? " (not the default)" : "",
 	       o.signed_ok ? "signed identities (server, bench) from a throwaway CA, "
 			     "MPKLINK_ALLOW=PORT:bench"
 			   : "UNSIGNED (no identities: peers trusted by same uid)");

@@ -28,6 +28,9 @@ timeout -k 5 500 "$BENCH" compare --only echo64,words100,cxx64,connect --calls 3
 	--svg "$tmp/r.svg" >"$tmp/out" 2>"$tmp/err" </dev/null || st=$?
 [ "$st" -eq 0 ] || fail "compare: exit $st"
 grep -q "signed identities" "$tmp/out" || fail "mpklink did not run signed"
+# Users' settings: no ring size (or any other setting) beyond the endpoint.
+grep -q "^mpklink: both sides under .*, default settings, " "$tmp/out" ||
+	fail "the mpklink rows do not say they ran the default settings"
 grep -q "CSV written to $tmp/r.csv" "$tmp/out" || fail "no 'CSV written to' line"
 grep -q "SVG written to $tmp/r.svg" "$tmp/out" || fail "no 'SVG written to' line"
 grep -q 'WARNING' "$tmp/err" && fail "warnings: $(cat "$tmp/err")"
@@ -108,10 +111,21 @@ kept=$(sed -n 's/^Logs kept in \(.*\)\.$/\1/p' "$tmp/out")
 case $kept in /tmp/mpklink-bench-compare.*) rm -rf "$kept" ;; esac
 
 # Usage errors.
-for args in "--only nope" "--server x" "--target 127.0.0.1:1" "--calls 0" "--method /a/b"; do
+for args in "--only nope" "--server x" "--target 127.0.0.1:1" "--calls 0" "--method /a/b" \
+	"--ring-bytes 3M" "--ring-bytes 2K" "--ring-bytes 4Mx"; do
 	st=0
 	# shellcheck disable=SC2086
 	"$BENCH" compare $args >/dev/null 2>&1 || st=$?
 	[ "$st" -eq 2 ] || fail "usage '$args': exit $st, want 2"
 done
+
+# Tuned rows are named as tuned, in the CSV and the header.
+st=0
+timeout -k 5 300 "$BENCH" compare --only echo64 --calls 10 --unsigned --ring-bytes 64K \
+	--csv "$tmp/t.csv" >"$tmp/tout" 2>"$tmp/terr" </dev/null || st=$?
+[ "$st" -eq 0 ] || fail "compare --ring-bytes: exit $st: $(tail -5 "$tmp/terr")"
+grep -q "TUNED: MPKLINK_RING_BYTES=64K (not the default)" "$tmp/tout" ||
+	fail "compare --ring-bytes: the header does not say the rows are tuned"
+grep -q '^echo,mpklink-ring64K,64,' "$tmp/t.csv" || fail "no echo,mpklink-ring64K row: $(cat "$tmp/t.csv")"
+grep -q '^echo,mpklink,' "$tmp/t.csv" && fail "a tuned row named as the default one"
 echo "PASS"
