@@ -69,7 +69,7 @@ static const struct tdesc {
 	[T_UNIX] = {"unix", 1, "socketpair(AF_UNIX, SOCK_STREAM); blocking read/write"},
 	[T_TCP] = {"tcp", 1, "loopback TCP on 127.0.0.1, ephemeral port, TCP_NODELAY"},
 	[T_MPKLINK] = {"mpklink", 1,
-		       "a link from mpk_link_create (1 MiB rings), side 0 in one\n"
+		       "a link from mpk_link_create (default rings), side 0 in one\n"
 		       "           process and side 1 in the other; both spin on EAGAIN with\n"
 		       "           a pause (no doorbells): the data path busy-polling aims at"},
 	[T_MAC] = {"mpklink-mac", 1,

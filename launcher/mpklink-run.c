@@ -28,6 +28,9 @@
 #include "mpklink/keys.h"
 #include "mpklink/ring.h"
 
+/* --help and --check name the default ring size as text. */
+_Static_assert(MPK_LINK_RING_DEFAULT == 4u << 20, "say the new default in the help text");
+
 #define EXIT_USAGE 2
 
 static const char usage[] =
@@ -56,7 +59,7 @@ static const char usage[] =
 	"                      (deny: a client's connect fails; a server's port takes links\n"
 	"                      only, any other connection is reset before it is read)\n"
 	"  MPKLINK_RING_BYTES  ring size per direction, a power of two, 4096..1G\n"
-	"                      (suffixes K, M, G; default 1M)\n"
+	"                      (suffixes K, M, G; default 4M)\n"
 	"  MPKLINK_GUARD       auto (default), mpk or off: the MPK guard of the rings\n"
 	"  MPKLINK_LOG         error, warn (default), info or debug\n"
 	"  MPKLINK_STATS       stderr (or 1) or a file: per-process link counters at exit\n"
@@ -491,7 +494,7 @@ static int check_main(int argc, char **argv)
 		printf("  identity:   none: peers are trusted by same uid (SO_PEERCRED)\n");
 	}
 	printf("  ring:       %s bytes per direction\n",
-	       getenv("MPKLINK_RING_BYTES") ? getenv("MPKLINK_RING_BYTES") : "1M");
+	       getenv("MPKLINK_RING_BYTES") ? getenv("MPKLINK_RING_BYTES") : "4M");
 	printf("  fallback:   %s\n", getenv("MPKLINK_FALLBACK") ? getenv("MPKLINK_FALLBACK") : "tcp");
 	if (getenv("MPKLINK_SPIN_US") && !strcmp(getenv("MPKLINK_SPIN_US"), "0"))
 		printf("  waiting:    on doorbells only (MPKLINK_SPIN_US=0)\n");

@@ -88,7 +88,11 @@ void mpk_guard_status(struct mpk_guard_status *st);
 
 /* ----------------------------------------------------------------- links */
 
-#define MPK_LINK_RING_DEFAULT (1u << 20)
+/* 4 MiB, about what loopback TCP's autotuned socket buffers hold: with
+ * smaller rings gRPC's 1 MiB messages meet a full ring (EAGAIN) where TCP
+ * takes them, which costs time per call and can hold a gRPC server's
+ * shutdown on its backup poller (docs/PERFORMANCE.md, issue 19). */
+#define MPK_LINK_RING_DEFAULT (1u << 22)
 #define MPK_LINK_RING_MIN     4096u
 #define MPK_LINK_RING_MAX     (1u << 30)
 
