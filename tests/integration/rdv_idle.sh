@@ -32,7 +32,9 @@ MPKLINK_STATS=$tmp/server.stats timeout 120 "$MPKLINK_RUN" -e "$senv" -- \
 srv_pid=$!
 pids+=($srv_pid)
 wait_listen "$port"
-[ -S "$tmp/run/tcp-$port.sock" ] || fail "no rendezvous socket for port $port"
+# The program listens before its launcher makes the rendezvous socket.
+for _ in $(seq 200); do [ -S "$tmp/run/tcp-$port.sock" ] && break; sleep 0.05; done
+[ -S "$tmp/run/tcp-$port.sock" ] || fail "no rendezvous socket for port $port after 10 s"
 
 # The idle peers: connected, silent, held until told to go.
 /usr/bin/python3 - "$tmp/run/tcp-$port.sock" "$tmp/idle.ready" "$tmp/idle.go" <<'PY' \
