@@ -10,12 +10,13 @@ HDR = 4096
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus", "attach")
 
 
-def header(ring, base0=0, base1=0, magic=MAGIC, version=1, flags=0):
+def header(ring, base0=0, base1=0, magic=MAGIC, version=2, flags=0):
     page = bytearray(HDR)
     struct.pack_into("<QIIQQI", page, 0, magic, version, HDR, ring, HDR + 2 * ring, flags)
     for r, base in ((0, base0), (1, base1)):
         off = 64 + 256 * r
         struct.pack_into("<Q", page, off, base)       # tail
+        struct.pack_into("<Q", page, off + 16, min(ring, 1 << 18).bit_length() - 1)  # geom: base 0, log2 cap
         struct.pack_into("<Q", page, off + 64, base)  # head
     return bytes(page)
 

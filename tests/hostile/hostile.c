@@ -23,6 +23,7 @@ void hs_hdr_init(struct mpk_link_hdr *h, uint64_t ring_bytes)
 	h->hdr_bytes = MPK_LINK_HDR_BYTES;
 	h->ring_bytes = ring_bytes;
 	h->total_bytes = MPK_LINK_HDR_BYTES + 2 * ring_bytes;
+	h->ring[0].geom = h->ring[1].geom = hs_geom0(ring_bytes);
 }
 
 int hs_memfd(const void *hdr, size_t hdr_len, uint64_t file_size, unsigned seals,
@@ -124,6 +125,9 @@ const struct hs_field hs_fields[] = {
 	RING_FIELD(1, cons_flags, 4, HS_ROLE_CFLAGS),
 	RING_FIELD(1, data_waiting, 4, HS_ROLE_WAIT),
 	RING_FIELD(1, space_waiting, 4, HS_ROLE_WAIT),
+	/* Last, so that the fuzz corpus's field numbers keep their meaning. */
+	RING_FIELD(0, geom, 8, HS_ROLE_GEOM),
+	RING_FIELD(1, geom, 8, HS_ROLE_GEOM),
 };
 const size_t hs_nfields = sizeof(hs_fields) / sizeof(hs_fields[0]);
 
@@ -268,6 +272,7 @@ void hs_view_load(struct hs_view *v, const struct hs_raw *r, int side)
 	v->rx_pf = __atomic_load_n(&rx->prod_flags, __ATOMIC_ACQUIRE);
 	v->tx_head = __atomic_load_n(&tx->head, __ATOMIC_ACQUIRE);
 	v->tx_cf = __atomic_load_n(&tx->cons_flags, __ATOMIC_ACQUIRE);
+	v->rx_geom = __atomic_load_n(&rx->geom, __ATOMIC_RELAXED);
 }
 
 void hs_model_init(struct hs_model *m, uint64_t cap, uint64_t rx_head, uint64_t tx_tail,
@@ -317,8 +322,10 @@ static const char *fail_view(struct hs_model *m, const char *what, ssize_t got, 
 /*
  * The reader's rules (ring.h, DESIGN.md "Rings and doorbells"): unknown
  * prod_flags bits, 0 <= tail - head <= cap violated, a tail behind one
- * already seen, or a tail that moves after the peer's shutdown all break
- * the link. Otherwise the bytes below tail are there, and end of stream
+ * already seen, a tail that moves after the peer's shutdown, or a geometry
+ * other than the first (the rings here are no larger than
+ * MPK_LINK_RING_START: they start at their full size and never grow) all
+ * break the link. Otherwise the bytes below tail are there, and end of stream
  * comes once they are all read.
  */
 static ssize_t read_expect(struct hs_model *m, const struct hs_view *v, size_t len, int peek)
@@ -326,7 +333,7 @@ static ssize_t read_expect(struct hs_model *m, const struct hs_view *v, size_t l
 	uint64_t avail = v->rx_tail - m->rx_head;
 	uint64_t n;
 
-	if ((v->rx_pf & ~MPK_PROD_VALID) || avail > m->cap ||
+	if ((v->rx_pf & ~MPK_PROD_VALID) || v->rx_geom != hs_geom0(m->cap) || avail > m->cap ||
 	    avail < m->rx_seen - m->rx_head || (m->rx_eof && v->rx_tail != m->rx_eof_tail)) {
 		m->broken = 1;
 		return -ECONNRESET;

@@ -33,6 +33,13 @@
 
 /* ------------------------------------------------------ memfds by hand */
 
+/* The geometry mpk_link_create gives each ring of ring_bytes. */
+static inline uint64_t hs_geom0(uint64_t ring_bytes)
+{
+	return MPK_GEOM(0, __builtin_ctzll(ring_bytes < MPK_LINK_RING_START ? ring_bytes
+									  : MPK_LINK_RING_START));
+}
+
 /* A header exactly as mpk_link_create writes it for ring_bytes. */
 void hs_hdr_init(struct mpk_link_hdr *h, uint64_t ring_bytes);
 
@@ -77,6 +84,7 @@ enum hs_role {
 	HS_ROLE_HEAD,
 	HS_ROLE_CFLAGS,
 	HS_ROLE_WAIT,  /* data_waiting, space_waiting */
+	HS_ROLE_GEOM,  /* a ring's geometry (base, capacity) */
 };
 struct hs_field {
 	const char *name;
@@ -122,6 +130,7 @@ struct hs_view {
 	uint32_t rx_pf;   /* ring[!side].prod_flags */
 	uint64_t tx_head; /* ring[side].head */
 	uint32_t tx_cf;   /* ring[side].cons_flags */
+	uint64_t rx_geom; /* ring[!side].geom */
 };
 void hs_view_load(struct hs_view *v, const struct hs_raw *r, int side);
 

@@ -377,8 +377,12 @@ Test(attach, header_padding_ignored)
 	for (size_t i = 0; i < sizeof(page); i++)
 		page[i] = (uint8_t)tu_rand(&seed);
 	memcpy(page, &h, offsetof(struct mpk_link_hdr, ring));
-	/* The rings' indices and flags: zero, as a creator leaves them. */
+	/* The rings' indices and flags: zero, as a creator leaves them, and
+	 * their capacities as it sets them. */
 	memset(page + offsetof(struct mpk_link_hdr, ring), 0, sizeof(h.ring));
+	for (int r = 0; r < 2; r++)
+		memcpy(page + offsetof(struct mpk_link_hdr, ring[r].geom), &h.ring[r].geom,
+		       sizeof(h.ring[r].geom));
 	fd = hs_memfd(page, sizeof(page), SIZE_OF(RING), HS_SEALS_OK, MFD_ALLOW_SEALING);
 	cr_assert_geq(fd, 0);
 	accepted(fd, "garbage in the padding");

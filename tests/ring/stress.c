@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "link_abi.h"
 #include "stress.h"
 #include "testutil.h"
 
@@ -406,6 +407,19 @@ static const char *in_threads(enum kind kind, size_t ring, int efd)
 	job_thread(&j[0]);
 	pthread_join(t, NULL);
 	err = j[0].err ? j[0].err : j[1].err;
+	/* A ring that can grow and is streamed into must have grown, or
+	 * the case tested a fixed ring. The geometry, read with pread: the
+	 * memfd's header as the last writer left it. */
+	if (!err && ring > MPK_LINK_RING_START && kind == STREAM) {
+		struct mpk_link_hdr h;
+
+		if (pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h))
+			HFAIL("pread of the header: %s", strerror(errno));
+		for (int r = 0; r < 2; r++)
+			if ((UINT64_C(1) << MPK_GEOM_SHIFT(h.ring[r].geom)) != ring)
+				HFAIL("ring %d never grew from %u to %zu bytes", r,
+				      MPK_LINK_RING_START, ring);
+	}
 out:
 	for (int i = 0; i < 2; i++)
 		mpk_link_detach(j[i].l);
@@ -497,6 +511,9 @@ const struct stress_case stress_cases[] = {
 	{"threads_1M_messages_eventfd", MESSAGES_, SMALL_RING, 1, 1},
 	{"processes_1M_messages_eventfd", MESSAGES_, SMALL_RING, 0, 1},
 	{"processes_128MiB_eventfd", STREAM, 64 << 10, 0, 1},
+	/* A ring that grows (from MPK_LINK_RING_START) while both directions
+	 * stream with unread bytes in it: the geometry's ordering, for TSan. */
+	{"threads_128MiB_growing_ring", STREAM, 1 << 20, 1, 0},
 	{NULL, 0, 0, 0, 0},
 };
 

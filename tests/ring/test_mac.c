@@ -245,3 +245,30 @@ Test(mac, tail_inside_a_frame)
 	partial(MPK_FRAME_HDR + 4);
 	partial(MPK_FRAME_HDR + 7 + MPK_FRAME_TAG - 1);
 }
+
+/* A MAC link's ring grows as a plain one's does, frames intact across the
+ * change: 4 MiB through a 1 MiB ring that starts at MPK_LINK_RING_START,
+ * the writer always ahead of the reader, so the ring grows with unread
+ * frames in it. */
+Test(mac, frames_across_a_growing_ring)
+{
+	static uint8_t in[1u << 22], out[1u << 22];
+	size_t w = 0, r = 0;
+	struct pair p;
+
+	pair_open(&p, 1u << 20, NULL);
+	tu_fill(in, sizeof(in), 0, 11);
+	cr_assert_eq(MPK_GEOM_SHIFT(ring0(&p)->geom), (unsigned)__builtin_ctz(MPK_LINK_RING_START));
+	while (r < sizeof(in)) {
+		ssize_t k;
+
+		while (w < sizeof(in) && (k = mpk_link_write(p.a, in + w, sizeof(in) - w)) > 0)
+			w += (size_t)k;
+		k = mpk_link_read(p.b, out + r, 50000);
+		cr_assert(k > 0, "read: %zd", k);
+		r += (size_t)k;
+	}
+	cr_expect_eq(MPK_GEOM_SHIFT(ring0(&p)->geom), 20u, "the ring did not grow");
+	cr_expect_eq(tu_check(out, sizeof(out), 0, 11), -1);
+	pair_close(&p);
+}

@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "link_internal.h"
@@ -327,4 +328,187 @@ Test(doorbell, hangup_is_end_of_stream)
 	cr_expect_eq(mpk_link_read(p.b, buf, 16), 0, "then EOF");
 	cr_expect_eq(mpk_link_write(p.b, "x", 1), -EPIPE);
 	pair_close(&p);
+}
+
+/* ------------------------------------------------------- growing rings */
+
+#define BIG (1u << 20) /* a ring of 1 MiB: it starts at MPK_LINK_RING_START */
+
+static struct mpk_ring_ctl *ctl_of(struct mpk_link *l, int ring)
+{
+	return &((struct mpk_link_hdr *)mpk__link_base(l))->ring[ring];
+}
+
+/* Ring r's capacity as published. */
+static uint64_t cap_of(struct mpk_link *l, int ring)
+{
+	return UINT64_C(1) << MPK_GEOM_SHIFT(__atomic_load_n(&ctl_of(l, ring)->geom, __ATOMIC_RELAXED));
+}
+
+static void set_geom(struct mpk_link *l, int ring, uint64_t g)
+{
+	__atomic_store_n(&ctl_of(l, ring)->geom, g, __ATOMIC_RELAXED);
+}
+
+/* Bytes of the memfd the kernel has allocated: pages any index reached. */
+static uint64_t allocated(int fd)
+{
+	struct stat st;
+
+	cr_assert_eq(fstat(fd, &st), 0);
+	return (uint64_t)st.st_blocks * 512;
+}
+
+/* Writes n bytes of stream seed 7 at *off through a and reads them back
+ * through b, checking every byte. */
+static void pass(struct pair *p, size_t n, uint64_t *off)
+{
+	static uint8_t in[BIG], out[BIG];
+	size_t w = 0, r = 0;
+
+	cr_assert(n <= BIG);
+	tu_fill(in, n, *off, 7);
+	while (r < n) {
+		ssize_t k;
+
+		if (w < n) {
+			k = mpk_link_write(p->a, in + w, n - w);
+			cr_assert(k > 0 || k == -EAGAIN, "write: %zd", k);
+			w += k > 0 ? (size_t)k : 0;
+		}
+		k = mpk_link_read(p->b, out + r, n - r);
+		cr_assert(k > 0 || k == -EAGAIN, "read: %zd", k);
+		r += k > 0 ? (size_t)k : 0;
+	}
+	cr_assert_eq(tu_check(out, n, *off, 7), -1, "corrupt near stream offset %llu",
+		     (unsigned long long)*off);
+	*off += n;
+}
+
+/* A link whose messages are small keeps its first capacity: its memory is
+ * what those messages touched, not the ring's full size. */
+Test(grow, small_messages_stay_small)
+{
+	struct pair p;
+	uint64_t off = 0;
+
+	pair_open(&p, BIG);
+	cr_assert_eq(cap_of(p.a, 0), MPK_LINK_RING_START);
+	cr_assert_eq(cap_of(p.a, 1), MPK_LINK_RING_START);
+	for (int i = 0; i < 40000; i++) /* 8 MiB, 32 times round the ring */
+		pass(&p, 200, &off);
+	cr_expect_eq(cap_of(p.a, 0), MPK_LINK_RING_START);
+	cr_expect_leq(allocated(p.fd), MPK_LINK_HDR_BYTES + MPK_LINK_RING_START,
+		      "a quiet link holds %llu bytes; one ring's start is %u",
+		      (unsigned long long)allocated(p.fd), MPK_LINK_RING_START);
+	pair_close(&p);
+}
+
+/* A write larger than the ring's capacity, on an empty ring, grows it at
+ * once: the whole write goes in one call, as into a socket's buffer. */
+Test(grow, a_large_write_into_an_empty_ring)
+{
+	struct pair p;
+	uint64_t off = 0;
+
+	pair_open(&p, BIG);
+	pass(&p, 1000, &off); /* not at index 0 */
+	pass(&p, 3 * MPK_LINK_RING_START, &off);
+	cr_expect_eq(cap_of(p.a, 0), BIG);
+	cr_expect_eq(cap_of(p.a, 1), MPK_LINK_RING_START, "the other way did not grow");
+	for (int i = 0; i < 20; i++) /* and it works across its wrap */
+		pass(&p, 100000, &off);
+	pair_close(&p);
+}
+
+/*
+ * A ring that fills grows without waiting for the reader to empty it:
+ * once no unread byte straddles the ring's end, at the next write. Then
+ * the writer runs ahead as a stream's does, and every byte arrives.
+ */
+Test(grow, a_full_ring_grows_while_bytes_are_unread)
+{
+	static uint8_t in[4 * BIG], out[4 * BIG];
+	const size_t S = MPK_LINK_RING_START;
+	size_t w = 0, r = 0;
+	struct pair p;
+	ssize_t k;
+
+	pair_open(&p, BIG);
+	tu_fill(in, sizeof(in), 0, 9);
+	cr_assert_eq(mpk_link_write(p.a, in, S - 100), (ssize_t)(S - 100));
+	cr_assert_eq(mpk_link_read(p.b, out, S - 200), (ssize_t)(S - 200));
+	w = S - 100, r = S - 200;
+	cr_assert_eq(mpk_link_write(p.a, in + w, 1000), 1000); /* across the end */
+	w += 1000;
+	k = mpk_link_write(p.a, in + w, S);
+	cr_assert_eq(k, (ssize_t)(S - 1100), "fills the ring: %zd", k);
+	w += (size_t)k;
+	cr_expect_eq(cap_of(p.a, 0), S, "grown while unread bytes straddle the end");
+	cr_expect_eq(mpk_link_write(p.a, in + w, 100), -EAGAIN, "full");
+	cr_assert_eq(mpk_link_read(p.b, out + r, 100), 100); /* not yet past the end */
+	r += 100;
+	cr_assert_eq(mpk_link_write(p.a, in + w, 100), 100);
+	w += 100;
+	cr_expect_eq(cap_of(p.a, 0), S, "grown while unread bytes straddle the end");
+	cr_assert_eq(mpk_link_read(p.b, out + r, 200), 200); /* past it */
+	r += 200;
+	k = mpk_link_write(p.a, in + w, BIG);
+	cr_expect_eq(cap_of(p.a, 0), BIG, "not grown once the reader passed the end");
+	cr_assert_eq(k, (ssize_t)(BIG - (w - r)), "the grown ring's room: %zd", k);
+	w += (size_t)k;
+	/* The rest flows with the writer ahead. */
+	while (r < sizeof(out)) {
+		while (w < sizeof(in) && (k = mpk_link_write(p.a, in + w, sizeof(in) - w)) > 0)
+			w += (size_t)k;
+		k = mpk_link_read(p.b, out + r, 70000);
+		cr_assert(k > 0, "read: %zd", k);
+		r += (size_t)k;
+	}
+	cr_expect_eq(tu_check(out, sizeof(out), 0, 9), -1);
+	pair_close(&p);
+}
+
+/* The geometry is the peer's to lie about: a capacity outside the ring's
+ * room or not a power of two, a shrink, bits where none belong, a base
+ * that moves unread bytes or lies past the reader's head: each breaks the
+ * link (and nothing outside the ring is ever touched). */
+Test(grow, a_peer_lying_about_the_geometry)
+{
+	const unsigned s0 = __builtin_ctz(MPK_LINK_RING_START);
+	const uint64_t lies[] = {
+		MPK_GEOM(0, s0 - 1),	    /* shrinks */
+		MPK_GEOM(0, 11),	    /* below MPK_LINK_RING_MIN */
+		MPK_GEOM(0, 21),	    /* beyond the ring's room (1 MiB) */
+		MPK_GEOM(0, 63),
+		MPK_GEOM(0, s0) | 0x100,    /* bits between base and shift */
+		MPK_GEOM(4096, s0),	    /* a base moved, the capacity not */
+		MPK_GEOM(4096, 20),	    /* a base that is no block start */
+		MPK_GEOM(UINT64_C(1) << 20, 20), /* a base past the reader's head */
+	};
+	uint8_t buf[64];
+
+	for (size_t i = 0; i < sizeof(lies) / sizeof(lies[0]); i++) {
+		struct pair p;
+
+		pair_open(&p, BIG);
+		cr_assert_eq(mpk_link_write(p.a, "xyz", 3), 3);
+		cr_assert_eq(mpk_link_read(p.b, buf, 1), 1);
+		set_geom(p.a, 0, lies[i]);
+		cr_expect_eq(mpk_link_read(p.b, buf, 1), -ECONNRESET, "geometry %#llx",
+			     (unsigned long long)lies[i]);
+		pair_close(&p);
+	}
+	/* And the honest change is taken: grown with two bytes unread. */
+	{
+		struct pair p;
+
+		pair_open(&p, BIG);
+		cr_assert_eq(mpk_link_write(p.a, "xyz", 3), 3);
+		cr_assert_eq(mpk_link_read(p.b, buf, 1), 1);
+		set_geom(p.a, 0, MPK_GEOM(0, 20));
+		cr_expect_eq(mpk_link_read(p.b, buf, 8), 2);
+		cr_expect_eq(memcmp(buf, "yz", 2), 0);
+		pair_close(&p);
+	}
 }

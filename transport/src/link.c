@@ -37,6 +37,66 @@ static int valid_ring_bytes(uint64_t n)
 	return n >= MPK_LINK_RING_MIN && n <= MPK_LINK_RING_MAX && !(n & (n - 1));
 }
 
+static unsigned log2_of(uint64_t pow2)
+{
+	return (unsigned)__builtin_ctzll(pow2);
+}
+
+/* A geometry as published (by the peer, or a process sharing our side):
+ * a capacity that is a power of two within the ring's room, a base that
+ * is a multiple of 4096. Returns 0 and sets *base, *cap, or -1. */
+static int geom_decode(const struct mpk_link *l, uint64_t g, uint64_t *base, uint64_t *cap)
+{
+	unsigned s = MPK_GEOM_SHIFT(g);
+
+	if ((g & MPK_GEOM_LOW & ~MPK_GEOM_SHIFT_MASK) || s < log2_of(MPK_LINK_RING_MIN) ||
+	    s > log2_of(l->ring_bytes))
+		return -1;
+	*base = MPK_GEOM_BASE(g);
+	*cap = UINT64_C(1) << s;
+	return 0;
+}
+
+static void set_tx_geom(struct mpk_link *l, uint64_t base, uint64_t cap)
+{
+	mpk_store_relaxed(&l->tx_base, base);
+	mpk_store_relaxed(&l->tx_cap, cap);
+}
+
+static void set_rx_geom(struct mpk_link *l, uint64_t base, uint64_t cap)
+{
+	mpk_store_relaxed(&l->rx_base, base);
+	mpk_store_relaxed(&l->rx_cap, cap);
+}
+
+/* Where index pos of our TX (RX) ring is in its data. Writer's (reader's)
+ * thread. */
+static inline size_t tx_off(const struct mpk_link *l, uint64_t pos)
+{
+	return (size_t)((pos - l->tx_base) & (l->tx_cap - 1));
+}
+
+static inline size_t rx_off(const struct mpk_link *l, uint64_t pos)
+{
+	return (size_t)((pos - l->rx_base) & (l->rx_cap - 1));
+}
+
+/*
+ * Whether the reader may take geometry (base, cap) in place of its own:
+ * the same, or larger with a base that puts each byte it has yet to read
+ * (those it saw: up to rx_tail_seen) where it already is (link_abi.h).
+ * Reader's thread.
+ */
+static int rx_geom_ok(const struct mpk_link *l, uint64_t base, uint64_t cap)
+{
+	uint64_t seen = l->rx_tail_seen - base;
+
+	if (cap == l->rx_cap && base == l->rx_base)
+		return 1;
+	return cap > l->rx_cap && !((base - l->rx_base) & (l->rx_cap - 1)) &&
+	       l->rx_head - base <= seen && seen <= l->rx_cap;
+}
+
 int mpk_link_create(size_t ring_bytes)
 {
 	return mpk_link_create_flags(ring_bytes, 0);
@@ -68,6 +128,9 @@ int mpk_link_create_flags(size_t ring_bytes, unsigned flags)
 	h.ring_bytes = ring_bytes;
 	h.total_bytes = total;
 	h.flags = flags & MPK_LINK_MAC ? MPK_HDR_MAC : 0;
+	h.ring[0].geom = h.ring[1].geom =
+		MPK_GEOM(0, log2_of(ring_bytes < MPK_LINK_RING_START ? ring_bytes
+								       : MPK_LINK_RING_START));
 	r = (int)pwrite(fd, &h, sizeof(h), 0);
 	if (r != (int)sizeof(h)) {
 		if (r >= 0)
@@ -145,8 +208,7 @@ int mpk_link_attach(int fd, int side, struct mpk_link **out)
 	l->base = map;
 	l->map_len = (size_t)st.st_size;
 	l->side = side;
-	l->cap = ring_bytes;
-	l->mask = ring_bytes - 1;
+	l->ring_bytes = ring_bytes;
 	l->tx = &h->ring[side];
 	l->rx = &h->ring[!side];
 	l->tx_data = (uint8_t *)map + MPK_LINK_HDR_BYTES + (uint64_t)side * ring_bytes;
@@ -177,7 +239,7 @@ err_unmap:
 
 int mpk_link_resync(struct mpk_link *l)
 {
-	uint64_t tail, head, rhead, rtail;
+	uint64_t tail, head, rhead, rtail, tg, rg, tbase, tcap, rbase, rcap;
 
 	mpk__guard_open();
 	/* Ours, as published: pairs with our own earlier release stores
@@ -187,9 +249,15 @@ int mpk_link_resync(struct mpk_link *l)
 	/* The peer's, as in tx_fetch and rx_fetch. */
 	head = mpk_load_acquire(&l->tx->head);
 	rtail = mpk_load_acquire(&l->rx->tail);
+	/* After the tails, as in rx_fetch: the geometries of their bytes. */
+	tg = mpk_load_relaxed(&l->tx->geom);
+	rg = mpk_load_relaxed(&l->rx->geom);
 	mpk__guard_close();
-	if (tail - head > l->cap || rtail - rhead > l->cap)
+	if (geom_decode(l, tg, &tbase, &tcap) < 0 || geom_decode(l, rg, &rbase, &rcap) < 0 ||
+	    tail - head > tcap || rtail - rhead > rcap)
 		return mark_broken(l);
+	set_tx_geom(l, tbase, tcap);
+	set_rx_geom(l, rbase, rcap);
 	mpk_store_relaxed(&l->tx_tail, tail);
 	l->tx_head_seen = head;
 	mpk_store_relaxed(&l->rx_head, rhead);
@@ -199,7 +267,7 @@ int mpk_link_resync(struct mpk_link *l)
 
 void mpk_link_sync_rx(struct mpk_link *l)
 {
-	uint64_t rhead, rtail;
+	uint64_t rhead, rtail, rg, rbase, rcap;
 
 	mpk__guard_open();
 	/* Ours as published: another process that shares this side (a
@@ -210,20 +278,23 @@ void mpk_link_sync_rx(struct mpk_link *l)
 		return;
 	}
 	rtail = mpk_load_acquire(&l->rx->tail);
+	rg = mpk_load_relaxed(&l->rx->geom); /* after tail, as in rx_fetch */
 	mpk__guard_close();
-	if (rtail - rhead > l->cap || l->mac) {
+	if (geom_decode(l, rg, &rbase, &rcap) < 0 || rcap < l->rx_cap || rtail - rhead > rcap ||
+	    l->mac) {
 		/* Out of range, or a MAC link's frame state we cannot take
 		 * over mid-stream. */
 		mark_broken(l);
 		return;
 	}
+	set_rx_geom(l, rbase, rcap);
 	mpk_store_relaxed(&l->rx_head, rhead);
 	l->rx_tail_seen = rhead;
 }
 
 void mpk_link_sync_tx(struct mpk_link *l)
 {
-	uint64_t tail, head;
+	uint64_t tail, head, g, base, cap;
 
 	mpk__guard_open();
 	tail = mpk_load_acquire(&l->tx->tail);
@@ -232,11 +303,14 @@ void mpk_link_sync_tx(struct mpk_link *l)
 		return;
 	}
 	head = mpk_load_acquire(&l->tx->head);
+	/* The other writer grew the ring before it published that tail. */
+	g = mpk_load_relaxed(&l->tx->geom);
 	mpk__guard_close();
-	if (tail - head > l->cap || l->mac) {
+	if (geom_decode(l, g, &base, &cap) < 0 || cap < l->tx_cap || tail - head > cap || l->mac) {
 		mark_broken(l);
 		return;
 	}
+	set_tx_geom(l, base, cap);
 	mpk_store_relaxed(&l->tx_tail, tail);
 	l->tx_head_seen = head;
 }
@@ -273,7 +347,7 @@ int mpk_link_set_mac(struct mpk_link *l, const uint8_t key[MPK_LINK_MAC_KEY_BYTE
 
 size_t mpk_link_ring_bytes(const struct mpk_link *l)
 {
-	return (size_t)l->cap;
+	return (size_t)l->ring_bytes;
 }
 
 void mpk_link_set_doorbell(struct mpk_link *l, int fd, mpk_send_fn send_fn,
@@ -387,7 +461,7 @@ static void ring_bell(struct mpk_link *l)
 static int64_t rx_fetch_j(struct mpk_link *l, int *eof, int judge)
 {
 	uint32_t pf;
-	uint64_t tail, avail;
+	uint64_t tail, avail, g, base, cap;
 	int gone;
 
 	/* A doorbell hang-up seen before the tail load makes that tail final:
@@ -399,11 +473,19 @@ static int64_t rx_fetch_j(struct mpk_link *l, int *eof, int judge)
 	/* Pairs with the store_release of tail in writev: the bytes below
 	 * tail are in the ring before we see it. */
 	tail = mpk_load_acquire(&l->rx->tail);
+	/* After tail, ordered by its acquire: the producer stores a new
+	 * geometry before the tail store that covers the first byte it
+	 * places (tx_grow_now). */
+	g = mpk_load_relaxed(&l->rx->geom);
 	avail = tail - l->rx_head;
-	/* In range, and never behind what we saw before. */
-	if ((pf & ~MPK_PROD_VALID) || avail > l->cap || avail < l->rx_tail_seen - l->rx_head ||
+	/* In range, and never behind what we saw before; a geometry that
+	 * leaves every byte we saw where it was. */
+	if ((pf & ~MPK_PROD_VALID) || geom_decode(l, g, &base, &cap) < 0 ||
+	    !rx_geom_ok(l, base, cap) || avail > cap || avail < l->rx_tail_seen - l->rx_head ||
 	    (l->rx_eof && tail != l->rx_eof_tail))
 		return judge ? mark_broken(l) : 0;
+	if (cap != l->rx_cap)
+		set_rx_geom(l, base, cap);
 	l->rx_tail_seen = tail;
 	if (!l->rx_eof && (pf || gone)) {
 		l->rx_eof = 1;
@@ -431,7 +513,32 @@ static int64_t rx_fetch(struct mpk_link *l, int *eof)
  */
 static inline void rx_prefetch(const struct mpk_link *l, uint64_t head)
 {
-	__builtin_prefetch(l->rx_data + (head & l->mask), 0, 3);
+	uint64_t off = (head - mpk_load_relaxed(&l->rx_base)) & (mpk_load_relaxed(&l->rx_cap) - 1);
+
+	__builtin_prefetch(l->rx_data + off, 0, 3);
+}
+
+/*
+ * Grows the TX ring to its full room if the bytes not yet read (as far as
+ * we know: tx_head_seen) lie in one block of the present capacity, i.e.
+ * do not straddle the ring's end: a base at that block's start then puts
+ * each of them where it already is, and the reader may take the new
+ * geometry whenever it sees it. The geometry
+ * is published by our next tail store (release), which pairs with the
+ * acquire of tail in rx_fetch. Returns 1 if grown. Writer, guard open.
+ */
+static int tx_grow_now(struct mpk_link *l)
+{
+	uint64_t c = l->tx_cap, h = l->tx_head_seen - l->tx_base, t = l->tx_tail - l->tx_base;
+	uint64_t base;
+
+	if (h != t && h / c != (t - 1) / c)
+		return 0;
+	base = l->tx_base + (h & ~(c - 1));
+	set_tx_geom(l, base, l->ring_bytes);
+	mpk_store_relaxed(&l->tx->geom, MPK_GEOM(base, log2_of(l->ring_bytes)));
+	mpk_store_relaxed(&l->tx_grow, 0);
+	return 1;
 }
 
 /* Writer side: free space in the TX ring, at least want bytes of it when
@@ -440,7 +547,7 @@ static inline void rx_prefetch(const struct mpk_link *l, uint64_t head)
  * write that already has bytes): a lie or a close is 0, the next call's. */
 static int64_t tx_fetch_j(struct mpk_link *l, size_t want, int judge)
 {
-	uint64_t head, known = l->cap - (l->tx_tail - l->tx_head_seen);
+	uint64_t head, room, known = l->tx_cap - (l->tx_tail - l->tx_head_seen);
 	uint32_t cf;
 
 	/* Space already known is enough: no look at the consumer's line,
@@ -449,7 +556,7 @@ static int64_t tx_fetch_j(struct mpk_link *l, size_t want, int judge)
 	 * A peer's close is then seen when that space is used up, as TCP
 	 * also takes the first writes after the peer closed. A hang-up we
 	 * saw is ours to check, for free. */
-	if (known >= want && !mpk_load_relaxed(&l->peer_gone))
+	if (known >= want && !mpk_load_relaxed(&l->tx_grow) && !mpk_load_relaxed(&l->peer_gone))
 		return (int64_t)known;
 	cf = mpk_load_acquire(&l->tx->cons_flags);
 	/* Pairs with the store_release of head in readv: the consumer has
@@ -461,7 +568,17 @@ static int64_t tx_fetch_j(struct mpk_link *l, size_t want, int judge)
 	l->tx_head_seen = head;
 	if (cf & MPK_CONS_CLOSED || mpk_load_relaxed(&l->peer_gone))
 		return judge ? -EPIPE : 0;
-	return (int64_t)(l->cap - (l->tx_tail - head));
+	room = l->tx_cap - (l->tx_tail - head);
+	/* Full, now or before: grow to the ring's room, now if the unread
+	 * bytes allow, else at a later write, once the reader has passed the
+	 * ring's end. Until then the unread bytes that straddle the end keep
+	 * the writer from wrapping past it a second time. */
+	if (l->tx_cap < l->ring_bytes && (mpk_load_relaxed(&l->tx_grow) || room < want)) {
+		mpk_store_relaxed(&l->tx_grow, 1);
+		if (tx_grow_now(l))
+			room = l->tx_cap - (l->tx_tail - head);
+	}
+	return (int64_t)room;
 }
 
 static int64_t tx_fetch(struct mpk_link *l, size_t want)
@@ -510,12 +627,12 @@ static void *iov_take(struct iov_cur *c, size_t n, size_t *got)
 /* The copy routines: the only code that touches ring data. Guard open. */
 static void copy_in(struct mpk_link *l, uint64_t pos, struct iov_cur *cur, size_t n)
 {
-	size_t off = (size_t)(pos & l->mask), k, c;
+	size_t off = tx_off(l, pos), k, c;
 	const uint8_t *src;
 
-	for (; n; n -= k, off = (off + k) & l->mask) {
+	for (; n; n -= k, off = (off + k) & (l->tx_cap - 1)) {
 		src = iov_take(cur, n, &k);
-		c = l->cap - off < k ? l->cap - off : k;
+		c = l->tx_cap - off < k ? l->tx_cap - off : k;
 		memcpy(l->tx_data + off, src, c);
 		if (k > c) /* wrapped */
 			memcpy(l->tx_data, src + c, k - c);
@@ -524,12 +641,12 @@ static void copy_in(struct mpk_link *l, uint64_t pos, struct iov_cur *cur, size_
 
 static void copy_out(struct mpk_link *l, uint64_t pos, struct iov_cur *cur, size_t n)
 {
-	size_t off = (size_t)(pos & l->mask), k, c;
+	size_t off = rx_off(l, pos), k, c;
 	uint8_t *dst;
 
-	for (; n; n -= k, off = (off + k) & l->mask) {
+	for (; n; n -= k, off = (off + k) & (l->rx_cap - 1)) {
 		dst = iov_take(cur, n, &k);
-		c = l->cap - off < k ? l->cap - off : k;
+		c = l->rx_cap - off < k ? l->rx_cap - off : k;
 		memcpy(dst, l->rx_data + off, c);
 		if (k > c) /* wrapped */
 			memcpy(dst + c, l->rx_data, k - c);
@@ -587,7 +704,7 @@ static void ring_midway(struct mpk_link *l)
 /* Raw copies into and out of a ring at a free-running position. Guard open. */
 static void ring_put(struct mpk_link *l, uint64_t pos, const void *src, size_t n)
 {
-	size_t off = (size_t)(pos & l->mask), c = l->cap - off < n ? l->cap - off : n;
+	size_t off = tx_off(l, pos), c = l->tx_cap - off < n ? l->tx_cap - off : n;
 
 	memcpy(l->tx_data + off, src, c);
 	memcpy(l->tx_data, (const uint8_t *)src + c, n - c);
@@ -595,7 +712,7 @@ static void ring_put(struct mpk_link *l, uint64_t pos, const void *src, size_t n
 
 static void ring_get(struct mpk_link *l, uint64_t pos, void *dst, size_t n)
 {
-	size_t off = (size_t)(pos & l->mask), c = l->cap - off < n ? l->cap - off : n;
+	size_t off = rx_off(l, pos), c = l->rx_cap - off < n ? l->rx_cap - off : n;
 
 	memcpy(dst, l->rx_data + off, c);
 	memcpy((uint8_t *)dst + c, l->rx_data, n - c);
@@ -745,8 +862,8 @@ static ssize_t mac_readv(struct mpk_link *l, const struct iovec *iov, size_t tot
 	uint8_t *dst;
 	int r;
 
-	if (total > l->cap)
-		total = l->cap;
+	if (total > l->ring_bytes)
+		total = l->ring_bytes;
 	for (;;) {
 		if (off == end) {
 			r = mac_stage(l);
@@ -802,8 +919,8 @@ ssize_t mpk_link_writev(struct mpk_link *l, const struct iovec *iov, int iovcnt)
 	}
 	/* While there is room: space the reader frees meanwhile is used too,
 	 * up to one ring's worth a call. */
-	if (total > l->cap)
-		total = l->cap;
+	if (total > l->tx_cap)
+		total = l->tx_cap;
 	while (space > 0) {
 		n = step(total - done, space);
 		copy_in(l, l->tx_tail, &cur, n);
@@ -866,8 +983,8 @@ ssize_t mpk_link_readv(struct mpk_link *l, const struct iovec *iov, int iovcnt,
 	}
 	/* As writev: freed space is published as we go, and bytes the writer
 	 * adds meanwhile are taken too, up to one ring's worth a call. */
-	if (total > l->cap)
-		total = l->cap;
+	if (total > l->rx_cap)
+		total = l->rx_cap;
 	while (avail > 0) {
 		n = step(total - done, avail);
 		copy_out(l, l->rx_head, &cur, n);
@@ -981,12 +1098,14 @@ static void ready_now(struct mpk_link *l, struct mpk__ready *rd, int tx)
 	rd->tx_gen = head;
 
 	if (d > 0)
-		rd->readable = (uint64_t)d > l->cap ? l->cap : (uint64_t)d;
+		rd->readable = (uint64_t)d > l->ring_bytes ? l->ring_bytes : (uint64_t)d;
 	in_ring = d > 0;
 	if (tx) {
+		uint64_t cap = mpk_load_relaxed(&l->tx_cap);
+
 		d = (int64_t)(mpk_load_relaxed(&l->tx_tail) - head);
-		if (d >= 0 && (uint64_t)d < l->cap)
-			rd->writable = l->cap - (uint64_t)d;
+		if (d >= 0 && (uint64_t)d < cap)
+			rd->writable = cap - (uint64_t)d;
 	}
 
 	if (l->hdr_flags & MPK_HDR_MAC) {
@@ -1064,7 +1183,7 @@ uint64_t mpk_link_tx_unread(struct mpk_link *l)
 	head = mpk_load_acquire(&l->tx->head);
 	mpk__guard_close();
 	/* A head out of range is the peer's lie: count it all unread. */
-	return head <= tail && tail - head <= l->cap ? tail - head : l->cap;
+	return head <= tail && tail - head <= l->ring_bytes ? tail - head : l->ring_bytes;
 }
 
 ssize_t mpk_link_writable(struct mpk_link *l)

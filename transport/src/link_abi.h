@@ -7,7 +7,12 @@
  *   offset 4096         ring 0 data, ring_bytes  (side 0 -> side 1)
  *   4096 + ring_bytes   ring 1 data, ring_bytes  (side 1 -> side 0)
  *
- * Indices are free-running u64 byte counts; position = index & (cap - 1).
+ * Indices are free-running u64 byte counts; position = (index - base) &
+ * (cap - 1), base and cap being the ring's geometry now (struct
+ * mpk_ring_ctl.geom): cap a power of two from MPK_LINK_RING_MIN to
+ * ring_bytes. A ring starts small and grows, so that a link's memory is
+ * only as large as its traffic made it (pages of the memfd no index has
+ * reached are never allocated).
  * Each field is written by exactly one side, named in its comment;
  * "waiting" flags are set by one side and cleared by the other.
  */
@@ -18,7 +23,7 @@
 #include <stdint.h>
 
 #define MPK_LINK_MAGIC   UINT64_C(0x4b4e494c4b504d00) /* "\0MPKLINK" */
-#define MPK_LINK_VERSION 1u
+#define MPK_LINK_VERSION 2u /* 2: mpk_ring_ctl.cap, rings that grow */
 #define MPK_LINK_HDR_BYTES 4096u
 #define MPK_CACHELINE 64
 
@@ -41,6 +46,14 @@
 #define MPK_FRAME_TAG   16u
 #define MPK_FRAME_MAX   16384u
 
+/* geom: a base (a multiple of 4096, as every capacity is) and the log2 of
+ * the capacity in the low bits; the bits between are zero. */
+#define MPK_GEOM(base, shift) ((uint64_t)(base) | (uint64_t)(shift))
+#define MPK_GEOM_LOW          UINT64_C(0xfff)
+#define MPK_GEOM_SHIFT_MASK   UINT64_C(0x3f)
+#define MPK_GEOM_BASE(g)      ((g) & ~MPK_GEOM_LOW)
+#define MPK_GEOM_SHIFT(g)     ((unsigned)((g) & MPK_GEOM_SHIFT_MASK))
+
 /* cons_flags */
 #define MPK_CONS_CLOSED 0x1u /* the consumer reads no more */
 #define MPK_CONS_VALID  MPK_CONS_CLOSED
@@ -49,6 +62,16 @@ struct mpk_ring_ctl {
 	/* written by the producer */
 	_Alignas(MPK_CACHELINE) uint64_t tail;
 	uint32_t prod_flags;
+	/* written by the producer (the creator sets the first): the ring's
+	 * geometry, MPK_GEOM(base, log2 cap). It changes only to a larger
+	 * capacity, with a base that puts every byte not yet read where it
+	 * already is: a multiple of the old capacity past the old base, at
+	 * or before head, with all unread bytes less than the old capacity
+	 * past it (the producer waits until they do not straddle the ring's
+	 * end). So the consumer may take a new geometry whenever it sees it;
+	 * it loads it after tail, and bytes placed by it are published by a
+	 * later tail store. */
+	uint64_t geom;
 	/* written by the consumer */
 	_Alignas(MPK_CACHELINE) uint64_t head;
 	uint32_t cons_flags;
@@ -80,6 +103,7 @@ _Static_assert(offsetof(struct mpk_link_hdr, flags) == 32, "abi");
 _Static_assert(offsetof(struct mpk_link_hdr, ring) == 64, "abi");
 _Static_assert(offsetof(struct mpk_ring_ctl, tail) == 0, "abi");
 _Static_assert(offsetof(struct mpk_ring_ctl, prod_flags) == 8, "abi");
+_Static_assert(offsetof(struct mpk_ring_ctl, geom) == 16, "abi");
 _Static_assert(offsetof(struct mpk_ring_ctl, head) == 64, "abi");
 _Static_assert(offsetof(struct mpk_ring_ctl, cons_flags) == 72, "abi");
 _Static_assert(offsetof(struct mpk_ring_ctl, data_waiting) == 128, "abi");

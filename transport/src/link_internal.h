@@ -13,17 +13,23 @@ struct mpk_link {
 	size_t map_len;
 	struct mpk_ring_ctl *tx, *rx;
 	uint8_t *tx_data, *rx_data;
-	uint64_t cap, mask;
+	uint64_t ring_bytes; /* each ring's room: the largest capacity */
 	int side;
 
 	/* The writing thread's. tx_tail is authoritative: the shared copy is
-	 * only published, never read back. */
+	 * only published, never read back. tx_cap, tx_base and tx_grow are
+	 * read by any thread (atomics). tx_grow: the ring filled; it grows to
+	 * ring_bytes as soon as its unread bytes allow (tx_fetch_j). */
 	uint64_t tx_tail;
 	uint64_t tx_head_seen;
+	uint64_t tx_cap, tx_base;
+	int tx_grow;
 
-	/* The reading thread's. */
+	/* The reading thread's. rx_cap and rx_base are read by any thread
+	 * (atomics), for a prefetch only. */
 	uint64_t rx_head;
 	uint64_t rx_tail_seen;
+	uint64_t rx_cap, rx_base;
 	int rx_eof;
 	uint64_t rx_eof_tail;
 

@@ -95,13 +95,19 @@ void mpk_guard_status(struct mpk_guard_status *st);
 #define MPK_LINK_RING_DEFAULT (1u << 22)
 #define MPK_LINK_RING_MIN     4096u
 #define MPK_LINK_RING_MAX     (1u << 30)
+/* A ring's first capacity, or its size if smaller. A writer that finds
+ * its ring full asks for the full size, and takes it once the reader has
+ * emptied the ring: only busy links use the memory of 4 MiB rings, and
+ * a quiet one holds 2 x 256 KiB (docs/PERFORMANCE.md). */
+#define MPK_LINK_RING_START   (1u << 18)
 
 struct mpk_link;
 
 /*
  * Creates link memory: a memfd sized for two rings of ring_bytes each
  * (0 = MPK_LINK_RING_DEFAULT; otherwise a power of two within
- * [MPK_LINK_RING_MIN, MPK_LINK_RING_MAX]), its header initialised, sealed
+ * [MPK_LINK_RING_MIN, MPK_LINK_RING_MAX]), each starting at a capacity of
+ * MPK_LINK_RING_START or ring_bytes if less, its header initialised, sealed
  * with F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL. The fd is close-on-exec.
  * Returns the fd, -EINVAL for a bad size, or -errno.
  */
