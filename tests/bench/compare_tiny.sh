@@ -128,4 +128,18 @@ grep -q "TUNED: MPKLINK_RING_BYTES=64K (not the default)" "$tmp/tout" ||
 	fail "compare --ring-bytes: the header does not say the rows are tuned"
 grep -q '^echo,mpklink-ring64K,64,' "$tmp/t.csv" || fail "no echo,mpklink-ring64K row: $(cat "$tmp/t.csv")"
 grep -q '^echo,mpklink,' "$tmp/t.csv" && fail "a tuned row named as the default one"
+
+# A busy machine: hogs on every CPU while it measures, rows named -busy,
+# and no hog left behind.
+st=0
+timeout -k 5 300 "$BENCH" compare --only echo64 --calls 10 --unsigned --busy \
+	--csv "$tmp/b.csv" >"$tmp/bout" 2>"$tmp/berr" </dev/null || st=$?
+[ "$st" -eq 0 ] || fail "compare --busy: exit $st: $(tail -5 "$tmp/berr")"
+grep -Eq "^BUSY: [1-9][0-9]* processes spinning, one per CPU" "$tmp/bout" ||
+	fail "compare --busy: no BUSY line"
+for t in tcp unix mpklink; do
+	grep -q "^echo,$t-busy,64," "$tmp/b.csv" || fail "no echo,$t-busy row: $(cat "$tmp/b.csv")"
+done
+grep -q '^echo,mpklink,' "$tmp/b.csv" && fail "a busy row named as a quiet one"
+pgrep -x mpk-bench-hog >/dev/null && fail "compare --busy left its hogs running"
 echo "PASS"
