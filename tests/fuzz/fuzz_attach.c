@@ -91,10 +91,26 @@ static uint64_t ring_of(unsigned sel)
 	return (uint64_t)4096 << (sel % 5); /* 4096 .. 65536 */
 }
 
-/* What mpk_link_attach must answer for this memfd, by ring.h's rules. */
-static int attach_expect(const struct mpk_link_hdr *h, uint64_t file, unsigned seals, int side)
+/* The capacity geometry g gives a ring of rb bytes (link_abi.h): a
+ * power of two from MPK_LINK_RING_MIN to rb at a 4096-aligned base; 0
+ * when g is one no honest creator or peer writes. */
+static uint64_t geom_cap(uint64_t g, uint64_t rb)
 {
-	uint64_t rb = h->ring_bytes, tx_used, rx_used;
+	unsigned s = MPK_GEOM_SHIFT(g);
+
+	if ((g & MPK_GEOM_LOW & ~MPK_GEOM_SHIFT_MASK) ||
+	    s < (unsigned)__builtin_ctzll(MPK_LINK_RING_MIN) || s > (unsigned)__builtin_ctzll(rb))
+		return 0;
+	return UINT64_C(1) << s;
+}
+
+/* What mpk_link_attach must answer for this memfd, by ring.h's rules.
+ * *exact: both rings have the geometry mpk_link_create gives them, the
+ * one the byte model knows (else only the loose contract applies). */
+static int attach_expect(const struct mpk_link_hdr *h, uint64_t file, unsigned seals, int side,
+			 int *exact)
+{
+	uint64_t rb = h->ring_bytes, tx_used, rx_used, tx_cap, rx_cap;
 
 	if ((seals & HS_SEALS_OK) != HS_SEALS_OK || (seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)))
 		return -EINVAL;
@@ -110,8 +126,11 @@ static int attach_expect(const struct mpk_link_hdr *h, uint64_t file, unsigned s
 	 * either ring, are refused at attach. */
 	tx_used = h->ring[side].tail - h->ring[side].head;
 	rx_used = h->ring[!side].tail - h->ring[!side].head;
-	if (tx_used > rb || rx_used > rb)
+	tx_cap = geom_cap(h->ring[side].geom, rb);
+	rx_cap = geom_cap(h->ring[!side].geom, rb);
+	if (!tx_cap || !rx_cap || tx_used > tx_cap || rx_used > rx_cap)
 		return -EPROTO;
+	*exact = h->ring[0].geom == hs_geom0(rb) && h->ring[1].geom == hs_geom0(rb);
 	return 0;
 }
 
@@ -394,7 +413,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct in in;
 	uint64_t file;
 	unsigned seals;
-	int fd, side, r, exp, sv[2];
+	int fd, side, r, exp, exact = 0, sv[2];
 
 	memset(page, 0, sizeof(page));
 	memcpy(page, data, size < HDR ? size : HDR);
@@ -411,7 +430,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0; /* a size ftruncate refuses: nothing to attach */
 	}
 	memcpy(&h, page, sizeof(h));
-	exp = attach_expect(&h, file, seals, side);
+	exp = attach_expect(&h, file, seals, side, &exact);
 	r = hs_attach_guarded(fd, side, &l, &g);
 	if (r != exp)
 		finding("attach of a %llu-byte memfd, seals %#x, side %d: %d, expected %d",
@@ -433,6 +452,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	c.bell_peer = sv[1];
 	mpk_link_set_doorbell(l, sv[0], NULL, NULL);
 	hs_model_init(&c.m, c.cap, h.ring[!side].head, h.ring[side].tail, h.ring[side].head);
+	/* A peer's geometry other than the creator's (smaller rings, or an
+	 * offset base) is legal: the byte model does not follow it. */
+	if (!exact)
+		c.m.loose = 1;
 	if (mpk_link_mac_required(l)) {
 		/* Frames with tags: the byte model does not apply, but every
 		 * frame parse runs on the fuzzer's ring bytes, under ASan, and
