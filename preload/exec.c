@@ -268,16 +268,28 @@ static int do_spawn(spawn_fn fn, pid_t *pid, const char *what, const void *fa, c
 	return r;
 }
 
-EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
+static int posix_spawn_(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
 		       const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
 {
 	init();
 	return do_spawn(real.posix_spawn, pid, path, fa, attr, argv, envp);
 }
 
-EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
+EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
+		       const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+	KEEP_ERRNO(int, posix_spawn_(pid, path, fa, attr, argv, envp));
+}
+
+static int posix_spawnp_(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
 			const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
 {
 	init();
 	return do_spawn(real.posix_spawnp, pid, file, fa, attr, argv, envp);
+}
+
+EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
+			const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+	KEEP_ERRNO(int, posix_spawnp_(pid, file, fa, attr, argv, envp));
 }

@@ -21,10 +21,37 @@
 #ifndef MPK_PRELOAD_H
 #define MPK_PRELOAD_H
 
+#include <errno.h>
 #include <pthread.h>
 
 #define HIDDEN __attribute__((visibility("hidden")))
 #define EXPORT __attribute__((visibility("default")))
+
+/*
+ * The body of an exported wrapper: returns call's value, and when the call
+ * succeeded (>= 0; for pointers, not NULL), errno as the program had it
+ * before. libc's system-call wrappers leave errno alone on success, and
+ * programs rely on it: gRPC reads errno after a connect that returned -1
+ * only once it has also added the fd to its epoll set, so a wrapper of
+ * epoll_ctl that left its internal ENOENT there failed the connect with
+ * "No such file or directory".
+ */
+#define KEEP_ERRNO(type, call)                                                           \
+	do {                                                                             \
+		int e_ = errno;                                                          \
+		type r_ = (call);                                                        \
+		if (r_ >= 0)                                                             \
+			errno = e_;                                                      \
+		return r_;                                                               \
+	} while (0)
+#define KEEP_ERRNO_PTR(type, call)                                                       \
+	do {                                                                             \
+		int e_ = errno;                                                          \
+		type r_ = (call);                                                        \
+		if (r_)                                                                  \
+			errno = e_;                                                      \
+		return r_;                                                               \
+	} while (0)
 
 HIDDEN extern pthread_once_t preload_once;
 HIDDEN void preload_start(void);

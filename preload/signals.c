@@ -105,9 +105,14 @@ static int do_sigaction(int sig, const struct sigaction *act, struct sigaction *
 	return r;
 }
 
-EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+static int sigaction_(int sig, const struct sigaction *act, struct sigaction *old)
 {
 	return do_sigaction(sig, act, old);
+}
+
+EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+{
+	KEEP_ERRNO(int, sigaction_(sig, act, old));
 }
 
 /* Signals siginterrupt(sig, 1) made interrupting: signal() installs their
@@ -147,7 +152,7 @@ EXPORT sighandler_t bsd_signal(int sig, sighandler_t h)
 	return set_handler(sig, h, bsd_flags(sig));
 }
 
-EXPORT int siginterrupt(int sig, int flag)
+static int siginterrupt_(int sig, int flag)
 {
 	struct sigaction a;
 
@@ -161,6 +166,11 @@ EXPORT int siginterrupt(int sig, int flag)
 		a.sa_flags |= SA_RESTART;
 	}
 	return do_sigaction(sig, &a, NULL);
+}
+
+EXPORT int siginterrupt(int sig, int flag)
+{
+	KEEP_ERRNO(int, siginterrupt_(sig, flag));
 }
 
 /* System V semantics: one-shot, no restart. */

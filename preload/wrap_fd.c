@@ -90,9 +90,14 @@ static int do_close(int fd)
 	return r;
 }
 
-EXPORT int close(int fd)
+static int close_(int fd)
 {
 	return do_close(fd);
+}
+
+EXPORT int close(int fd)
+{
+	KEEP_ERRNO(int, close_(fd));
 }
 
 static int do_close_range(unsigned first, unsigned last, int flags)
@@ -124,29 +129,29 @@ static int do_close_range(unsigned first, unsigned last, int flags)
 	return 0;
 }
 
-EXPORT int close_range(unsigned first, unsigned last, int flags)
+static int close_range_(unsigned first, unsigned last, int flags)
 {
 	return do_close_range(first, last, flags);
 }
 
+EXPORT int close_range(unsigned first, unsigned last, int flags)
+{
+	KEEP_ERRNO(int, close_range_(first, last, flags));
+}
+
 EXPORT void closefrom(int lowfd)
 {
+	int e = errno;
+
 	/* glibc's own closefrom calls its internal close_range, past us. */
 	if (lowfd < 0)
 		lowfd = 0;
 	do_close_range((unsigned)lowfd, ~0u, 0);
+	errno = e; /* it cannot fail, and says nothing */
 }
 
-EXPORT long syscall(long n, ...)
+static long syscall_(long n, const long *a)
 {
-	va_list ap;
-	long a[6];
-
-	init();
-	va_start(ap, n);
-	for (int i = 0; i < 6; i++)
-		a[i] = va_arg(ap, long);
-	va_end(ap);
 	if (n == SYS_close)
 		return do_close((int)a[0]);
 	if (n == SYS_close_range)
@@ -158,6 +163,23 @@ EXPORT long syscall(long n, ...)
 		return eset_wait((int)a[0], (struct epoll_event *)a[1], (int)a[2], (int)a[3],
 				 (const sigset_t *)a[4], 1);
 	return real.syscall(n, a[0], a[1], a[2], a[3], a[4], a[5]);
+}
+
+EXPORT long syscall(long n, ...)
+{
+	int e = errno;
+	va_list ap;
+	long a[6], r;
+
+	init();
+	va_start(ap, n);
+	for (int i = 0; i < 6; i++)
+		a[i] = va_arg(ap, long);
+	va_end(ap);
+	r = syscall_(n, a);
+	if (r != -1)
+		errno = e; /* as KEEP_ERRNO: -1 is syscall()'s one failure */
+	return r;
 }
 
 /* newfd, just made by a dup of oldfd, names what oldfd names. */
@@ -178,13 +200,18 @@ static int dup_hook(int oldfd, int newfd)
 	return newfd;
 }
 
-EXPORT int dup(int fd)
+static int dup_(int fd)
 {
 	int r;
 
 	init();
 	r = real.dup(fd);
 	return dup_hook(fd, r);
+}
+
+EXPORT int dup(int fd)
+{
+	KEEP_ERRNO(int, dup_(fd));
 }
 
 /* The application aims dup2/dup3 at a number it believes free, that one
@@ -224,14 +251,24 @@ static int do_dup3(int oldfd, int newfd, int flags)
 	return r;
 }
 
-EXPORT int dup2(int oldfd, int newfd)
+static int dup2_(int oldfd, int newfd)
 {
 	return do_dup3(oldfd, newfd, -1);
 }
 
-EXPORT int dup3(int oldfd, int newfd, int flags)
+EXPORT int dup2(int oldfd, int newfd)
+{
+	KEEP_ERRNO(int, dup2_(oldfd, newfd));
+}
+
+static int dup3_(int oldfd, int newfd, int flags)
 {
 	return do_dup3(oldfd, newfd, flags);
+}
+
+EXPORT int dup3(int oldfd, int newfd, int flags)
+{
+	KEEP_ERRNO(int, dup3_(oldfd, newfd, flags));
 }
 
 static int do_fcntl(int fd, int cmd, va_list ap)
@@ -262,19 +299,22 @@ static int do_fcntl(int fd, int cmd, va_list ap)
 
 EXPORT int fcntl(int fd, int cmd, ...)
 {
+	int e = errno;
 	va_list ap;
 	int r;
 
 	va_start(ap, cmd);
 	r = do_fcntl(fd, cmd, ap);
 	va_end(ap);
+	if (r >= 0)
+		errno = e; /* as KEEP_ERRNO */
 	return r;
 }
 
 /* glibc's LFS name for the same call. */
 EXPORT int fcntl64(int fd, int cmd, ...) __attribute__((alias("fcntl")));
 
-EXPORT pid_t fork(void)
+static pid_t fork_(void)
 {
 	init();
 	/* The child keeps every link (the memory is shared, the sockets are
@@ -283,13 +323,18 @@ EXPORT pid_t fork(void)
 	return real.fork();
 }
 
+EXPORT pid_t fork(void)
+{
+	KEEP_ERRNO(pid_t, fork_());
+}
+
 /*
  * fclose closes its fd inside glibc, past us: a socket a program wrapped
  * in a FILE (fdopen) and closed this way must lose its name here as well.
  * (Its stdio reads and writes went past us too: on a link, the first
  * byte written that way breaks it loudly.)
  */
-EXPORT int fclose(FILE *f)
+static int fclose_(FILE *f)
 {
 	int fd, r, e;
 
@@ -302,6 +347,11 @@ EXPORT int fclose(FILE *f)
 	forget_closed(fd);
 	errno = e;
 	return r;
+}
+
+EXPORT int fclose(FILE *f)
+{
+	KEEP_ERRNO(int, fclose_(f));
 }
 
 /* A new fd from the kernel: whatever was stale under its number goes. */
@@ -333,88 +383,144 @@ static int fresh2(int r, int fds[2])
 
 EXPORT int open(const char *path, int flags, ...)
 {
+	int e = errno, r, mode = 0;
 	va_list ap;
-	int mode = 0;
 
 	init();
 	OPEN_MODE(flags, ap, mode);
-	return fresh(real.openat(AT_FDCWD, path, flags, mode));
+	r = fresh(real.openat(AT_FDCWD, path, flags, mode));
+	if (r >= 0)
+		errno = e; /* as KEEP_ERRNO */
+	return r;
 }
 
 EXPORT int open64(const char *path, int flags, ...) __attribute__((alias("open")));
 
 EXPORT int openat(int dirfd, const char *path, int flags, ...)
 {
+	int e = errno, r, mode = 0;
 	va_list ap;
-	int mode = 0;
 
 	init();
 	OPEN_MODE(flags, ap, mode);
-	return fresh(real.openat(dirfd, path, flags, mode));
+	r = fresh(real.openat(dirfd, path, flags, mode));
+	if (r >= 0)
+		errno = e; /* as KEEP_ERRNO */
+	return r;
 }
 
 EXPORT int openat64(int dirfd, const char *path, int flags, ...) __attribute__((alias("openat")));
 
-EXPORT int creat(const char *path, mode_t mode)
+static int creat_(const char *path, mode_t mode)
 {
 	init();
 	return fresh(real.openat(AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, mode));
 }
 
+EXPORT int creat(const char *path, mode_t mode)
+{
+	KEEP_ERRNO(int, creat_(path, mode));
+}
+
 EXPORT int creat64(const char *path, mode_t mode) __attribute__((alias("creat")));
 
-EXPORT int pipe(int fds[2])
+static int pipe_(int fds[2])
 {
 	init();
 	return fresh2(real.pipe2(fds, 0), fds);
 }
 
-EXPORT int pipe2(int fds[2], int flags)
+EXPORT int pipe(int fds[2])
+{
+	KEEP_ERRNO(int, pipe_(fds));
+}
+
+static int pipe2_(int fds[2], int flags)
 {
 	init();
 	return fresh2(real.pipe2(fds, flags), fds);
 }
 
-EXPORT int socketpair(int domain, int type, int protocol, int fds[2])
+EXPORT int pipe2(int fds[2], int flags)
+{
+	KEEP_ERRNO(int, pipe2_(fds, flags));
+}
+
+static int socketpair_(int domain, int type, int protocol, int fds[2])
 {
 	init();
 	return fresh2(real.socketpair(domain, type, protocol, fds), fds);
 }
 
-EXPORT int eventfd(unsigned count, int flags)
+EXPORT int socketpair(int domain, int type, int protocol, int fds[2])
+{
+	KEEP_ERRNO(int, socketpair_(domain, type, protocol, fds));
+}
+
+static int eventfd_(unsigned count, int flags)
 {
 	init();
 	return fresh(real.eventfd(count, flags));
 }
 
-EXPORT int memfd_create(const char *name, unsigned flags)
+EXPORT int eventfd(unsigned count, int flags)
+{
+	KEEP_ERRNO(int, eventfd_(count, flags));
+}
+
+static int memfd_create_(const char *name, unsigned flags)
 {
 	init();
 	return fresh(real.memfd_create(name, flags));
 }
 
-EXPORT int signalfd(int fd, const sigset_t *mask, int flags)
+EXPORT int memfd_create(const char *name, unsigned flags)
+{
+	KEEP_ERRNO(int, memfd_create_(name, flags));
+}
+
+static int signalfd_(int fd, const sigset_t *mask, int flags)
 {
 	init();
 	return fresh(real.signalfd(fd, mask, flags));
 }
 
-EXPORT int timerfd_create(int clock, int flags)
+EXPORT int signalfd(int fd, const sigset_t *mask, int flags)
+{
+	KEEP_ERRNO(int, signalfd_(fd, mask, flags));
+}
+
+static int timerfd_create_(int clock, int flags)
 {
 	init();
 	return fresh(real.timerfd_create(clock, flags));
 }
 
-EXPORT int inotify_init(void)
+EXPORT int timerfd_create(int clock, int flags)
+{
+	KEEP_ERRNO(int, timerfd_create_(clock, flags));
+}
+
+static int inotify_init_(void)
 {
 	init();
 	return fresh(real.inotify_init1(0));
 }
 
-EXPORT int inotify_init1(int flags)
+EXPORT int inotify_init(void)
+{
+	KEEP_ERRNO(int, inotify_init_());
+}
+
+static int inotify_init1_(int flags)
 {
 	init();
 	return fresh(real.inotify_init1(flags));
+}
+
+EXPORT int inotify_init1(int flags)
+{
+	KEEP_ERRNO(int, inotify_init1_(flags));
 }
 
 /* glibc's own opens, past us: the fd they return is fresh all the same. */
@@ -425,28 +531,48 @@ static FILE *fresh_file(FILE *f)
 	return f;
 }
 
-EXPORT int mkstemp(char *tmpl)
+static int mkstemp_(char *tmpl)
 {
 	init();
 	return fresh(real.mkostemps(tmpl, 0, 0));
 }
 
-EXPORT int mkostemp(char *tmpl, int flags)
+EXPORT int mkstemp(char *tmpl)
+{
+	KEEP_ERRNO(int, mkstemp_(tmpl));
+}
+
+static int mkostemp_(char *tmpl, int flags)
 {
 	init();
 	return fresh(real.mkostemps(tmpl, 0, flags));
 }
 
-EXPORT int mkstemps(char *tmpl, int suffixlen)
+EXPORT int mkostemp(char *tmpl, int flags)
+{
+	KEEP_ERRNO(int, mkostemp_(tmpl, flags));
+}
+
+static int mkstemps_(char *tmpl, int suffixlen)
 {
 	init();
 	return fresh(real.mkostemps(tmpl, suffixlen, 0));
 }
 
-EXPORT int mkostemps(char *tmpl, int suffixlen, int flags)
+EXPORT int mkstemps(char *tmpl, int suffixlen)
+{
+	KEEP_ERRNO(int, mkstemps_(tmpl, suffixlen));
+}
+
+static int mkostemps_(char *tmpl, int suffixlen, int flags)
 {
 	init();
 	return fresh(real.mkostemps(tmpl, suffixlen, flags));
+}
+
+EXPORT int mkostemps(char *tmpl, int suffixlen, int flags)
+{
+	KEEP_ERRNO(int, mkostemps_(tmpl, suffixlen, flags));
 }
 
 EXPORT int mkstemp64(char *tmpl) __attribute__((alias("mkstemp")));
@@ -454,23 +580,33 @@ EXPORT int mkostemp64(char *tmpl, int flags) __attribute__((alias("mkostemp")));
 EXPORT int mkstemps64(char *tmpl, int suffixlen) __attribute__((alias("mkstemps")));
 EXPORT int mkostemps64(char *tmpl, int suffixlen, int flags) __attribute__((alias("mkostemps")));
 
-EXPORT FILE *tmpfile(void)
+static FILE *tmpfile_(void)
 {
 	init();
 	return fresh_file(real.tmpfile());
 }
 
+EXPORT FILE *tmpfile(void)
+{
+	KEEP_ERRNO_PTR(FILE *, tmpfile_());
+}
+
 EXPORT FILE *tmpfile64(void) __attribute__((alias("tmpfile")));
 
-EXPORT FILE *fopen(const char *path, const char *mode)
+static FILE *fopen_(const char *path, const char *mode)
 {
 	init();
 	return fresh_file(real.fopen(path, mode));
 }
 
+EXPORT FILE *fopen(const char *path, const char *mode)
+{
+	KEEP_ERRNO_PTR(FILE *, fopen_(path, mode));
+}
+
 EXPORT FILE *fopen64(const char *path, const char *mode) __attribute__((alias("fopen")));
 
-EXPORT DIR *opendir(const char *path)
+static DIR *opendir_(const char *path)
 {
 	DIR *d;
 
@@ -479,4 +615,9 @@ EXPORT DIR *opendir(const char *path)
 	if (d)
 		fresh(dirfd(d));
 	return d;
+}
+
+EXPORT DIR *opendir(const char *path)
+{
+	KEEP_ERRNO_PTR(DIR *, opendir_(path));
 }

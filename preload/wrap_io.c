@@ -68,21 +68,36 @@ static ssize_t do_read(int fd, void *buf, size_t n)
 	DATA_CALL(fd, real.read(fd, buf, n), conn_readv(u, &iov, 1, 0));
 }
 
-EXPORT ssize_t read(int fd, void *buf, size_t n)
+static ssize_t read_(int fd, void *buf, size_t n)
 {
 	return do_read(fd, buf, n);
 }
 
-EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
+EXPORT ssize_t read(int fd, void *buf, size_t n)
+{
+	KEEP_ERRNO(ssize_t, read_(fd, buf, n));
+}
+
+static ssize_t __read_chk_(int fd, void *buf, size_t n, size_t buflen)
 {
 	if (n > buflen)
 		abort();
 	return do_read(fd, buf, n);
 }
 
-EXPORT ssize_t readv(int fd, const struct iovec *iov, int n)
+EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
+{
+	KEEP_ERRNO(ssize_t, __read_chk_(fd, buf, n, buflen));
+}
+
+static ssize_t readv_(int fd, const struct iovec *iov, int n)
 {
 	DATA_CALL(fd, real.readv(fd, iov, n), conn_readv(u, iov, n, 0));
+}
+
+EXPORT ssize_t readv(int fd, const struct iovec *iov, int n)
+{
+	KEEP_ERRNO(ssize_t, readv_(fd, iov, n));
 }
 
 static ssize_t do_recv(int fd, void *buf, size_t n, int flags)
@@ -92,16 +107,26 @@ static ssize_t do_recv(int fd, void *buf, size_t n, int flags)
 	DATA_CALL(fd, real.recv(fd, buf, n, flags), conn_readv(u, &iov, 1, flags | MPK_RECV_CALL));
 }
 
+static ssize_t recv_(int fd, void *buf, size_t n, int flags)
+{
+	return do_recv(fd, buf, n, flags);
+}
+
 EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
 {
+	KEEP_ERRNO(ssize_t, recv_(fd, buf, n, flags));
+}
+
+static ssize_t __recv_chk_(int fd, void *buf, size_t n, size_t buflen, int flags)
+{
+	if (n > buflen)
+		abort();
 	return do_recv(fd, buf, n, flags);
 }
 
 EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
 {
-	if (n > buflen)
-		abort();
-	return do_recv(fd, buf, n, flags);
+	KEEP_ERRNO(ssize_t, __recv_chk_(fd, buf, n, buflen, flags));
 }
 
 static ssize_t do_recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *a,
@@ -114,17 +139,28 @@ static ssize_t do_recvfrom(int fd, void *buf, size_t n, int flags, struct sockad
 		  (al ? (*al = 0) : 0, conn_readv(u, &iov, 1, flags | MPK_RECV_CALL)));
 }
 
+static ssize_t recvfrom_(int fd, void *buf, size_t n, int flags, struct sockaddr *a, socklen_t *al)
+{
+	return do_recvfrom(fd, buf, n, flags, a, al);
+}
+
 EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *a, socklen_t *al)
 {
+	KEEP_ERRNO(ssize_t, recvfrom_(fd, buf, n, flags, a, al));
+}
+
+static ssize_t __recvfrom_chk_(int fd, void *buf, size_t n, size_t buflen, int flags,
+			      struct sockaddr *a, socklen_t *al)
+{
+	if (n > buflen)
+		abort();
 	return do_recvfrom(fd, buf, n, flags, a, al);
 }
 
 EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags,
 			      struct sockaddr *a, socklen_t *al)
 {
-	if (n > buflen)
-		abort();
-	return do_recvfrom(fd, buf, n, flags, a, al);
+	KEEP_ERRNO(ssize_t, __recvfrom_chk_(fd, buf, n, buflen, flags, a, al));
 }
 
 /* Calls fn for each fd in m's SCM_RIGHTS messages, never reading past
@@ -180,9 +216,14 @@ static int fresh_rights_mmsg(struct mmsghdr *v, int r)
 	return r;
 }
 
-EXPORT ssize_t recvmsg(int fd, struct msghdr *m, int flags)
+static ssize_t recvmsg_(int fd, struct msghdr *m, int flags)
 {
 	DATA_CALL(fd, fresh_rights(m, real.recvmsg(fd, m, flags)), conn_recvmsg(u, m, flags));
+}
+
+EXPORT ssize_t recvmsg(int fd, struct msghdr *m, int flags)
+{
+	KEEP_ERRNO(ssize_t, recvmsg_(fd, m, flags));
 }
 
 /* recvmmsg on a link, as the kernel's loop of recvmsg calls: each entry
@@ -225,36 +266,62 @@ static ssize_t link_recvmmsg(struct ufd *u, struct mmsghdr *v, unsigned n, int f
 	return i ? (ssize_t)i : r;
 }
 
-EXPORT int recvmmsg(int fd, struct mmsghdr *v, unsigned n, int flags, struct timespec *timeout)
+static int recvmmsg_(int fd, struct mmsghdr *v, unsigned n, int flags, struct timespec *timeout)
 {
 	DATA_CALL(fd, fresh_rights_mmsg(v, real.recvmmsg(fd, v, n, flags, timeout)), link_recvmmsg(u, v, n, flags, timeout));
 }
 
-EXPORT ssize_t write(int fd, const void *buf, size_t n)
+EXPORT int recvmmsg(int fd, struct mmsghdr *v, unsigned n, int flags, struct timespec *timeout)
+{
+	KEEP_ERRNO(int, recvmmsg_(fd, v, n, flags, timeout));
+}
+
+static ssize_t write_(int fd, const void *buf, size_t n)
 {
 	struct iovec iov = iov1(buf, n);
 
 	DATA_CALL(fd, real.write(fd, buf, n), conn_writev(u, &iov, 1, 0));
 }
 
-EXPORT ssize_t writev(int fd, const struct iovec *iov, int n)
+EXPORT ssize_t write(int fd, const void *buf, size_t n)
+{
+	KEEP_ERRNO(ssize_t, write_(fd, buf, n));
+}
+
+static ssize_t writev_(int fd, const struct iovec *iov, int n)
 {
 	DATA_CALL(fd, real.writev(fd, iov, n), conn_writev(u, iov, n, 0));
 }
 
-EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
+EXPORT ssize_t writev(int fd, const struct iovec *iov, int n)
+{
+	KEEP_ERRNO(ssize_t, writev_(fd, iov, n));
+}
+
+static ssize_t send_(int fd, const void *buf, size_t n, int flags)
 {
 	struct iovec iov = iov1(buf, n);
 
 	DATA_CALL(fd, real.send(fd, buf, n, flags), conn_writev(u, &iov, 1, flags));
 }
 
-EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *a,
+EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
+{
+	KEEP_ERRNO(ssize_t, send_(fd, buf, n, flags));
+}
+
+static ssize_t sendto_(int fd, const void *buf, size_t n, int flags, const struct sockaddr *a,
 		      socklen_t al)
 {
 	struct iovec iov = iov1(buf, n);
 
 	DATA_CALL(fd, real.sendto(fd, buf, n, flags, a, al), conn_writev(u, &iov, 1, flags));
+}
+
+EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *a,
+		      socklen_t al)
+{
+	KEEP_ERRNO(ssize_t, sendto_(fd, buf, n, flags, a, al));
 }
 
 /* A link whose socket goes to another process in an SCM_RIGHTS message:
@@ -291,10 +358,15 @@ static int plain_sendmmsg(int fd, struct mmsghdr *v, unsigned n, int flags)
 	return real.sendmmsg(fd, v, n, flags);
 }
 
-EXPORT ssize_t sendmsg(int fd, const struct msghdr *m, int flags)
+static ssize_t sendmsg_(int fd, const struct msghdr *m, int flags)
 {
 	DATA_CALL(fd, plain_sendmsg(fd, m, flags),
 		  conn_writev(u, m->msg_iov, (int)m->msg_iovlen, flags));
+}
+
+EXPORT ssize_t sendmsg(int fd, const struct msghdr *m, int flags)
+{
+	KEEP_ERRNO(ssize_t, sendmsg_(fd, m, flags));
 }
 
 /* sendmmsg on a link: the kernel's loop of sendmsg calls, stopping at the
@@ -315,13 +387,18 @@ static ssize_t link_sendmmsg(struct ufd *u, struct mmsghdr *v, unsigned n, int f
 	return i ? (ssize_t)i : r;
 }
 
-EXPORT int sendmmsg(int fd, struct mmsghdr *v, unsigned n, int flags)
+static int sendmmsg_(int fd, struct mmsghdr *v, unsigned n, int flags)
 {
 	DATA_CALL(fd, plain_sendmmsg(fd, v, n, flags), link_sendmmsg(u, v, n, flags));
 }
 
+EXPORT int sendmmsg(int fd, struct mmsghdr *v, unsigned n, int flags)
+{
+	KEEP_ERRNO(int, sendmmsg_(fd, v, n, flags));
+}
+
 /* sendfile and sendfile64 are one call on LP64. */
-EXPORT ssize_t sendfile(int out, int in, off_t *offset, size_t count)
+static ssize_t sendfile_(int out, int in, off_t *offset, size_t count)
 {
 	struct fdobj *o = (init(), fdtab_peek(in));
 
@@ -332,10 +409,15 @@ EXPORT ssize_t sendfile(int out, int in, off_t *offset, size_t count)
 	DATA_CALL(out, real.sendfile(out, in, offset, count), conn_sendfile(u, in, offset, count));
 }
 
+EXPORT ssize_t sendfile(int out, int in, off_t *offset, size_t count)
+{
+	KEEP_ERRNO(ssize_t, sendfile_(out, in, offset, count));
+}
+
 EXPORT ssize_t sendfile64(int out, int in, off_t *offset, size_t count)
 	__attribute__((alias("sendfile")));
 
-EXPORT ssize_t splice(int in, loff_t *off_in, int out, loff_t *off_out, size_t len,
+static ssize_t splice_(int in, loff_t *off_in, int out, loff_t *off_out, size_t len,
 		      unsigned flags)
 {
 	struct fdobj *o;
@@ -360,4 +442,10 @@ EXPORT ssize_t splice(int in, loff_t *off_in, int out, loff_t *off_out, size_t l
 			  conn_splice_out(u, out, len, flags));
 	}
 	return real.splice(in, off_in, out, off_out, len, flags);
+}
+
+EXPORT ssize_t splice(int in, loff_t *off_in, int out, loff_t *off_out, size_t len,
+		      unsigned flags)
+{
+	KEEP_ERRNO(ssize_t, splice_(in, off_in, out, off_out, len, flags));
 }

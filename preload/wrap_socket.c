@@ -24,7 +24,7 @@
 #define TCP_INQ 36
 #endif
 
-EXPORT int socket(int domain, int type, int protocol)
+static int socket_(int domain, int type, int protocol)
 {
 	int fd;
 
@@ -35,37 +35,67 @@ EXPORT int socket(int domain, int type, int protocol)
 	return fd;
 }
 
-EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
+EXPORT int socket(int domain, int type, int protocol)
+{
+	KEEP_ERRNO(int, socket_(domain, type, protocol));
+}
+
+static int connect_(int fd, const struct sockaddr *addr, socklen_t len)
 {
 	init();
 	return upgrade_connect(fd, addr, len);
 }
 
-EXPORT int bind(int fd, const struct sockaddr *addr, socklen_t len)
+EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	KEEP_ERRNO(int, connect_(fd, addr, len));
+}
+
+static int bind_(int fd, const struct sockaddr *addr, socklen_t len)
 {
 	init();
 	return real.bind(fd, addr, len);
 }
 
-EXPORT int listen(int fd, int backlog)
+EXPORT int bind(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	KEEP_ERRNO(int, bind_(fd, addr, len));
+}
+
+static int listen_(int fd, int backlog)
 {
 	init();
 	return upgrade_listen(fd, backlog);
 }
 
-EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *alen)
+EXPORT int listen(int fd, int backlog)
+{
+	KEEP_ERRNO(int, listen_(fd, backlog));
+}
+
+static int accept_(int fd, struct sockaddr *addr, socklen_t *alen)
 {
 	init();
 	return upgrade_accept(fd, addr, alen, 0, 0);
 }
 
-EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *alen, int flags)
+EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *alen)
+{
+	KEEP_ERRNO(int, accept_(fd, addr, alen));
+}
+
+static int accept4_(int fd, struct sockaddr *addr, socklen_t *alen, int flags)
 {
 	init();
 	return upgrade_accept(fd, addr, alen, flags, 1);
 }
 
-EXPORT int shutdown(int fd, int how)
+EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *alen, int flags)
+{
+	KEEP_ERRNO(int, accept4_(fd, addr, alen, flags));
+}
+
+static int shutdown_(int fd, int how)
 {
 	struct ufd *u;
 	int r = 0;
@@ -123,7 +153,12 @@ out:
 	return r;
 }
 
-EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
+EXPORT int shutdown(int fd, int how)
+{
+	KEEP_ERRNO(int, shutdown_(fd, how));
+}
+
+static int getsockopt_(int fd, int level, int name, void *val, socklen_t *len)
 {
 	struct ufd *u;
 	int r;
@@ -145,7 +180,12 @@ EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 	return r;
 }
 
-EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
+EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
+{
+	KEEP_ERRNO(int, getsockopt_(fd, level, name, val, len));
+}
+
+static int setsockopt_(int fd, int level, int name, const void *val, socklen_t len)
 {
 	struct ufd *u;
 	int r;
@@ -174,17 +214,17 @@ EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t le
 	return r;
 }
 
-EXPORT int ioctl(int fd, unsigned long req, ...)
+EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 {
-	va_list ap;
-	void *arg;
+	KEEP_ERRNO(int, setsockopt_(fd, level, name, val, len));
+}
+
+static int ioctl_(int fd, unsigned long req, void *arg)
+{
 	struct ufd *u;
 	int r;
 
 	init();
-	va_start(ap, req);
-	arg = va_arg(ap, void *);
-	va_end(ap);
 	u = conn_get(fd);
 	if (!u)
 		return real.ioctl(fd, req, arg);
@@ -204,4 +244,15 @@ EXPORT int ioctl(int fd, unsigned long req, ...)
 		u->nonblock = !!*(int *)arg;
 	ufd_put(u);
 	return r;
+}
+
+EXPORT int ioctl(int fd, unsigned long req, ...)
+{
+	va_list ap;
+	void *arg;
+
+	va_start(ap, req);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	KEEP_ERRNO(int, ioctl_(fd, req, arg));
 }

@@ -35,19 +35,29 @@ static int created(int fd)
 	return fd;
 }
 
-EXPORT int epoll_create(int size)
+static int epoll_create_(int size)
 {
 	init();
 	return created(real.epoll_create(size));
 }
 
-EXPORT int epoll_create1(int flags)
+EXPORT int epoll_create(int size)
+{
+	KEEP_ERRNO(int, epoll_create_(size));
+}
+
+static int epoll_create1_(int flags)
 {
 	init();
 	return created(real.epoll_create1(flags));
 }
 
-EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+EXPORT int epoll_create1(int flags)
+{
+	KEEP_ERRNO(int, epoll_create1_(flags));
+}
+
+static int epoll_ctl_(int epfd, int op, int fd, struct epoll_event *ev)
 {
 	struct fdobj *o;
 
@@ -58,17 +68,33 @@ EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 	return eset_ctl_plain(epfd, op, fd, ev);
 }
 
-EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout)
+EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+	KEEP_ERRNO(int, epoll_ctl_(epfd, op, fd, ev));
+}
+
+static int epoll_wait_(int epfd, struct epoll_event *ev, int max, int timeout)
 {
 	init();
 	return eset_wait(epfd, ev, max, timeout, NULL, 0);
 }
 
-EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout,
+EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout)
+{
+	KEEP_ERRNO(int, epoll_wait_(epfd, ev, max, timeout));
+}
+
+static int epoll_pwait_(int epfd, struct epoll_event *ev, int max, int timeout,
 		       const sigset_t *sigmask)
 {
 	init();
 	return eset_wait(epfd, ev, max, timeout, sigmask, 1);
+}
+
+EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout,
+		       const sigset_t *sigmask)
+{
+	KEEP_ERRNO(int, epoll_pwait_(epfd, ev, max, timeout, sigmask));
 }
 
 /* A timespec as the millisecond timeout the emulation counts in (rounded
@@ -84,7 +110,7 @@ static int ts_ms(const struct timespec *ts)
 	return (int)(ts->tv_sec * 1000 + (ts->tv_nsec + 999999) / 1000000);
 }
 
-EXPORT int epoll_pwait2(int epfd, struct epoll_event *ev, int max, const struct timespec *ts,
+static int epoll_pwait2_(int epfd, struct epoll_event *ev, int max, const struct timespec *ts,
 			const sigset_t *sigmask)
 {
 	int t;
@@ -98,35 +124,63 @@ EXPORT int epoll_pwait2(int epfd, struct epoll_event *ev, int max, const struct 
 	return eset_wait(epfd, ev, max, t, sigmask, 1);
 }
 
+EXPORT int epoll_pwait2(int epfd, struct epoll_event *ev, int max, const struct timespec *ts,
+			const sigset_t *sigmask)
+{
+	KEEP_ERRNO(int, epoll_pwait2_(epfd, ev, max, ts, sigmask));
+}
+
+static int poll_(struct pollfd *fds, nfds_t nfds, int timeout)
+{
+	init();
+	return poll_common(fds, nfds, timeout, NULL);
+}
+
 EXPORT int poll(struct pollfd *fds, nfds_t nfds, int timeout)
 {
+	KEEP_ERRNO(int, poll_(fds, nfds, timeout));
+}
+
+static int __poll_chk_(struct pollfd *fds, nfds_t nfds, int timeout, size_t fdslen)
+{
+	if (fdslen / sizeof(*fds) < nfds)
+		abort();
 	init();
 	return poll_common(fds, nfds, timeout, NULL);
 }
 
 EXPORT int __poll_chk(struct pollfd *fds, nfds_t nfds, int timeout, size_t fdslen)
 {
-	if (fdslen / sizeof(*fds) < nfds)
-		abort();
-	init();
-	return poll_common(fds, nfds, timeout, NULL);
+	KEEP_ERRNO(int, __poll_chk_(fds, nfds, timeout, fdslen));
 }
 
 static int do_ppoll(struct pollfd *fds, nfds_t nfds, const struct timespec *ts,
 		    const sigset_t *sigmask);
 
+static int ppoll_(struct pollfd *fds, nfds_t nfds, const struct timespec *ts,
+		 const sigset_t *sigmask)
+{
+	return do_ppoll(fds, nfds, ts, sigmask);
+}
+
 EXPORT int ppoll(struct pollfd *fds, nfds_t nfds, const struct timespec *ts,
 		 const sigset_t *sigmask)
 {
+	KEEP_ERRNO(int, ppoll_(fds, nfds, ts, sigmask));
+}
+
+static int __ppoll_chk_(struct pollfd *fds, nfds_t nfds, const struct timespec *ts,
+		       const sigset_t *sigmask, size_t fdslen)
+{
+	if (fdslen / sizeof(*fds) < nfds)
+		abort();
 	return do_ppoll(fds, nfds, ts, sigmask);
 }
 
 EXPORT int __ppoll_chk(struct pollfd *fds, nfds_t nfds, const struct timespec *ts,
 		       const sigset_t *sigmask, size_t fdslen)
 {
-	if (fdslen / sizeof(*fds) < nfds)
-		abort();
-	return do_ppoll(fds, nfds, ts, sigmask);
+	KEEP_ERRNO(int, __ppoll_chk_(fds, nfds, ts, sigmask, fdslen));
 }
 
 static int do_ppoll(struct pollfd *fds, nfds_t nfds, const struct timespec *ts,
@@ -151,7 +205,7 @@ static int do_ppoll(struct pollfd *fds, nfds_t nfds, const struct timespec *ts,
 	return real.ppoll(fds, nfds, ts, sigmask);
 }
 
-EXPORT int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *tv)
+static int select_(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *tv)
 {
 	uint64_t start = 0, total = 0, spent;
 	int t, r, e;
@@ -179,7 +233,12 @@ EXPORT int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *
 	return r;
 }
 
-EXPORT int pselect(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, const struct timespec *ts,
+EXPORT int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *tv)
+{
+	KEEP_ERRNO(int, select_(nfds, rd, wr, ex, tv));
+}
+
+static int pselect_(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, const struct timespec *ts,
 		   const sigset_t *sigmask)
 {
 	int t;
@@ -187,4 +246,10 @@ EXPORT int pselect(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, const struct ti
 	init();
 	t = !ts ? -1 : (int)(ts->tv_sec * 1000 + (ts->tv_nsec + 999999) / 1000000);
 	return select_common(nfds, rd, wr, ex, t, sigmask, 1, ts, NULL);
+}
+
+EXPORT int pselect(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, const struct timespec *ts,
+		   const sigset_t *sigmask)
+{
+	KEEP_ERRNO(int, pselect_(nfds, rd, wr, ex, ts, sigmask));
 }

@@ -12,6 +12,8 @@
  *   shutdown  SHUT_WR, SHUT_RD, SHUT_RDWR: reads, writes, poll on both ends
  *   connect   nonblocking connect + SO_ERROR, refused, EISCONN
  *   nonblock  O_NONBLOCK by fcntl, FIONBIO, SOCK_NONBLOCK, accept4
+ *   errno     a call that succeeds leaves errno as it was (libc's wrappers
+ *             do; gRPC reads a connect's EINPROGRESS after epoll_ctl)
  */
 #include "conf.h"
 
@@ -23,7 +25,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <sys/select.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -607,6 +611,77 @@ static void sc_connect(void)
 
 /* ---- nonblock ---------------------------------------------------------- */
 
+/* errno set to EDOM before CALL; after it, a success must leave it so. */
+#define KEPT(name, call)                                                                  \
+	do {                                                                              \
+		long r_;                                                                  \
+		int e_;                                                                   \
+		errno = EDOM;                                                             \
+		r_ = (long)(call);                                                        \
+		e_ = errno;                                                               \
+		out("%s ok=%s errno=%s", name, r_ >= 0 ? "yes" : "no",                    \
+		    e_ == EDOM ? "kept" : en(e_));                                        \
+	} while (0)
+
+static void sc_errno(void)
+{
+	static char buf_io[64];
+	struct sockaddr_in a = conf_addr(conf_port), na;
+	socklen_t nl = sizeof(na);
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLET}, evs[4];
+	struct pollfd p = {.fd = s, .events = POLLIN};
+	struct iovec v = {buf_io, 5};
+	struct msghdr m = {.msg_iov = &v, .msg_iovlen = 1};
+	struct timeval tv = {1, 0};
+	fd_set rd;
+	int ep = epoll_create1(0), x, y, d, one = 1, val, fl;
+	socklen_t vl = sizeof(val);
+	long r;
+
+	/* gRPC's connect: -1 EINPROGRESS, then the fd joins its epoll set,
+	 * and only then is errno read. */
+	x = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	r = connect(x, (struct sockaddr *)&a, sizeof(a));
+	out("connect.nonblock ret=%ld errno=%s", r, r < 0 ? en(errno) : "-");
+	ev.data.fd = x;
+	r = epoll_ctl(ep, EPOLL_CTL_ADD, x, &ev);
+	out("epoll_ctl.ADD-after-connect ret=%ld errno=%s", r, en(errno));
+	conf_poll1("poll.connected", x, POLLOUT, 2000);
+	y = accept(l, NULL, NULL);
+	KEPT("getsockopt.SO_ERROR", getsockopt(x, SOL_SOCKET, SO_ERROR, &val, &vl));
+	KEPT("epoll_wait", epoll_wait(ep, evs, 4, 1000));
+	KEPT("epoll_ctl.MOD", epoll_ctl(ep, EPOLL_CTL_MOD, x, &ev));
+	KEPT("epoll_ctl.DEL", epoll_ctl(ep, EPOLL_CTL_DEL, x, NULL));
+	KEPT("send", send(x, "hello", 5, 0));
+	conf_poll1("poll.y", y, POLLIN, 1000);
+	KEPT("recv", recv(y, buf_io, 5, 0));
+	KEPT("write", write(c, "hello", 5));
+	KEPT("poll", poll(&p, 1, 1000));
+	FD_ZERO(&rd);
+	FD_SET(s, &rd);
+	KEPT("select", select(s + 1, &rd, NULL, NULL, &tv));
+	KEPT("read", read(s, buf_io, 5));
+	KEPT("writev", writev(c, &v, 1));
+	KEPT("readv", readv(s, &v, 1));
+	KEPT("sendmsg", sendmsg(c, &m, 0));
+	KEPT("ioctl.FIONREAD", ioctl(s, FIONREAD, &val));
+	KEPT("recvmsg", recvmsg(s, &m, 0));
+	KEPT("setsockopt.TCP_NODELAY", setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)));
+	KEPT("getsockopt.TCP_NODELAY", getsockopt(c, IPPROTO_TCP, TCP_NODELAY, &val, &vl));
+	KEPT("getpeername", getpeername(c, (struct sockaddr *)&na, &nl));
+	fl = fcntl(c, F_GETFL);
+	KEPT("fcntl.F_SETFL", fcntl(c, F_SETFL, fl | O_NONBLOCK));
+	KEPT("fcntl.F_GETFL", fcntl(c, F_GETFL));
+	KEPT("fcntl.F_SETFL.back", fcntl(c, F_SETFL, fl));
+	d = dup(c);
+	KEPT("dup2", dup2(c, d));
+	KEPT("close.dup", close(d));
+	KEPT("shutdown.SHUT_WR", shutdown(x, SHUT_WR));
+	KEPT("close.client", close(x));
+	KEPT("close.server", close(y));
+	KEPT("close.epoll", close(ep));
+}
+
 static void sc_nonblock(void)
 {
 	char buf[64];
@@ -718,7 +793,7 @@ int main(int argc, char **argv)
 		void (*fn)(void);
 	} sc[] = {{"rw", sc_rw},	     {"recvmsg", sc_recvmsg},   {"flags", sc_flags},
 		  {"sigpipe", sc_sigpipe},   {"shutdown", sc_shutdown}, {"connect", sc_connect},
-		  {"nonblock", sc_nonblock}};
+		  {"nonblock", sc_nonblock}, {"errno", sc_errno}};
 
 	conf_init();
 	if (argc != 2)
