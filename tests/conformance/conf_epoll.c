@@ -11,6 +11,9 @@
  *   pwait2     epoll_pwait2 (timespec timeout), with the program's data
  *   ctl        EPOLL_CTL errors
  *   dup        a socket and its dup in one set; close of one name
+ *   fewevents  12 fds (6 connections, 6 pipes) made ready at once while the
+ *              waiter sleeps, edge-triggered, taken 2 events a wait: every
+ *              one is reported (none lost to a full events array)
  * Events are printed sorted by the program's data value.
  */
 #include "conf.h"
@@ -490,6 +493,68 @@ static void sc_dup(void)
 	close(ep);
 }
 
+#define FEW_N 6
+
+struct few {
+	int x[FEW_N], y[FEW_N], p[FEW_N][2];
+};
+
+static void few_fire(void *arg)
+{
+	struct few *f = arg;
+
+	for (int i = 0; i < FEW_N; i++) {
+		if (write(f->p[i][1], "p", 1) != 1 || send(f->x[i], "x", 1, 0) != 1)
+			conf_fatal("few_fire");
+	}
+}
+
+static void sc_fewevents(void)
+{
+	struct few f;
+	struct epoll_event ev[2];
+	int ep = epoll_create1(0), seen[2][FEW_N] = {{0}}, nl = 0, np = 0;
+	struct conf_later *t;
+	char b[8];
+
+	for (int i = 0; i < FEW_N; i++) {
+		conf_pair(l, conf_port, &f.x[i], &f.y[i]);
+		if (pipe(f.p[i]) < 0)
+			conf_fatal("pipe");
+		add(ep, f.y[i], EPOLLIN | EPOLLET, (uint64_t)i);
+		add(ep, f.p[i][0], EPOLLIN | EPOLLET, (uint64_t)(100 + i));
+	}
+	t = conf_later(100, few_fire, &f);
+	for (int w = 0; w < 40 && nl + np < 2 * FEW_N; w++) {
+		int k = epoll_wait(ep, ev, 2, 1000);
+
+		if (k <= 0)
+			break;
+		for (int j = 0; j < k; j++) {
+			uint64_t d = ev[j].data.u64;
+			int pipe_ = d >= 100, i = (int)(pipe_ ? d - 100 : d);
+
+			if (i < 0 || i >= FEW_N)
+				conf_fatal("fewevents: data %llu", (unsigned long long)d);
+			if (!seen[pipe_][i]) {
+				seen[pipe_][i] = 1;
+				*(pipe_ ? &np : &nl) += 1;
+			}
+			if (read(pipe_ ? f.p[i][0] : f.y[i], b, sizeof(b)) != 1)
+				conf_fatal("fewevents: read %llu", (unsigned long long)d);
+		}
+	}
+	conf_join(t);
+	out("fewevents reported connections=%d/%d pipes=%d/%d", nl, FEW_N, np, FEW_N);
+	for (int i = 0; i < FEW_N; i++) {
+		close(f.x[i]);
+		close(f.y[i]);
+		close(f.p[i][0]);
+		close(f.p[i][1]);
+	}
+	close(ep);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct {
@@ -498,7 +563,8 @@ int main(int argc, char **argv)
 	} sc[] = {{"lt", sc_lt},	    {"et", sc_et},   {"oneshot", sc_oneshot},
 		  {"rdhup", sc_rdhup},	    {"exclusive", sc_exclusive},
 		  {"nested", sc_nested},    {"pwait", sc_pwait},
-		  {"pwait2", sc_pwait2},    {"ctl", sc_ctl}, {"dup", sc_dup}};
+		  {"pwait2", sc_pwait2},    {"ctl", sc_ctl}, {"dup", sc_dup},
+		  {"fewevents", sc_fewevents}};
 
 	conf_init();
 	if (argc != 2)
