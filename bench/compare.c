@@ -58,8 +58,10 @@ static const char *const xcolors[X_COUNT] = {"#1f77b4", "#2ca02c", "#d62728", "#
 #define X_UNDER_RUN(x) ((x) == X_MPK || (x) == X_MAC)
 
 /* W_SETUP: Health/Check on a new channel each call (connect to first
- * reply). W_CXX: Echo with gRPC C++ on both sides (mpklink-bench-grpcxx). */
-enum wkind { W_ECHO, W_COUNT, W_HEALTH, W_CUSTOM, W_SETUP, W_CXX };
+ * reply). W_CXX: Echo with gRPC C++ on both sides (mpklink-bench-grpcxx).
+ * W_CPU: Echo of 64 B from n client threads, each with its own channel;
+ * reported as the CPU time per call of each side. */
+enum wkind { W_ECHO, W_COUNT, W_HEALTH, W_CUSTOM, W_SETUP, W_CXX, W_CPU };
 /* Which server a workload calls: the demo (C core) or the C++ one. */
 enum { S_DEMO, S_CXX, S_KINDS };
 
@@ -87,6 +89,9 @@ static const struct workload demo_workloads[] = {
 	{"cxx64", W_CXX, 64, 30000, 5000},
 	{"cxx1m", W_CXX, 1048576, 1000, 200},
 	{"connect", W_SETUP, 0, 300, 100},
+	{"cpu1", W_CPU, 1, 20000, 3000},
+	{"cpu16", W_CPU, 16, 20000, 3000},
+	{"cpu128", W_CPU, 128, 20000, 3000},
 };
 #define NDEMO (sizeof(demo_workloads) / sizeof(demo_workloads[0]))
 
@@ -120,6 +125,11 @@ struct cres {
 	int nolink;    /* mpklink: the client ran, but made no link (not ok) */
 	uint64_t size; /* from the child's row */
 	double p50, p99, mbps;
+	/* W_CPU: CPU time per call (timed and warm-up calls), us: the
+	 * client's process tree (its launcher too), and the server's over
+	 * the client's run; links and fallbacks from the client's stats. */
+	double cpu_client_us, cpu_server_us;
+	long links, fallbacks;
 };
 
 struct copts {
@@ -148,6 +158,8 @@ static int applies(const struct copts *o, const struct workload *w, int x)
 {
 	if (x == X_MAC && !o->signed_ok)
 		return 0;
+	if (w->kind == W_CPU)
+		return x == X_TCP || x == X_UNIX || x == X_MPK;
 	if (x == X_INPROC)
 		return o->grpcxx[0] && !o->server_cmd &&
 		       (w->kind == W_ECHO || w->kind == W_COUNT || w->kind == W_CXX);
@@ -174,7 +186,10 @@ static void compare_usage(FILE *f)
 		"size); Count of generated texts of 10^2..10^7 words (the MPKLink paper's\n"
 		"sizes; 10^7 not with --quick); a gRPC C++ client and server pair, Echo of\n"
 		"64 B and 1 MiB; connection setup (a new channel per call, to its first\n"
-		"reply). Then the raw rows: 'mpklink-bench transport' and 'echo'. Tables of\n"
+		"reply); the CPU time per call of each side (client and server, launchers\n"
+		"included), Echo of 64 B from 1, 16 and 128 client threads, a channel each\n"
+		"(CSV rows cpu1, cpu16, cpu128: their latency). Then the raw rows:\n"
+		"'mpklink-bench transport' and 'echo'. Tables of\n"
 		"p50/p99 (us) per transport, ratios of p50, the paper's published word-count\n"
 		"latencies beside ours, and issue 6's targets judged from this run's\n"
 		"numbers (informational: the exit status says only whether all ran right).\n"
@@ -188,7 +203,8 @@ static void compare_usage(FILE *f)
 		"  --svg FILE       p50 latency against size, log-log, a line per transport\n"
 		"  --only LIST      workloads by name, comma-separated: echo64 echo1k echo64k\n"
 		"                   echo1m words100 words1k words10k words100k words1m words10m\n"
-		"                   cxx64 cxx1m connect, and raw (the transport and echo rows)\n"
+		"                   cxx64 cxx1m connect cpu1 cpu16 cpu128, and raw (the\n"
+		"                   transport and echo rows)\n"
 		"  --calls N        calls per workload and transport, overriding the defaults\n"
 		"  --unsigned       mpklink without identities (peers trusted by same uid)\n"
 		"  --busy           a busy machine: a process spinning on every CPU this one\n"
@@ -346,6 +362,59 @@ static int wait_bounded(pid_t pid, double timeout_s)
 		}
 		nanosleep(&ts, NULL);
 	}
+}
+
+/* As wait_bounded, with the child's rusage (its waited-for descendants
+ * included: under mpklink-run, the program). */
+static int wait_bounded_ru(pid_t pid, double timeout_s, struct rusage *ru)
+{
+	uint64_t end = bench_now_ns() + (uint64_t)(timeout_s * 1e9);
+	int st;
+
+	for (;;) {
+		pid_t r = wait4(pid, &st, WNOHANG, ru);
+		struct timespec ts = {0, 5000000};
+
+		if (r == pid)
+			return st;
+		if (r < 0 && errno != EINTR)
+			return -1;
+		if (bench_now_ns() > end) {
+			kill(-pid, SIGKILL);
+			wait4(pid, &st, 0, ru);
+			return -1;
+		}
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* CPU time (user + system, ns) of pid and its live descendants, from
+ * /proc: a server and, under mpklink-run, its launcher. */
+static uint64_t tree_cpu_ns(pid_t pid, int depth)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long ut = 0, st = 0;
+	uint64_t ns = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')) &&
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) == 2)
+		ns = (uint64_t)(ut + st) * (NSEC_PER_SEC / (uint64_t)sysconf(_SC_CLK_TCK));
+	fclose(f);
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)pid);
+	f = depth < 3 ? fopen(path, "r") : NULL;
+	if (f) {
+		int child;
+
+		while (fscanf(f, "%d", &child) == 1)
+			ns += tree_cpu_ns(child, depth + 1);
+		fclose(f);
+	}
+	return ns;
 }
 
 static void stop_group(pid_t pid)
@@ -657,23 +726,29 @@ static void stop_server(struct server *s)
 	s->out_fd = -1;
 }
 
-/* links=N from an MPKLINK_STATS file; -1 when there is none. */
-static long stats_links(const char *path)
+/* KEY=N summed over an MPKLINK_STATS file's lines (" links=" or
+ * " fallbacks="); -1 when there is none. */
+static long stats_sum(const char *path, const char *key)
 {
 	char buf[1024];
 	FILE *f = fopen(path, "r");
-	long links = -1;
+	long n = -1;
 
 	if (!f)
 		return -1;
 	while (fgets(buf, sizeof(buf), f)) {
-		char *p = strstr(buf, " links=");
+		char *p = strstr(buf, key);
 
 		if (p)
-			links = (links < 0 ? 0 : links) + strtol(p + 7, NULL, 10);
+			n = (n < 0 ? 0 : n) + strtol(p + strlen(key), NULL, 10);
 	}
 	fclose(f);
-	return links;
+	return n;
+}
+
+static long stats_links(const char *path)
+{
+	return stats_sum(path, " links=");
 }
 
 /* s: the server (NULL for inproc). */
@@ -684,6 +759,8 @@ static struct cres run_client(struct copts *o, int x, const struct server *s,
 	char *argv[40], env[PATH_MAX], csv[PATH_MAX], log[PATH_MAX], stats[PATH_MAX];
 	char statsenv[PATH_MAX + 16], nbuf[32], cbuf[32], wbuf[32], line[512];
 	char bench[32], transport[32];
+	struct rusage ru;
+	uint64_t cpu0;
 	int n = 0, st, cxx = w->kind == W_CXX || x == X_INPROC;
 	long warm = calls / 10;
 	pid_t pid;
@@ -745,6 +822,16 @@ static struct cres run_client(struct copts *o, int x, const struct server *s,
 			argv[n++] = "health";
 			argv[n++] = "--reconnect";
 			break;
+		case W_CPU:
+			argv[n++] = "echo";
+			argv[n++] = "--bytes";
+			argv[n++] = "64";
+			argv[n++] = "--concurrency";
+			snprintf(nbuf, sizeof(nbuf), "%llu", (unsigned long long)w->n);
+			argv[n++] = nbuf;
+			if (warm < (long)w->n)
+				warm = (long)w->n;
+			break;
 		case W_CUSTOM:
 			argv[n++] = (char *)o->method;
 			argv[n++] = "--payload";
@@ -771,12 +858,22 @@ static struct cres run_client(struct copts *o, int x, const struct server *s,
 	argv[n++] = "--csv";
 	argv[n++] = csv;
 	argv[n] = NULL;
+	cpu0 = w->kind == W_CPU ? tree_cpu_ns(s->pid, 0) : 0;
 	pid = bench_spawn(argv, log, NULL, X_UNDER_RUN(x) ? statsenv : NULL, 1);
 	if (pid < 0) {
 		cmsg("cannot start the client: %s\n", strerror(errno));
 		return res;
 	}
-	st = wait_bounded(pid, 900);
+	memset(&ru, 0, sizeof(ru));
+	st = wait_bounded_ru(pid, 900, &ru);
+	if (w->kind == W_CPU) {
+		double per = 1e-3 / (double)(calls + warm);
+
+		res.cpu_server_us = (double)(tree_cpu_ns(s->pid, 0) - cpu0) * per;
+		res.cpu_client_us = ((double)ru.ru_utime.tv_sec * 1e9 + ru.ru_utime.tv_usec * 1e3 +
+				     (double)ru.ru_stime.tv_sec * 1e9 + ru.ru_stime.tv_usec * 1e3) *
+				    per;
+	}
 	if (st < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
 		cmsg("%s %s: the client %s (log %s):\n", xnames[x], w->name,
 		     st < 0 ? "took more than 900 s and was killed" : "failed", log);
@@ -795,6 +892,8 @@ static struct cres run_client(struct copts *o, int x, const struct server *s,
 	fclose(f);
 	res.ok = 1;
 	res.upgraded = X_UNDER_RUN(x) ? stats_links(stats) > 0 : 0;
+	res.links = X_UNDER_RUN(x) ? stats_links(stats) : 0;
+	res.fallbacks = X_UNDER_RUN(x) ? stats_sum(stats, " fallbacks=") : 0;
 	if (X_UNDER_RUN(x) && !res.upgraded) {
 		/* Plain TCP under mpklink-run: not a measurement of mpklink.
 		 * The run keeps its directory (the caller fails), with this
@@ -985,6 +1084,45 @@ static void print_table(const char *title, const struct workload *ws, size_t nw,
 	}
 }
 
+/* W_CPU rows: CPU time per call of each side, and the ratio of the sums. */
+static void print_cpu_table(const struct workload *ws, size_t nw, struct cres (*r)[X_COUNT])
+{
+	int any = 0;
+
+	for (size_t i = 0; i < nw; i++)
+		any |= ws[i].kind == W_CPU;
+	if (!any)
+		return;
+	printf("\nCPU time per call (us; Echo of 64 B from N client threads, a channel each;\n"
+	       "mpklink's client and server each with its launcher; warm-up calls counted)\n");
+	printf("%-8s %9s %9s %9s %9s %9s %9s %8s %8s  %s\n", "threads", "tcp cli", "tcp srv",
+	       "unix cli", "unix srv", "mpk cli", "mpk srv", "mpk/tcp", "p50 m/t", "mpklink links");
+	for (size_t i = 0; i < nw; i++) {
+		const struct cres *t = &r[i][X_TCP], *u = &r[i][X_UNIX], *m = &r[i][X_MPK];
+		char ratio[16] = "-", lat[16] = "-", links[64] = "-";
+
+		if (ws[i].kind != W_CPU)
+			continue;
+		if (t->ok && m->ok && t->cpu_client_us + t->cpu_server_us > 0)
+			snprintf(ratio, sizeof(ratio), "%.2fx",
+				 (m->cpu_client_us + m->cpu_server_us) /
+					 (t->cpu_client_us + t->cpu_server_us));
+		if (t->ok && m->ok && t->p50 > 0)
+			snprintf(lat, sizeof(lat), "%.2fx", m->p50 / t->p50);
+		if (m->ok || m->nolink)
+			snprintf(links, sizeof(links), "%ld links, %ld stayed TCP", m->links,
+				 m->fallbacks < 0 ? 0 : m->fallbacks);
+		printf("%-8llu %9.1f %9.1f %9.1f %9.1f %9.1f %9.1f %8s %8s  %s\n",
+		       (unsigned long long)ws[i].n, t->ok ? t->cpu_client_us : 0,
+		       t->ok ? t->cpu_server_us : 0, u->ok ? u->cpu_client_us : 0,
+		       u->ok ? u->cpu_server_us : 0, m->ok ? m->cpu_client_us : 0,
+		       m->ok ? m->cpu_server_us : 0, ratio, lat, links);
+	}
+	printf("mpk/tcp: mpklink's CPU per call over TCP's, both sides; p50 m/t: latency p50\n"
+	       "the same way. mpklink spins up to MPKLINK_SPIN_US (default 50 us) per wait\n"
+	       "before it sleeps: CPU it uses by choice, while a reply is near.\n");
+}
+
 static const char *bench_name(enum wkind k)
 {
 	switch (k) {
@@ -993,9 +1131,17 @@ static const char *bench_name(enum wkind k)
 	case W_HEALTH: return "health";
 	case W_CUSTOM: return "custom";
 	case W_SETUP: return "connect";
+	case W_CPU: return "echo_conc";
 	case W_CXX: return "grpcxx_echo";
 	}
 	return "?";
+}
+
+/* A CSV row's bench column: the kind's name, or for the CPU rows the
+ * workload's (cpu1, cpu16, cpu128: one row each). */
+static const char *row_bench(const struct workload *w)
+{
+	return w->kind == W_CPU ? w->name : bench_name(w->kind);
 }
 
 static int write_outputs(const struct copts *o, const struct workload *ws, size_t nw,
@@ -1016,12 +1162,12 @@ static int write_outputs(const struct copts *o, const struct workload *ws, size_
 				/* A row that made no link: there, but empty. */
 				if (r[i][x].nolink)
 					len += (size_t)snprintf(buf + len, cap - len, "%s,%s,%llu,,,\n",
-								bench_name(ws[i].kind), xnames[x],
+								row_bench(&ws[i]), xnames[x],
 								(unsigned long long)r[i][x].size);
 				if (!r[i][x].ok)
 					continue;
 				len += (size_t)stats_csv_row(buf + len, cap - len,
-							     bench_name(ws[i].kind), xnames[x],
+							     row_bench(&ws[i]), xnames[x],
 							     r[i][x].size, r[i][x].p50, r[i][x].p99,
 							     r[i][x].mbps);
 			}
@@ -1469,6 +1615,10 @@ static void progress_step(int x, const struct workload *w, long calls)
 	case W_CUSTOM:
 		progress_begin("measuring %s, %s, %ld calls", xnames[x], w->name, calls);
 		break;
+	case W_CPU:
+		progress_begin("measuring %s, CPU per call, %llu threads, %ld calls", xnames[x],
+			       (unsigned long long)w->n, calls);
+		break;
 	}
 }
 
@@ -1844,6 +1994,7 @@ int compare_main(int argc, char **argv)
 		    nw, res, W_SETUP, 0);
 	print_table("Health/Check", ws, nw, res, W_HEALTH, 0);
 	print_table("Your method", ws, nw, res, W_CUSTOM, 0);
+	print_cpu_table(ws, nw, res);
 	{
 		int nolink = 0;
 

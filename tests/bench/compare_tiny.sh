@@ -142,4 +142,16 @@ for t in tcp unix mpklink; do
 done
 grep -q '^echo,mpklink,' "$tmp/b.csv" && fail "a busy row named as a quiet one"
 pgrep -x mpk-bench-hog >/dev/null && fail "compare --busy left its hogs running"
+
+# CPU per call from 16 channels at once: a row for each transport, every
+# answer right (the client checks them), and the links counted.
+st=0
+timeout -k 5 300 "$BENCH" compare --only cpu16 --calls 400 --unsigned \
+	--csv "$tmp/c.csv" >"$tmp/cout" 2>"$tmp/cerr" </dev/null || st=$?
+[ "$st" -eq 0 ] || fail "compare --only cpu16: exit $st: $(tail -5 "$tmp/cerr")"
+grep -Eq '^16( +[0-9]+\.[0-9]){6} +[0-9.]+x +[0-9.]+x +[1-9][0-9]* links, [0-9]+ stayed TCP$' \
+	"$tmp/cout" || fail "compare --only cpu16: no CPU row: $(grep -A3 'CPU time' "$tmp/cout")"
+for t in tcp unix mpklink; do
+	grep -q "^cpu16,$t,64," "$tmp/c.csv" || fail "no cpu16,$t row: $(cat "$tmp/c.csv")"
+done
 echo "PASS"
