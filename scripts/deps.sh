@@ -15,7 +15,7 @@ set_name=${1:-all}
 
 # dpkg-dev: dpkg-shlibdeps, which writes the .deb's Depends (package.sh);
 # file: CPack's SHLIBDEPS runs it on every binary (tests/package).
-build_pkgs=(build-essential cmake pkg-config libsodium-dev
+build_pkgs=(build-essential cmake pkg-config libsodium-dev libssl-dev
 	libgrpc-dev libprotobuf-c-dev protobuf-c-compiler dpkg-dev file)
 # mpklink-bench-grpcxx: compare's C++ rows and its in-process floor.
 bench_pkgs=(libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc)

@@ -14,6 +14,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "link_internal.h"
 #include "testutil.h"
 
@@ -270,5 +272,43 @@ Test(mac, frames_across_a_growing_ring)
 	}
 	cr_expect_eq(MPK_GEOM_SHIFT(ring0(&p)->geom), 20u, "the ring did not grow");
 	cr_expect_eq(tu_check(out, sizeof(out), 0, 11), -1);
+	pair_close(&p);
+}
+
+/* The tags are the ABI's (link_abi.h: ChaCha20-Poly1305's construction,
+ * RFC 8439), whatever library computes them: frames written by the link
+ * carry exactly the tags libsodium's crypto_onetimeauth gives, computed
+ * here independently, for frames of the sizes that take each code path
+ * (one block, a partial block, many blocks, the frame limit). */
+Test(mac, tags_are_rfc8439_poly1305)
+{
+	static const size_t sizes[] = {1, 15, 16, 17, 64, 1000, 4096, MPK_FRAME_MAX};
+	static uint8_t in[MPK_FRAME_MAX], out[MPK_FRAME_MAX];
+	struct pair p;
+	uint64_t pos = 0;
+
+	for (size_t i = 0; i < sizeof(in); i++)
+		in[i] = (uint8_t)(i * 131 >> 3);
+	pair_open(&p, CAP, NULL);
+	for (size_t f = 0; f < sizeof(sizes) / sizeof(sizes[0]); f++) {
+		size_t n = sizes[f];
+		uint8_t nonce[crypto_stream_chacha20_ietf_NONCEBYTES] = {0}, otk[32], tag[16];
+		uint8_t frame[MPK_FRAME_HDR + MPK_FRAME_MAX + MPK_FRAME_TAG];
+
+		cr_assert_eq(mpk_link_write(p.a, in, n), (ssize_t)n);
+		for (size_t k = 0; k < MPK_FRAME_HDR + n + MPK_FRAME_TAG; k++)
+			frame[k] = *data0(&p, pos + k);
+		cr_assert_eq(frame[0] | frame[1] << 8 | frame[2] << 16 | frame[3] << 24, (int)n);
+		nonce[0] = 0; /* side 0 wrote it */
+		for (int b = 0; b < 8; b++)
+			nonce[4 + b] = (uint8_t)((uint64_t)f >> (8 * b));
+		crypto_stream_chacha20_ietf(otk, sizeof(otk), nonce, key);
+		crypto_onetimeauth(tag, frame, MPK_FRAME_HDR + n, otk);
+		cr_assert_eq(memcmp(tag, frame + MPK_FRAME_HDR + n, sizeof(tag)), 0,
+			     "frame %zu (%zu bytes): not the RFC 8439 tag", f, n);
+		cr_assert_eq(mpk_link_read(p.b, out, sizeof(out)), (ssize_t)n);
+		cr_assert_eq(memcmp(out, in, n), 0);
+		pos += MPK_FRAME_HDR + n + MPK_FRAME_TAG;
+	}
 	pair_close(&p);
 }

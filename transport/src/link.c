@@ -17,6 +17,7 @@
 #include "atomics.h"
 #include "link_internal.h"
 #include "pkru.h"
+#include "poly1305.h"
 #include "sys.h"
 
 #define REQUIRED_SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
@@ -324,6 +325,8 @@ void mpk_link_detach(struct mpk_link *l)
 		sodium_memzero(l->stage, MPK_FRAME_HDR + l->frame_max + MPK_FRAME_TAG);
 		free(l->stage);
 	}
+	mpk_poly_free(l->tx_poly);
+	mpk_poly_free(l->rx_poly);
 	sodium_memzero(l->mac_key, sizeof(l->mac_key));
 	free(l);
 }
@@ -338,8 +341,14 @@ int mpk_link_set_mac(struct mpk_link *l, const uint8_t key[MPK_LINK_MAC_KEY_BYTE
 	if (!(l->hdr_flags & MPK_HDR_MAC) || l->mac)
 		return -EINVAL;
 	l->stage = malloc(MPK_FRAME_HDR + l->frame_max + MPK_FRAME_TAG);
-	if (!l->stage)
+	if (!l->stage || mpk_poly_new(&l->tx_poly) < 0 || mpk_poly_new(&l->rx_poly) < 0) {
+		free(l->stage);
+		l->stage = NULL;
+		mpk_poly_free(l->tx_poly);
+		mpk_poly_free(l->rx_poly);
+		l->tx_poly = l->rx_poly = NULL;
 		return -ENOMEM;
+	}
 	memcpy(l->mac_key, key, sizeof(l->mac_key));
 	l->mac = 1;
 	return 0;
@@ -722,18 +731,19 @@ static void ring_get(struct mpk_link *l, uint64_t pos, void *dst, size_t n)
  * 2.6): the first 32 bytes of ChaCha20 under the session key, with the
  * writer's side and the frame's number as the nonce. Each (key, nonce) is
  * used once, as Poly1305 requires. */
-static void tag_begin(const struct mpk_link *l, crypto_onetimeauth_state *st, int side,
-		      uint64_t seq)
+static int tag_begin(const struct mpk_link *l, struct mpk_poly *st, int side, uint64_t seq)
 {
 	uint8_t nonce[crypto_stream_chacha20_ietf_NONCEBYTES] = {0};
-	uint8_t otk[crypto_onetimeauth_KEYBYTES];
+	uint8_t otk[MPK_POLY_KEY];
+	int r;
 
 	nonce[0] = (uint8_t)side;
 	for (int i = 0; i < 8; i++)
 		nonce[4 + i] = (uint8_t)(seq >> (8 * i));
 	crypto_stream_chacha20_ietf(otk, sizeof(otk), nonce, l->mac_key);
-	crypto_onetimeauth_init(st, otk);
+	r = mpk_poly_init(st, otk);
 	sodium_memzero(otk, sizeof(otk));
+	return r;
 }
 
 /* Whole frames of the iovecs' bytes, as many as fit. The tag is computed
@@ -754,9 +764,10 @@ static ssize_t mac_writev(struct mpk_link *l, const struct iovec *iov, size_t to
 	}
 	pos = l->tx_tail;
 	while (done < total && space > (int64_t)ovh) {
-		crypto_onetimeauth_state st;
+		struct mpk_poly *st = l->tx_poly;
 		uint8_t hdr[MPK_FRAME_HDR] = {0}, tag[MPK_FRAME_TAG];
 		size_t n = total - done, left;
+		int bad;
 
 		if (n > l->frame_max)
 			n = l->frame_max;
@@ -764,8 +775,8 @@ static ssize_t mac_writev(struct mpk_link *l, const struct iovec *iov, size_t to
 			n = (size_t)(space - (int64_t)ovh);
 		for (int i = 0; i < 4; i++)
 			hdr[i] = (uint8_t)(n >> (8 * i));
-		tag_begin(l, &st, l->side, l->tx_seq);
-		crypto_onetimeauth_update(&st, hdr, sizeof(hdr));
+		bad = tag_begin(l, st, l->side, l->tx_seq);
+		bad |= mpk_poly_update(st, hdr, sizeof(hdr));
 		ring_put(l, pos, hdr, sizeof(hdr));
 		pos += sizeof(hdr);
 		for (left = n; left;) {
@@ -773,11 +784,17 @@ static ssize_t mac_writev(struct mpk_link *l, const struct iovec *iov, size_t to
 			const uint8_t *src = iov_take(&cur, left, &k);
 
 			ring_put(l, pos, src, k);
-			crypto_onetimeauth_update(&st, src, k);
+			bad |= mpk_poly_update(st, src, k);
 			pos += k;
 			left -= k;
 		}
-		crypto_onetimeauth_final(&st, tag);
+		bad |= mpk_poly_final(st, tag);
+		if (bad) {
+			/* libcrypto failed (out of memory): no frame can be
+			 * tagged, so none is published; the link says so. */
+			mpk__guard_close();
+			return mark_broken(l);
+		}
 		ring_put(l, pos, tag, sizeof(tag));
 		pos += sizeof(tag);
 		l->tx_seq++;
@@ -801,7 +818,6 @@ static ssize_t mac_writev(struct mpk_link *l, const struct iovec *iov, size_t to
 static int mac_stage(struct mpk_link *l)
 {
 	const uint32_t ovh = MPK_FRAME_HDR + MPK_FRAME_TAG;
-	crypto_onetimeauth_state st;
 	uint8_t tag[MPK_FRAME_TAG];
 	uint32_t len, zero;
 	int64_t avail;
@@ -836,10 +852,10 @@ static int mac_stage(struct mpk_link *l)
 	if (ring)
 		ring_bell(l);
 
-	tag_begin(l, &st, !l->side, l->rx_seq);
-	crypto_onetimeauth_update(&st, l->stage, MPK_FRAME_HDR + len);
-	crypto_onetimeauth_final(&st, tag);
-	if (sodium_memcmp(tag, l->stage + MPK_FRAME_HDR + len, sizeof(tag)) != 0) {
+	if (tag_begin(l, l->rx_poly, !l->side, l->rx_seq) < 0 ||
+	    mpk_poly_update(l->rx_poly, l->stage, MPK_FRAME_HDR + len) < 0 ||
+	    mpk_poly_final(l->rx_poly, tag) < 0 ||
+	    sodium_memcmp(tag, l->stage + MPK_FRAME_HDR + len, sizeof(tag)) != 0) {
 		sodium_memzero(l->stage, MPK_FRAME_HDR + len + MPK_FRAME_TAG);
 		return mark_broken(l);
 	}

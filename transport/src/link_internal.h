@@ -46,6 +46,7 @@ struct mpk_link {
 	uint64_t tx_seq, rx_seq; /* frames written, frames read (each side's own) */
 	uint32_t frame_max;      /* payload bytes per frame: fits the ring twice */
 	uint8_t *stage;          /* the reader's private copy of one checked frame */
+	struct mpk_poly *tx_poly, *rx_poly; /* the writer's and the reader's */
 	uint32_t stage_off, stage_end; /* its payload not yet read (atomics) */
 
 	int bell_fd; /* the stream shared with the peer: bells or hang-up */
