@@ -320,15 +320,65 @@ static uint32_t ereg_report(struct ereg *e, int commit)
 	return rep;
 }
 
+#define PLAIN_BATCH 16
+
+/* Whether e's connection turned out plain (settle says so): it is to be
+ * demoted, unless it is being destroyed (its entries go then). Under
+ * es->mu. */
+static int is_plain(struct ereg *e)
+{
+	return (e->u->state == ST_VERIFY || e->u->state == ST_PROBE) && settle(e->u) == 1;
+}
+
+/* The kernel re-evaluates a MOD'ed fd: its readiness comes next. */
+static void demote_all(struct ufd **plain, int n)
+{
+	for (int i = 0; i < n; i++) {
+		conn_demote(plain[i]);
+		ufd_put(plain[i]);
+	}
+}
+
+/*
+ * The plain connections a collect found past its batch: demoted now, in
+ * batches, reporting nothing (the kernel reports them once they are its
+ * own again). Their bytes' edge has been and gone in the kernel: a wait
+ * that left them would sleep past them. Bounded, for an entry that stays
+ * (a registration under a name that no longer names the connection):
+ * what is left, the next wait's collect finds.
+ */
+static void eset_demote_rest(struct eset *es)
+{
+	for (int round = 0; round < 64; round++) {
+		struct ufd *plain[PLAIN_BATCH];
+		int np = 0, more = 0;
+
+		pthread_mutex_lock(&es->mu);
+		for (size_t i = 0; i < es->n; i++) {
+			struct ereg *e = &es->v[i];
+
+			if (e->disabled || !is_plain(e))
+				continue;
+			if (np == PLAIN_BATCH) {
+				more = 1;
+				break;
+			}
+			if (fdobj_tryref(&e->u->obj))
+				plain[np++] = e->u;
+		}
+		pthread_mutex_unlock(&es->mu);
+		demote_all(plain, np);
+		if (!more)
+			return;
+	}
+}
+
 /* Ring-derived events of the set's upgraded fds, into out. */
 static int eset_collect(struct eset *es, struct epoll_event *out, int max)
 {
-	struct ufd *plain[16];
-	int n = 0, nplain, more;
+	struct ufd *plain[PLAIN_BATCH];
+	int n = 0, nplain = 0, more = 0;
 
-again:
-	nplain = 0;
-	more = 0;
 	pthread_mutex_lock(&es->mu);
 	/* From where the last collect stopped, as the kernel moves a
 	 * level-triggered entry it reported to the back of its ready list:
@@ -341,12 +391,8 @@ again:
 
 		if (e->disabled)
 			continue;
-		if ((e->u->state == ST_VERIFY || e->u->state == ST_PROBE) && settle(e->u) == 1) {
-			/* Not if it is being destroyed (its entries go then).
-			 * Past 16 at once, the rest after these are demoted:
-			 * their bytes' edge has been and gone in the kernel,
-			 * and only a collect finds them now. */
-			if (nplain == 16)
+		if (is_plain(e)) {
+			if (nplain == PLAIN_BATCH)
 				more = 1;
 			else if (fdobj_tryref(&e->u->obj))
 				plain[nplain++] = e->u;
@@ -363,13 +409,9 @@ again:
 			e->disabled = 1;
 	}
 	pthread_mutex_unlock(&es->mu);
-	/* The kernel re-evaluates a MOD'ed fd: its readiness comes next. */
-	for (int i = 0; i < nplain; i++) {
-		conn_demote(plain[i]);
-		ufd_put(plain[i]);
-	}
-	if (more && n < max)
-		goto again;
+	demote_all(plain, nplain);
+	if (more)
+		eset_demote_rest(es);
 	return n;
 }
 
