@@ -341,31 +341,9 @@ static int find_bin(const char *self, const char *name, char *out, size_t len)
 }
 
 /* Waits for pid until timeout_s; kills its group then. Returns the wait
- * status, or -1 when it had to be killed. */
-static int wait_bounded(pid_t pid, double timeout_s)
-{
-	uint64_t end = bench_now_ns() + (uint64_t)(timeout_s * 1e9);
-	int st;
-
-	for (;;) {
-		pid_t r = waitpid(pid, &st, WNOHANG);
-		struct timespec ts = {0, 5000000};
-
-		if (r == pid)
-			return st;
-		if (r < 0 && errno != EINTR)
-			return -1;
-		if (bench_now_ns() > end) {
-			kill(-pid, SIGKILL);
-			waitpid(pid, &st, 0);
-			return -1;
-		}
-		nanosleep(&ts, NULL);
-	}
-}
-
-/* As wait_bounded, with the child's rusage (its waited-for descendants
- * included: under mpklink-run, the program). */
+ * status, or -1 when it had to be killed. ru (NULL: not wanted) gets the
+ * child's rusage, its waited-for descendants included (under mpklink-run,
+ * the program). */
 static int wait_bounded_ru(pid_t pid, double timeout_s, struct rusage *ru)
 {
 	uint64_t end = bench_now_ns() + (uint64_t)(timeout_s * 1e9);
@@ -386,6 +364,11 @@ static int wait_bounded_ru(pid_t pid, double timeout_s, struct rusage *ru)
 		}
 		nanosleep(&ts, NULL);
 	}
+}
+
+static int wait_bounded(pid_t pid, double timeout_s)
+{
+	return wait_bounded_ru(pid, timeout_s, NULL);
 }
 
 /* CPU time (user + system, ns) of pid and its live descendants, from
@@ -891,8 +874,8 @@ static struct cres run_client(struct copts *o, int x, const struct server *s,
 	}
 	fclose(f);
 	res.ok = 1;
-	res.upgraded = X_UNDER_RUN(x) ? stats_links(stats) > 0 : 0;
 	res.links = X_UNDER_RUN(x) ? stats_links(stats) : 0;
+	res.upgraded = res.links > 0;
 	res.fallbacks = X_UNDER_RUN(x) ? stats_sum(stats, " fallbacks=") : 0;
 	if (X_UNDER_RUN(x) && !res.upgraded) {
 		/* Plain TCP under mpklink-run: not a measurement of mpklink.
