@@ -73,8 +73,10 @@ static ssize_t a_hello(void *ctx, const struct mpk_rdv_want *w, void **state, ui
 	if (!st)
 		return -ENOMEM;
 	st->port = w->server_port;
+	/* The handshake's client_port field carries the batch's count: links
+	 * are made ahead of connects, before any client port exists. */
 	r = mpk_keys_client_hello(&st->c, a->id, now_s(), (uint16_t)w->server_port,
-				  (uint16_t)w->client_port, w->ring_bytes, buf);
+				  (uint16_t)w->count, w->ring_bytes, buf);
 	if (r < 0) {
 		snprintf(why, whylen, "signing the HELLO: %s", strerror(-r));
 		free(st);
@@ -152,7 +154,7 @@ static int a_check_hello(void *ctx, unsigned port, const uint8_t *msg, size_t le
 		goto fail;
 	}
 	want->server_port = st->s.server_port;
-	want->client_port = st->s.client_port;
+	want->count = st->s.client_port; /* the count: see a_hello */
 	want->ring_bytes = st->s.ring_bytes;
 	*state = st;
 	return 0;

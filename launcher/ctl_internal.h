@@ -15,7 +15,9 @@
 #include "ctl_server.h"
 
 #define MAX_FDS 1024
-/* A link handed to a client launcher waits this long for its accept. */
+/* A link of a batch waits this long to be claimed by a connection (the
+ * client's preload uses a link only for LINK_USE_MS of it: the server's
+ * accept has the rest). */
 #define PENDING_MS 10000
 /* A rendezvous peer has this long to send its HELLO, and a CONNECT this
  * long for the server's launcher to answer. */
@@ -24,11 +26,11 @@
  * oldest is cut off (a peer that opens many and sends nothing takes no
  * more than this from the others). */
 #define RDV_MAX_WAITING 64
-/* CONNECTs in flight at once (running or queued); past it a CONNECT is
+/* LINKS requests in flight at once (running or queued); past it one is
  * answered -EBUSY at once and its connection stays TCP: when setup falls
  * behind, new connections do not queue behind it. */
 #define CONNECTS_MAX 16
-/* An idle CONNECT worker exits after this long without a job. */
+/* An idle LINKS worker exits after this long without a job. */
 #define WORKER_IDLE_MS 10000
 
 enum slot_kind { S_WAKE, S_CTL_LISTEN, S_SHIM, S_RDV_LISTEN, S_RDV };
@@ -43,8 +45,12 @@ struct slot {
 	size_t nports;
 };
 
+/* A link of a batch not yet claimed by a connection: made by us for a
+ * client launcher (side 0: handed to our program by OFFERS, or not yet),
+ * or received from a server's launcher and handed to our program (side 1). */
 struct pending {
-	unsigned server_port, client_port;
+	unsigned server_port, side;
+	uint32_t seq; /* side 0: its number, for OFFERS (from 1, in order) */
 	int fds[MPK_LINK_NFDS];
 	uint8_t token[MPK_TOKEN_BYTES];
 	uint64_t ring_bytes;
@@ -90,8 +96,9 @@ struct mpk_ctl {
 	size_t nshared;
 
 	pthread_mutex_t lock; /* pending, listen refcounts, workers, jobs */
-	struct pending *pending;
+	struct pending *pending; /* side 0's in the order of their seq */
 	size_t npending;
+	uint32_t seq; /* the last side-0 link's number */
 	struct live *live;
 	size_t nlive;
 	int64_t sweep_at_ms; /* when live_sweep runs next; 0: nothing to do */
@@ -115,14 +122,20 @@ __attribute__((format(printf, 3, 4))) void ctl_log(struct mpk_ctl *c, int level,
 /* Close-on-exec duplicates of a link's fds, or -errno (nothing open). */
 int fds_dup(const int *src, int *dst);
 
-/* The pending links (made for a client, waiting for our program's
- * accept) and the live ones (handed to our program, kept for an image
- * after exec): links.c. Each takes c->lock itself but live_find, which
- * wants it held. */
+/* The pending links (of a batch, not claimed yet) and the live ones
+ * (claimed by a connection of our program, kept for an image after exec):
+ * links.c. Each takes c->lock itself but live_find, which wants it held. */
 void pending_purge(struct mpk_ctl *c, int64_t now);
-int pending_add(struct mpk_ctl *c, const struct pending *p);
-int pending_set_key(struct mpk_ctl *c, unsigned sport, unsigned cport, const uint8_t *key);
-int pending_take(struct mpk_ctl *c, unsigned sport, unsigned cport, struct pending *out);
+/* Takes ownership of p->fds (closed on failure). */
+int pending_add(struct mpk_ctl *c, struct pending *p);
+/* Side 0's links for port numbered after since, at most max, in order,
+ * their fds duplicated into out. Returns how many. */
+size_t pending_offers(struct mpk_ctl *c, unsigned port, uint32_t since, struct pending *out,
+		      size_t max);
+/* The link with token (side's, port's) carries connection (port, cport):
+ * it moves to the live table. 0 or -ENOENT. */
+int pending_claim(struct mpk_ctl *c, unsigned side, const uint8_t *token, unsigned port,
+		  unsigned cport);
 void live_add(struct mpk_ctl *c, unsigned sport, unsigned cport, unsigned side, int *fds,
 	      const uint8_t *key);
 ssize_t live_find(struct mpk_ctl *c, unsigned sport, unsigned cport, unsigned side);

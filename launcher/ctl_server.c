@@ -219,76 +219,115 @@ static void reply(struct mpk_ctl *c, int sock, int status, const uint8_t *token,
 	reply_side(c, sock, status, token, ring_bytes, fds, 0, NULL);
 }
 
-/* Server launcher: the link for client port cport on port, kept pending
- * for the program's accept; fds and p->token, p->ring_bytes for the reply.
- * Returns 0 or -errno (nothing then stays open). */
-static int link_offer(struct mpk_ctl *c, unsigned port, unsigned cport, int *fds,
-		      struct pending *p)
+/* Server launcher: a batch of n links for clients of port (n is cut to
+ * what could be made), kept pending for our program's OFFERS: their fds
+ * into fds (3 each), *seed the batch's. Returns n > 0 or -errno (nothing
+ * then stays open). Keys, when the handshake makes one, come later
+ * (batch_set_keys). */
+static int batch_make(struct mpk_ctl *c, unsigned port, unsigned n, int *fds,
+		      uint8_t seed[MPK_TOKEN_BYTES], uint64_t *ring_bytes)
 {
-	int r;
+	unsigned made = 0;
+	int r = 0;
 
 	if (!listen_refs(c, port))
 		return -ECONNREFUSED;
 	for (size_t k = 0; k < c->nshared; k++)
 		if (c->shared[k] == port)
 			return -EADDRINUSE;
-	fds[0] = mpk_link_create_flags(c->cfg.ring_bytes, c->cfg.link_flags);
-	if (fds[0] < 0) {
-		ctl_log(c, 0, "port %u: cannot create link memory: %s", port, strerror(-fds[0]));
-		r = fds[0];
-		fds[0] = -1;
-		return r;
-	}
-	r = mpk_link_bells_create(fds + 1);
-	if (r < 0) {
-		ctl_log(c, 0, "port %u: cannot create doorbells: %s", port, strerror(-r));
-		fds[1] = fds[2] = -1;
-		mpk_ctl_fds_close(fds);
-		return r;
-	}
-	if (getrandom(p->token, sizeof(p->token), 0) != sizeof(p->token)) {
-		mpk_ctl_fds_close(fds);
+	if (n < 1 || n > MPK_CTL_BATCH_MAX)
+		return -EPROTO;
+	if (getrandom(seed, MPK_TOKEN_BYTES, 0) != MPK_TOKEN_BYTES)
 		return -EIO;
+	*ring_bytes = c->cfg.ring_bytes ? c->cfg.ring_bytes : MPK_LINK_RING_DEFAULT;
+	for (; made < n; made++) {
+		struct pending p = {.server_port = port, .side = 0, .ring_bytes = *ring_bytes,
+				    .expiry_ms = now_ms() + PENDING_MS};
+		int *f = fds + MPK_LINK_NFDS * made;
+
+		f[0] = mpk_link_create_flags(c->cfg.ring_bytes, c->cfg.link_flags);
+		if (f[0] < 0) {
+			r = f[0];
+			f[0] = -1;
+			ctl_log(c, 0, "port %u: cannot create link memory: %s", port, strerror(-r));
+			break;
+		}
+		r = mpk_link_bells_create(f + 1);
+		if (r < 0) {
+			ctl_log(c, 0, "port %u: cannot create doorbells: %s", port, strerror(-r));
+			f[1] = f[2] = -1;
+			mpk_ctl_fds_close(f);
+			break;
+		}
+		mpk_link_derive(seed, made, NULL, p.token, p.key);
+		r = fds_dup(f, p.fds);
+		if (r < 0 || (r = pending_add(c, &p)) < 0) {
+			mpk_ctl_fds_close(f);
+			break;
+		}
 	}
-	p->server_port = port;
-	p->client_port = cport;
-	p->ring_bytes = c->cfg.ring_bytes ? c->cfg.ring_bytes : MPK_LINK_RING_DEFAULT;
-	p->expiry_ms = now_ms() + PENDING_MS;
-	r = fds_dup(fds, p->fds);
-	if (r < 0 || (r = pending_add(c, p)) < 0) {
-		mpk_ctl_fds_close(p->fds);
-		mpk_ctl_fds_close(fds);
-		return -ENOMEM;
-	}
-	ctl_log(c, 3, "port %u: link for client port %u created", port, cport);
-	return 0;
+	if (!made)
+		return r < 0 ? r : -ENOMEM;
+	ctl_log(c, 3, "port %u: a batch of %u links made", port, made);
+	return (int)made;
 }
 
-/* Server launcher: a client launcher asks for a link, same-uid trust. */
+/* Server launcher: the MAC keys of a batch's links, from the session key. */
+static void batch_set_keys(struct mpk_ctl *c, unsigned port, const uint8_t *seed, int n,
+			   const uint8_t *session)
+{
+	pthread_mutex_lock(&c->lock);
+	for (int i = 0; i < n; i++) {
+		uint8_t token[MPK_TOKEN_BYTES], key[32];
+
+		mpk_link_derive(seed, (unsigned)i, session, token, key);
+		for (size_t k = 0; k < c->npending; k++) {
+			struct pending *p = &c->pending[k];
+
+			if (p->side == 0 && p->server_port == port &&
+			    !memcmp(p->token, token, sizeof(token))) {
+				memcpy(p->key, key, sizeof(key));
+				p->has_key = 1;
+				break;
+			}
+		}
+		explicit_bzero(key, sizeof(key));
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
+static void fds_close_links(int *fds, int n)
+{
+	for (int i = 0; i < n; i++)
+		mpk_ctl_fds_close(fds + MPK_LINK_NFDS * i);
+}
+
+/* Server launcher: a client launcher asks for links, same-uid trust. */
 static void on_hello_plain(struct mpk_ctl *c, int sock, unsigned port, const uint8_t *msg,
 			   size_t len)
 {
 	struct mpk_rdv_hello h;
 	struct mpk_rdv_reply rep = {.magic = MPK_RDV_MAGIC};
-	struct pending p = {.fds = {-1, -1, -1}};
-	int fds[MPK_LINK_NFDS] = {-1, -1, -1};
+	int fds[MPK_LINK_NFDS * MPK_CTL_BATCH_MAX], n = 0;
 
 	if (len == sizeof(h))
 		memcpy(&h, msg, sizeof(h));
 	if (len != sizeof(h) || h.magic != MPK_RDV_MAGIC || h.version != MPK_CTL_VERSION ||
-	    h.server_port != port || !h.client_port || h.client_port > 65535) {
+	    h.server_port != port || h.count < 1 || h.count > MPK_CTL_BATCH_MAX) {
 		ctl_log(c, 1, "port %u: malformed HELLO refused", port);
 		rep.status = -EPROTO;
 		goto out;
 	}
-	rep.status = link_offer(c, port, h.client_port, fds, &p);
-	if (rep.status == 0) {
-		memcpy(rep.token, p.token, sizeof(rep.token));
-		rep.ring_bytes = p.ring_bytes;
+	n = batch_make(c, port, h.count, fds, rep.token, &rep.ring_bytes);
+	rep.status = n < 0 ? n : 0;
+	if (n < 0) {
+		memset(rep.token, 0, sizeof(rep.token));
+		rep.ring_bytes = 0;
+		n = 0;
 	}
 out:
-	mpk_ctl_send(sock, &rep, sizeof(rep), rep.status == 0 ? fds : NULL);
-	mpk_ctl_fds_close(fds);
+	mpk_ctl_send_links(sock, &rep, sizeof(rep), n ? fds : NULL, (size_t)n);
+	fds_close_links(fds, n);
 }
 
 /* Server launcher: a HELLO checked by the identity layer first. No link is
@@ -298,36 +337,39 @@ static void on_hello_auth(struct mpk_ctl *c, int sock, unsigned port, const uint
 {
 	const struct mpk_ctl_auth *a = c->cfg.auth;
 	static uint8_t out[MPK_RDV_MAX]; /* the control thread's */
-	struct pending p = {.fds = {-1, -1, -1}};
 	struct mpk_rdv_want w = {0};
-	int status, fds[MPK_LINK_NFDS] = {-1, -1, -1};
-	uint8_t session[32] = {0};
+	int status, n = 0, fds[MPK_LINK_NFDS * MPK_CTL_BATCH_MAX];
+	uint8_t session[32] = {0}, seed[MPK_TOKEN_BYTES] = {0};
+	uint64_t ring_bytes = 0;
 	char why[256] = "";
 	void *st = NULL;
-	ssize_t n;
+	ssize_t k;
 
 	status = a->check_hello(a->ctx, port, msg, len, &w, &st, why, sizeof(why));
 	if (status < 0) {
 		ctl_log(c, 0, "port %u: link refused: %s", port, why[0] ? why : strerror(-status));
-	} else if (w.server_port != port || !w.client_port || w.client_port > 65535) {
-		ctl_log(c, 0, "port %u: link refused: the HELLO names port %u from port %u", port,
-			w.server_port, w.client_port);
+	} else if (w.server_port != port || w.count < 1 || w.count > MPK_CTL_BATCH_MAX) {
+		ctl_log(c, 0, "port %u: link refused: the HELLO asks for %u links to port %u",
+			port, w.count, w.server_port);
 		status = -EPROTO;
 	} else {
-		status = link_offer(c, port, w.client_port, fds, &p);
+		n = batch_make(c, port, w.count, fds, seed, &ring_bytes);
+		status = n < 0 ? n : 0;
+		n = n < 0 ? 0 : n;
 	}
-	n = a->reply(a->ctx, st, status, status == 0 ? p.token : NULL,
-		     status == 0 ? p.ring_bytes : 0, out, sizeof(out), session);
-	if (n < 0)
-		ctl_log(c, 0, "port %u: cannot make the REPLY: %s", port, strerror((int)-n));
-	else if (status == 0 && pending_set_key(c, port, w.client_port, session) < 0)
-		ctl_log(c, 0, "port %u: the link vanished before its key was set", port);
-	else
-		mpk_ctl_send(sock, out, (size_t)n, status == 0 ? fds : NULL);
+	k = a->reply(a->ctx, st, status, status == 0 ? seed : NULL, status == 0 ? ring_bytes : 0,
+		     out, sizeof(out), session);
+	if (k < 0) {
+		ctl_log(c, 0, "port %u: cannot make the REPLY: %s", port, strerror((int)-k));
+	} else {
+		if (status == 0)
+			batch_set_keys(c, port, seed, n, session);
+		mpk_ctl_send_links(sock, out, (size_t)k, n ? fds : NULL, (size_t)n);
+	}
 	explicit_bzero(session, sizeof(session));
 	if (st)
 		a->done(a->ctx, st);
-	mpk_ctl_fds_close(fds);
+	fds_close_links(fds, n);
 }
 
 static void on_hello(struct mpk_ctl *c, int sock, unsigned port)
@@ -370,12 +412,13 @@ struct connect_job {
 	struct connect_job *next;
 };
 
-/* Client launcher, same-uid trust: the fixed HELLO and REPLY. */
-static int rdv_plain(struct mpk_ctl *c, int s, const struct connect_job *j, int *fds,
-		     uint8_t *token, uint64_t *ring)
+/* Client launcher, same-uid trust: the fixed HELLO and REPLY. Returns the
+ * server's status, with *n links' fds. */
+static int rdv_plain(struct mpk_ctl *c, int s, const struct connect_job *j, int *fds, size_t *n,
+		     uint8_t *seed, uint64_t *ring)
 {
 	struct mpk_rdv_hello h = {.magic = MPK_RDV_MAGIC, .version = MPK_CTL_VERSION,
-				  .server_port = j->req.port, .client_port = j->req.peer_port,
+				  .server_port = j->req.port, .count = j->req.count,
 				  .ring_bytes = c->cfg.ring_bytes};
 	union {
 		struct mpk_rdv_reply rep;
@@ -386,54 +429,55 @@ static int rdv_plain(struct mpk_ctl *c, int s, const struct connect_job *j, int 
 	int r = mpk_ctl_send(s, &h, sizeof(h), NULL);
 
 	if (r == 0)
-		r = mpk_ctl_recv(s, &u, sizeof(u), &len, fds);
+		r = mpk_ctl_recv_links(s, &u, sizeof(u), &len, fds, j->req.count, n);
 	if (r < 0)
 		return r;
 	if (len != sizeof(rep) || u.rep.magic != MPK_RDV_MAGIC) {
-		mpk_ctl_fds_close(fds);
+		fds_close_links(fds, (int)*n);
 		ctl_log(c, 0, "port %u: the server's launcher refused the link: it requires an "
 			"identity (its REPLY is not a plain one; see MPKLINK_IDENTITY)", j->req.port);
 		return -ECONNREFUSED;
 	}
 	memcpy(&rep, &u.rep, sizeof(rep));
-	memcpy(token, rep.token, MPK_TOKEN_BYTES);
+	memcpy(seed, rep.token, MPK_TOKEN_BYTES);
 	*ring = rep.ring_bytes;
 	return rep.status;
 }
 
 /* Client launcher, identities: HELLO and REPLY as the identity layer
  * makes and checks them. */
-static int rdv_auth(struct mpk_ctl *c, int s, const struct connect_job *j, int *fds,
-		    uint8_t *token, uint64_t *ring, uint8_t *session)
+static int rdv_auth(struct mpk_ctl *c, int s, const struct connect_job *j, int *fds, size_t *n,
+		    uint8_t *seed, uint64_t *ring, uint8_t *session)
 {
 	const struct mpk_ctl_auth *a = c->cfg.auth;
-	struct mpk_rdv_want w = {j->req.port, j->req.peer_port, c->cfg.ring_bytes};
+	struct mpk_rdv_want w = {j->req.port, j->req.count, c->cfg.ring_bytes};
 	uint8_t *buf = malloc(MPK_RDV_MAX);
 	char why[256] = "";
 	void *st = NULL;
 	size_t len = 0;
-	ssize_t n;
+	ssize_t k;
 	int r, status = -EPROTO;
 
 	if (!buf)
 		return -ENOMEM;
-	n = a->hello(a->ctx, &w, &st, buf, MPK_RDV_MAX, why, sizeof(why));
-	if (n < 0) {
+	k = a->hello(a->ctx, &w, &st, buf, MPK_RDV_MAX, why, sizeof(why));
+	if (k < 0) {
 		ctl_log(c, 0, "port %u: cannot make a HELLO: %s", j->req.port,
-			why[0] ? why : strerror((int)-n));
-		r = (int)n;
+			why[0] ? why : strerror((int)-k));
+		r = (int)k;
 		goto out;
 	}
-	r = mpk_ctl_send(s, buf, (size_t)n, NULL);
+	r = mpk_ctl_send(s, buf, (size_t)k, NULL);
 	if (r == 0)
-		r = mpk_ctl_recv(s, buf, MPK_RDV_MAX, &len, fds);
+		r = mpk_ctl_recv_links(s, buf, MPK_RDV_MAX, &len, fds, j->req.count, n);
 	if (r < 0)
 		goto out;
-	r = a->check_reply(a->ctx, st, buf, len, &status, token, ring, session, why, sizeof(why));
+	r = a->check_reply(a->ctx, st, buf, len, &status, seed, ring, session, why, sizeof(why));
 	if (r < 0) {
 		ctl_log(c, 0, "port %u: the server's launcher failed verification: %s",
 			j->req.port, why[0] ? why : strerror(-r));
-		mpk_ctl_fds_close(fds);
+		fds_close_links(fds, (int)*n);
+		*n = 0;
 		goto out;
 	}
 	r = status;
@@ -448,16 +492,21 @@ out:
 	return r;
 }
 
-/* Client launcher: one HELLO/REPLY with the server's launcher. */
+/* Client launcher: one HELLO/REPLY with the server's launcher for a batch
+ * of links, handed to our program (and kept pending until it claims
+ * them). */
 static void connect_job_run(struct connect_job *j)
 {
 	struct mpk_ctl *c = j->c;
 	struct timeval tv = {RDV_TIMEOUT_MS / 1000, (RDV_TIMEOUT_MS % 1000) * 1000};
-	uint8_t token[MPK_TOKEN_BYTES] = {0}, session[32] = {0};
+	uint8_t seed[MPK_TOKEN_BYTES] = {0}, session[32] = {0};
+	static __thread struct mpk_ctl_batch rep;
 	uint64_t ring = 0;
 	char path[108], name[32];
-	int s, r, fds[MPK_LINK_NFDS] = {-1, -1, -1};
+	int s, r, fds[MPK_LINK_NFDS * MPK_CTL_BATCH_MAX];
+	size_t n = 0;
 
+	memset(&rep, 0, sizeof(rep));
 	rdv_name(c, j->req.port, name, sizeof(name), path, sizeof(path));
 	s = mpk_ctl_connect(path);
 	if (s < 0) {
@@ -472,15 +521,24 @@ static void connect_job_run(struct connect_job *j)
 	}
 	setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	r = c->cfg.auth ? rdv_auth(c, s, j, fds, token, &ring, session)
-			: rdv_plain(c, s, j, fds, token, &ring);
-	if (r == 0 && fds[0] < 0)
+	r = c->cfg.auth ? rdv_auth(c, s, j, fds, &n, seed, &ring, session)
+			: rdv_plain(c, s, j, fds, &n, seed, &ring);
+	if (r == 0 && !n)
 		r = -EPROTO;
+	if (r < 0) {
+		fds_close_links(fds, (int)n);
+		n = 0;
+	}
 	/* Our program will write into these: eventfds, nothing that blocks. */
-	if (r == 0 && (mpk_link_bell_check(fds[1]) < 0 || mpk_link_bell_check(fds[2]) < 0)) {
-		ctl_log(c, 1, "port %u: the server's launcher sent doorbells that are not eventfds",
-			j->req.port);
-		r = -EPROTO;
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		if (mpk_link_bell_check(fds[3 * i + 1]) < 0 ||
+		    mpk_link_bell_check(fds[3 * i + 2]) < 0) {
+			ctl_log(c, 1, "port %u: the server's launcher sent doorbells that are not "
+				   "eventfds", j->req.port);
+			r = -EPROTO;
+			fds_close_links(fds, (int)n);
+			n = 0;
+		}
 	}
 	if (r < 0 && !c->cfg.auth)
 		ctl_log(c, r == -ECONNREFUSED || r == -EADDRINUSE ? 2 : 1,
@@ -488,14 +546,31 @@ static void connect_job_run(struct connect_job *j)
 out_close:
 	close(s);
 out:
-	/* With identities, every link has a session key: the program uses it
-	 * when the server made the link a MAC one. */
-	reply_side(c, j->shim, r, r == 0 ? token : NULL, r == 0 ? ring : 0, fds, 0,
-		   c->cfg.auth ? session : NULL);
-	if (r == 0)
-		live_add(c, j->req.port, j->req.peer_port, 1, fds, c->cfg.auth ? session : NULL);
-	else
-		mpk_ctl_fds_close(fds);
+	rep.magic = MPK_CTL_MAGIC;
+	rep.status = r;
+	rep.n = (uint32_t)n;
+	rep.ring_bytes = ring;
+	/* With identities, every link has a key: the program uses it when
+	 * the server made the link a MAC one. */
+	rep.flags = c->cfg.auth && n ? MPK_REP_MAC : 0;
+	for (size_t i = 0; i < n; i++) {
+		struct pending p = {.server_port = j->req.port, .side = 1,
+				    .ring_bytes = ring, .expiry_ms = now_ms() + PENDING_MS,
+				    .has_key = !!c->cfg.auth};
+
+		mpk_link_derive(seed, (unsigned)i, c->cfg.auth ? session : NULL, p.token, p.key);
+		memcpy(rep.link[i].token, p.token, MPK_TOKEN_BYTES);
+		if (c->cfg.auth)
+			memcpy(rep.link[i].mac_key, p.key, 32);
+		/* Kept until our program claims it (for LOOKUP after exec). */
+		if (fds_dup(fds + 3 * i, p.fds) == 0)
+			pending_add(c, &p);
+		explicit_bzero(&p, sizeof(p));
+	}
+	if (mpk_ctl_send_links(j->shim, &rep, sizeof(rep), n ? fds : NULL, n) < 0)
+		ctl_log(c, 3, "reply to shim: cannot send the batch");
+	fds_close_links(fds, (int)n);
+	explicit_bzero(&rep, sizeof(rep));
 	explicit_bzero(session, sizeof(session));
 	close(j->shim);
 	free(j);
@@ -599,12 +674,48 @@ static void slot_del_port(struct slot *s, unsigned port)
 	}
 }
 
+/* A LINKS or OFFERS refused. */
+static void batch_refuse(struct mpk_ctl *c, int sock, int status)
+{
+	static struct mpk_ctl_batch rep; /* the control thread's */
+
+	memset(&rep, 0, sizeof(rep));
+	rep.magic = MPK_CTL_MAGIC;
+	rep.status = status;
+	if (mpk_ctl_send(sock, &rep, sizeof(rep), NULL) < 0)
+		ctl_log(c, 3, "reply to shim: cannot send a refusal");
+}
+
+static int on_shim(struct mpk_ctl *c, size_t idx);
+
+/* Takes the requests already waiting on the program's other control
+ * sockets (but the one at idx), without waiting for more. */
+static void shims_drain(struct mpk_ctl *c, size_t idx)
+{
+	static int draining; /* the control thread's: a LOOKUP met here waits not */
+
+	if (draining)
+		return;
+	draining = 1;
+	for (size_t i = 0; i < c->nslots; i++) {
+		struct pollfd pf = {.fd = c->slots[i].fd, .events = POLLIN};
+
+		if (i == idx || c->slots[i].kind != S_SHIM)
+			continue;
+		/* A connection that went is dropped by the poll loop, later. */
+		while (poll(&pf, 1, 0) == 1 && (pf.revents & POLLIN) && !(pf.revents & POLLHUP)) {
+			if (on_shim(c, i) < 0)
+				break;
+		}
+	}
+	draining = 0;
+}
+
 /* Returns -1 when the shim's connection is gone. */
 static int on_shim(struct mpk_ctl *c, size_t idx)
 {
 	struct slot *s = &c->slots[idx];
 	struct mpk_ctl_req req;
-	struct pending p;
 	int r;
 
 	r = mpk_ctl_recv_exact(s->fd, &req, sizeof(req), NULL);
@@ -631,13 +742,38 @@ static int on_shim(struct mpk_ctl *c, size_t idx)
 			rdv_close(c, req.port);
 		reply(c, s->fd, 0, NULL, 0, NULL);
 		return 0;
-	case MPK_CTL_ACCEPT:
-		r = pending_take(c, req.port, req.peer_port, &p);
-		reply_side(c, s->fd, r, r == 0 ? p.token : NULL, r == 0 ? p.ring_bytes : 0,
-			   r == 0 ? p.fds : NULL, 0, r == 0 && p.has_key ? p.key : NULL);
-		if (r == 0)
-			live_add(c, req.port, req.peer_port, 0, p.fds, p.has_key ? p.key : NULL);
-		explicit_bzero(p.key, sizeof(p.key));
+	case MPK_CTL_OFFERS: {
+		static struct mpk_ctl_batch rep; /* the control thread's */
+		struct pending p[MPK_CTL_BATCH_MAX];
+		int fds[MPK_LINK_NFDS * MPK_CTL_BATCH_MAX];
+		size_t n = pending_offers(c, req.port, req.since, p, MPK_CTL_BATCH_MAX);
+
+		memset(&rep, 0, sizeof(rep));
+		rep.magic = MPK_CTL_MAGIC;
+		rep.status = n ? 0 : -ENOENT;
+		rep.n = (uint32_t)n;
+		for (size_t i = 0; i < n; i++) {
+			memcpy(rep.link[i].token, p[i].token, MPK_TOKEN_BYTES);
+			memcpy(fds + 3 * i, p[i].fds, sizeof(p[i].fds));
+			rep.ring_bytes = p[i].ring_bytes;
+			rep.last = p[i].seq;
+			if (p[i].has_key) {
+				rep.flags |= MPK_REP_MAC;
+				memcpy(rep.link[i].mac_key, p[i].key, 32);
+			}
+		}
+		if (mpk_ctl_send_links(s->fd, &rep, sizeof(rep), n ? fds : NULL, n) < 0)
+			ctl_log(c, 3, "reply to shim: cannot send the offers");
+		fds_close_links(fds, (int)n);
+		explicit_bzero(&rep, sizeof(rep));
+		explicit_bzero(p, sizeof(p));
+		return 0;
+	}
+	case MPK_CTL_CLAIMED: /* no reply */
+		if (req.side > 1 || !req.peer_port || req.peer_port > 65535 ||
+		    pending_claim(c, req.side, req.token, req.port, req.peer_port) < 0)
+			ctl_log(c, 3, "port %u: a claim for a link we do not have (expired?)",
+				req.port);
 		return 0;
 	case MPK_CTL_LOOKUP: {
 		ssize_t i;
@@ -647,6 +783,15 @@ static int on_shim(struct mpk_ctl *c, size_t idx)
 
 		pthread_mutex_lock(&c->lock);
 		i = live_find(c, req.port, req.peer_port, req.side);
+		if (i < 0) {
+			/* The CLAIMED that names it may wait on another of
+			 * the program's sockets, sent before this LOOKUP (an
+			 * exec follows the connect): take those first. */
+			pthread_mutex_unlock(&c->lock);
+			shims_drain(c, idx);
+			pthread_mutex_lock(&c->lock);
+			i = live_find(c, req.port, req.peer_port, req.side);
+		}
 		if (i >= 0) {
 			r = fds_dup(c->live[i].fds, fds);
 			side = c->live[i].side;
@@ -663,18 +808,23 @@ static int on_shim(struct mpk_ctl *c, size_t idx)
 	case MPK_CTL_CLOSE: /* no reply */
 		live_closing(c, req.port, req.peer_port, req.side);
 		return 0;
-	case MPK_CTL_CONNECT: {
-		struct connect_job *j = malloc(sizeof(*j));
+	case MPK_CTL_LINKS: {
+		struct connect_job *j;
 
+		if (req.count < 1 || req.count > MPK_CTL_BATCH_MAX) {
+			reply(c, s->fd, -EPROTO, NULL, 0, NULL);
+			return 0;
+		}
+		j = malloc(sizeof(*j));
 		if (!j || (j->shim = fcntl(s->fd, F_DUPFD_CLOEXEC, 0)) < 0) {
 			free(j);
-			reply(c, s->fd, -ENOMEM, NULL, 0, NULL);
+			batch_refuse(c, s->fd, -ENOMEM);
 			return 0;
 		}
 		j->c = c;
 		j->req = req;
 		if ((r = connect_job_queue(c, j)) < 0) {
-			reply(c, s->fd, r == -EBUSY ? r : -EAGAIN, NULL, 0, NULL);
+			batch_refuse(c, s->fd, r == -EBUSY ? r : -EAGAIN);
 			close(j->shim);
 			free(j);
 		}
@@ -696,7 +846,9 @@ static void rdv_cut(struct mpk_ctl *c, size_t i, const char *why)
 
 static void on_accept(struct mpk_ctl *c, int lfd, enum slot_kind kind, unsigned port)
 {
-	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | (kind == S_RDV ? SOCK_NONBLOCK : 0));
+	/* Nonblocking, both kinds: a request may be taken out of turn
+	 * (shims_drain), and the poll loop's look at it is then stale. */
+	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 
 	if (fd < 0)
 		return;

@@ -30,20 +30,31 @@
  * either program). No reply. */
 #define MPK_RDV_SHARED 0x534b504du /* "MPKS" */
 
+/* A client launcher asks for a batch of links to server_port, made ahead of
+ * its program's connects (mpklink/ctl.h's LINKS). */
 struct mpk_rdv_hello {
 	uint32_t magic;
 	uint32_t version;
 	uint32_t server_port;
-	uint32_t client_port;
+	uint32_t count;      /* links wanted, 1..MPK_CTL_BATCH_MAX */
 	uint64_t ring_bytes; /* what the client asks for; the server decides */
 };
 
+/* The answer: n links' fds beside it (1 <= n <= count), whose tokens and
+ * MAC keys both launchers derive from token, the batch's seed, and the
+ * handshake's session key (mpk_link_derive). */
 struct mpk_rdv_reply {
 	uint32_t magic;
 	int32_t status;
 	uint8_t token[MPK_TOKEN_BYTES];
 	uint64_t ring_bytes;
 };
+
+/* The i-th link of a batch: its token from the batch's seed, and, given
+ * the handshake's session key (else NULL), its own MAC key (no two links
+ * share one: their frame numbers, the nonces, start alike). */
+void mpk_link_derive(const uint8_t seed[MPK_TOKEN_BYTES], unsigned i, const uint8_t *session,
+		     uint8_t token[MPK_TOKEN_BYTES], uint8_t key[32]);
 
 /* ------------------------------------------------ the server */
 
@@ -63,7 +74,8 @@ struct mpk_rdv_reply {
 #define MPK_RDV_MAX 4096
 
 struct mpk_rdv_want {
-	unsigned server_port, client_port;
+	unsigned server_port;
+	unsigned count; /* links in the batch asked for */
 	uint64_t ring_bytes;
 };
 
@@ -76,7 +88,7 @@ struct mpk_ctl_auth {
 	 * what it asks for in *w, or -errno (why says it). */
 	int (*check_hello)(void *ctx, unsigned port, const uint8_t *msg, size_t len,
 			   struct mpk_rdv_want *w, void **state, char *why, size_t whylen);
-	/* Server: the REPLY: status 0 with token and ring_bytes, or a refusal
+	/* Server: the REPLY: status 0 with token (the batch's seed) and ring_bytes, or a refusal
 	 * (-errno; state may then be NULL). With status 0, session gets the
 	 * 32-byte key both sides derive. Returns its length or -errno. */
 	ssize_t (*reply)(void *ctx, void *state, int status, const uint8_t *token,

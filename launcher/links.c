@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The launcher's tables of links: pending ones (made for a client
- * launcher, waiting for our program's accept) and live ones (handed to our
+ * The launcher's tables of links: pending ones (of a batch, not yet
+ * claimed by a connection) and live ones (claimed by a connection of our
  * program, kept while any process holds their socket, for an image after
- * exec). See ctl_internal.h.
+ * exec), and how a batch's tokens and keys are derived. See
+ * ctl_internal.h.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -11,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <sodium.h>
 
 #include "ctl_internal.h"
 #include "sockdiag.h"
@@ -32,7 +35,34 @@ int fds_dup(const int *src, int *dst)
 	return 0;
 }
 
+/* ---------------------------------------------------- deriving a batch */
+
+void mpk_link_derive(const uint8_t seed[MPK_TOKEN_BYTES], unsigned i, const uint8_t *session,
+		     uint8_t token[MPK_TOKEN_BYTES], uint8_t key[32])
+{
+	uint8_t msg[16 + MPK_TOKEN_BYTES] = "mpklink link";
+
+	msg[12] = (uint8_t)i;
+	msg[13] = (uint8_t)(i >> 8);
+	msg[14] = (uint8_t)(i >> 16);
+	msg[15] = (uint8_t)(i >> 24);
+	crypto_generichash(token, MPK_TOKEN_BYTES, msg, 16, seed, MPK_TOKEN_BYTES);
+	if (!session)
+		return;
+	memcpy(msg, "mpklink mac\0\0\0\0", 16);
+	memcpy(msg + 16, token, MPK_TOKEN_BYTES);
+	crypto_generichash(key, 32, msg, sizeof(msg), session, 32);
+	explicit_bzero(msg, sizeof(msg));
+}
+
 /* ------------------------------------------------------- pending links */
+
+/* Under c->lock: removes entry i, keeping the order (OFFERS walks it). */
+static void pending_del(struct mpk_ctl *c, size_t i)
+{
+	memmove(c->pending + i, c->pending + i + 1, (c->npending - i - 1) * sizeof(*c->pending));
+	c->npending--;
+}
 
 void pending_purge(struct mpk_ctl *c, int64_t now)
 {
@@ -41,73 +71,78 @@ void pending_purge(struct mpk_ctl *c, int64_t now)
 			i++;
 			continue;
 		}
-		ctl_log(c, 1, "port %u: link for client port %u never accepted; dropped",
-		     c->pending[i].server_port, c->pending[i].client_port);
+		/* A batch's links outlive the connects that needed them. */
+		ctl_log(c, 3, "port %u: a link of a batch was never claimed; dropped",
+			c->pending[i].server_port);
 		mpk_ctl_fds_close(c->pending[i].fds);
 		explicit_bzero(c->pending[i].key, sizeof(c->pending[i].key));
-		c->pending[i] = c->pending[--c->npending];
+		pending_del(c, i);
 	}
 }
 
-int pending_add(struct mpk_ctl *c, const struct pending *p)
+int pending_add(struct mpk_ctl *c, struct pending *p)
 {
 	struct pending *n;
 
 	pthread_mutex_lock(&c->lock);
-	/* A client port names one connection: a new link replaces a stale one. */
-	for (size_t i = 0; i < c->npending; i++) {
-		if (c->pending[i].server_port == p->server_port &&
-		    c->pending[i].client_port == p->client_port) {
-			mpk_ctl_fds_close(c->pending[i].fds);
-			c->pending[i] = *p;
-			pthread_mutex_unlock(&c->lock);
-			return 0;
-		}
-	}
 	n = realloc(c->pending, (c->npending + 1) * sizeof(*n));
 	if (!n) {
 		pthread_mutex_unlock(&c->lock);
+		mpk_ctl_fds_close(p->fds);
 		return -ENOMEM;
 	}
 	c->pending = n;
+	if (p->side == 0)
+		p->seq = ++c->seq ? c->seq : ++c->seq; /* 0 is "none yet" */
 	c->pending[c->npending++] = *p;
 	pthread_mutex_unlock(&c->lock);
 	return 0;
 }
 
-/* The handshake's session key, for the program's ACCEPT of that link. */
-int pending_set_key(struct mpk_ctl *c, unsigned sport, unsigned cport, const uint8_t *key)
+size_t pending_offers(struct mpk_ctl *c, unsigned port, uint32_t since, struct pending *out,
+		      size_t max)
 {
-	int r = -ENOENT;
+	size_t n = 0;
 
 	pthread_mutex_lock(&c->lock);
-	for (size_t i = 0; i < c->npending; i++) {
-		if (c->pending[i].server_port == sport && c->pending[i].client_port == cport) {
-			memcpy(c->pending[i].key, key, sizeof(c->pending[i].key));
-			c->pending[i].has_key = 1;
-			r = 0;
+	for (size_t i = 0; i < c->npending && n < max; i++) {
+		struct pending *p = &c->pending[i];
+
+		/* Numbers grow with the table's order; one that wrapped
+		 * around (2^32 links) is after since too. */
+		if (p->side != 0 || p->server_port != port || (int32_t)(p->seq - since) <= 0)
+			continue;
+		out[n] = *p;
+		if (fds_dup(p->fds, out[n].fds) < 0)
 			break;
-		}
+		n++;
 	}
 	pthread_mutex_unlock(&c->lock);
-	return r;
+	return n;
 }
 
-int pending_take(struct mpk_ctl *c, unsigned sport, unsigned cport, struct pending *out)
+int pending_claim(struct mpk_ctl *c, unsigned side, const uint8_t *token, unsigned port,
+		  unsigned cport)
 {
-	int r = -ENOENT;
+	struct pending p;
+	int found = 0;
 
 	pthread_mutex_lock(&c->lock);
 	for (size_t i = 0; i < c->npending; i++) {
-		if (c->pending[i].server_port == sport && c->pending[i].client_port == cport) {
-			*out = c->pending[i];
-			c->pending[i] = c->pending[--c->npending];
-			r = 0;
+		if (c->pending[i].side == side && c->pending[i].server_port == port &&
+		    !memcmp(c->pending[i].token, token, MPK_TOKEN_BYTES)) {
+			p = c->pending[i];
+			pending_del(c, i);
+			found = 1;
 			break;
 		}
 	}
 	pthread_mutex_unlock(&c->lock);
-	return r;
+	if (!found)
+		return -ENOENT;
+	live_add(c, port, cport, side, p.fds, p.has_key ? p.key : NULL);
+	explicit_bzero(&p, sizeof(p));
+	return 0;
 }
 
 /* Takes ownership of fds. The oldest entry goes when the table is full:

@@ -176,19 +176,16 @@ static int fd_nonblocking(int fd)
 	return fl >= 0 && (fl & O_NONBLOCK);
 }
 
-struct ufd *conn_new(int fd, int *lfds, int side, unsigned port, unsigned cport, int state,
-		     const uint8_t *token, struct mpk_ctl_rep *rep)
+struct ufd *conn_new_link(int fd, struct mpk_link *link, int *bell, int side, unsigned port,
+			  unsigned cport, int state, const uint8_t *token, const uint8_t *mac_key)
 {
 	struct ufd *u = ufd_of(fdobj_new(FDO_CONN));
-	int r = u ? mpk_link_attach(lfds[0], side, &u->link) : -ENOMEM;
+	int r = u ? 0 : -ENOMEM;
 
-	real.close(lfds[0]);
-	if (r == 0 && (r = mpk_link_bell_check(lfds[1 + side])) == 0)
-		r = mpk_link_bell_check(lfds[2 - side]);
 	/* A MAC link needs the handshake's key; one asked for MACs needs a
 	 * MAC link (the server's launcher decides how links are made). */
-	if (r == 0 && mpk_link_mac_required(u->link)) {
-		r = rep->flags & MPK_REP_MAC ? mpk_link_set_mac(u->link, rep->mac_key) : -EPROTO;
+	if (r == 0 && mpk_link_mac_required(link)) {
+		r = mac_key ? mpk_link_set_mac(link, mac_key) : -EPROTO;
 		if (r == 0)
 			stats_count(&totals.mac_links);
 	} else if (r == 0 && cfg.integrity) {
@@ -196,7 +193,6 @@ struct ufd *conn_new(int fd, int *lfds, int side, unsigned port, unsigned cport,
 			"without MACs; no link", port);
 		r = -EPROTO;
 	}
-	explicit_bzero(rep->mac_key, sizeof(rep->mac_key));
 	if (r == 0) {
 		u->sock = real.fcntl(fd, F_DUPFD_CLOEXEC, 0);
 		if (u->sock < 0)
@@ -206,14 +202,16 @@ struct ufd *conn_new(int fd, int *lfds, int side, unsigned port, unsigned cport,
 	}
 	if (r < 0) {
 		slog(1, "port %u: cannot attach the link: %s", port, strerror(-r));
-		real.close(lfds[1]);
-		real.close(lfds[2]);
+		mpk_link_detach(link);
+		fdtab_internal_close(bell[0]);
+		fdtab_internal_close(bell[1]);
 		if (u)
 			ufd_put(u);
 		return NULL;
 	}
-	u->bell[0] = fdtab_internal_take(lfds[1 + side]);
-	u->bell[1] = fdtab_internal_take(lfds[2 - side]);
+	u->link = link;
+	u->bell[0] = bell[0];
+	u->bell[1] = bell[1];
 	/* The socket stays, for the peer's hang-up: its close or death. */
 	mpk_link_set_doorbell(u->link, u->sock, real.send, real.recv);
 	mpk_link_set_bells(u->link, u->bell[0], u->bell[1]);
@@ -230,6 +228,34 @@ struct ufd *conn_new(int fd, int *lfds, int side, unsigned port, unsigned cport,
 		memcpy(u->pre + 8, token, MPK_TOKEN_BYTES);
 	}
 	stats_count(&totals.links);
+	return u;
+}
+
+struct ufd *conn_new(int fd, int *lfds, int side, unsigned port, unsigned cport, int state,
+		     const uint8_t *token, struct mpk_ctl_rep *rep)
+{
+	struct mpk_link *link = NULL;
+	struct ufd *u;
+	int bell[2] = {-1, -1};
+	int r = mpk_link_attach(lfds[0], side, &link);
+
+	real.close(lfds[0]);
+	if (r == 0 && (r = mpk_link_bell_check(lfds[1 + side])) == 0)
+		r = mpk_link_bell_check(lfds[2 - side]);
+	if (r < 0) {
+		slog(1, "port %u: cannot attach the link: %s", port, strerror(-r));
+		if (link)
+			mpk_link_detach(link);
+		real.close(lfds[1]);
+		real.close(lfds[2]);
+		explicit_bzero(rep->mac_key, sizeof(rep->mac_key));
+		return NULL;
+	}
+	bell[0] = fdtab_internal_take(lfds[1 + side]);
+	bell[1] = fdtab_internal_take(lfds[2 - side]);
+	u = conn_new_link(fd, link, bell, side, port, cport, state, token,
+			  rep->flags & MPK_REP_MAC ? rep->mac_key : NULL);
+	explicit_bzero(rep->mac_key, sizeof(rep->mac_key));
 	return u;
 }
 

@@ -134,6 +134,15 @@ HIDDEN struct ufd *listener_new(unsigned port);
 HIDDEN struct ufd *conn_new(int fd, int *lfds, int side, unsigned port, unsigned cport, int state,
 			    const uint8_t *token, struct mpk_ctl_rep *rep);
 
+/*
+ * The same for a link already attached as side (link, and bell: [0] we
+ * wait on, [1] we ring, internal fds; all consumed whatever happens), with
+ * its MAC key when it has one.
+ */
+HIDDEN struct ufd *conn_new_link(int fd, struct mpk_link *link, int *bell, int side,
+				 unsigned port, unsigned cport, int state, const uint8_t *token,
+				 const uint8_t *mac_key);
+
 /* A server's connection without a link (ST_PROBE), one reference, no
  * name; NULL when out of memory or fds. */
 HIDDEN struct ufd *conn_new_probe(int fd, unsigned port, unsigned cport);

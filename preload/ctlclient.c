@@ -135,16 +135,77 @@ int ctl_call(uint32_t type, unsigned port, unsigned peer_port, unsigned side,
 
 	for (int k = 0; k < MPK_LINK_NFDS; k++)
 		fds[k] = -1;
-	i = ctl_take(type == MPK_CTL_LISTEN || type == MPK_CTL_UNLISTEN, type == MPK_CTL_CONNECT);
+	i = ctl_take(type == MPK_CTL_LISTEN || type == MPK_CTL_UNLISTEN, 0);
 	if (i < 0)
 		return i;
 	/* Ours alone while busy: the fd is read without the lock. */
 	r = mpk_ctl_call(ctl_conn[i].fd, &req, rep, fds);
-	if (r == 0 && rep->status == 0 && fds[0] < 0 &&
-	    (type == MPK_CTL_CONNECT || type == MPK_CTL_ACCEPT))
-		r = -EPROTO;
 	ctl_give(i, r < 0);
 	return r < 0 ? r : rep->status;
+}
+
+int ctl_batch(uint32_t type, unsigned port, unsigned count, uint32_t since,
+	      struct mpk_ctl_batch *rep, int *fds)
+{
+	struct mpk_ctl_req req = {.magic = MPK_CTL_MAGIC, .version = MPK_CTL_VERSION,
+				  .type = type, .port = port, .pid = (uint32_t)getpid(),
+				  .count = count, .since = since};
+	int r, i;
+
+	for (int k = 0; k < MPK_LINK_NFDS * MPK_CTL_BATCH_MAX; k++)
+		fds[k] = -1;
+	i = ctl_take(0, type == MPK_CTL_LINKS);
+	if (i < 0)
+		return i;
+	r = mpk_ctl_call_batch(ctl_conn[i].fd, &req, rep, fds);
+	ctl_give(i, r < 0);
+	return r < 0 ? r : rep->status;
+}
+
+int ctl_batch_ask(uint32_t type, unsigned port, unsigned count)
+{
+	struct mpk_ctl_req req = {.magic = MPK_CTL_MAGIC, .version = MPK_CTL_VERSION,
+				  .type = type, .port = port, .pid = (uint32_t)getpid(),
+				  .count = count};
+	int r, i = ctl_take(0, type == MPK_CTL_LINKS);
+
+	if (i < 0)
+		return i;
+	r = mpk_ctl_send(ctl_conn[i].fd, &req, sizeof(req), NULL);
+	if (r < 0) {
+		ctl_give(i, 1);
+		return r;
+	}
+	return i; /* busy until ctl_batch_take */
+}
+
+int ctl_batch_take(int handle, int wait, struct mpk_ctl_batch *rep, int *fds)
+{
+	int r = mpk_ctl_batch_recv(ctl_conn[handle].fd, rep, fds, !wait);
+
+	if (r == -EAGAIN && !wait)
+		return r;
+	ctl_give(handle, r < 0);
+	return r < 0 ? r : rep->status;
+}
+
+/* A request without a reply. */
+static void ctl_tell(struct mpk_ctl_req *req)
+{
+	int i = ctl_take(0, 0);
+
+	if (i >= 0)
+		ctl_give(i, mpk_ctl_send(ctl_conn[i].fd, req, sizeof(*req), NULL) < 0);
+}
+
+void ctl_claimed(unsigned port, unsigned cport, unsigned side, const uint8_t *token)
+{
+	struct mpk_ctl_req req = {.magic = MPK_CTL_MAGIC, .version = MPK_CTL_VERSION,
+				  .type = MPK_CTL_CLAIMED, .port = port, .peer_port = cport,
+				  .pid = (uint32_t)getpid(), .side = side};
+
+	memcpy(req.token, token, MPK_TOKEN_BYTES);
+	ctl_tell(&req);
 }
 
 void ctl_unlisten(unsigned port)
@@ -160,12 +221,10 @@ void ctl_closed(unsigned port, unsigned cport, unsigned side)
 	struct mpk_ctl_req req = {.magic = MPK_CTL_MAGIC, .version = MPK_CTL_VERSION,
 				  .type = MPK_CTL_CLOSE, .port = port, .peer_port = cport,
 				  .pid = (uint32_t)getpid(), .side = side};
-	int i = ctl_take(0, 0);
 
 	/* Sent, not answered: the launcher's sweep finds a link whose CLOSE
 	 * was lost (its socket is held by nobody). */
-	if (i >= 0)
-		ctl_give(i, mpk_ctl_send(ctl_conn[i].fd, &req, sizeof(req), NULL) < 0);
+	ctl_tell(&req);
 }
 
 /* A fork while another thread holds ctl_lock (briefly: never across a

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Requests to our launcher (mpklink/ctl.h), on connections of this
- * process's own, one call in flight on each: a CONNECT waits on the
+ * process's own, one call in flight on each: a LINKS waits on the
  * server's launcher (up to its rendezvous timeout), so calls from other
  * threads take other connections, and one connect to a stalled server
- * holds up none of the process's other connects and accepts. CONNECTs
+ * holds up none of the process's other connects and accepts. LINKS
  * never wait for a connection: when 12 are in flight, or none is free,
  * one fails -EBUSY at once (setup is behind; the connection stays TCP),
  * and the other calls keep connections of their own. Connection 0
@@ -25,14 +25,36 @@
 #include "preload.h"
 
 /*
- * One request; fds gets the link's fds when the reply carries them (all -1
- * otherwise; the caller owns them). Returns the launcher's status (0 or
- * -errno; -EBUSY: it has too many CONNECTs in flight), or -errno when the
- * launcher could not be asked (-EBUSY: this process has). A CONNECT or
- * ACCEPT that succeeds always has fds (else -EPROTO).
+ * One request (LISTEN, UNLISTEN, LOOKUP); fds gets the link's fds when the
+ * reply carries them (all -1 otherwise; the caller owns them). Returns the
+ * launcher's status (0 or -errno), or -errno when the launcher could not
+ * be asked.
  */
 HIDDEN int ctl_call(uint32_t type, unsigned port, unsigned peer_port, unsigned side,
 		    struct mpk_ctl_rep *rep, int fds[MPK_LINK_NFDS]);
+
+/*
+ * LINKS (count links to port) or OFFERS (port's, numbered after since): fds (3 *
+ * MPK_CTL_BATCH_MAX entries) gets rep->n links' fds, the caller's. Returns
+ * the launcher's status (0: rep->n >= 1; -EBUSY: it has too many LINKS in
+ * flight; -ENOENT: no server there, or no offers), or -errno when the
+ * launcher could not be asked (-EBUSY: this process has too many).
+ */
+HIDDEN int ctl_batch(uint32_t type, unsigned port, unsigned count, uint32_t since,
+		     struct mpk_ctl_batch *rep, int *fds);
+
+/* ctl_batch in two halves, for a batch fetched ahead of need: the
+ * request, answered by a handle (>= 0) to its connection, kept busy until
+ * ctl_batch_take; or -errno as ctl_batch. */
+HIDDEN int ctl_batch_ask(uint32_t type, unsigned port, unsigned count);
+/* The reply to handle's request, as ctl_batch; with wait 0, -EAGAIN
+ * while it has not come (the handle stays good). Else the handle is spent.
+ * A forked child must not take its parent's handles. */
+HIDDEN int ctl_batch_take(int handle, int wait, struct mpk_ctl_batch *rep, int *fds);
+
+/* The link of a batch with token carries connection (port, cport) as
+ * side's end now. Does not wait for the launcher. */
+HIDDEN void ctl_claimed(unsigned port, unsigned cport, unsigned side, const uint8_t *token);
 
 /* The program stopped listening on port. */
 HIDDEN void ctl_unlisten(unsigned port);

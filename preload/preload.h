@@ -12,6 +12,8 @@
  *   conn.c         a connection's object, its setup states and its end
  *   spin.c         how long a waiting call busy-polls the rings
  *   signals.c      which handlers ran during a wait (SA_RESTART)
+ *   pool.c         links held ahead of connections (batches)
+ *   sockdiag.c     the kernel's socket table: a peer socket's cookie
  *   ctlclient.c    requests to our launcher
  *   process.c      fork, vfork: which process owns what
  *   exec.c         exec and posix_spawn keep the preload where links go

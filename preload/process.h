@@ -17,7 +17,7 @@
  * without CLOEXEC that carried links are adopted again from the launcher
  * (upgrade.h).
  *
- * May call: fdtab.h, ctlclient.h.
+ * May call: fdtab.h, ctlclient.h, pool.h.
  */
 #ifndef MPK_PROCESS_H
 #define MPK_PROCESS_H
@@ -42,7 +42,7 @@ HIDDEN void exec_start(void);
 /* Whether this process has an io_uring instance: its reads and writes on
  * a socket go past the preload, so a new connection then stays plain TCP.
  * Read from /proc/self/maps (io_uring's rings are mapped from its fd);
- * once seen, for good. */
+ * once seen, for good; not seen, believed for 10 ms. */
 HIDDEN int process_uses_io_uring(void);
 
 /* Fork handlers for every lock; from preload_start. */

@@ -13,9 +13,11 @@
 #include "ctlclient.h"
 #include "fdtab.h"
 #include "log.h"
+#include "pool.h"
 #include "process.h"
 #include "real.h"
 #include "settings.h"
+#include "sockdiag.h"
 #include "stats.h"
 #include "upgrade.h"
 
@@ -93,32 +95,6 @@ static int rendezvous_exists(unsigned port)
 	return stat(path, &st) == 0 && S_ISSOCK(st.st_mode);
 }
 
-/* Binds an unbound client socket to an ephemeral loopback port of the
- * destination's family: the port names the connection to the launchers. */
-static unsigned bind_ephemeral(int fd, const struct sockaddr *dst)
-{
-	unsigned p = sock_port(fd, 0);
-	struct sockaddr_storage ss = {0};
-	socklen_t l;
-
-	if (p)
-		return p;
-	if (dst->sa_family == AF_INET) {
-		struct sockaddr_in *a = (void *)&ss;
-		a->sin_family = AF_INET;
-		a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		l = sizeof(*a);
-	} else {
-		struct sockaddr_in6 *a = (void *)&ss;
-		a->sin6_family = AF_INET6;
-		a->sin6_addr = ((const struct sockaddr_in6 *)dst)->sin6_addr;
-		l = sizeof(*a);
-	}
-	if (real.bind(fd, (struct sockaddr *)&ss, l) < 0)
-		return 0;
-	return sock_port(fd, 0);
-}
-
 /* Whether fd may become ours: we track its number, no object has it, and
  * this process is not a vfork child borrowing our memory. */
 static int upgradable(int fd)
@@ -128,10 +104,11 @@ static int upgradable(int fd)
 
 int upgrade_connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
-	struct mpk_ctl_rep rep;
+	struct pool_link pl;
 	struct ufd *u;
 	unsigned port, cport;
-	int lfds[MPK_LINK_NFDS], r, e;
+	uint64_t cookie;
+	int r, e;
 
 	if (!cfg.enabled || !addr || !(port = addr_port(addr, len, 0)) ||
 	    !settings_port_configured(port) || !upgradable(fd) || !is_tcp(fd))
@@ -144,11 +121,11 @@ int upgrade_connect(int fd, const struct sockaddr *addr, socklen_t len)
 		slog(2, "port %u: this process uses io_uring; plain TCP", port);
 		goto plain;
 	}
-	cport = bind_ephemeral(fd, addr);
-	if (!cport)
+	cookie = sockdiag_cookie(fd);
+	if (!cookie)
 		goto plain;
-	r = ctl_call(MPK_CTL_CONNECT, port, cport, 1, &rep, lfds);
-	if (r < 0 || lfds[0] < 0) {
+	r = pool_take(port, &pl);
+	if (r < 0) {
 		if (r == -EBUSY)
 			slog(2, "port %u: no link: setup is behind (too many connects in flight); plain TCP",
 			     port);
@@ -157,16 +134,28 @@ int upgrade_connect(int fd, const struct sockaddr *addr, socklen_t len)
 			     strerror(-r));
 		goto plain;
 	}
-	u = conn_new(fd, lfds, 1, port, cport, ST_CONNECTING, rep.token, &rep);
+	/* Before the connect: the server's accept finds the link by it. */
+	mpk_link_claim(pl.link, cookie);
+	u = conn_new_link(fd, pl.link, pl.bell, 1, port, 0, ST_CONNECTING, pl.token,
+			  pl.has_key ? pl.mac_key : NULL);
+	explicit_bzero(pl.mac_key, sizeof(pl.mac_key));
 	if (!u)
 		goto plain;
 	r = real.connect(fd, addr, len);
 	e = errno;
-	if (r < 0 && e != EINPROGRESS) {
+	/* EINTR: a blocking connect interrupted goes on in the background,
+	 * as EINPROGRESS does (the link claimed for it stays its own). */
+	if (r < 0 && e != EINPROGRESS && e != EINTR) {
 		ufd_put(u);
 		errno = e;
 		return r;
 	}
+	/* The port is the connect's own choice (a TIME_WAIT one on loopback,
+	 * as over TCP): known now, for the launcher's tables. */
+	cport = sock_port(fd, 0);
+	u->cport = cport;
+	if (cport)
+		ctl_claimed(port, cport, 1, pl.token);
 	if (fdtab_hook(fd, &u->obj) < 0) {
 		/* Cannot be: upgradable() checked the number. The preamble is
 		 * not sent, the connection stays plain. */
@@ -233,10 +222,10 @@ int upgrade_accept(int fd, struct sockaddr *addr, socklen_t *alen, int flags, in
 {
 	struct sockaddr_storage ss;
 	socklen_t l = sizeof(ss);
-	struct mpk_ctl_rep rep;
-	struct ufd *lu, *u;
+	struct pool_link pl;
+	struct ufd *lu, *u = NULL;
 	unsigned cport, port;
-	int nfd, lfds[MPK_LINK_NFDS], r, probe_only;
+	int nfd, r, probe_only;
 
 	lu = process_borrowed() ? NULL : listener_get(fd);
 	if (!lu) {
@@ -269,10 +258,17 @@ int upgrade_accept(int fd, struct sockaddr *addr, socklen_t *alen, int flags, in
 		ufd_put(lu);
 		return nfd;
 	}
-	r = probe_only ? -ENOENT : ctl_call(MPK_CTL_ACCEPT, port, cport, 0, &rep, lfds);
+	/* The client's link, if it has one of ours: it claimed it with its
+	 * socket's cookie before its connect. */
+	r = probe_only ? -ENOENT : pool_find(port, sockdiag_peer_cookie(nfd), &pl);
 	ufd_put(lu);
-	u = r < 0 || lfds[0] < 0 ? NULL
-				   : conn_new(nfd, lfds, 0, port, cport, ST_VERIFY, rep.token, &rep);
+	if (r == 0) {
+		u = conn_new_link(nfd, pl.link, pl.bell, 0, port, cport, ST_VERIFY, pl.token,
+				  pl.has_key ? pl.mac_key : NULL);
+		if (u)
+			ctl_claimed(port, cport, 0, pl.token);
+		explicit_bzero(pl.mac_key, sizeof(pl.mac_key));
+	}
 	if (!u && cfg.deny) {
 		/* MPKLINK_FALLBACK=deny: the port takes links only. No link for
 		 * this connection (a plain client, a client its launcher could

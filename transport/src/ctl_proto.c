@@ -45,25 +45,30 @@ void mpk_ctl_fds_close(int fds[MPK_LINK_NFDS])
 	}
 }
 
-int mpk_ctl_send(int sock, const void *buf, size_t len, const int *fds)
+#define LINKS_FDS_MAX (MPK_LINK_NFDS * MPK_CTL_BATCH_MAX)
+
+int mpk_ctl_send_links(int sock, const void *buf, size_t len, const int *fds, size_t nlinks)
 {
 	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
 	union {
 		struct cmsghdr h;
-		char b[CMSG_SPACE(sizeof(int) * MPK_LINK_NFDS)];
+		char b[CMSG_SPACE(sizeof(int) * LINKS_FDS_MAX)];
 	} u;
 	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
+	size_t nfds = nlinks * MPK_LINK_NFDS;
 	ssize_t r;
 
-	if (fds) {
+	if (nlinks > MPK_CTL_BATCH_MAX)
+		return -EINVAL;
+	if (fds && nfds) {
 		memset(&u, 0, sizeof(u));
 		m.msg_control = u.b;
-		m.msg_controllen = sizeof(u.b);
+		m.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
 		struct cmsghdr *c = CMSG_FIRSTHDR(&m);
 		c->cmsg_level = SOL_SOCKET;
 		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int) * MPK_LINK_NFDS);
-		memcpy(CMSG_DATA(c), fds, sizeof(int) * MPK_LINK_NFDS);
+		c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+		memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
 	}
 	do
 		r = mpk__sys()->sendmsg(sock, &m, MSG_NOSIGNAL);
@@ -73,30 +78,47 @@ int mpk_ctl_send(int sock, const void *buf, size_t len, const int *fds)
 	return (size_t)r == len ? 0 : -EPROTO;
 }
 
-int mpk_ctl_recv(int sock, void *buf, size_t cap, size_t *len, int *fds)
+int mpk_ctl_send(int sock, const void *buf, size_t len, const int *fds)
+{
+	return mpk_ctl_send_links(sock, buf, len, fds, fds ? 1 : 0);
+}
+
+static void fds_close_n(int *fds, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (fds[i] >= 0)
+			mpk__sys()->close(fds[i]);
+		fds[i] = -1;
+	}
+}
+
+static int recv_links(int sock, void *buf, size_t cap, size_t *len, int *fds, size_t maxlinks,
+		      size_t *nlinks, int flags)
 {
 	struct iovec iov = {.iov_base = buf, .iov_len = cap};
 	union {
 		struct cmsghdr h;
-		char b[CMSG_SPACE(sizeof(int) * 8)];
+		/* Room for more than we take: an excess is seen, closed and
+		 * refused rather than truncated (MSG_CTRUNC) unseen. */
+		char b[CMSG_SPACE(sizeof(int) * (LINKS_FDS_MAX + 8))];
 	} u;
 	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.b,
 			   .msg_controllen = sizeof(u.b)};
 	struct cmsghdr *c;
-	int got[MPK_LINK_NFDS], ngot = 0, bad = 0;
+	size_t max = (fds ? maxlinks : 0) * MPK_LINK_NFDS, ngot = 0;
+	int got[LINKS_FDS_MAX], bad = 0;
 	ssize_t r;
 
-	for (int i = 0; i < MPK_LINK_NFDS; i++)
-		got[i] = -1;
-	if (fds)
-		memcpy(fds, got, sizeof(got));
+	if (max > LINKS_FDS_MAX)
+		return -EINVAL;
+	*nlinks = 0;
+	for (size_t i = 0; i < max; i++)
+		fds[i] = -1;
 	do
-		r = mpk__sys()->recvmsg(sock, &m, MSG_CMSG_CLOEXEC);
+		r = mpk__sys()->recvmsg(sock, &m, MSG_CMSG_CLOEXEC | flags);
 	while (r < 0 && errno == EINTR);
 	if (r < 0)
 		return -errno;
-	if (r == 0)
-		return -ECONNRESET;
 	for (c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
 		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) {
 			bad = 1;
@@ -106,7 +128,7 @@ int mpk_ctl_recv(int sock, void *buf, size_t cap, size_t *len, int *fds)
 		for (size_t i = 0; i < n; i++) {
 			int f;
 			memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-			if (fds && ngot < MPK_LINK_NFDS) {
+			if (ngot < max) {
 				got[ngot++] = f;
 			} else {
 				mpk__sys()->close(f);
@@ -114,16 +136,32 @@ int mpk_ctl_recv(int sock, void *buf, size_t cap, size_t *len, int *fds)
 			}
 		}
 	}
-	if (ngot && ngot != MPK_LINK_NFDS)
+	if (r == 0 && !ngot && !bad)
+		return -ECONNRESET;
+	if (ngot % MPK_LINK_NFDS)
 		bad = 1;
-	if (bad || (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
-		mpk_ctl_fds_close(got);
-		return -EPROTO;
+	if (bad || r == 0 || (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+		fds_close_n(got, ngot);
+		return r == 0 && !bad ? -ECONNRESET : -EPROTO;
 	}
-	if (fds)
-		memcpy(fds, got, sizeof(got));
+	if (ngot)
+		memcpy(fds, got, ngot * sizeof(int));
+	*nlinks = ngot / MPK_LINK_NFDS;
 	*len = (size_t)r;
 	return 0;
+}
+
+int mpk_ctl_recv_links(int sock, void *buf, size_t cap, size_t *len, int *fds, size_t maxlinks,
+		       size_t *nlinks)
+{
+	return recv_links(sock, buf, cap, len, fds, maxlinks, nlinks, 0);
+}
+
+int mpk_ctl_recv(int sock, void *buf, size_t cap, size_t *len, int *fds)
+{
+	size_t n;
+
+	return mpk_ctl_recv_links(sock, buf, cap, len, fds, fds ? 1 : 0, &n);
 }
 
 int mpk_ctl_recv_exact(int sock, void *buf, size_t len, int *fds)
@@ -156,4 +194,34 @@ int mpk_ctl_call(int sock, const struct mpk_ctl_req *req, struct mpk_ctl_rep *re
 		return -EPROTO;
 	}
 	return 0;
+}
+
+int mpk_ctl_batch_recv(int sock, struct mpk_ctl_batch *rep, int *fds_out, int nonblock)
+{
+	size_t len = 0, n = 0;
+	int r;
+
+	for (size_t i = 0; i < LINKS_FDS_MAX; i++)
+		fds_out[i] = -1;
+	r = recv_links(sock, rep, sizeof(*rep), &len, fds_out, MPK_CTL_BATCH_MAX, &n,
+		       nonblock ? MSG_DONTWAIT : 0);
+	if (r < 0)
+		return r;
+	if (len != sizeof(*rep) || rep->magic != MPK_CTL_MAGIC ||
+	    (rep->status == 0 && (rep->n < 1 || rep->n > MPK_CTL_BATCH_MAX || rep->n != n)) ||
+	    (rep->status != 0 && n)) {
+		fds_close_n(fds_out, n * MPK_LINK_NFDS);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+int mpk_ctl_call_batch(int sock, const struct mpk_ctl_req *req, struct mpk_ctl_batch *rep,
+		       int *fds_out)
+{
+	int r = mpk_ctl_send(sock, req, sizeof(*req), NULL);
+
+	for (size_t i = 0; i < LINKS_FDS_MAX; i++)
+		fds_out[i] = -1;
+	return r < 0 ? r : mpk_ctl_batch_recv(sock, rep, fds_out, 0);
 }

@@ -336,6 +336,54 @@ int mpk_link_mac_required(const struct mpk_link *l)
 	return !!(l->hdr_flags & MPK_HDR_MAC);
 }
 
+int mpk_link_claim(struct mpk_link *l, uint64_t cookie)
+{
+	struct mpk_link_hdr *h = (struct mpk_link_hdr *)l->base;
+
+	if (l->side != 1 || !cookie)
+		return -EINVAL;
+	mpk__guard_open();
+	/* Pairs with mpk_link_claimed's acquire load: the server that sees
+	 * the claim sees it after the client's connect (a syscall) anyway;
+	 * release keeps the order explicit. */
+	mpk_store_release(&h->claim, cookie);
+	mpk__guard_close();
+	return 0;
+}
+
+uint64_t mpk_link_claimed(const struct mpk_link *l)
+{
+	const struct mpk_link_hdr *h = (const struct mpk_link_hdr *)l->base;
+	uint64_t c;
+
+	mpk__guard_open();
+	c = mpk_load_acquire(&h->claim); /* pairs with mpk_link_claim's store */
+	mpk__guard_close();
+	return c;
+}
+
+int mpk_link_take(struct mpk_link *l)
+{
+	struct mpk_link_hdr *h = (struct mpk_link_hdr *)l->base;
+	int won;
+
+	mpk__guard_open();
+	won = mpk_xchg(&h->taken, 1u) == 0; /* one of the holders wins */
+	mpk__guard_close();
+	return won ? 0 : -EALREADY;
+}
+
+int mpk_link_taken(const struct mpk_link *l)
+{
+	const struct mpk_link_hdr *h = (const struct mpk_link_hdr *)l->base;
+	uint32_t t;
+
+	mpk__guard_open();
+	t = mpk_load_relaxed(&h->taken);
+	mpk__guard_close();
+	return t != 0;
+}
+
 int mpk_link_set_mac(struct mpk_link *l, const uint8_t key[MPK_LINK_MAC_KEY_BYTES])
 {
 	if (!(l->hdr_flags & MPK_HDR_MAC) || l->mac)

@@ -23,7 +23,7 @@
 #include <stdint.h>
 
 #define MPK_LINK_MAGIC   UINT64_C(0x4b4e494c4b504d00) /* "\0MPKLINK" */
-#define MPK_LINK_VERSION 2u /* 2: mpk_ring_ctl.cap, rings that grow */
+#define MPK_LINK_VERSION 3u /* 2: mpk_ring_ctl.cap, rings that grow; 3: claim */
 #define MPK_LINK_HDR_BYTES 4096u
 #define MPK_CACHELINE 64
 
@@ -92,6 +92,17 @@ struct mpk_link_hdr {
 	uint64_t total_bytes;
 	uint32_t flags; /* MPK_HDR_*; zero in links made before it existed */
 	_Alignas(MPK_CACHELINE) struct mpk_ring_ctl ring[2];
+	/* written by side 1 (the client), once, before its connect: the
+	 * SO_COOKIE of the TCP socket that will carry the link's preamble.
+	 * Links are handed out ahead of need, in batches; the server's
+	 * accept finds the link of a connection by its peer socket's cookie
+	 * (docs/ARCHITECTURE.md, "Connection setup"). 0: not claimed. Side 0
+	 * only compares it: the token in the preamble is what it trusts. */
+	_Alignas(MPK_CACHELINE) uint64_t claim;
+	/* set (0 -> 1) by the side-0 process that accepted the claiming
+	 * connection: the link is its; other processes that hold the link
+	 * (forked workers accepting on one socket) drop it. */
+	uint32_t taken;
 };
 
 _Static_assert(offsetof(struct mpk_link_hdr, magic) == 0, "abi");
@@ -109,7 +120,9 @@ _Static_assert(offsetof(struct mpk_ring_ctl, cons_flags) == 72, "abi");
 _Static_assert(offsetof(struct mpk_ring_ctl, data_waiting) == 128, "abi");
 _Static_assert(offsetof(struct mpk_ring_ctl, space_waiting) == 192, "abi");
 _Static_assert(sizeof(struct mpk_ring_ctl) == 256, "abi");
-_Static_assert(sizeof(struct mpk_link_hdr) == 64 + 2 * 256, "abi");
+_Static_assert(offsetof(struct mpk_link_hdr, claim) == 64 + 2 * 256, "abi");
+_Static_assert(offsetof(struct mpk_link_hdr, taken) == 64 + 2 * 256 + 8, "abi");
+_Static_assert(sizeof(struct mpk_link_hdr) == 64 + 2 * 256 + 64, "abi");
 _Static_assert(sizeof(struct mpk_link_hdr) <= MPK_LINK_HDR_BYTES, "abi");
 
 #endif

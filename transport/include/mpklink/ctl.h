@@ -27,27 +27,45 @@ extern "C" {
 #endif
 
 #define MPK_CTL_MAGIC   0x434b504du /* "MPKC" */
-#define MPK_CTL_VERSION 5u /* 2: links travel with eventfd bells; 3: MAC keys; 4: sides;
-			     * 5: CLOSE has no reply */
+#define MPK_CTL_VERSION 6u /* 2: links travel with eventfd bells; 3: MAC keys; 4: sides;
+			     * 5: CLOSE has no reply; 6: links in batches, claimed */
 #define MPK_TOKEN_BYTES 16
 /* What the client puts first on the TCP stream: "\0MPKLNK" "\1" + token.
  * The 0x00 first byte starts no HTTP/2, HTTP/1 or RESP stream. */
 #define MPK_PREAMBLE_MAGIC "\0MPKLNK\1"
 #define MPK_PREAMBLE_BYTES (8 + MPK_TOKEN_BYTES)
+/* Links in one LINKS or OFFERS reply (3 fds each: within SCM_MAX_FD). */
+#define MPK_CTL_BATCH_MAX 32
 
+/*
+ * Links are made ahead of need (docs/ARCHITECTURE.md, "Connection
+ * setup"): a client's preload asks its launcher for a batch of links to a
+ * port (LINKS), takes one per connect, claims it in the link's memory with
+ * its socket's cookie (mpk_link_claim) before the connect, and tells its
+ * launcher which connection it carries (CLAIMED). The server's preload
+ * finds, at accept, the link whose claim is the peer socket's cookie among
+ * those its launcher made for the port (OFFERS), and says CLAIMED too.
+ */
 enum mpk_ctl_type {
 	MPK_CTL_LISTEN = 1,   /* port: the program listens there */
 	MPK_CTL_UNLISTEN = 2, /* port: it stopped */
-	MPK_CTL_CONNECT = 3,  /* port, peer_port (ours): open a link */
-	MPK_CTL_ACCEPT = 4,   /* port, peer_port (theirs): the pending link */
+	MPK_CTL_LINKS = 3,    /* port, count: a batch of links for connects to
+			       * port (struct mpk_ctl_batch) */
+	MPK_CTL_OFFERS = 4,   /* port, since: the links made for clients of
+			       * port after the one numbered since
+			       * (mpk_ctl_batch; its last says up to which).
+			       * Every process accepting on the port gets
+			       * each: the kernel picks who accepts */
 	MPK_CTL_LOOKUP = 5,   /* port (server's), peer_port (client's), side: a
 			       * live link of ours, for a program image after
 			       * exec */
 	MPK_CTL_CLOSE = 6,    /* port, peer_port, side: the program closed it.
-			       * The one request without a reply: a close
-			       * does not wait for its launcher (two wake-ups
-			       * a connection); the launcher's sweep catches a
+			       * No reply: a close does not wait for its
+			       * launcher; the launcher's sweep catches a
 			       * CLOSE that never came */
+	MPK_CTL_CLAIMED = 7,  /* port, peer_port, side, token: the link of a
+			       * batch with that token carries this
+			       * connection now. No reply */
 };
 
 struct mpk_ctl_req {
@@ -57,14 +75,17 @@ struct mpk_ctl_req {
 	uint32_t port;
 	uint32_t peer_port;
 	uint32_t pid;
-	/* LOOKUP, CLOSE: which end (0 the server's, 1 the client's). A
-	 * program may hold both ends of one connection. */
+	/* LOOKUP, CLOSE, CLAIMED: which end (0 the server's, 1 the
+	 * client's). A program may hold both ends of one connection. */
 	uint32_t side;
+	uint32_t count; /* LINKS: how many, 1..MPK_CTL_BATCH_MAX */
+	uint32_t since; /* OFFERS: the last link's number the program has */
+	uint8_t token[MPK_TOKEN_BYTES]; /* CLAIMED */
 };
 
 struct mpk_ctl_rep {
 	uint32_t magic;
-	int32_t status; /* 0: the link's fds are attached (CONNECT, ACCEPT, LOOKUP); -errno */
+	int32_t status; /* 0: the link's fds are attached (LOOKUP); -errno */
 	uint8_t token[MPK_TOKEN_BYTES];
 	uint64_t ring_bytes;
 	uint32_t side; /* LOOKUP: the side this program holds */
@@ -73,15 +94,43 @@ struct mpk_ctl_rep {
 };
 #define MPK_REP_MAC 0x1u
 
+/* The reply to LINKS and OFFERS: n links, their fds (memfd, bells[0],
+ * bells[1] each, in order) beside it. */
+struct mpk_ctl_batch {
+	uint32_t magic;
+	int32_t status; /* 0 (then n >= 1) or -errno */
+	uint32_t n;
+	uint32_t flags; /* MPK_REP_MAC: each mac_key is its link's */
+	uint32_t last;  /* OFFERS: the number of the last link in it */
+	uint64_t ring_bytes;
+	struct {
+		uint8_t token[MPK_TOKEN_BYTES];
+		uint8_t mac_key[32];
+	} link[MPK_CTL_BATCH_MAX];
+};
+
 /*
  * One request and its reply on a connected control socket. fds_out gets
  * the link's fds (memfd, bells[0], bells[1]; see ring.h), all -1 unless a
- * CONNECT, ACCEPT or LOOKUP reply carried them.
+ * LOOKUP reply carried them.
  * Returns 0 (then rep->status says the launcher's verdict) or -errno for a
  * transport failure.
  */
 int mpk_ctl_call(int sock, const struct mpk_ctl_req *req, struct mpk_ctl_rep *rep,
 		 int fds_out[MPK_LINK_NFDS]);
+
+/*
+ * As mpk_ctl_call, for LINKS and OFFERS: fds_out (3 * MPK_CTL_BATCH_MAX
+ * entries) gets rep->n links' fds, exactly, when rep->status is 0; a
+ * reply whose fds do not match its n (or n out of range) is -EPROTO, its
+ * fds closed.
+ */
+int mpk_ctl_call_batch(int sock, const struct mpk_ctl_req *req, struct mpk_ctl_batch *rep,
+		       int *fds_out);
+
+/* Its second half: the reply to a LINKS or OFFERS sent earlier, checked
+ * as there. nonblock: -EAGAIN while it has not come. */
+int mpk_ctl_batch_recv(int sock, struct mpk_ctl_batch *rep, int *fds_out, int nonblock);
 
 /* Connects to a SOCK_SEQPACKET unix socket at path; close-on-exec.
  * Returns the fd or -errno. */
@@ -93,6 +142,9 @@ int mpk_ctl_connect(const char *path);
  * Returns 0, -EPROTO (sent short), or -errno. EINTR is retried. */
 int mpk_ctl_send(int sock, const void *buf, size_t len, const int *fds);
 
+/* The same with nlinks links' fds (3 each, at most MPK_CTL_BATCH_MAX links). */
+int mpk_ctl_send_links(int sock, const void *buf, size_t len, const int *fds, size_t nlinks);
+
 /*
  * One datagram of at most cap bytes (*len gets its size). fds (when not
  * NULL) gets a link's fds, all -1 when the message carried none; any other
@@ -101,6 +153,12 @@ int mpk_ctl_send(int sock, const void *buf, size_t len, const int *fds);
  * Returns 0, -ECONNRESET at end of stream, -EPROTO, or -errno.
  */
 int mpk_ctl_recv(int sock, void *buf, size_t cap, size_t *len, int *fds);
+
+/* As mpk_ctl_recv, taking up to maxlinks links' fds (3 each) into fds;
+ * *nlinks gets how many came. A count of fds not a multiple of 3, or more
+ * than 3 * maxlinks, is -EPROTO (all of them closed). */
+int mpk_ctl_recv_links(int sock, void *buf, size_t cap, size_t *len, int *fds, size_t maxlinks,
+		       size_t *nlinks);
 
 /* As mpk_ctl_recv, for exactly len bytes (else -EPROTO, fds closed). */
 int mpk_ctl_recv_exact(int sock, void *buf, size_t len, int *fds);

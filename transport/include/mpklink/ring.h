@@ -177,6 +177,24 @@ int mpk_link_mac_required(const struct mpk_link *l);
  * Returns 0, -EINVAL (not a MAC link, or already set), -ENOMEM. */
 int mpk_link_set_mac(struct mpk_link *l, const uint8_t key[MPK_LINK_MAC_KEY_BYTES]);
 
+/*
+ * The claim: side 1 names, before its connect, the TCP socket that will
+ * carry the link's preamble (its SO_COOKIE, nonzero), so that side 0 can
+ * tell at accept that a preamble will come and which link it is for.
+ * mpk_link_claim returns 0, or -EINVAL (side 0, or cookie 0).
+ * mpk_link_claimed returns the cookie, or 0 while unclaimed; the peer
+ * writes it, so it is a hint to compare, never trusted: the preamble's
+ * token decides.
+ */
+int mpk_link_claim(struct mpk_link *l, uint64_t cookie);
+uint64_t mpk_link_claimed(const struct mpk_link *l);
+
+/* Side 0: takes the claimed link for this process (of several holding it,
+ * one takes it): 0, or -EALREADY when another did. mpk_link_taken says
+ * whether one did. */
+int mpk_link_take(struct mpk_link *l);
+int mpk_link_taken(const struct mpk_link *l);
+
 /* The capacity of each ring, in bytes. */
 size_t mpk_link_ring_bytes(const struct mpk_link *l);
 
