@@ -111,8 +111,11 @@ static void attach_batch(unsigned port, int side, struct mpk_ctl_batch *rep, int
 		int e = mpk_link_attach(f[0], side, &l.link);
 
 		real.close(f[0]);
-		if (e == 0 && (e = mpk_link_bell_check(f[1 + side])) == 0)
-			e = mpk_link_bell_check(f[2 - side]);
+		/* The bells are not looked at again (a readlink and an fcntl
+		 * each, a fifth of a link's attach): our launcher made them
+		 * (a server's) or checked that the server's launcher sent
+		 * nonblocking eventfds (a client's), and they are the same
+		 * open files. */
 		if (e < 0) {
 			slog(1, "port %u: a link from the launcher cannot be attached: %s", port,
 			     strerror(-e));

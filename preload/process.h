@@ -42,7 +42,8 @@ HIDDEN void exec_start(void);
 /* Whether this process has an io_uring instance: its reads and writes on
  * a socket go past the preload, so a new connection then stays plain TCP.
  * Read from /proc/self/maps (io_uring's rings are mapped from its fd);
- * once seen, for good; not seen, believed for 10 ms. */
+ * once seen, for good; not seen, believed while the address space (less
+ * our links) keeps its size. */
 HIDDEN int process_uses_io_uring(void);
 
 /* Fork handlers for every lock; from preload_start. */

@@ -148,6 +148,9 @@ fail_errno:
 	return r;
 }
 
+/* What this process has mapped of links (mpk_link_mapped_bytes). */
+static uint64_t mapped_bytes;
+
 int mpk_link_attach(int fd, int side, struct mpk_link **out)
 {
 	struct mpk_link_hdr *h;
@@ -208,6 +211,7 @@ int mpk_link_attach(int fd, int side, struct mpk_link **out)
 		goto err_unmap;
 	l->base = map;
 	l->map_len = (size_t)st.st_size;
+	mpk_fetch_add_relaxed(&mapped_bytes, (uint64_t)l->map_len);
 	l->side = side;
 	l->ring_bytes = ring_bytes;
 	l->tx = &h->ring[side];
@@ -316,11 +320,17 @@ void mpk_link_sync_tx(struct mpk_link *l)
 	l->tx_head_seen = head;
 }
 
+uint64_t mpk_link_mapped_bytes(void)
+{
+	return mpk_load_relaxed(&mapped_bytes);
+}
+
 void mpk_link_detach(struct mpk_link *l)
 {
 	if (!l)
 		return;
 	munmap(l->base, l->map_len);
+	mpk_fetch_add_relaxed(&mapped_bytes, -(uint64_t)l->map_len);
 	if (l->stage) {
 		sodium_memzero(l->stage, MPK_FRAME_HDR + l->frame_max + MPK_FRAME_TAG);
 		free(l->stage);

@@ -195,6 +195,10 @@ uint64_t mpk_link_claimed(const struct mpk_link *l);
 int mpk_link_take(struct mpk_link *l);
 int mpk_link_taken(const struct mpk_link *l);
 
+/* The bytes of link memory this process has mapped now (attached, not
+ * detached), so a look at its address space can tell ours from its own. */
+uint64_t mpk_link_mapped_bytes(void);
+
 /* The capacity of each ring, in bytes. */
 size_t mpk_link_ring_bytes(const struct mpk_link *l);
 
