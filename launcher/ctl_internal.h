@@ -97,7 +97,7 @@ struct mpk_ctl {
 
 	pthread_mutex_t lock; /* pending, listen refcounts, workers, jobs */
 	struct pending *pending; /* side 0's in the order of their seq */
-	size_t npending;
+	size_t npending, pending_cap;
 	uint32_t seq; /* the last side-0 link's number */
 	struct live *live;
 	size_t nlive;

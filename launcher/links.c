@@ -85,13 +85,20 @@ int pending_add(struct mpk_ctl *c, struct pending *p)
 	struct pending *n;
 
 	pthread_mutex_lock(&c->lock);
-	n = realloc(c->pending, (c->npending + 1) * sizeof(*n));
-	if (!n) {
-		pthread_mutex_unlock(&c->lock);
-		mpk_ctl_fds_close(p->fds);
-		return -ENOMEM;
+	/* Grown by doubling, never shrunk: a batch adds up to 32 at once,
+	 * and a realloc per link is a copy of the table per link. */
+	if (c->npending == c->pending_cap) {
+		size_t cap = c->pending_cap ? 2 * c->pending_cap : 64;
+
+		n = realloc(c->pending, cap * sizeof(*n));
+		if (!n) {
+			pthread_mutex_unlock(&c->lock);
+			mpk_ctl_fds_close(p->fds);
+			return -ENOMEM;
+		}
+		c->pending = n;
+		c->pending_cap = cap;
 	}
-	c->pending = n;
 	if (p->side == 0)
 		p->seq = ++c->seq ? c->seq : ++c->seq; /* 0 is "none yet" */
 	c->pending[c->npending++] = *p;

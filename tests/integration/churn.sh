@@ -16,13 +16,16 @@
 # resident memory unchecked: under TSan it grows with every thread the
 # launcher starts (a CONNECT's worker), in TSan's own records of threads.
 #
-# CI runs 2x10^4; 10^5 (issue 16) is `churn.sh 100000 4096 400` by hand:
-# at most 400 connections a second, on a machine whose recent connections
-# left the ephemeral ports free. The shim binds each client socket to a
-# port before it connects (the launchers name a link by its ports), and a
-# bound port cannot be one still in TIME_WAIT (60 s), as connect's own
-# choice can. Past ~28,000 connections a minute the binds fail, and those
-# connections stay TCP (counted as fallbacks).
+# CI runs 2x10^4; 10^5 (issue 16) is `churn.sh 100000` by hand. A client
+# socket is not bound before its connect (links are found by the socket's
+# cookie, not its port), so connect's own port choice reuses ports in
+# TIME_WAIT as over TCP: past the ~28,000 ephemeral ports in a minute,
+# connections are still links (launcher_churn_timewait: it failed when the
+# shim bound a port first, and those connections stayed TCP).
+#
+# Links are made in batches ahead of need: at the end the client may hold
+# up to two batches unused, and both launchers keep those pending for 10 s
+# (PENDING_MS): the fds are compared once they went, up to 15 s.
 . "$(dirname "$0")/lib.sh"
 
 n=${1:?N}
@@ -84,7 +87,7 @@ settled() { # base now
 	for i in 0 1 2; do [ "${n[$i]}" -le "${b[$i]}" ] || return 1; done
 }
 now=$(snapshot)
-for _ in $(seq 100); do
+for _ in $(seq 150); do
 	settled "$base" "$now" && break
 	sleep 0.1
 	now=$(snapshot)
