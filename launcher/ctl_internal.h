@@ -19,7 +19,7 @@
  * client's preload uses a link only for LINK_USE_MS of it: the server's
  * accept has the rest). */
 #define PENDING_MS 10000
-/* A rendezvous peer has this long to send its HELLO, and a CONNECT this
+/* A rendezvous peer has this long to send its HELLO, and a LINKS this
  * long for the server's launcher to answer. */
 #define RDV_TIMEOUT_MS 2000
 /* Rendezvous connections waiting for their HELLO at once; past it the
@@ -102,9 +102,9 @@ struct mpk_ctl {
 	struct live *live;
 	size_t nlive;
 	int64_t sweep_at_ms; /* when live_sweep runs next; 0: nothing to do */
-	int workers; /* CONNECT threads alive, idle ones included */
+	int workers; /* LINKS threads alive, idle ones included */
 	pthread_cond_t workers_done;
-	/* CONNECTs not yet taken, oldest first. A job is queued only when an
+	/* LINKS jobs not yet taken, oldest first. A job is queued only when an
 	 * idle worker is counted for it (idle >= njobs) or a new worker is
 	 * started for it, so none waits behind a slow rendezvous. */
 	struct connect_job *jobs, **jobs_tail;

@@ -2,9 +2,9 @@
 /*
  * The launcher's control plane (ctl_server.h): one thread polls the shim socket, the
  * rendezvous sockets of the ports its program listens on, and their
- * connections. A CONNECT, which waits on another launcher, runs in a
+ * connections. A LINKS, which waits on another launcher, runs in a
  * worker thread, so two launchers connecting to each other at once never
- * wait on each other. Workers stay a while for the next CONNECT: creating
+ * wait on each other. Workers stay a while for the next LINKS: creating
  * a thread was a sixth of the upgrade's control time (docs/PERFORMANCE.md).
  */
 #define _GNU_SOURCE
@@ -587,7 +587,7 @@ static void deadline_in(struct timespec *ts, int ms)
 	}
 }
 
-/* Takes CONNECT jobs until none came for WORKER_IDLE_MS, or the control
+/* Takes LINKS jobs until none came for WORKER_IDLE_MS, or the control
  * plane stops and the queue is empty. */
 static void *connect_worker(void *arg)
 {
@@ -621,7 +621,7 @@ static void *connect_worker(void *arg)
 	return NULL;
 }
 
-/* Queues a CONNECT for an idle worker, or starts one for it. 0 or -errno
+/* Queues a LINKS for an idle worker, or starts one for it. 0 or -errno
  * (-EBUSY: CONNECTS_MAX are in flight); on failure the job is not queued. */
 static int connect_job_queue(struct mpk_ctl *c, struct connect_job *j)
 {
@@ -1105,7 +1105,7 @@ void mpk_ctl_stop(struct mpk_ctl *c)
 			ctl_log(c, 0, "cannot stop the control thread");
 		pthread_join(c->thread, NULL);
 	}
-	/* Queued CONNECTs still run (each bounded by RDV_TIMEOUT_MS); idle
+	/* Queued LINKS still run (each bounded by RDV_TIMEOUT_MS); idle
 	 * workers leave now. */
 	pthread_mutex_lock(&c->lock);
 	c->stopping = 1;

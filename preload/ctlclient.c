@@ -14,19 +14,19 @@
 #include "settings.h"
 
 #define CTL_CONNS 16
-/* At most this many of them carry CONNECTs, which wait on another
- * launcher: the rest stay for the calls our own launcher answers at once
- * (ACCEPT, CLOSE, LOOKUP), which must not queue behind a stalled peer. */
+/* At most this many of them carry LINKS, which wait on another launcher:
+ * the rest stay for the calls our own launcher answers at once (OFFERS,
+ * CLAIMED, CLOSE, LOOKUP), which must not queue behind a stalled peer. */
 #define CTL_CONNECTS 12
 
 static pthread_mutex_t ctl_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t ctl_idle = PTHREAD_COND_INITIALIZER;
 /* fd -1: not open. None is closed but on error or in a forked child. */
 static struct {
-	int fd, busy; /* busy: 1, or 2 with a CONNECT */
+	int fd, busy; /* busy: 1, or 2 with a LINKS */
 } ctl_conn[CTL_CONNS];
 static int ctl_nconn;     /* entries in use, open or not */
-static int ctl_nconnects; /* of them, busy with a CONNECT */
+static int ctl_nconnects; /* of them, busy with a LINKS */
 static pid_t ctl_pid;
 
 /* Whether the process listening at the other end of fd is our launcher:
@@ -51,7 +51,7 @@ static int our_launcher(int fd)
 }
 
 /* Marks an idle connection busy and returns its index, opening it if it
- * is not open; or -errno. Waits while all are busy, except for a CONNECT:
+ * is not open; or -errno. Waits while all are busy, except for a LINKS:
  * -EBUSY when CTL_CONNECTS are in flight or none is idle (link setup is
  * behind: the connection stays TCP rather than queue). */
 static int ctl_take(int listen_conn, int connect)

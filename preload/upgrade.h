@@ -4,17 +4,18 @@
  * or leaving it plain, decided before any byte moves.
  *
  * Client (connect to a configured port whose rendezvous socket exists):
- * bind an ephemeral loopback port if unbound, CONNECT through the launcher,
- * attach the link as side 1, then the real connect with the program's
- * flags; the 24-byte preamble goes first on the stream once connected.
- * Server (accept on a listener the launcher answers for): ACCEPT by the
- * peer's port; a pending link means the preamble is expected first
- * (conn.h's VERIFY). exec: an image started by a process of ours adopts
+ * a link from the process's pool (pool.h), claimed with the socket's
+ * cookie, then the real connect with the program's flags, unbound (the
+ * kernel picks the port); the 24-byte preamble goes first on the stream
+ * once connected. Server (accept on a listener the launcher answers for):
+ * the link claimed with the peer socket's cookie (sockdiag.h); one means
+ * the preamble is expected first (conn.h's VERIFY). exec: an image started by a process of ours adopts
  * the links behind the sockets it inherited (LOOKUP), as does a process
  * that receives such a socket with SCM_RIGHTS.
  *
  * The functions behave as the calls they stand for: -1 and errno.
- * May call: conn.h, ctlclient.h, fdtab.h, stats.h, settings.h, log.h.
+ * May call: conn.h, ctlclient.h, pool.h, sockdiag.h, fdtab.h, stats.h, settings.h,
+ * log.h.
  */
 #ifndef MPK_UPGRADE_H
 #define MPK_UPGRADE_H

@@ -14,7 +14,7 @@
 # connection must have been a link (MPKLINK_STATS), or the test tests TCP.
 # Shown to fail when the launcher's sweep keeps closed links. RSS "-" leaves
 # resident memory unchecked: under TSan it grows with every thread the
-# launcher starts (a CONNECT's worker), in TSan's own records of threads.
+# launcher starts (a LINKS worker), in TSan's own records of threads.
 #
 # CI runs 2x10^4; 10^5 (issue 16) is `churn.sh 100000` by hand. A client
 # socket is not bound before its connect (links are found by the socket's

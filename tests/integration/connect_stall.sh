@@ -4,7 +4,7 @@
 # that asked it: connect_stall.c's second connection, made meanwhile to a
 # healthy port, and a third from a child forked meanwhile, are upgraded
 # (MPKLINK_STATS) and done before the stalled one gives up. The launcher's
-# CONNECT workers must not queue behind each other, nor the shim's control
+# LINKS workers must not queue behind each other, nor the shim's control
 # calls behind one another (or a child behind a lock its parent held).
 . "$(dirname "$0")/lib.sh"
 

@@ -116,7 +116,7 @@ def listen(p):
     return l
 
 l1 = listen(lp1)        # the first control connection: LISTEN's
-echo("a")               # a CONNECT's
+echo("a")               # a LINKS's
 open(os.path.join(d, "ready"), "w").close()
 wait_for("go")
 l2 = listen(lp2)        # on the connection opened before the swap

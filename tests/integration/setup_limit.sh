@@ -5,7 +5,8 @@
 # once rather than queue. A fake server launcher takes every HELLO and
 # answers none; a program under mpklink-run (connect_burst) opens 24
 # connections to its port from 24 threads at once. A process keeps at most
-# 12 CONNECTs in flight (its launcher at most 16, from all its processes):
+# 12 LINKS requests in flight (its launcher at most 16, from all its processes;
+# a connect asks for links when its pool is empty, as each of these is):
 # those wait for the server's launcher (until its 2 s timeout); the others
 # stay TCP at once, and the shim says so for each. Every connection ends
 # plain (refused here: nothing listens on the port). Shown to fail when the
