@@ -18,10 +18,7 @@
 #
 # CI runs 2x10^4; 10^5 (issue 16) is `churn.sh 100000` by hand. A client
 # socket is not bound before its connect (links are found by the socket's
-# cookie, not its port), so connect's own port choice reuses ports in
-# TIME_WAIT as over TCP: past the ~28,000 ephemeral ports in a minute,
-# connections are still links (launcher_churn_timewait: it failed when the
-# shim bound a port first, and those connections stayed TCP).
+# cookie, not its port): connect picks its port as over TCP.
 #
 # Links are made in batches ahead of need: at the end the client may hold
 # up to two batches unused, and both launchers keep those pending for 10 s
