@@ -221,7 +221,8 @@ static void reply(struct mpk_ctl *c, int sock, int status, const uint8_t *token,
 
 /* Server launcher: a batch of n links for clients of port (n is cut to
  * what could be made), kept pending for our program's OFFERS: their fds
- * into fds (3 each), *seed the batch's. Returns n > 0 or -errno (nothing
+ * into fds (3 each; n in 1..MPK_CTL_BATCH_MAX, as the callers checked),
+ * *seed the batch's. Returns n > 0 or -errno (nothing
  * then stays open). Keys, when the handshake makes one, come later
  * (batch_set_keys). */
 static int batch_make(struct mpk_ctl *c, unsigned port, unsigned n, int *fds,
@@ -235,8 +236,6 @@ static int batch_make(struct mpk_ctl *c, unsigned port, unsigned n, int *fds,
 	for (size_t k = 0; k < c->nshared; k++)
 		if (c->shared[k] == port)
 			return -EADDRINUSE;
-	if (n < 1 || n > MPK_CTL_BATCH_MAX)
-		return -EPROTO;
 	if (getrandom(seed, MPK_TOKEN_BYTES, 0) != MPK_TOKEN_BYTES)
 		return -EIO;
 	*ring_bytes = c->cfg.ring_bytes ? c->cfg.ring_bytes : MPK_LINK_RING_DEFAULT;

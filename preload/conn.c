@@ -231,28 +231,39 @@ struct ufd *conn_new_link(int fd, struct mpk_link *link, int *bell, int side, un
 	return u;
 }
 
+int conn_attach_fds(int *lfds, int side, int check_bells, struct mpk_link **link, int *bell)
+{
+	int r = mpk_link_attach(lfds[0], side, link);
+
+	real.close(lfds[0]);
+	if (r == 0 && check_bells && (r = mpk_link_bell_check(lfds[1 + side])) == 0)
+		r = mpk_link_bell_check(lfds[2 - side]);
+	if (r < 0) {
+		if (*link)
+			mpk_link_detach(*link);
+		*link = NULL;
+		real.close(lfds[1]);
+		real.close(lfds[2]);
+		return r;
+	}
+	bell[0] = fdtab_internal_take(lfds[1 + side]);
+	bell[1] = fdtab_internal_take(lfds[2 - side]);
+	return 0;
+}
+
 struct ufd *conn_new(int fd, int *lfds, int side, unsigned port, unsigned cport, int state,
 		     const uint8_t *token, struct mpk_ctl_rep *rep)
 {
 	struct mpk_link *link = NULL;
 	struct ufd *u;
 	int bell[2] = {-1, -1};
-	int r = mpk_link_attach(lfds[0], side, &link);
+	int r = conn_attach_fds(lfds, side, 1, &link, bell);
 
-	real.close(lfds[0]);
-	if (r == 0 && (r = mpk_link_bell_check(lfds[1 + side])) == 0)
-		r = mpk_link_bell_check(lfds[2 - side]);
 	if (r < 0) {
 		slog(1, "port %u: cannot attach the link: %s", port, strerror(-r));
-		if (link)
-			mpk_link_detach(link);
-		real.close(lfds[1]);
-		real.close(lfds[2]);
 		explicit_bzero(rep->mac_key, sizeof(rep->mac_key));
 		return NULL;
 	}
-	bell[0] = fdtab_internal_take(lfds[1 + side]);
-	bell[1] = fdtab_internal_take(lfds[2 - side]);
 	u = conn_new_link(fd, link, bell, side, port, cport, state, token,
 			  rep->flags & MPK_REP_MAC ? rep->mac_key : NULL);
 	explicit_bzero(rep->mac_key, sizeof(rep->mac_key));

@@ -135,6 +135,16 @@ HIDDEN struct ufd *conn_new(int fd, int *lfds, int side, unsigned port, unsigned
 			    const uint8_t *token, struct mpk_ctl_rep *rep);
 
 /*
+ * A link handed over as lfds (memfd, bells[0], bells[1]; all consumed)
+ * attached as side into *link, its bells internal fds in bell ([0] we
+ * wait on, [1] we ring). check_bells: they must be nonblocking eventfds
+ * (mpk_link_bell_check), else our launcher made or checked them. Returns
+ * 0 or -errno (nothing of lfds left open).
+ */
+HIDDEN int conn_attach_fds(int *lfds, int side, int check_bells, struct mpk_link **link,
+			   int *bell);
+
+/*
  * The same for a link already attached as side (link, and bell: [0] we
  * wait on, [1] we ring, internal fds; all consumed whatever happens), with
  * its MAC key when it has one.

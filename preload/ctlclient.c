@@ -125,12 +125,18 @@ static void ctl_give(int i, int broken)
 	pthread_mutex_unlock(&ctl_lock);
 }
 
+/* A request of type from this process. */
+static struct mpk_ctl_req req_of(uint32_t type, unsigned port, unsigned peer_port, unsigned side)
+{
+	return (struct mpk_ctl_req){.magic = MPK_CTL_MAGIC, .version = MPK_CTL_VERSION,
+				    .type = type, .port = port, .peer_port = peer_port,
+				    .pid = (uint32_t)getpid(), .side = side};
+}
+
 int ctl_call(uint32_t type, unsigned port, unsigned peer_port, unsigned side,
 	     struct mpk_ctl_rep *rep, int fds[MPK_LINK_NFDS])
 {
-	struct mpk_ctl_req req = {.magic = MPK_CTL_MAGIC, .version = MPK_CTL_VERSION,
-				  .type = type, .port = port, .peer_port = peer_port,
-				  .pid = (uint32_t)getpid(), .side = side};
+	struct mpk_ctl_req req = req_of(type, port, peer_port, side);
 	int r, i;
 
 	for (int k = 0; k < MPK_LINK_NFDS; k++)
@@ -144,30 +150,13 @@ int ctl_call(uint32_t type, unsigned port, unsigned peer_port, unsigned side,
 	return r < 0 ? r : rep->status;
 }
 
-int ctl_batch(uint32_t type, unsigned port, unsigned count, uint32_t since,
-	      struct mpk_ctl_batch *rep, int *fds)
+int ctl_batch_ask(uint32_t type, unsigned port, unsigned count, uint32_t since)
 {
-	struct mpk_ctl_req req = {.magic = MPK_CTL_MAGIC, .version = MPK_CTL_VERSION,
-				  .type = type, .port = port, .pid = (uint32_t)getpid(),
-				  .count = count, .since = since};
-	int r, i;
-
-	for (int k = 0; k < MPK_LINK_NFDS * MPK_CTL_BATCH_MAX; k++)
-		fds[k] = -1;
-	i = ctl_take(0, type == MPK_CTL_LINKS);
-	if (i < 0)
-		return i;
-	r = mpk_ctl_call_batch(ctl_conn[i].fd, &req, rep, fds);
-	ctl_give(i, r < 0);
-	return r < 0 ? r : rep->status;
-}
-
-int ctl_batch_ask(uint32_t type, unsigned port, unsigned count)
-{
-	struct mpk_ctl_req req = {.magic = MPK_CTL_MAGIC, .version = MPK_CTL_VERSION,
-				  .type = type, .port = port, .pid = (uint32_t)getpid(),
-				  .count = count};
+	struct mpk_ctl_req req = req_of(type, port, 0, 0);
 	int r, i = ctl_take(0, type == MPK_CTL_LINKS);
+
+	req.count = count;
+	req.since = since;
 
 	if (i < 0)
 		return i;
@@ -189,6 +178,19 @@ int ctl_batch_take(int handle, int wait, struct mpk_ctl_batch *rep, int *fds)
 	return r < 0 ? r : rep->status;
 }
 
+int ctl_batch(uint32_t type, unsigned port, unsigned count, uint32_t since,
+	      struct mpk_ctl_batch *rep, int *fds)
+{
+	int h = ctl_batch_ask(type, port, count, since);
+
+	if (h < 0) {
+		for (int k = 0; k < MPK_LINK_NFDS * MPK_CTL_BATCH_MAX; k++)
+			fds[k] = -1;
+		return h;
+	}
+	return ctl_batch_take(h, 1, rep, fds);
+}
+
 /* A request without a reply. */
 static void ctl_tell(struct mpk_ctl_req *req)
 {
@@ -200,9 +202,7 @@ static void ctl_tell(struct mpk_ctl_req *req)
 
 void ctl_claimed(unsigned port, unsigned cport, unsigned side, const uint8_t *token)
 {
-	struct mpk_ctl_req req = {.magic = MPK_CTL_MAGIC, .version = MPK_CTL_VERSION,
-				  .type = MPK_CTL_CLAIMED, .port = port, .peer_port = cport,
-				  .pid = (uint32_t)getpid(), .side = side};
+	struct mpk_ctl_req req = req_of(MPK_CTL_CLAIMED, port, cport, side);
 
 	memcpy(req.token, token, MPK_TOKEN_BYTES);
 	ctl_tell(&req);
@@ -218,9 +218,7 @@ void ctl_unlisten(unsigned port)
 
 void ctl_closed(unsigned port, unsigned cport, unsigned side)
 {
-	struct mpk_ctl_req req = {.magic = MPK_CTL_MAGIC, .version = MPK_CTL_VERSION,
-				  .type = MPK_CTL_CLOSE, .port = port, .peer_port = cport,
-				  .pid = (uint32_t)getpid(), .side = side};
+	struct mpk_ctl_req req = req_of(MPK_CTL_CLOSE, port, cport, side);
 
 	/* Sent, not answered: the launcher's sweep finds a link whose CLOSE
 	 * was lost (its socket is held by nobody). */

@@ -46,7 +46,7 @@ HIDDEN int ctl_batch(uint32_t type, unsigned port, unsigned count, uint32_t sinc
 /* ctl_batch in two halves, for a batch fetched ahead of need: the
  * request, answered by a handle (>= 0) to its connection, kept busy until
  * ctl_batch_take; or -errno as ctl_batch. */
-HIDDEN int ctl_batch_ask(uint32_t type, unsigned port, unsigned count);
+HIDDEN int ctl_batch_ask(uint32_t type, unsigned port, unsigned count, uint32_t since);
 /* The reply to handle's request, as ctl_batch; with wait 0, -EAGAIN
  * while it has not come (the handle stays good). Else the handle is spent.
  * A forked child must not take its parent's handles. */

@@ -6,18 +6,23 @@
 #include <string.h>
 #include <time.h>
 
+#include "conn.h"
 #include "ctlclient.h"
 #include "fdtab.h"
 #include "log.h"
 #include "pool.h"
-#include "real.h"
+
+/* pool_port.ask: none in flight, or a thread is sending one. */
+#define ASK_NONE (-1)
+#define ASK_SENDING (-2)
 
 /* One port's links, newest last. */
 struct pool_port {
 	unsigned port;
 	int side;       /* 1: a client's pool; 0: a server's */
 	unsigned next;  /* client: the next batch's size */
-	int ask;        /* client: ctlclient's handle of a LINKS in flight; -1 */
+	int ask;        /* client: ASK_NONE, ASK_SENDING, or ctlclient's handle
+			 * of a LINKS in flight */
 	uint32_t since; /* server: the last offer's number we have */
 	struct pool_link *v;
 	size_t n, cap;
@@ -57,7 +62,7 @@ static struct pool_port *port_of(unsigned port, int side)
 	if (!n)
 		return NULL;
 	ports = n;
-	ports[nports] = (struct pool_port){.port = port, .side = side, .next = 2, .ask = -1};
+	ports[nports] = (struct pool_port){.port = port, .side = side, .next = 2, .ask = ASK_NONE};
 	return &ports[nports++];
 }
 
@@ -108,25 +113,18 @@ static void attach_batch(unsigned port, int side, struct mpk_ctl_batch *rep, int
 	for (uint32_t i = 0; i < rep->n; i++) {
 		int *f = fds + MPK_LINK_NFDS * i;
 		struct pool_link l = {.bell = {-1, -1}, .born_ms = now};
-		int e = mpk_link_attach(f[0], side, &l.link);
-
-		real.close(f[0]);
 		/* The bells are not looked at again (a readlink and an fcntl
 		 * each, a fifth of a link's attach): our launcher made them
 		 * (a server's) or checked that the server's launcher sent
 		 * nonblocking eventfds (a client's), and they are the same
 		 * open files. */
+		int e = conn_attach_fds(f, side, 0, &l.link, l.bell);
+
 		if (e < 0) {
 			slog(1, "port %u: a link from the launcher cannot be attached: %s", port,
 			     strerror(-e));
-			if (l.link)
-				mpk_link_detach(l.link);
-			real.close(f[1]);
-			real.close(f[2]);
 			continue;
 		}
-		l.bell[0] = fdtab_internal_take(f[1 + side]);
-		l.bell[1] = fdtab_internal_take(f[2 - side]);
 		memcpy(l.token, rep->link[i].token, MPK_TOKEN_BYTES);
 		if (rep->flags & MPK_REP_MAC) {
 			l.has_key = 1;
@@ -157,10 +155,6 @@ static int fetch(int handle, int wait, uint32_t type, unsigned port, unsigned co
 	attach_batch(port, side, &rep, fds, out, n);
 	return *n ? 0 : -EPROTO;
 }
-
-/* ask: ASK_NONE, ASK_SENDING (a thread is sending one), or a handle. */
-#define ASK_NONE (-1)
-#define ASK_SENDING (-2)
 
 /* A batch in flight nobody will keep: taken and freed. */
 static void drop_ask(unsigned port, int ask)
@@ -233,7 +227,7 @@ int pool_take(unsigned port, struct pool_link *out)
 		}
 		pthread_mutex_unlock(&pool_lock);
 		if (ask_now) {
-			int h = ctl_batch_ask(MPK_CTL_LINKS, port, count);
+			int h = ctl_batch_ask(MPK_CTL_LINKS, port, count, 0);
 
 			pthread_mutex_lock(&pool_lock);
 			pp = port_of(port, 1);

@@ -16,7 +16,7 @@
  * PENDING_MS, 10 s, from its making: a client's claim always comes first).
  * A forked child starts with empty pools: a link is for one process.
  *
- * Thread-safe. May call: ctlclient.h, fdtab.h (the bells are internal
+ * Thread-safe. May call: conn.h (attaching), ctlclient.h, fdtab.h (the bells are internal
  * fds), log.h, real.h.
  */
 #ifndef MPK_POOL_H

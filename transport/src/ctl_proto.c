@@ -215,13 +215,3 @@ int mpk_ctl_batch_recv(int sock, struct mpk_ctl_batch *rep, int *fds_out, int no
 	}
 	return 0;
 }
-
-int mpk_ctl_call_batch(int sock, const struct mpk_ctl_req *req, struct mpk_ctl_batch *rep,
-		       int *fds_out)
-{
-	int r = mpk_ctl_send(sock, req, sizeof(*req), NULL);
-
-	for (size_t i = 0; i < LINKS_FDS_MAX; i++)
-		fds_out[i] = -1;
-	return r < 0 ? r : mpk_ctl_batch_recv(sock, rep, fds_out, 0);
-}

@@ -120,16 +120,12 @@ int mpk_ctl_call(int sock, const struct mpk_ctl_req *req, struct mpk_ctl_rep *re
 		 int fds_out[MPK_LINK_NFDS]);
 
 /*
- * As mpk_ctl_call, for LINKS and OFFERS: fds_out (3 * MPK_CTL_BATCH_MAX
- * entries) gets rep->n links' fds, exactly, when rep->status is 0; a
- * reply whose fds do not match its n (or n out of range) is -EPROTO, its
- * fds closed.
+ * The reply to a LINKS or OFFERS sent earlier (mpk_ctl_send): fds_out
+ * (3 * MPK_CTL_BATCH_MAX entries) gets rep->n links' fds, exactly, when
+ * rep->status is 0; a reply whose fds do not match its n (or n out of
+ * range) is -EPROTO, its fds closed. nonblock: -EAGAIN while it has not
+ * come.
  */
-int mpk_ctl_call_batch(int sock, const struct mpk_ctl_req *req, struct mpk_ctl_batch *rep,
-		       int *fds_out);
-
-/* Its second half: the reply to a LINKS or OFFERS sent earlier, checked
- * as there. nonblock: -EAGAIN while it has not come. */
 int mpk_ctl_batch_recv(int sock, struct mpk_ctl_batch *rep, int *fds_out, int nonblock);
 
 /* Connects to a SOCK_SEQPACKET unix socket at path; close-on-exec.
