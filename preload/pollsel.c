@@ -118,7 +118,7 @@ static int poll_links(struct pollfd *fds, nfds_t nfds, struct ufd **u, struct po
 				u[i] = NULL;
 				continue;
 			}
-			if (u[i]->state == ST_ACTIVE && u[i]->bell[0] >= 0 && nk < nfds + nup)
+			if (conn_has_rings(u[i]) && u[i]->bell[0] >= 0 && nk < nfds + nup)
 				k[nk++] = (struct pollfd){.fd = u[i]->bell[0], .events = POLLIN};
 			if (pass == 0 || !(fds[i].revents & POLLNVAL))
 				fds[i].revents = ring_revents(&fds[i], u[i]);

@@ -60,7 +60,7 @@ void conn_arm(struct ufd *u, uint32_t events)
 {
 	unsigned want = 0;
 
-	if (u->state != ST_ACTIVE)
+	if (!conn_has_rings(u))
 		return;
 	if (events & EPOLLIN)
 		want |= MPK_LINK_IN;

@@ -27,9 +27,22 @@ static inline short conn_kernel_events(struct ufd *u)
 	return u->state == ST_CONNECTING ? POLLOUT : POLLIN;
 }
 
+/* Whether u's peer may write to its rings now: a link, connected or still
+ * settling (a server's link waiting for the preamble, a client's whose
+ * connect is in flight). Such a link is armed before every sleep, and its
+ * doorbell waited on: the preamble may be verified (or sent) in the look
+ * right after the arm, and the peer's bytes come after that look. */
+static inline int conn_has_rings(struct ufd *u)
+{
+	int st = __atomic_load_n(&u->state, __ATOMIC_ACQUIRE);
+
+	return u->link && (st == ST_ACTIVE || st == ST_VERIFY || st == ST_CONNECTING);
+}
+
 /* Sets the link's waiting flags for the (E)POLLIN / OUT in events, so the
  * peer rings; OUT only after a write found the ring full. The caller
- * drains when the kernel reports the doorbell. */
+ * drains when the kernel reports the doorbell. Nothing unless
+ * conn_has_rings. */
 HIDDEN void conn_arm(struct ufd *u, uint32_t events);
 
 /* Wakes a poller of ours sleeping on this link's doorbell. */

@@ -690,7 +690,9 @@ static void maybe_resume_accept(void)
 
 /* ---- event loops ------------------------------------------------------- */
 
-#define WAIT_MS 1000	/* idle wake-up; nothing depends on it */
+/* No idle wake-up: every wait sleeps until an fd has news (signals come
+ * through the signalfd). A periodic wake-up would turn a lost edge, the
+ * defect these modes are here to find, into a pause no client notices. */
 
 /* The signalfd is readable: SIGTERM or SIGINT arrived. */
 static void take_signal(void)
@@ -719,7 +721,7 @@ static void run_epoll(void)
 
 	struct epoll_event evs[64];
 	while (!stop_flag) {
-		int n = epoll_wait(epfd, evs, 64, posted_head ? 0 : WAIT_MS);
+		int n = epoll_wait(epfd, evs, 64, posted_head ? 0 : -1);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -798,7 +800,7 @@ static void run_poll(void)
 			pfds[k] = (struct pollfd){ .fd = c->fd, .events = ev };
 			who[k++] = c;
 		}
-		int n = poll(pfds, k, WAIT_MS);
+		int n = poll(pfds, k, -1);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -852,8 +854,7 @@ static void run_select(void)
 			if (c->fd > maxfd)
 				maxfd = c->fd;
 		}
-		struct timeval tv = { .tv_sec = WAIT_MS / 1000, .tv_usec = (WAIT_MS % 1000) * 1000 };
-		int n = select(maxfd + 1, &rs, &ws, NULL, &tv);
+		int n = select(maxfd + 1, &rs, &ws, NULL, NULL);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;

@@ -9,6 +9,7 @@
  * With MAX_PER_S, no faster than that many connections a second (a run
  * of 10^5 that stays under the ephemeral ports' TIME_WAIT limit).
  * Prints "churn: N connections, R per second" (R after the warm-up).
+ * A reply not there within 10 s fails (SO_RCVTIMEO): a lost wake-up.
  * Knows nothing of mpklink.
  * Exit 0, or 1 naming what went wrong.
  */
@@ -57,6 +58,7 @@ int main(int argc, char **argv)
 {
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	const char *marks = argc > 3 ? argv[3] : NULL;
+	const struct timeval wait_reply = {.tv_sec = 10};
 	long n, warm, i, base = 0;
 	double t0, pace = 0;
 
@@ -80,6 +82,11 @@ int main(int argc, char **argv)
 		if (s < 0)
 			FAIL("socket: %s", strerror(errno));
 		setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		/* An echo of 8 bytes comes at once, over TCP: 10 s without it
+		 * is a lost wake-up, named here rather than left to the test's
+		 * timeout. */
+		if (setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &wait_reply, sizeof(wait_reply)) < 0)
+			FAIL("setsockopt(SO_RCVTIMEO): %s", strerror(errno));
 		if (connect(s, (struct sockaddr *)&a, sizeof(a)) < 0)
 			FAIL("connection %ld: connect: %s", i, strerror(errno));
 		memcpy(out, &i, sizeof(out));
@@ -88,6 +95,9 @@ int main(int argc, char **argv)
 		while (got < sizeof(in)) {
 			ssize_t r = read(s, in + got, sizeof(in) - got);
 
+			if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+				FAIL("connection %ld: no echo in %ld s (a lost wake-up: the server "
+				     "sleeps on news it missed)", i, (long)wait_reply.tv_sec);
 			if (r <= 0)
 				FAIL("connection %ld: read: %s", i, r ? strerror(errno) : "end of stream");
 			got += (size_t)r;
