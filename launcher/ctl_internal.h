@@ -139,7 +139,9 @@ int pending_claim(struct mpk_ctl *c, unsigned side, const uint8_t *token, unsign
 void live_add(struct mpk_ctl *c, unsigned sport, unsigned cport, unsigned side, int *fds,
 	      const uint8_t *key);
 ssize_t live_find(struct mpk_ctl *c, unsigned sport, unsigned cport, unsigned side);
-void live_closing(struct mpk_ctl *c, unsigned sport, unsigned cport, unsigned side);
+/* The program closed side's end of (sport, cport); alone: no other
+ * process can hold the socket, and the link goes now. */
+void live_closing(struct mpk_ctl *c, unsigned sport, unsigned cport, unsigned side, int alone);
 void live_sweep(struct mpk_ctl *c);
 
 #endif

@@ -805,7 +805,8 @@ static int on_shim(struct mpk_ctl *c, size_t idx)
 		return 0;
 	}
 	case MPK_CTL_CLOSE: /* no reply */
-		live_closing(c, req.port, req.peer_port, req.side);
+		live_closing(c, req.port, req.peer_port, req.side,
+			     req.count == MPK_CTL_CLOSE_ALONE);
 		return 0;
 	case MPK_CTL_LINKS: {
 		struct connect_job *j;

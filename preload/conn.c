@@ -59,10 +59,12 @@ static void conn_destroy(struct fdobj *o, int quiet)
 		real.setsockopt(u->sock, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	}
 	if (u->link) {
-		/* The launcher forgets the link: no later image can claim it.
-		 * Not from a fork child for the parent's connection. */
+		/* The launcher forgets the link: no later image can claim it;
+		 * at once when no other process can hold the socket, else
+		 * once none does. Not from a fork child for the parent's
+		 * connection. */
 		if (u->cport && !quiet)
-			ctl_closed(u->port, u->cport, u->side);
+			ctl_closed(u->port, u->cport, u->side, !conn_maybe_shared(u));
 		if (conn_claim_report(u))
 			stats_add(u->link, u->sock);
 		mpk_link_detach(u->link);

@@ -216,10 +216,11 @@ void ctl_unlisten(unsigned port)
 	ctl_call(MPK_CTL_UNLISTEN, port, 0, 0, &rep, fds);
 }
 
-void ctl_closed(unsigned port, unsigned cport, unsigned side)
+void ctl_closed(unsigned port, unsigned cport, unsigned side, int alone)
 {
 	struct mpk_ctl_req req = req_of(MPK_CTL_CLOSE, port, cport, side);
 
+	req.count = alone ? MPK_CTL_CLOSE_ALONE : 0;
 	/* Sent, not answered: the launcher's sweep finds a link whose CLOSE
 	 * was lost (its socket is held by nobody). */
 	ctl_tell(&req);

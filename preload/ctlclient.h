@@ -59,10 +59,11 @@ HIDDEN void ctl_claimed(unsigned port, unsigned cport, unsigned side, const uint
 /* The program stopped listening on port. */
 HIDDEN void ctl_unlisten(unsigned port);
 
-/* The program closed its end (side) of the link (port, cport): the
- * launcher keeps it while any process holds the socket. Does not wait for
- * the launcher. */
-HIDDEN void ctl_closed(unsigned port, unsigned cport, unsigned side);
+/* The program closed its end (side) of the link (port, cport). alone: no
+ * other process can hold the socket, and the launcher forgets the link at
+ * once; else it keeps it while any process holds the socket. Does not
+ * wait for the launcher. */
+HIDDEN void ctl_closed(unsigned port, unsigned cport, unsigned side, int alone);
 
 /* Fork: the connections' lock is held across it; the child's waiters were
  * the parent's threads. */

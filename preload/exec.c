@@ -57,9 +57,14 @@ void exec_start(void)
 }
 
 /* Whether a link's socket stays open across an exec now. */
+/* Whether the image to come inherits a link's socket. Each such link is
+ * marked as held by another process too (conn_maybe_shared): a vfork or
+ * posix_spawn child runs no fork handler, and its close must not make the
+ * launcher forget a link the new image is about to look up. (A vfork
+ * child's store lands in its parent's memory, which is what is meant.) */
 static int inherits_link(void)
 {
-	int high = fdtab_high();
+	int high = fdtab_high(), any = 0;
 
 	for (int fd = 0; fd < high; fd++) {
 		struct fdobj *o = fdtab_peek(fd);
@@ -68,10 +73,12 @@ static int inherits_link(void)
 		if (!o || o->kind != FDO_CONN || !ufd_of(o)->link)
 			continue;
 		fl = real.fcntl(fd, F_GETFD);
-		if (fl >= 0 && !(fl & FD_CLOEXEC))
-			return 1;
+		if (fl >= 0 && !(fl & FD_CLOEXEC)) {
+			__atomic_store_n(&ufd_of(o)->passed, 1, __ATOMIC_RELAXED);
+			any = 1;
+		}
 	}
-	return 0;
+	return any;
 }
 
 static const char *env_get(char *const *envp, const char *kv)
@@ -95,7 +102,7 @@ static char *const *exec_env(char *const *envp, char ***fresh)
 	char **out;
 
 	*fresh = NULL;
-	if (!cfg.enabled || !nstart || !inherits_link())
+	if (!cfg.enabled || !inherits_link() || !nstart)
 		return envp;
 	for (char *const *e = envp; e && *e; e++)
 		n++;

@@ -14,6 +14,10 @@
  *                          execve /bin/true
  *   spawn             posix_spawn /bin/true
  *   spawn-closefrom   posix_spawn with addclosefrom_np(3)
+ *   spawn-keep        posix_spawn this program with c's number, and close c
+ *                     here at once: the new image talks on it (a spawned
+ *                     child runs no fork handler, and our close comes before
+ *                     its first look)
  *   subprocess        I/O, then a Python-style child (vfork, close_range,
  *                     execve), five times over, and system("true")
  *   exec-keep         fork, exec this program (the shim's LD_PRELOAD kept)
@@ -412,6 +416,23 @@ static void sc_spawn(int closefrom_action)
 	hear("peer-eof", s, 1);
 }
 
+static void sc_spawn_keep(void)
+{
+	char n1[16];
+	char *const argv[] = {"conf_proc", "exec-child", n1, "-1", NULL};
+	pid_t pid;
+
+	echo_check("before");
+	snprintf(n1, sizeof(n1), "%d", c);
+	fflush(stdout);
+	R("posix_spawn", 0, posix_spawn(&pid, "/proc/self/exe", NULL, NULL, argv, environ));
+	R("close.c", 0, close(c));
+	hear("parent.recv", s, 9);
+	say("parent.send", s, "to-exec");
+	wait_pid("spawned", pid);
+	hear("peer-eof", s, 1);
+}
+
 /* What CPython's _posixsubprocess does: vfork, close every fd from 3 up in
  * the child, exec. */
 static __attribute__((noinline)) pid_t python_style_child(void)
@@ -567,6 +588,8 @@ int main(int argc, char **argv)
 		sc_spawn(0);
 	else if (!strcmp(sc, "spawn-closefrom"))
 		sc_spawn(1);
+	else if (!strcmp(sc, "spawn-keep"))
+		sc_spawn_keep();
 	else if (!strcmp(sc, "subprocess"))
 		sc_subprocess();
 	else if (!strcmp(sc, "exec-keep"))

@@ -46,6 +46,9 @@ extern "C" {
  * finds, at accept, the link whose claim is the peer socket's cookie among
  * those its launcher made for the port (OFFERS), and says CLAIMED too.
  */
+/* CLOSE's count: the program's was the socket's only holder. */
+#define MPK_CTL_CLOSE_ALONE 1
+
 enum mpk_ctl_type {
 	MPK_CTL_LISTEN = 1,   /* port: the program listens there */
 	MPK_CTL_UNLISTEN = 2, /* port: it stopped */
@@ -59,10 +62,15 @@ enum mpk_ctl_type {
 	MPK_CTL_LOOKUP = 5,   /* port (server's), peer_port (client's), side: a
 			       * live link of ours, for a program image after
 			       * exec */
-	MPK_CTL_CLOSE = 6,    /* port, peer_port, side: the program closed it.
-			       * No reply: a close does not wait for its
-			       * launcher; the launcher's sweep catches a
-			       * CLOSE that never came */
+	MPK_CTL_CLOSE = 6,    /* port, peer_port, side, count: the program
+			       * closed it; count MPK_CTL_CLOSE_ALONE: no
+			       * other process can hold the socket (never
+			       * forked, passed or inherited since it was
+			       * made), and the link goes at once; 0: it
+			       * goes once no process holds the socket (the
+			       * launcher's sweep looks). No reply: a close
+			       * does not wait for its launcher; the sweep
+			       * catches a CLOSE that never came */
 	MPK_CTL_CLAIMED = 7,  /* port, peer_port, side, token: the link of a
 			       * batch with that token carries this
 			       * connection now. No reply */
@@ -78,7 +86,8 @@ struct mpk_ctl_req {
 	/* LOOKUP, CLOSE, CLAIMED: which end (0 the server's, 1 the
 	 * client's). A program may hold both ends of one connection. */
 	uint32_t side;
-	uint32_t count; /* LINKS: how many, 1..MPK_CTL_BATCH_MAX */
+	uint32_t count; /* LINKS: how many, 1..MPK_CTL_BATCH_MAX; CLOSE: 0
+			 * or MPK_CTL_CLOSE_ALONE */
 	uint32_t since; /* OFFERS: the last link's number the program has */
 	uint8_t token[MPK_TOKEN_BYTES]; /* CLAIMED */
 };
