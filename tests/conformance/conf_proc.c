@@ -420,16 +420,26 @@ static void sc_spawn_keep(void)
 {
 	char n1[16];
 	char *const argv[] = {"conf_proc", "exec-child", n1, "-1", NULL};
+	posix_spawn_file_actions_t fa;
+	int p[2];
 	pid_t pid;
 
 	echo_check("before");
 	snprintf(n1, sizeof(n1), "%d", c);
+	/* The child's lines through a pipe, shown when it is reaped (as
+	 * conf_fork's): its prints and ours would interleave by timing. */
+	if (pipe2(p, O_CLOEXEC))
+		conf_fatal("pipe2");
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, p[1], 1);
 	fflush(stdout);
-	R("posix_spawn", 0, posix_spawn(&pid, "/proc/self/exe", NULL, NULL, argv, environ));
+	R("posix_spawn", 0, posix_spawn(&pid, "/proc/self/exe", &fa, NULL, argv, environ));
+	posix_spawn_file_actions_destroy(&fa);
 	R("close.c", 0, close(c));
+	close(p[1]);
 	hear("parent.recv", s, 9);
 	say("parent.send", s, "to-exec");
-	wait_pid("spawned", pid);
+	conf_reap("spawned", pid, p[0]);
 	hear("peer-eof", s, 1);
 }
 
