@@ -16,8 +16,8 @@
 
 #define MAX_FDS 1024
 /* A link of a batch waits this long to be claimed by a connection (the
- * client's preload uses a link only for LINK_USE_MS of it: the server's
- * accept has the rest). */
+ * client's preload uses a link only for the first POOL_USE_MS of it,
+ * preload/pool.h: the server's accept has the rest). */
 #define PENDING_MS 10000
 /* A rendezvous peer has this long to send its HELLO, and a LINKS this
  * long for the server's launcher to answer. */

@@ -295,12 +295,6 @@ static void batch_set_keys(struct mpk_ctl *c, unsigned port, const uint8_t *seed
 	pthread_mutex_unlock(&c->lock);
 }
 
-static void fds_close_links(int *fds, int n)
-{
-	for (int i = 0; i < n; i++)
-		mpk_ctl_fds_close(fds + MPK_LINK_NFDS * i);
-}
-
 /* Server launcher: a client launcher asks for links, same-uid trust. */
 static void on_hello_plain(struct mpk_ctl *c, int sock, unsigned port, const uint8_t *msg,
 			   size_t len)
@@ -326,7 +320,7 @@ static void on_hello_plain(struct mpk_ctl *c, int sock, unsigned port, const uin
 	}
 out:
 	mpk_ctl_send_links(sock, &rep, sizeof(rep), n ? fds : NULL, (size_t)n);
-	fds_close_links(fds, n);
+	mpk_ctl_links_close(fds, (size_t)n);
 }
 
 /* Server launcher: a HELLO checked by the identity layer first. No link is
@@ -368,7 +362,7 @@ static void on_hello_auth(struct mpk_ctl *c, int sock, unsigned port, const uint
 	explicit_bzero(session, sizeof(session));
 	if (st)
 		a->done(a->ctx, st);
-	fds_close_links(fds, n);
+	mpk_ctl_links_close(fds, (size_t)n);
 }
 
 static void on_hello(struct mpk_ctl *c, int sock, unsigned port)
@@ -432,7 +426,7 @@ static int rdv_plain(struct mpk_ctl *c, int s, const struct connect_job *j, int 
 	if (r < 0)
 		return r;
 	if (len != sizeof(rep) || u.rep.magic != MPK_RDV_MAGIC) {
-		fds_close_links(fds, (int)*n);
+		mpk_ctl_links_close(fds, *n);
 		ctl_log(c, 0, "port %u: the server's launcher refused the link: it requires an "
 			"identity (its REPLY is not a plain one; see MPKLINK_IDENTITY)", j->req.port);
 		return -ECONNREFUSED;
@@ -475,7 +469,7 @@ static int rdv_auth(struct mpk_ctl *c, int s, const struct connect_job *j, int *
 	if (r < 0) {
 		ctl_log(c, 0, "port %u: the server's launcher failed verification: %s",
 			j->req.port, why[0] ? why : strerror(-r));
-		fds_close_links(fds, (int)*n);
+		mpk_ctl_links_close(fds, *n);
 		*n = 0;
 		goto out;
 	}
@@ -525,17 +519,17 @@ static void connect_job_run(struct connect_job *j)
 	if (r == 0 && !n)
 		r = -EPROTO;
 	if (r < 0) {
-		fds_close_links(fds, (int)n);
+		mpk_ctl_links_close(fds, n);
 		n = 0;
 	}
 	/* Our program will write into these: eventfds, nothing that blocks. */
 	for (size_t i = 0; r == 0 && i < n; i++) {
-		if (mpk_link_bell_check(fds[3 * i + 1]) < 0 ||
-		    mpk_link_bell_check(fds[3 * i + 2]) < 0) {
+		if (mpk_link_bell_check(fds[MPK_LINK_NFDS * i + 1]) < 0 ||
+		    mpk_link_bell_check(fds[MPK_LINK_NFDS * i + 2]) < 0) {
 			ctl_log(c, 1, "port %u: the server's launcher sent doorbells that are not "
 				   "eventfds", j->req.port);
 			r = -EPROTO;
-			fds_close_links(fds, (int)n);
+			mpk_ctl_links_close(fds, n);
 			n = 0;
 		}
 	}
@@ -562,13 +556,13 @@ out:
 		if (c->cfg.auth)
 			memcpy(rep.link[i].mac_key, p.key, 32);
 		/* Kept until our program claims it (for LOOKUP after exec). */
-		if (fds_dup(fds + 3 * i, p.fds) == 0)
+		if (fds_dup(fds + MPK_LINK_NFDS * i, p.fds) == 0)
 			pending_add(c, &p);
 		explicit_bzero(&p, sizeof(p));
 	}
 	if (mpk_ctl_send_links(j->shim, &rep, sizeof(rep), n ? fds : NULL, n) < 0)
 		ctl_log(c, 3, "reply to shim: cannot send the batch");
-	fds_close_links(fds, (int)n);
+	mpk_ctl_links_close(fds, n);
 	explicit_bzero(&rep, sizeof(rep));
 	explicit_bzero(session, sizeof(session));
 	close(j->shim);
@@ -753,7 +747,7 @@ static int on_shim(struct mpk_ctl *c, size_t idx)
 		rep.n = (uint32_t)n;
 		for (size_t i = 0; i < n; i++) {
 			memcpy(rep.link[i].token, p[i].token, MPK_TOKEN_BYTES);
-			memcpy(fds + 3 * i, p[i].fds, sizeof(p[i].fds));
+			memcpy(fds + MPK_LINK_NFDS * i, p[i].fds, sizeof(p[i].fds));
 			rep.ring_bytes = p[i].ring_bytes;
 			rep.last = p[i].seq;
 			if (p[i].has_key) {
@@ -763,7 +757,7 @@ static int on_shim(struct mpk_ctl *c, size_t idx)
 		}
 		if (mpk_ctl_send_links(s->fd, &rep, sizeof(rep), n ? fds : NULL, n) < 0)
 			ctl_log(c, 3, "reply to shim: cannot send the offers");
-		fds_close_links(fds, (int)n);
+		mpk_ctl_links_close(fds, n);
 		explicit_bzero(&rep, sizeof(rep));
 		explicit_bzero(p, sizeof(p));
 		return 0;
@@ -812,7 +806,7 @@ static int on_shim(struct mpk_ctl *c, size_t idx)
 		struct connect_job *j;
 
 		if (req.count < 1 || req.count > MPK_CTL_BATCH_MAX) {
-			reply(c, s->fd, -EPROTO, NULL, 0, NULL);
+			batch_refuse(c, s->fd, -EPROTO);
 			return 0;
 		}
 		j = malloc(sizeof(*j));

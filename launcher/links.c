@@ -213,11 +213,18 @@ static void live_drop(struct mpk_ctl *c, size_t i)
  */
 void live_closing(struct mpk_ctl *c, unsigned sport, unsigned cport, unsigned side, int alone)
 {
+	int fds[MPK_LINK_NFDS] = {-1, -1, -1};
 	ssize_t i;
 
 	pthread_mutex_lock(&c->lock);
 	i = live_find(c, sport, cport, side);
 	if (i >= 0 && alone) {
+		/* Its fds closed once the lock is let go: the last close of
+		 * the memfd frees its pages, and LINKS workers wait on it. */
+		for (int k = 0; k < MPK_LINK_NFDS; k++) {
+			fds[k] = c->live[i].fds[k];
+			c->live[i].fds[k] = -1;
+		}
 		live_drop(c, (size_t)i);
 	} else if (i >= 0) {
 		c->live[i].closing = 1;
@@ -226,6 +233,7 @@ void live_closing(struct mpk_ctl *c, unsigned sport, unsigned cport, unsigned si
 					 __ATOMIC_RELAXED);
 	}
 	pthread_mutex_unlock(&c->lock);
+	mpk_ctl_fds_close(fds);
 }
 
 struct held {

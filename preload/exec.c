@@ -56,7 +56,6 @@ void exec_start(void)
 	start_env[nstart++] = execed;
 }
 
-/* Whether a link's socket stays open across an exec now. */
 /* Whether the image to come inherits a link's socket. Each such link is
  * marked as held by another process too (conn_maybe_shared): a vfork or
  * posix_spawn child runs no fork handler, and its close must not make the

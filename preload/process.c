@@ -16,7 +16,6 @@
 #include "real.h"
 
 unsigned process_gen;
-
 static pid_t owner; /* the process whose memory this is */
 
 int process_borrowed(void)
@@ -127,7 +126,6 @@ int process_uses_io_uring(void)
 		__atomic_store_n(&none_at, vm, __ATOMIC_RELAXED); /* taken before the read */
 	return found;
 }
-
 
 void process_start(void)
 {

@@ -36,13 +36,23 @@ int mpk_ctl_connect(const char *path)
 	return fd;
 }
 
-void mpk_ctl_fds_close(int fds[MPK_LINK_NFDS])
+static void fds_close_n(int *fds, size_t n)
 {
-	for (int i = 0; i < MPK_LINK_NFDS; i++) {
+	for (size_t i = 0; i < n; i++) {
 		if (fds[i] >= 0)
 			mpk__sys()->close(fds[i]);
 		fds[i] = -1;
 	}
+}
+
+void mpk_ctl_fds_close(int fds[MPK_LINK_NFDS])
+{
+	fds_close_n(fds, MPK_LINK_NFDS);
+}
+
+void mpk_ctl_links_close(int *fds, size_t nlinks)
+{
+	fds_close_n(fds, nlinks * MPK_LINK_NFDS);
 }
 
 #define LINKS_FDS_MAX (MPK_LINK_NFDS * MPK_CTL_BATCH_MAX)
@@ -81,15 +91,6 @@ int mpk_ctl_send_links(int sock, const void *buf, size_t len, const int *fds, si
 int mpk_ctl_send(int sock, const void *buf, size_t len, const int *fds)
 {
 	return mpk_ctl_send_links(sock, buf, len, fds, fds ? 1 : 0);
-}
-
-static void fds_close_n(int *fds, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		if (fds[i] >= 0)
-			mpk__sys()->close(fds[i]);
-		fds[i] = -1;
-	}
 }
 
 static int recv_links(int sock, void *buf, size_t cap, size_t *len, int *fds, size_t maxlinks,
@@ -210,7 +211,7 @@ int mpk_ctl_batch_recv(int sock, struct mpk_ctl_batch *rep, int *fds_out, int no
 	if (len != sizeof(*rep) || rep->magic != MPK_CTL_MAGIC ||
 	    (rep->status == 0 && (rep->n < 1 || rep->n > MPK_CTL_BATCH_MAX || rep->n != n)) ||
 	    (rep->status != 0 && n)) {
-		fds_close_n(fds_out, n * MPK_LINK_NFDS);
+		mpk_ctl_links_close(fds_out, n);
 		return -EPROTO;
 	}
 	return 0;

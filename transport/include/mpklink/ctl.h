@@ -170,6 +170,8 @@ int mpk_ctl_recv_exact(int sock, void *buf, size_t len, int *fds);
 
 /* Closes every fd >= 0 of a link's three and sets it to -1. */
 void mpk_ctl_fds_close(int fds[MPK_LINK_NFDS]);
+/* The same for nlinks links' fds (MPK_LINK_NFDS each), as a batch has them. */
+void mpk_ctl_links_close(int *fds, size_t nlinks);
 
 #ifdef __cplusplus
 }
