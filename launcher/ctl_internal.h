@@ -30,10 +30,19 @@
  * answered -EBUSY at once and its connection stays TCP: when setup falls
  * behind, new connections do not queue behind it. */
 #define CONNECTS_MAX 16
+/* The notice connections (MPK_CTL_NOTES) are read before every request
+ * and decision, and on a timer between NOTES_MIN_MS and NOTES_MAX_MS apart
+ * (notes_drain sets it by how many a read found). At most NOTES_BURST are
+ * taken from one connection at a read, so a flood holds up nobody. */
+#define NOTES_MIN_MS 10
+#define NOTES_MAX_MS 1000
+#define NOTES_BURST 4096
 /* An idle LINKS worker exits after this long without a job. */
 #define WORKER_IDLE_MS 10000
 
-enum slot_kind { S_WAKE, S_CTL_LISTEN, S_SHIM, S_RDV_LISTEN, S_RDV };
+/* S_NOTES: a shim's connection for CLAIMED and CLOSE (MPK_CTL_NOTES), not
+ * polled: read by notes_drain. */
+enum slot_kind { S_WAKE, S_CTL_LISTEN, S_SHIM, S_RDV_LISTEN, S_RDV, S_NOTES };
 
 struct slot {
 	enum slot_kind kind;
@@ -43,6 +52,9 @@ struct slot {
 	/* S_SHIM: ports this program listens on, released when it goes */
 	unsigned *ports;
 	size_t nports;
+	/* S_NOTES: the peer went (or spoke out of turn); dropped by the poll
+	 * loop, where no caller walks the slots. */
+	int gone;
 };
 
 /* A link of a batch not yet claimed by a connection: made by us for a
@@ -102,6 +114,10 @@ struct mpk_ctl {
 	struct live *live;
 	size_t nlive;
 	int64_t sweep_at_ms; /* when live_sweep runs next; 0: nothing to do */
+	/* When the notice connections are read next, and the interval
+	 * (notes_drain). The control thread's. */
+	int64_t notes_at_ms;
+	int notes_ms;
 	int workers; /* LINKS threads alive, idle ones included */
 	pthread_cond_t workers_done;
 	/* LINKS jobs not yet taken, oldest first. A job is queued only when an

@@ -681,6 +681,71 @@ static void batch_refuse(struct mpk_ctl *c, int sock, int status)
 
 static int on_shim(struct mpk_ctl *c, size_t idx);
 
+/* CLAIMED and CLOSE, from a notice connection or (when it was full) from a
+ * request connection. */
+static void on_notice(struct mpk_ctl *c, const struct mpk_ctl_req *req)
+{
+	if (req->type == MPK_CTL_CLOSE) {
+		live_closing(c, req->port, req->peer_port, req->side,
+			     req->count == MPK_CTL_CLOSE_ALONE);
+		return;
+	}
+	if (req->side > 1 || !req->peer_port || req->peer_port > 65535 ||
+	    pending_claim(c, req->side, req->token, req->port, req->peer_port) < 0)
+		ctl_log(c, 3, "port %u: a claim for a link we do not have (expired?)", req->port);
+}
+
+static int notice_ok(const struct mpk_ctl_req *req)
+{
+	return req->magic == MPK_CTL_MAGIC && req->version == MPK_CTL_VERSION && req->port &&
+	       req->port <= 65535 && (req->type == MPK_CTL_CLAIMED || req->type == MPK_CTL_CLOSE);
+}
+
+/* Takes the notices waiting on the programs' notice connections, without
+ * waiting for more, and sets when to look next. A connection whose peer
+ * went, or that carried anything but a notice, is marked gone: the poll
+ * loop drops it (here a caller may be walking the slots). */
+static void notes_drain(struct mpk_ctl *c)
+{
+	int got = 0, any = 0;
+
+	for (size_t i = 0; i < c->nslots; i++) {
+		struct slot *s = &c->slots[i];
+		struct mpk_ctl_req req;
+		int r = 0;
+
+		if (s->kind != S_NOTES || s->gone)
+			continue;
+		any = 1;
+		for (int k = 0; k < NOTES_BURST; k++) {
+			r = mpk_ctl_recv_exact(s->fd, &req, sizeof(req), NULL);
+			if (r < 0)
+				break;
+			if (!notice_ok(&req)) {
+				ctl_log(c, 1, "a notice connection sent a malformed notice; cut off");
+				r = -EPROTO;
+				break;
+			}
+			on_notice(c, &req);
+			got++;
+		}
+		if (r < 0 && r != -EAGAIN)
+			s->gone = 1;
+	}
+	if (!any) {
+		c->notes_at_ms = 0;
+		return;
+	}
+	/* A read finds 16 to 64 notices: one wake-up per 16 connections or
+	 * fewer, however fast they come, and at most one a second when they
+	 * stop. */
+	if (got >= 64)
+		c->notes_ms = c->notes_ms / 2 < NOTES_MIN_MS ? NOTES_MIN_MS : c->notes_ms / 2;
+	else if (got < 16)
+		c->notes_ms = c->notes_ms * 2 > NOTES_MAX_MS ? NOTES_MAX_MS : c->notes_ms * 2;
+	c->notes_at_ms = now_ms() + c->notes_ms;
+}
+
 /* Takes the requests already waiting on the program's other control
  * sockets (but the one at idx), without waiting for more. */
 static void shims_drain(struct mpk_ctl *c, size_t idx)
@@ -690,6 +755,7 @@ static void shims_drain(struct mpk_ctl *c, size_t idx)
 	if (draining)
 		return;
 	draining = 1;
+	notes_drain(c);
 	for (size_t i = 0; i < c->nslots; i++) {
 		struct pollfd pf = {.fd = c->slots[i].fd, .events = POLLIN};
 
@@ -716,6 +782,14 @@ static int on_shim(struct mpk_ctl *c, size_t idx)
 		return 0;
 	if (r < 0)
 		return -1;
+	if (req.magic == MPK_CTL_MAGIC && req.version == MPK_CTL_VERSION &&
+	    req.type == MPK_CTL_NOTES && !req.port && !s->nports) {
+		/* From now on read by notes_drain, on its own schedule. */
+		s->kind = S_NOTES;
+		c->notes_ms = NOTES_MIN_MS;
+		c->notes_at_ms = now_ms() + NOTES_MIN_MS;
+		return 0;
+	}
 	if (req.magic != MPK_CTL_MAGIC || req.version != MPK_CTL_VERSION || !req.port ||
 	    req.port > 65535) {
 		ctl_log(c, 1, "malformed request from the shim refused");
@@ -763,10 +837,8 @@ static int on_shim(struct mpk_ctl *c, size_t idx)
 		return 0;
 	}
 	case MPK_CTL_CLAIMED: /* no reply */
-		if (req.side > 1 || !req.peer_port || req.peer_port > 65535 ||
-		    pending_claim(c, req.side, req.token, req.port, req.peer_port) < 0)
-			ctl_log(c, 3, "port %u: a claim for a link we do not have (expired?)",
-				req.port);
+	case MPK_CTL_CLOSE:
+		on_notice(c, &req);
 		return 0;
 	case MPK_CTL_LOOKUP: {
 		ssize_t i;
@@ -798,10 +870,6 @@ static int on_shim(struct mpk_ctl *c, size_t idx)
 		mpk_ctl_fds_close(fds);
 		return 0;
 	}
-	case MPK_CTL_CLOSE: /* no reply */
-		live_closing(c, req.port, req.peer_port, req.side,
-			     req.count == MPK_CTL_CLOSE_ALONE);
-		return 0;
 	case MPK_CTL_LINKS: {
 		struct connect_job *j;
 
@@ -910,12 +978,23 @@ static void *ctl_thread(void *arg)
 		 * changes under c->lock; a stale look costs one more turn. */
 		int64_t at = __atomic_load_n(&c->sweep_at_ms, __ATOMIC_RELAXED), left;
 
+		for (size_t i = c->nslots; i-- > 0;)
+			if (c->slots[i].kind == S_NOTES && c->slots[i].gone)
+				drop_slot(c, i);
+		if (c->notes_at_ms && (!at || c->notes_at_ms < at))
+			at = c->notes_at_ms;
 		left = at ? at - now_ms() : 1000;
 		left = rdv_expire(c, left < 0 ? 0 : left > 1000 ? 1000 : left);
 		n = c->nslots;
 		for (size_t i = 0; i < n; i++)
-			pf[i] = (struct pollfd){.fd = c->slots[i].fd, .events = POLLIN};
+			/* A notice connection is not waited on: its notices
+			 * wake nobody (a negative fd is left out). */
+			pf[i] = (struct pollfd){.fd = c->slots[i].kind == S_NOTES ? -1
+									 : c->slots[i].fd,
+						.events = POLLIN};
 		r = poll(pf, n, (int)left);
+		/* Before anything they may bear on: a request, an expiry. */
+		notes_drain(c);
 		pthread_mutex_lock(&c->lock);
 		pending_purge(c, now_ms());
 		sweep = c->sweep_at_ms && now_ms() >= c->sweep_at_ms;
@@ -957,6 +1036,8 @@ static void *ctl_thread(void *arg)
 				/* A whole HELLO (one datagram), or the peer went. */
 				on_hello(c, s->fd, s->port);
 				drop_slot(c, i);
+				break;
+			case S_NOTES: /* not polled */
 				break;
 			}
 		}

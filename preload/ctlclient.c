@@ -28,6 +28,12 @@ static struct {
 static int ctl_nconn;     /* entries in use, open or not */
 static int ctl_nconnects; /* of them, busy with a LINKS */
 static pid_t ctl_pid;
+/* The notice connection (MPK_CTL_NOTES): CLAIMED and CLOSE, which the
+ * launcher reads when it next looks. Sent on a request connection, each
+ * woke a launcher thread, which took the program's CPU at every connect
+ * and close. -1: not open; note_failed: the launcher refused it (then
+ * notices go as requests). Under ctl_lock, as the rest. */
+static int note_fd = -1, note_failed;
 
 /* Whether the process listening at the other end of fd is our launcher:
  * its pid (MPKLINK_CTL_PID) and our uid. The run directory's path could
@@ -50,6 +56,24 @@ static int our_launcher(int fd)
 	return 0;
 }
 
+/* A forked child drops the parent's connections, which carry its calls.
+ * Under ctl_lock. */
+static void ctl_own(void)
+{
+	if (ctl_pid == getpid())
+		return;
+	for (int i = 0; i < ctl_nconn; i++)
+		if (ctl_conn[i].fd >= 0)
+			fdtab_internal_close(ctl_conn[i].fd);
+	ctl_nconn = 0;
+	ctl_nconnects = 0;
+	if (note_fd >= 0)
+		fdtab_internal_close(note_fd);
+	note_fd = -1;
+	note_failed = 0;
+	ctl_pid = getpid();
+}
+
 /* Marks an idle connection busy and returns its index, opening it if it
  * is not open; or -errno. Waits while all are busy, except for a LINKS:
  * -EBUSY when CTL_CONNECTS are in flight or none is idle (link setup is
@@ -59,15 +83,7 @@ static int ctl_take(int listen_conn, int connect)
 	int i, fd;
 
 	pthread_mutex_lock(&ctl_lock);
-	if (ctl_pid != getpid()) {
-		/* A forked child: the parent's connections carry its calls. */
-		for (i = 0; i < ctl_nconn; i++)
-			if (ctl_conn[i].fd >= 0)
-				fdtab_internal_close(ctl_conn[i].fd);
-		ctl_nconn = 0;
-		ctl_nconnects = 0;
-		ctl_pid = getpid();
-	}
+	ctl_own();
 	if (ctl_nconn == 0)
 		ctl_conn[ctl_nconn++] = (__typeof__(ctl_conn[0])){-1, 0};
 	for (;;) {
@@ -191,11 +207,51 @@ int ctl_batch(uint32_t type, unsigned port, unsigned count, uint32_t since,
 	return ctl_batch_take(h, 1, rep, fds);
 }
 
-/* A request without a reply. */
+/* Opens the notice connection. Under ctl_lock. */
+static void note_open(void)
+{
+	struct mpk_ctl_req hello = req_of(MPK_CTL_NOTES, 0, 0, 0);
+	int fd = mpk_ctl_connect(cfg.ctl_path);
+
+	if (fd >= 0 && !our_launcher(fd)) {
+		real.close(fd);
+		fd = -EPERM;
+	}
+	if (fd >= 0 && mpk_ctl_send(fd, &hello, sizeof(hello), NULL) < 0) {
+		real.close(fd);
+		fd = -EPIPE;
+	}
+	if (fd < 0) {
+		note_failed = 1;
+		return;
+	}
+	note_fd = fdtab_internal_take(fd);
+}
+
+/* A notice: on the notice connection, which wakes nobody; as a request
+ * when that is full (the launcher, woken, reads both) or cannot be had. */
 static void ctl_tell(struct mpk_ctl_req *req)
 {
-	int i = ctl_take(0, 0);
+	ssize_t r = -1;
+	int i;
 
+	pthread_mutex_lock(&ctl_lock);
+	ctl_own();
+	if (note_fd < 0 && !note_failed)
+		note_open();
+	if (note_fd >= 0) {
+		do
+			r = real.send(note_fd, req, sizeof(*req), MSG_DONTWAIT | MSG_NOSIGNAL);
+		while (r < 0 && errno == EINTR);
+		if (r < 0 && errno != EAGAIN) {
+			fdtab_internal_close(note_fd);
+			note_fd = -1;
+		}
+	}
+	pthread_mutex_unlock(&ctl_lock);
+	if (r == (ssize_t)sizeof(*req))
+		return;
+	i = ctl_take(0, 0);
 	if (i >= 0)
 		ctl_give(i, mpk_ctl_send(ctl_conn[i].fd, req, sizeof(*req), NULL) < 0);
 }

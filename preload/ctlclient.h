@@ -10,7 +10,12 @@
  * and the other calls keep connections of their own. Connection 0
  * carries only LISTEN and UNLISTEN, which the launcher keys to the
  * connection (a port is released when the connection that listened goes).
- * A forked child opens connections of its own on its first call.
+ * CLAIMED and CLOSE, notices without a reply, go on one more, the notice
+ * connection (MPK_CTL_NOTES), which the launcher reads on its own
+ * schedule: a connect or close wakes no launcher. A notice that finds it
+ * full goes as a request on another (the launcher, woken, reads both, the
+ * notice connection first). A forked child opens connections of its own
+ * on its first call.
  *
  * Only our own launcher is talked to: a socket whose listener is another
  * process (SO_PEERCRED: MPKLINK_CTL_PID and our uid) is refused, -EPERM.
@@ -61,8 +66,8 @@ HIDDEN void ctl_unlisten(unsigned port);
 
 /* The program closed its end (side) of the link (port, cport). alone: no
  * other process can hold the socket, and the launcher forgets the link at
- * once; else it keeps it while any process holds the socket. Does not
- * wait for the launcher. */
+ * once (within a second: when it reads its notices); else it keeps it
+ * while any process holds the socket. Does not wait for the launcher. */
 HIDDEN void ctl_closed(unsigned port, unsigned cport, unsigned side, int alone);
 
 /* Fork: the connections' lock is held across it; the child's waiters were

@@ -20,6 +20,14 @@
 # socket is not bound before its connect (links are found by the socket's
 # cookie, not its port): connect picks its port as over TCP.
 #
+# A connect or close wakes no launcher: CLAIMED and CLOSE go on a notice
+# connection the launcher reads on its own schedule (MPK_CTL_NOTES). Over
+# the N connections after the warm-up, each launcher's threads may switch
+# out fewer than N/2 times (its batches and offers, one a connection per
+# 16 or fewer, and its timer); they woke at least once a connection when
+# each notice was a request. Shown to fail with the notices sent as
+# requests.
+#
 # Links are made in batches ahead of need: at the end the client may hold
 # up to two batches unused, and both launchers keep those pending for 10 s
 # (PENDING_MS): the fds are compared once they went, up to 15 s.
@@ -70,13 +78,17 @@ fds() { ls "/proc/$1/fd" | wc -l; }
 rss() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 files() { ls -A "$tmp/run" | wc -l; }
 snapshot() { echo "$(fds "$sl") $(fds "$cl") $(files)"; }
+# context switches of all of a launcher's threads
+switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {s += $2} END {print s + 0}'; }
 
 wait_mark warm
 sleep 0.5 # the warm-up's links swept
 base=$(snapshot)
 srss=$(rss "$sl") crss=$(rss "$cl")
+ssw=$(switches "$sl") csw=$(switches "$cl")
 touch "$tmp/marks/go-warm"
 wait_mark done
+ssw=$(($(switches "$sl") - ssw)) csw=$(($(switches "$cl") - csw))
 # Each count no higher than after the warm-up (a link of the warm-up's last
 # connection may not have been swept yet then).
 settled() { # base now
@@ -101,6 +113,11 @@ for side in client server; do
 done
 settled "$base" "$now" ||
 	fail "after $n connections (server launcher fds, client launcher fds, run directory files): $now, after the warm-up $base"
+for x in "server $ssw" "client $csw"; do
+	set -- $x
+	[ "$2" -lt $((n / 2)) ] ||
+		fail "the $1's launcher switched $2 times over $n connections: notices woke it"
+done
 rss_note="RSS server $srss->$srss2 KiB, client $crss->$crss2 KiB"
 if [ "$rss_check" = - ]; then
 	rss_note="$rss_note, not checked in this build"
@@ -110,4 +127,4 @@ else
 		[ $(($3 - $2)) -le "$rss_check" ] || fail "the $1's launcher grew from $2 to $3 KiB over $n connections"
 	done
 fi
-echo "PASS: $n connections, all links; launchers' fds and run directory $now, after the warm-up $base; $rss_note; $(grep -o '[0-9]* per second' "$tmp/client.log")"
+echo "PASS: $n connections, all links; launchers' switches server $ssw client $csw; launchers' fds and run directory $now, after the warm-up $base; $rss_note; $(grep -o '[0-9]* per second' "$tmp/client.log")"

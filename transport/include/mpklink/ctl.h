@@ -74,6 +74,14 @@ enum mpk_ctl_type {
 	MPK_CTL_CLAIMED = 7,  /* port, peer_port, side, token: the link of a
 			       * batch with that token carries this
 			       * connection now. No reply */
+	MPK_CTL_NOTES = 8,    /* the first on a connection that carries
+			       * CLAIMED and CLOSE only, port 0. The launcher
+			       * does not wait on it: it reads what waits
+			       * there before each request it answers, before
+			       * each decision of its own, and on a timer (10
+			       * ms to 1 s apart, set so that a read finds at
+			       * least 16 while they come). So a connect or
+			       * close wakes no launcher. No reply */
 };
 
 struct mpk_ctl_req {
