@@ -154,6 +154,8 @@ static int a_check_hello(void *ctx, unsigned port, const uint8_t *msg, size_t le
 		goto fail;
 	}
 	want->server_port = st->s.server_port;
+	crypto_generichash(want->peer, sizeof(want->peer), (const uint8_t *)st->s.client_name,
+			   strlen(st->s.client_name), NULL, 0);
 	want->count = st->s.client_port; /* the count: see a_hello */
 	want->ring_bytes = st->s.ring_bytes;
 	*state = st;

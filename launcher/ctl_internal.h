@@ -69,6 +69,7 @@ struct pending {
 	int64_t expiry_ms;
 	int has_key;
 	uint8_t key[32]; /* the handshake's session key, for MAC links */
+	uint8_t peer[32]; /* side 0: the client it was made for (spares) */
 };
 
 /* A link handed to our program, kept so a program image that replaces it
@@ -80,7 +81,22 @@ struct live {
 	uint8_t key[32];
 	int64_t born_ms;
 	int closing; /* the program closed it: gone once no process holds it */
+	uint8_t peer[32]; /* side 0: the client it was made for (spares) */
 };
+
+/* A link we made (side 0) whose connection closed, or that was never
+ * claimed: made over (mpk_link_recycle) once both programs released it,
+ * and handed out again in a batch for the same client (its identity's
+ * digest, zeros without identities), never another. The control thread's. */
+struct spare {
+	int fds[MPK_LINK_NFDS];
+	uint8_t peer[32];
+	int ready;        /* made over, in stock */
+	int64_t until_ms; /* not ready: given up then; ready: closed then, unused */
+};
+#define SPARES_MAX 1024
+/* How often spares not ready are looked at again, besides at each batch. */
+#define SPARES_EVERY_MS 1000
 /* A link younger than this is kept whatever the socket table says: its
  * client's connect may not have happened yet. */
 #define LIVE_YOUNG_MS 10000
@@ -118,6 +134,9 @@ struct mpk_ctl {
 	 * (notes_drain). The control thread's. */
 	int64_t notes_at_ms;
 	int notes_ms;
+	struct spare *spares; /* the control thread's */
+	size_t nspares;
+	int64_t spares_at_ms;
 	int workers; /* LINKS threads alive, idle ones included */
 	pthread_cond_t workers_done;
 	/* LINKS jobs not yet taken, oldest first. A job is queued only when an
@@ -153,11 +172,23 @@ size_t pending_offers(struct mpk_ctl *c, unsigned port, uint32_t since, struct p
 int pending_claim(struct mpk_ctl *c, unsigned side, const uint8_t *token, unsigned port,
 		  unsigned cport);
 void live_add(struct mpk_ctl *c, unsigned sport, unsigned cport, unsigned side, int *fds,
-	      const uint8_t *key);
+	      const uint8_t *key, const uint8_t *peer);
 ssize_t live_find(struct mpk_ctl *c, unsigned sport, unsigned cport, unsigned side);
 /* The program closed side's end of (sport, cport); alone: no other
  * process can hold the socket, and the link goes now. */
 void live_closing(struct mpk_ctl *c, unsigned sport, unsigned cport, unsigned side, int alone);
 void live_sweep(struct mpk_ctl *c);
+
+/* Spares (struct spare), the control thread's. spare_add takes ownership
+ * of fds. spares_ripen: makes over those of the client peer that both
+ * programs released (a pread each: once a batch). spare_take: a made-over
+ * link for peer into fds (0), or -ENOENT. spares_tend: as spares_ripen for
+ * all, every SPARES_EVERY_MS, and closes those past their time.
+ * spares_free: closes them all. */
+void spare_add(struct mpk_ctl *c, int *fds, const uint8_t *peer);
+void spares_ripen(struct mpk_ctl *c, const uint8_t *peer);
+int spare_take(struct mpk_ctl *c, const uint8_t *peer, int *fds);
+void spares_tend(struct mpk_ctl *c, int64_t now);
+void spares_free(struct mpk_ctl *c);
 
 #endif

@@ -225,8 +225,8 @@ static void reply(struct mpk_ctl *c, int sock, int status, const uint8_t *token,
  * *seed the batch's. Returns n > 0 or -errno (nothing
  * then stays open). Keys, when the handshake makes one, come later
  * (batch_set_keys). */
-static int batch_make(struct mpk_ctl *c, unsigned port, unsigned n, int *fds,
-		      uint8_t seed[MPK_TOKEN_BYTES], uint64_t *ring_bytes)
+static int batch_make(struct mpk_ctl *c, unsigned port, unsigned n, const uint8_t *peer,
+		      int *fds, uint8_t seed[MPK_TOKEN_BYTES], uint64_t *ring_bytes)
 {
 	unsigned made = 0;
 	int r = 0;
@@ -239,11 +239,16 @@ static int batch_make(struct mpk_ctl *c, unsigned port, unsigned n, int *fds,
 	if (getrandom(seed, MPK_TOKEN_BYTES, 0) != MPK_TOKEN_BYTES)
 		return -EIO;
 	*ring_bytes = c->cfg.ring_bytes ? c->cfg.ring_bytes : MPK_LINK_RING_DEFAULT;
+	spares_ripen(c, peer);
 	for (; made < n; made++) {
 		struct pending p = {.server_port = port, .side = 0, .ring_bytes = *ring_bytes,
 				    .expiry_ms = now_ms() + PENDING_MS};
 		int *f = fds + MPK_LINK_NFDS * made;
 
+		memcpy(p.peer, peer, sizeof(p.peer));
+		/* A link this client had, made over: no memfd, no bells. */
+		if (spare_take(c, peer, f) == 0)
+			goto made;
 		f[0] = mpk_link_create_flags(c->cfg.ring_bytes, c->cfg.link_flags);
 		if (f[0] < 0) {
 			r = f[0];
@@ -258,6 +263,7 @@ static int batch_make(struct mpk_ctl *c, unsigned port, unsigned n, int *fds,
 			mpk_ctl_fds_close(f);
 			break;
 		}
+made:
 		mpk_link_derive(seed, made, NULL, p.token, p.key);
 		r = fds_dup(f, p.fds);
 		if (r < 0 || (r = pending_add(c, &p)) < 0) {
@@ -311,7 +317,11 @@ static void on_hello_plain(struct mpk_ctl *c, int sock, unsigned port, const uin
 		rep.status = -EPROTO;
 		goto out;
 	}
-	n = batch_make(c, port, h.count, fds, rep.token, &rep.ring_bytes);
+	{
+		static const uint8_t anyone[32]; /* same-uid trust: one client */
+
+		n = batch_make(c, port, h.count, anyone, fds, rep.token, &rep.ring_bytes);
+	}
 	rep.status = n < 0 ? n : 0;
 	if (n < 0) {
 		memset(rep.token, 0, sizeof(rep.token));
@@ -346,7 +356,7 @@ static void on_hello_auth(struct mpk_ctl *c, int sock, unsigned port, const uint
 			port, w.count, w.server_port);
 		status = -EPROTO;
 	} else {
-		n = batch_make(c, port, w.count, fds, seed, &ring_bytes);
+		n = batch_make(c, port, w.count, w.peer, fds, seed, &ring_bytes);
 		status = n < 0 ? n : 0;
 		n = n < 0 ? 0 : n;
 	}
@@ -443,7 +453,7 @@ static int rdv_auth(struct mpk_ctl *c, int s, const struct connect_job *j, int *
 		    uint8_t *seed, uint64_t *ring, uint8_t *session)
 {
 	const struct mpk_ctl_auth *a = c->cfg.auth;
-	struct mpk_rdv_want w = {j->req.port, j->req.count, c->cfg.ring_bytes};
+	struct mpk_rdv_want w = {j->req.port, j->req.count, c->cfg.ring_bytes, {0}};
 	uint8_t *buf = malloc(MPK_RDV_MAX);
 	char why[256] = "";
 	void *st = NULL;
@@ -999,6 +1009,7 @@ static void *ctl_thread(void *arg)
 		pending_purge(c, now_ms());
 		sweep = c->sweep_at_ms && now_ms() >= c->sweep_at_ms;
 		pthread_mutex_unlock(&c->lock);
+		spares_tend(c, now_ms());
 		if (sweep)
 			live_sweep(c);
 		if (r <= 0)
@@ -1208,6 +1219,7 @@ void mpk_ctl_stop(struct mpk_ctl *c)
 	free(c->pending);
 	for (size_t i = 0; i < c->nlive; i++)
 		mpk_ctl_fds_close(c->live[i].fds);
+	spares_free(c);
 	if (c->live)
 		explicit_bzero(c->live, c->nlive * sizeof(*c->live));
 	free(c->live);

@@ -77,6 +77,9 @@ struct mpk_rdv_want {
 	unsigned server_port;
 	unsigned count; /* links in the batch asked for */
 	uint64_t ring_bytes;
+	/* Server: who asks, a digest of the client's identity: links made
+	 * over go back to the client they went to (launcher/links.c). */
+	uint8_t peer[32];
 };
 
 struct mpk_ctl_auth {

@@ -71,10 +71,14 @@ void pending_purge(struct mpk_ctl *c, int64_t now)
 			i++;
 			continue;
 		}
-		/* A batch's links outlive the connects that needed them. */
+		/* A batch's links outlive the connects that needed them. Ours
+		 * may be made over (the client released it unused). */
 		ctl_log(c, 3, "port %u: a link of a batch was never claimed; dropped",
 			c->pending[i].server_port);
-		mpk_ctl_fds_close(c->pending[i].fds);
+		if (c->pending[i].side == 0)
+			spare_add(c, c->pending[i].fds, c->pending[i].peer);
+		else
+			mpk_ctl_fds_close(c->pending[i].fds);
 		explicit_bzero(c->pending[i].key, sizeof(c->pending[i].key));
 		pending_del(c, i);
 	}
@@ -147,7 +151,7 @@ int pending_claim(struct mpk_ctl *c, unsigned side, const uint8_t *token, unsign
 	pthread_mutex_unlock(&c->lock);
 	if (!found)
 		return -ENOENT;
-	live_add(c, port, cport, side, p.fds, p.has_key ? p.key : NULL);
+	live_add(c, port, cport, side, p.fds, p.has_key ? p.key : NULL, p.peer);
 	explicit_bzero(&p, sizeof(p));
 	return 0;
 }
@@ -155,7 +159,7 @@ int pending_claim(struct mpk_ctl *c, unsigned side, const uint8_t *token, unsign
 /* Takes ownership of fds. The oldest entry goes when the table is full:
  * only an exec'd image of a program with that many links would miss it. */
 void live_add(struct mpk_ctl *c, unsigned sport, unsigned cport, unsigned side, int *fds,
-		     const uint8_t *key)
+	      const uint8_t *key, const uint8_t *peer)
 {
 	struct live *e;
 
@@ -173,8 +177,9 @@ void live_add(struct mpk_ctl *c, unsigned sport, unsigned cport, unsigned side, 
 		c->nlive--;
 	}
 	e = &c->live[c->nlive++];
-	*e = (struct live){sport, cport, side, {-1, -1, -1}, 0, {0}, now_ms(), 0};
+	*e = (struct live){sport, cport, side, {-1, -1, -1}, 0, {0}, now_ms(), 0, {0}};
 	memcpy(e->fds, fds, sizeof(e->fds));
+	memcpy(e->peer, peer, sizeof(e->peer));
 	if (key) {
 		e->has_key = 1;
 		memcpy(e->key, key, sizeof(e->key));
@@ -213,18 +218,22 @@ static void live_drop(struct mpk_ctl *c, size_t i)
  */
 void live_closing(struct mpk_ctl *c, unsigned sport, unsigned cport, unsigned side, int alone)
 {
-	int fds[MPK_LINK_NFDS] = {-1, -1, -1};
+	int fds[MPK_LINK_NFDS] = {-1, -1, -1}, ours = 0;
+	uint8_t peer[32];
 	ssize_t i;
 
 	pthread_mutex_lock(&c->lock);
 	i = live_find(c, sport, cport, side);
 	if (i >= 0 && alone) {
-		/* Its fds closed once the lock is let go: the last close of
-		 * the memfd frees its pages, and LINKS workers wait on it. */
+		/* Its fds closed (or kept as a spare, when we made it) once the
+		 * lock is let go: the last close of the memfd frees its pages,
+		 * and LINKS workers wait on it. */
 		for (int k = 0; k < MPK_LINK_NFDS; k++) {
 			fds[k] = c->live[i].fds[k];
 			c->live[i].fds[k] = -1;
 		}
+		ours = c->live[i].side == 0;
+		memcpy(peer, c->live[i].peer, sizeof(peer));
 		live_drop(c, (size_t)i);
 	} else if (i >= 0) {
 		c->live[i].closing = 1;
@@ -233,7 +242,122 @@ void live_closing(struct mpk_ctl *c, unsigned sport, unsigned cport, unsigned si
 					 __ATOMIC_RELAXED);
 	}
 	pthread_mutex_unlock(&c->lock);
-	mpk_ctl_fds_close(fds);
+	if (ours)
+		spare_add(c, fds, peer);
+	else
+		mpk_ctl_fds_close(fds);
+}
+
+/* ---------------------------------------------------------------- spares */
+
+void spare_add(struct mpk_ctl *c, int *fds, const uint8_t *peer)
+{
+	struct spare *s;
+
+	if (!c->spares)
+		c->spares = calloc(SPARES_MAX, sizeof(*c->spares));
+	if (!c->spares || c->nspares == SPARES_MAX) {
+		mpk_ctl_fds_close(fds);
+		return;
+	}
+	s = &c->spares[c->nspares++];
+	memcpy(s->fds, fds, sizeof(s->fds));
+	memcpy(s->peer, peer, sizeof(s->peer));
+	s->ready = 0;
+	/* The client's POOL_USE_MS is within it: a link it holds unused is
+	 * released by then, or was claimed. */
+	s->until_ms = now_ms() + PENDING_MS;
+	for (int k = 0; k < MPK_LINK_NFDS; k++)
+		fds[k] = -1;
+	if (!c->spares_at_ms)
+		c->spares_at_ms = now_ms() + SPARES_EVERY_MS;
+}
+
+static void spare_del(struct mpk_ctl *c, size_t i)
+{
+	c->spares[i] = c->spares[--c->nspares];
+}
+
+/* Makes spare i over when both programs released it: 1 (ready now), 0
+ * (not yet), -1 (never: closed and removed). */
+static int spare_try(struct mpk_ctl *c, size_t i)
+{
+	struct spare *s = &c->spares[i];
+	int r = mpk_link_recycle(s->fds[0], c->cfg.ring_bytes, c->cfg.link_flags);
+
+	if (r == -EAGAIN)
+		return 0;
+	if (r < 0) {
+		mpk_ctl_fds_close(s->fds);
+		spare_del(c, i);
+		return -1;
+	}
+	/* A count left in a bell would be a wake-up for nothing. */
+	for (int k = 1; k < MPK_LINK_NFDS; k++) {
+		uint64_t v;
+
+		if (read(s->fds[k], &v, sizeof(v)) < 0 && errno != EAGAIN) {
+			mpk_ctl_fds_close(s->fds);
+			spare_del(c, i);
+			return -1;
+		}
+	}
+	s->ready = 1;
+	s->until_ms = now_ms() + PENDING_MS;
+	return 1;
+}
+
+void spares_ripen(struct mpk_ctl *c, const uint8_t *peer)
+{
+	for (size_t i = 0; i < c->nspares;) {
+		struct spare *s = &c->spares[i];
+
+		if (!s->ready && !memcmp(s->peer, peer, sizeof(s->peer)) && spare_try(c, i) < 0)
+			continue; /* removed: i holds another now */
+		i++;
+	}
+}
+
+int spare_take(struct mpk_ctl *c, const uint8_t *peer, int *fds)
+{
+	for (size_t i = 0; i < c->nspares; i++) {
+		struct spare *s = &c->spares[i];
+
+		if (s->ready && !memcmp(s->peer, peer, sizeof(s->peer))) {
+			memcpy(fds, s->fds, sizeof(s->fds));
+			spare_del(c, i);
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+void spares_tend(struct mpk_ctl *c, int64_t now)
+{
+	if (!c->spares_at_ms || now < c->spares_at_ms)
+		return;
+	for (size_t i = 0; i < c->nspares;) {
+		struct spare *s = &c->spares[i];
+
+		if (now >= s->until_ms) {
+			mpk_ctl_fds_close(s->fds);
+			spare_del(c, i);
+			continue;
+		}
+		if (!s->ready && spare_try(c, i) < 0)
+			continue; /* removed: i holds another now */
+		i++;
+	}
+	c->spares_at_ms = c->nspares ? now + SPARES_EVERY_MS : 0;
+}
+
+void spares_free(struct mpk_ctl *c)
+{
+	for (size_t i = 0; i < c->nspares; i++)
+		mpk_ctl_fds_close(c->spares[i].fds);
+	free(c->spares);
+	c->spares = NULL;
+	c->nspares = 0;
 }
 
 struct held {

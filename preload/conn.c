@@ -63,10 +63,16 @@ static void conn_destroy(struct fdobj *o, int quiet)
 		 * at once when no other process can hold the socket, else
 		 * once none does. Not from a fork child for the parent's
 		 * connection. */
+		int alone = !conn_maybe_shared(u);
+
 		if (u->cport && !quiet)
-			ctl_closed(u->port, u->cport, u->side, !conn_maybe_shared(u));
+			ctl_closed(u->port, u->cport, u->side, alone);
 		if (conn_claim_report(u))
 			stats_add(u->link, u->sock);
+		/* The last look at it: its launcher may make it over for
+		 * another connection of ours (mpk_link_release). */
+		if (u->cport && !quiet && alone)
+			mpk_link_release(u->link);
 		mpk_link_detach(u->link);
 		u->link = NULL;
 	}
@@ -230,6 +236,8 @@ struct ufd *conn_new_link(int fd, struct mpk_link *link, int *bell, int side, un
 		memcpy(u->pre + 8, token, MPK_TOKEN_BYTES);
 	}
 	stats_count(&totals.links);
+	if (mpk_link_gen(link))
+		stats_count(&totals.made_over);
 	return u;
 }
 

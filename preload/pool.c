@@ -50,6 +50,17 @@ void pool_link_free(struct pool_link *p)
 	p->bell[0] = p->bell[1] = -1;
 }
 
+/* A client's link it will not use: released to the server's launcher,
+ * which may make it over (mpk_link_release), then freed. Not for a server's
+ * offers (a link this process did not take is not its to release), nor a
+ * fork child's copies of its parent's. */
+static void unused_free(struct pool_link *p)
+{
+	if (p->link)
+		mpk_link_release(p->link);
+	pool_link_free(p);
+}
+
 /* Under pool_lock. */
 static struct pool_port *port_of(unsigned port, int side)
 {
@@ -74,7 +85,10 @@ static size_t expire(struct pool_port *pp, int64_t now)
 
 	for (size_t i = 0; i < pp->n; i++) {
 		if (now - pp->v[i].born_ms >= keep) {
-			pool_link_free(&pp->v[i]);
+			if (pp->side)
+				unused_free(&pp->v[i]);
+			else
+				pool_link_free(&pp->v[i]);
 			dropped++;
 		} else {
 			pp->v[k++] = pp->v[i];
@@ -164,7 +178,7 @@ static void drop_ask(unsigned port, int ask)
 
 	if (fetch(ask, 1, 0, port, 0, NULL, 1, got, &n) == 0)
 		for (size_t i = 0; i < n; i++)
-			pool_link_free(&got[i]);
+			unused_free(&got[i]);
 }
 
 /* Takes pp's batch in flight when it came (or, wait, when it comes) into
@@ -259,18 +273,21 @@ int pool_take(unsigned port, struct pool_link *out)
 }
 
 /* Under pool_lock: takes the link of pp claimed as cookie, dropping
- * those another process (a worker accepting on the same socket) took. */
+ * those another process (a worker accepting on the same socket) took, and
+ * offers of a link made over since (a newer offer of it may be here:
+ * its token is the one the client holds). */
 static int find(struct pool_port *pp, uint64_t cookie, struct pool_link *out)
 {
 	for (size_t i = 0; pp && i < pp->n;) {
 		struct pool_link *l = &pp->v[i];
+		int stale = mpk_link_stale(l->link);
 
-		if (mpk_link_claimed(l->link) == cookie && mpk_link_take(l->link) == 0) {
+		if (!stale && mpk_link_claimed(l->link) == cookie && mpk_link_take(l->link) == 0) {
 			*out = *l;
 			pp->v[i] = pp->v[--pp->n];
 			return 0;
 		}
-		if (mpk_link_taken(l->link)) {
+		if (stale || mpk_link_taken(l->link)) {
 			pool_link_free(l);
 			pp->v[i] = pp->v[--pp->n];
 			continue;

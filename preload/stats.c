@@ -65,12 +65,14 @@ static void stats_report(void)
 	fdtab_each(FDO_CONN, add_open, NULL);
 	n = snprintf(buf, sizeof(buf),
 		     "mpklink stats: pid=%d links=%llu fallbacks=%llu tx_bytes=%llu rx_bytes=%llu "
-		     "tx_msgs=%llu rx_msgs=%llu doorbells=%llu tcp_bytes=%llu mac_links=%llu\n",
+		     "tx_msgs=%llu rx_msgs=%llu doorbells=%llu tcp_bytes=%llu mac_links=%llu "
+		     "made_over=%llu\n",
 		     (int)getpid(), (unsigned long long)totals.links,
 		     (unsigned long long)totals.fallbacks, (unsigned long long)totals.tx_bytes,
 		     (unsigned long long)totals.rx_bytes, (unsigned long long)totals.tx_calls,
 		     (unsigned long long)totals.rx_calls, (unsigned long long)totals.bells_sent,
-		     (unsigned long long)totals.tcp_bytes, (unsigned long long)totals.mac_links);
+		     (unsigned long long)totals.tcp_bytes, (unsigned long long)totals.mac_links,
+		     (unsigned long long)totals.made_over);
 	if (strcmp(cfg.stats, "1") && strcmp(cfg.stats, "stderr"))
 		f = real.fopen(cfg.stats, "a");
 	if (f) {

@@ -18,6 +18,7 @@
 struct stats_totals {
 	uint64_t links, fallbacks, tx_bytes, rx_bytes, tx_calls, rx_calls, bells_sent;
 	uint64_t mac_links; /* links whose frames carry MACs */
+	uint64_t made_over; /* links whose memory carried a connection before */
 	uint64_t tcp_bytes; /* the kernel's count of what crossed the sockets */
 };
 

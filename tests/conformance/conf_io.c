@@ -14,6 +14,9 @@
  *   nonblock  O_NONBLOCK by fcntl, FIONBIO, SOCK_NONBLOCK, accept4
  *   errno     a call that succeeds leaves errno as it was (libc's wrappers
  *             do; gRPC reads a connect's EINPROGRESS after epoll_ctl)
+ *   reuse     connections one after another, each closed with bytes left
+ *             unread both ways: each reads its own bytes only (under
+ *             mpklink most run on the memory of an earlier one, made over)
  */
 #include "conf.h"
 
@@ -786,6 +789,41 @@ static void sc_nonblock(void)
 	conf_nonblock(l, 0);
 }
 
+/* ---- reuse ------------------------------------------------------------ */
+
+static void sc_reuse(void)
+{
+	char name[64];
+
+	close(c);
+	close(s);
+	for (int i = 0; i < 24; i++) {
+		unsigned char m[64];
+
+		conf_pair(l, conf_port, &c, &s);
+		/* Each round's bytes its own: pattern bytes from 1000 * i. */
+		pat_fill(m, sizeof(m), 1000 * (uint64_t)i);
+		snprintf(name, sizeof(name), "round%d.write.c", i);
+		R(name, 0, write(c, m, 40));
+		snprintf(name, sizeof(name), "round%d.write.s", i);
+		R(name, 0, write(s, m + 40, 24));
+		snprintf(name, sizeof(name), "round%d.s", i);
+		conf_expect(name, s, 16);
+		snprintf(name, sizeof(name), "round%d.c", i);
+		conf_expect(name, c, 8);
+		/* 24 and 16 bytes unread: the first to close resets the
+		 * connection (both orders), the other end's close follows. */
+		if (i % 2) {
+			close(s);
+			close(c);
+		} else {
+			close(c);
+			close(s);
+		}
+	}
+	conf_pair(l, conf_port, &c, &s);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct {
@@ -793,7 +831,7 @@ int main(int argc, char **argv)
 		void (*fn)(void);
 	} sc[] = {{"rw", sc_rw},	     {"recvmsg", sc_recvmsg},   {"flags", sc_flags},
 		  {"sigpipe", sc_sigpipe},   {"shutdown", sc_shutdown}, {"connect", sc_connect},
-		  {"nonblock", sc_nonblock}, {"errno", sc_errno}};
+		  {"nonblock", sc_nonblock}, {"errno", sc_errno},	{"reuse", sc_reuse}};
 
 	conf_init();
 	if (argc != 2)

@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: MIT
 # Differential conformance runner.
 #
-#   run.sh [--expect-links N|0|any] [--max-fallbacks N|any] [--loud] [--reuseport] [--keep]
-#          PROGRAM [ARGS...]
+#   run.sh [--expect-links N|0|any] [--max-fallbacks N|any] [--expect-made-over N]
+#          [--loud] [--reuseport] [--keep] PROGRAM [ARGS...]
 #
 # Runs PROGRAM ARGS over plain TCP (stdout -> tcp.out), then under
 # mpklink-run with MPKLINK_STATS (stdout -> mpk.out), and diffs the two.
@@ -17,6 +17,9 @@
 #   --expect-links N    links >= N (default 1)
 #   --expect-links 0    links == 0: the right outcome is "stays TCP"
 #   --expect-links any  links not checked (still reported)
+#   --expect-made-over N  and at least N of them on link memory made over
+#                       after an earlier connection closed (the stats'
+#                       made_over): what a scenario about it must exercise
 # and fallbacks (connections to a configured port that stayed TCP) <= N:
 #   --max-fallbacks N   default 0: both ends of every connection run under
 #                       the shim, so one that stays TCP means the shim lost
@@ -38,6 +41,7 @@ set -u
 
 expect=1
 maxfb=0
+madeover=0
 reuseport=0
 keep=0
 loud=0
@@ -45,6 +49,7 @@ while [ $# -gt 0 ]; do
 	case "$1" in
 	--expect-links) expect=$2; shift 2 ;;
 	--max-fallbacks) maxfb=$2; shift 2 ;;
+	--expect-made-over) madeover=$2; shift 2 ;;
 	--reuseport) reuseport=1; shift ;;
 	--loud) loud=1; shift ;;
 	--keep) keep=1; shift ;;
@@ -237,6 +242,11 @@ any) ;;
 0) [ "$links" = 0 ] || reasons+=("links=$links, but this scenario must stay TCP") ;;
 *) [ "$links" -ge "$expect" ] || reasons+=("links=$links < $expect: the scenario did not run over links") ;;
 esac
+if [ "$expect" != any ] && [ "$madeover" -gt 0 ]; then
+	over=$(stat_field "$stats" made_over)
+	[ "$over" -ge "$madeover" ] ||
+		reasons+=("made_over=$over < $madeover: no connection ran on link memory made over")
+fi
 if [ ${#reasons[@]} -eq 0 ]; then
 	echo "conformance $name: same ($(wc -l <"$tmp/tcp.out") lines, links=$links fallbacks=$fallbacks)"
 	# What the shim and the launcher said, less their usual notes.

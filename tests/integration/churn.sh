@@ -110,6 +110,11 @@ wait "$slauncher" || fail "the server's launcher exited with status $?"
 for side in client server; do
 	links=$(stat_field "$tmp/$side.stats" links)
 	[ "$links" -eq "$n" ] || fail "$side: links=$links of $n connections: the churn went over TCP"
+	# Links are made over (mpk_link_recycle) once both ends closed them:
+	# past the first batches, nearly every connection's link is one.
+	over=$(stat_field "$tmp/$side.stats" made_over)
+	[ "$over" -ge $((n / 2)) ] ||
+		fail "$side: made_over=$over of $n connections: closed links were not used again"
 done
 settled "$base" "$now" ||
 	fail "after $n connections (server launcher fds, client launcher fds, run directory files): $now, after the warm-up $base"
@@ -127,4 +132,4 @@ else
 		[ $(($3 - $2)) -le "$rss_check" ] || fail "the $1's launcher grew from $2 to $3 KiB over $n connections"
 	done
 fi
-echo "PASS: $n connections, all links; launchers' switches server $ssw client $csw; launchers' fds and run directory $now, after the warm-up $base; $rss_note; $(grep -o '[0-9]* per second' "$tmp/client.log")"
+echo "PASS: $n connections, all links, $over made over; launchers' switches server $ssw client $csw; launchers' fds and run directory $now, after the warm-up $base; $rss_note; $(grep -o '[0-9]* per second' "$tmp/client.log")"

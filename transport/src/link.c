@@ -103,9 +103,25 @@ int mpk_link_create(size_t ring_bytes)
 	return mpk_link_create_flags(ring_bytes, 0);
 }
 
+/* A new link's header, of generation gen. */
+static void hdr_init(struct mpk_link_hdr *h, uint64_t ring_bytes, unsigned flags, uint32_t gen)
+{
+	memset(h, 0, sizeof(*h));
+	h->magic = MPK_LINK_MAGIC;
+	h->version = MPK_LINK_VERSION;
+	h->hdr_bytes = MPK_LINK_HDR_BYTES;
+	h->ring_bytes = ring_bytes;
+	h->total_bytes = MPK_LINK_HDR_BYTES + 2 * ring_bytes;
+	h->flags = flags & MPK_LINK_MAC ? MPK_HDR_MAC : 0;
+	h->ring[0].geom = h->ring[1].geom =
+		MPK_GEOM(0, log2_of(ring_bytes < MPK_LINK_RING_START ? ring_bytes
+								       : MPK_LINK_RING_START));
+	h->gen = gen;
+}
+
 int mpk_link_create_flags(size_t ring_bytes, unsigned flags)
 {
-	struct mpk_link_hdr h = {0};
+	struct mpk_link_hdr h;
 	uint64_t total;
 	int fd, r;
 
@@ -123,15 +139,7 @@ int mpk_link_create_flags(size_t ring_bytes, unsigned flags)
 	/* Written, not mapped: a mapping, its page fault and its unmapping
 	 * cost the launcher ~30 us a link here (page-table updates are slow
 	 * in this VM), on the path of every connection's setup. */
-	h.magic = MPK_LINK_MAGIC;
-	h.version = MPK_LINK_VERSION;
-	h.hdr_bytes = MPK_LINK_HDR_BYTES;
-	h.ring_bytes = ring_bytes;
-	h.total_bytes = total;
-	h.flags = flags & MPK_LINK_MAC ? MPK_HDR_MAC : 0;
-	h.ring[0].geom = h.ring[1].geom =
-		MPK_GEOM(0, log2_of(ring_bytes < MPK_LINK_RING_START ? ring_bytes
-								       : MPK_LINK_RING_START));
+	hdr_init(&h, ring_bytes, flags, 0);
 	r = (int)pwrite(fd, &h, sizeof(h), 0);
 	if (r != (int)sizeof(h)) {
 		if (r >= 0)
@@ -148,15 +156,134 @@ fail_errno:
 	return r;
 }
 
-/* What this process has mapped of links (mpk_link_mapped_bytes). */
+int mpk_link_recycle(int fd, size_t ring_bytes, unsigned flags)
+{
+	static const uint8_t zero[4096];
+	struct mpk_link_hdr h, n;
+	uint64_t start;
+
+	if (!ring_bytes)
+		ring_bytes = MPK_LINK_RING_DEFAULT;
+	if (!valid_ring_bytes(ring_bytes) || (flags & ~MPK_LINK_MAC))
+		return -EINVAL;
+	start = ring_bytes < MPK_LINK_RING_START ? ring_bytes : MPK_LINK_RING_START;
+	/* A copy: the sides' stores (mpk_link_release's release stores, the
+	 * rings') are visible to a read by the kernel after them. */
+	if (pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h))
+		return -ESTALE;
+	hdr_init(&n, ring_bytes, flags, h.gen + 1);
+	if (h.magic != n.magic || h.version != n.version || h.hdr_bytes != n.hdr_bytes ||
+	    h.ring_bytes != n.ring_bytes || h.total_bytes != n.total_bytes || h.flags != n.flags)
+		return -ESTALE;
+	/* Both sides done: the client's, and the server's that took it (or
+	 * none could: the client never claimed it). */
+	if (h.released[1] != 1 || (h.claim && h.released[0] != 1))
+		return -EAGAIN;
+	/* Only a link that never grew nor wrapped: its bytes are [0, tail)
+	 * of each ring, cleared here, and it holds no more memory than a new
+	 * one would after the same first bytes. */
+	for (int r = 0; r < 2; r++)
+		if (h.ring[r].geom != n.ring[r].geom || h.ring[r].tail > start ||
+		    h.ring[r].head > h.ring[r].tail)
+			return -ESTALE;
+	/* The last connection's bytes are not the next one's to read. */
+	for (int r = 0; r < 2; r++) {
+		off_t at = (off_t)(MPK_LINK_HDR_BYTES + (uint64_t)r * ring_bytes);
+
+		for (uint64_t done = 0; done < h.ring[r].tail;) {
+			size_t k = h.ring[r].tail - done < sizeof(zero) ? h.ring[r].tail - done
+									: sizeof(zero);
+
+			if (pwrite(fd, zero, k, at + (off_t)done) != (ssize_t)k)
+				return -ESTALE;
+			done += k;
+		}
+	}
+	if (pwrite(fd, &n, sizeof(n), 0) != (ssize_t)sizeof(n))
+		return -ESTALE;
+	return 0;
+}
+
+/* What this process has mapped of links (mpk_link_mapped_bytes), kept
+ * mappings included. */
 static uint64_t mapped_bytes;
+
+/*
+ * Mappings kept after detach, of links this process released: the link's
+ * creator may make it over and hand it to us again (mpk_link_recycle),
+ * and an attach that finds its memfd here takes the mapping back: no
+ * mmap, no page faults, and no munmap (with its TLB shootdown in a
+ * threaded program) per connection. Newest last; the oldest is unmapped
+ * when full. Guarded by a try-lock: a fork while another thread holds it
+ * leaves the child without the cache, never waiting.
+ */
+#define MAP_KEEP 64
+static struct kept {
+	dev_t dev;
+	ino_t ino;
+	void *base;
+	size_t len;
+} kept[MAP_KEEP];
+static int nkept, kept_lock;
+
+static int kept_trylock(void)
+{
+	return mpk_xchg(&kept_lock, 1) == 0; /* pairs with kept_unlock's release */
+}
+
+static void kept_unlock(void)
+{
+	mpk_store_release(&kept_lock, 0);
+}
+
+/* The mapping kept for (dev, ino, len), taken out of the cache, or NULL. */
+static void *map_take(dev_t dev, ino_t ino, size_t len)
+{
+	void *base = NULL;
+
+	if (!kept_trylock())
+		return NULL;
+	for (int i = nkept; i-- > 0;) {
+		if (kept[i].dev == dev && kept[i].ino == ino && kept[i].len == len) {
+			base = kept[i].base;
+			memmove(kept + i, kept + i + 1, (size_t)(nkept - i - 1) * sizeof(*kept));
+			nkept--;
+			break;
+		}
+	}
+	kept_unlock();
+	return base;
+}
+
+/* Keeps l's mapping, or unmaps it. */
+static void map_keep(const struct mpk_link *l)
+{
+	struct kept old = {0};
+
+	if (!kept_trylock()) {
+		munmap(l->base, l->map_len);
+		mpk_fetch_add_relaxed(&mapped_bytes, -(uint64_t)l->map_len);
+		return;
+	}
+	if (nkept == MAP_KEEP) {
+		old = kept[0];
+		memmove(kept, kept + 1, (MAP_KEEP - 1) * sizeof(*kept));
+		nkept--;
+	}
+	kept[nkept++] = (struct kept){l->dev, l->ino, l->base, l->map_len};
+	kept_unlock();
+	if (old.base) {
+		munmap(old.base, old.len);
+		mpk_fetch_add_relaxed(&mapped_bytes, -(uint64_t)old.len);
+	}
+}
 
 int mpk_link_attach(int fd, int side, struct mpk_link **out)
 {
 	struct mpk_link_hdr *h;
 	struct mpk_link *l;
 	uint64_t magic, ring_bytes, total;
-	uint32_t version, hdr_bytes, hflags;
+	uint32_t version, hdr_bytes, hflags, gen;
 	struct stat st;
 	int seals, r;
 	void *map;
@@ -181,13 +308,19 @@ int mpk_link_attach(int fd, int side, struct mpk_link **out)
 	    st.st_size > (off_t)(MPK_LINK_HDR_BYTES + 2 * (uint64_t)MPK_LINK_RING_MAX))
 		return -EINVAL;
 
-	/* The seals fix the size, so the mapping cannot SIGBUS under us. */
-	map = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (map == MAP_FAILED)
-		return -errno;
-	r = mpk__guard_tag(map, (size_t)st.st_size);
-	if (r < 0)
-		goto err_unmap;
+	/* The seals fix the size, so the mapping cannot SIGBUS under us. A
+	 * kept one was tagged when it was made. */
+	map = map_take(st.st_dev, st.st_ino, (size_t)st.st_size);
+	if (map) {
+		mpk_fetch_add_relaxed(&mapped_bytes, -(uint64_t)st.st_size); /* counted again */
+	} else {
+		map = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		if (map == MAP_FAILED)
+			return -errno;
+		r = mpk__guard_tag(map, (size_t)st.st_size);
+		if (r < 0)
+			goto err_unmap;
+	}
 
 	/* Read once: the peer may change the header while we look at it. */
 	h = map;
@@ -198,6 +331,9 @@ int mpk_link_attach(int fd, int side, struct mpk_link **out)
 	ring_bytes = mpk_load_relaxed(&h->ring_bytes);
 	total = mpk_load_relaxed(&h->total_bytes);
 	hflags = mpk_load_relaxed(&h->flags);
+	/* Pairs with nothing: the creator wrote it before it handed out the
+	 * fd (a system call later). */
+	gen = mpk_load_relaxed(&h->gen);
 	mpk__guard_close();
 	r = -EPROTO;
 	if ((hflags & ~MPK_HDR_VALID) || magic != MPK_LINK_MAGIC || version != MPK_LINK_VERSION ||
@@ -213,6 +349,9 @@ int mpk_link_attach(int fd, int side, struct mpk_link **out)
 	l->map_len = (size_t)st.st_size;
 	mpk_fetch_add_relaxed(&mapped_bytes, (uint64_t)l->map_len);
 	l->side = side;
+	l->gen = gen;
+	l->dev = st.st_dev;
+	l->ino = st.st_ino;
 	l->ring_bytes = ring_bytes;
 	l->tx = &h->ring[side];
 	l->rx = &h->ring[!side];
@@ -329,8 +468,16 @@ void mpk_link_detach(struct mpk_link *l)
 {
 	if (!l)
 		return;
-	munmap(l->base, l->map_len);
-	mpk_fetch_add_relaxed(&mapped_bytes, -(uint64_t)l->map_len);
+	/* Kept only where it may come back: released, and never grown (a
+	 * grown link is not made over, and its pages would stay). */
+	if (l->released && mpk_load_relaxed(&l->tx_cap) == mpk_load_relaxed(&l->rx_cap) &&
+	    l->tx_cap == (l->ring_bytes < MPK_LINK_RING_START ? l->ring_bytes
+							       : MPK_LINK_RING_START)) {
+		map_keep(l);
+	} else {
+		munmap(l->base, l->map_len);
+		mpk_fetch_add_relaxed(&mapped_bytes, -(uint64_t)l->map_len);
+	}
 	if (l->stage) {
 		sodium_memzero(l->stage, MPK_FRAME_HDR + l->frame_max + MPK_FRAME_TAG);
 		free(l->stage);
@@ -381,6 +528,36 @@ int mpk_link_take(struct mpk_link *l)
 	won = mpk_xchg(&h->taken, 1u) == 0; /* one of the holders wins */
 	mpk__guard_close();
 	return won ? 0 : -EALREADY;
+}
+
+void mpk_link_release(struct mpk_link *l)
+{
+	struct mpk_link_hdr *h = (struct mpk_link_hdr *)l->base;
+
+	mpk__guard_open();
+	/* After every access of ours: pairs with the creator's read of the
+	 * header (mpk_link_recycle's pread, a kernel copy after it). */
+	mpk_store_release(&h->released[l->side], 1u);
+	mpk__guard_close();
+	l->released = 1;
+}
+
+int mpk_link_stale(const struct mpk_link *l)
+{
+	const struct mpk_link_hdr *h = (const struct mpk_link_hdr *)l->base;
+	uint32_t g;
+
+	mpk__guard_open();
+	/* The creator's pwrite came before it handed the link out again,
+	 * and so before any claim a look here could act on. */
+	g = mpk_load_relaxed(&h->gen);
+	mpk__guard_close();
+	return g != l->gen;
+}
+
+uint32_t mpk_link_gen(const struct mpk_link *l)
+{
+	return l->gen;
 }
 
 int mpk_link_taken(const struct mpk_link *l)

@@ -23,7 +23,8 @@
 #include <stdint.h>
 
 #define MPK_LINK_MAGIC   UINT64_C(0x4b4e494c4b504d00) /* "\0MPKLINK" */
-#define MPK_LINK_VERSION 3u /* 2: mpk_ring_ctl.cap, rings that grow; 3: claim */
+#define MPK_LINK_VERSION 4u /* 2: mpk_ring_ctl.cap, rings that grow; 3: claim;
+				* 4: released, gen (links made over) */
 #define MPK_LINK_HDR_BYTES 4096u
 #define MPK_CACHELINE 64
 
@@ -103,6 +104,20 @@ struct mpk_link_hdr {
 	 * connection: the link is its; other processes that hold the link
 	 * (forked workers accepting on one socket) drop it. */
 	uint32_t taken;
+	/* set (0 -> 1) by a side's program, by the index of its side, when
+	 * none of its processes will touch the link again (mpk_link_release:
+	 * its connection closed with no other process holding the socket,
+	 * or a client's link went unused). Read by the creator only, which
+	 * then may make the link over for another connection
+	 * (mpk_link_recycle). Not trusted to be true: a side that releases
+	 * and goes on writing harms the connections of its own program and
+	 * identity, to which alone the creator hands the link again. */
+	uint32_t released[2];
+	/* written by the creator only, while neither side uses the link:
+	 * how often it was made over. A process's record of the link from
+	 * before (an offer a forked worker did not take) is stale once it
+	 * changed (mpk_link_stale). */
+	uint32_t gen;
 };
 
 _Static_assert(offsetof(struct mpk_link_hdr, magic) == 0, "abi");
@@ -122,6 +137,8 @@ _Static_assert(offsetof(struct mpk_ring_ctl, space_waiting) == 192, "abi");
 _Static_assert(sizeof(struct mpk_ring_ctl) == 256, "abi");
 _Static_assert(offsetof(struct mpk_link_hdr, claim) == 64 + 2 * 256, "abi");
 _Static_assert(offsetof(struct mpk_link_hdr, taken) == 64 + 2 * 256 + 8, "abi");
+_Static_assert(offsetof(struct mpk_link_hdr, released) == 64 + 2 * 256 + 12, "abi");
+_Static_assert(offsetof(struct mpk_link_hdr, gen) == 64 + 2 * 256 + 20, "abi");
 _Static_assert(sizeof(struct mpk_link_hdr) == 64 + 2 * 256 + 64, "abi");
 _Static_assert(sizeof(struct mpk_link_hdr) <= MPK_LINK_HDR_BYTES, "abi");
 

@@ -4,6 +4,7 @@
 #define MPK_LINK_INTERNAL_H
 
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "link_abi.h"
 #include "mpklink/ring.h"
@@ -15,6 +16,11 @@ struct mpk_link {
 	uint8_t *tx_data, *rx_data;
 	uint64_t ring_bytes; /* each ring's room: the largest capacity */
 	int side;
+	uint32_t gen;  /* the header's gen when attached */
+	int released;  /* mpk_link_release was called: the mapping may be kept
+			* for the link's next generation (map_keep) */
+	dev_t dev;     /* the memfd's, to find a kept mapping again */
+	ino_t ino;
 
 	/* The writing thread's. tx_tail is authoritative: the shared copy is
 	 * only published, never read back. tx_cap, tx_base and tx_grow are

@@ -195,8 +195,37 @@ uint64_t mpk_link_claimed(const struct mpk_link *l);
 int mpk_link_take(struct mpk_link *l);
 int mpk_link_taken(const struct mpk_link *l);
 
-/* The bytes of link memory this process has mapped now (attached, not
- * detached), so a look at its address space can tell ours from its own. */
+/*
+ * Links made over (docs/ARCHITECTURE.md, "Links made over"). A link costs
+ * its creator a memfd, both programs a mapping, page faults and an unmap,
+ * and its last close the freeing of its pages: ~40 us of CPU, as much as
+ * a loopback connection. Its creator may instead make it over for another
+ * connection once both sides are done with it:
+ *
+ * mpk_link_release: this side's program is done with the link; none of
+ *   its processes will touch it again. Call it before mpk_link_detach,
+ *   and only where no other process can hold the link (never forked,
+ *   passed or inherited). The detach then keeps the mapping (up to 64 a
+ *   process), for an attach of the same memfd to take back.
+ * mpk_link_recycle (the creator, with the link's memfd, the ring_bytes and
+ *   flags it was made with; it never maps it): 0 when the link is as
+ *   mpk_link_create made it, one generation on, ready to hand out again;
+ *   -EAGAIN while a side may still use it; -ESTALE when it cannot be made
+ *   over (it grew or wrapped, or its header is not one the creator made):
+ *   close it. The creator must hand the link again only to the programs
+ *   (identities) it went to before: a released side could still write.
+ * mpk_link_stale: the link was made over since this handle was attached:
+ *   a record of it from before (an offer not taken) is to be dropped.
+ */
+void mpk_link_release(struct mpk_link *l);
+int mpk_link_recycle(int fd, size_t ring_bytes, unsigned flags);
+int mpk_link_stale(const struct mpk_link *l);
+/* How often the link was made over before this attach (0: a new one). */
+uint32_t mpk_link_gen(const struct mpk_link *l);
+
+/* The bytes of link memory this process has mapped now (attached, or
+ * kept after detach), so a look at its address space can tell ours from
+ * its own. */
 uint64_t mpk_link_mapped_bytes(void);
 
 /* The capacity of each ring, in bytes. */
