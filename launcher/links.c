@@ -292,16 +292,10 @@ static int spare_try(struct mpk_ctl *c, size_t i)
 		spare_del(c, i);
 		return -1;
 	}
-	/* A count left in a bell would be a wake-up for nothing. */
-	for (int k = 1; k < MPK_LINK_NFDS; k++) {
-		uint64_t v;
-
-		if (read(s->fds[k], &v, sizeof(v)) < 0 && errno != EAGAIN) {
-			mpk_ctl_fds_close(s->fds);
-			spare_del(c, i);
-			return -1;
-		}
-	}
+	/* The bells are not read here: a count left in one is a wake-up for
+	 * nothing, which the waiter's arm reads away (mpk_link_arm), and a
+	 * peer holding a bell could make it blocking (its flags are the open
+	 * file's): a read of an empty one would stop this thread. */
 	s->ready = 1;
 	s->until_ms = now_ms() + PENDING_MS;
 	return 1;
