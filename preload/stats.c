@@ -36,8 +36,9 @@ void stats_add(struct mpk_link *l, int sock)
 	__atomic_fetch_add(&totals.tx_calls, st.tx_calls, __ATOMIC_RELAXED);
 	__atomic_fetch_add(&totals.rx_calls, st.rx_calls, __ATOMIC_RELAXED);
 	__atomic_fetch_add(&totals.bells_sent, st.bells_sent, __ATOMIC_RELAXED);
-	/* The preamble, if everything went through the link. */
-	if (sock >= 0 && real.getsockopt(sock, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
+	/* The preamble, if everything went through the link. Only when a
+	 * report will show it: a system call at every close otherwise. */
+	if (cfg.stats[0] && sock >= 0 && real.getsockopt(sock, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
 	    len >= sizeof(ti))
 		__atomic_fetch_add(&totals.tcp_bytes, ti.bytes_acked + ti.bytes_received,
 				   __ATOMIC_RELAXED);
