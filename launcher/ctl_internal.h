@@ -164,7 +164,9 @@ void pending_purge(struct mpk_ctl *c, int64_t now);
 /* Takes ownership of p->fds (closed on failure). */
 int pending_add(struct mpk_ctl *c, struct pending *p);
 /* Side 0's links for port numbered after since, at most max, in order,
- * their fds duplicated into out. Returns how many. */
+ * copied into out with the entries' own fds: to send, not to close. Only
+ * the control thread closes a side-0 entry's fds, and it calls this. Returns
+ * how many. */
 size_t pending_offers(struct mpk_ctl *c, unsigned port, uint32_t since, struct pending *out,
 		      size_t max);
 /* The link with token (side's, port's) carries connection (port, cport):

@@ -222,9 +222,9 @@ static void reply(struct mpk_ctl *c, int sock, int status, const uint8_t *token,
 /* Server launcher: a batch of n links for clients of port (n is cut to
  * what could be made), kept pending for our program's OFFERS: their fds
  * into fds (3 each; n in 1..MPK_CTL_BATCH_MAX, as the callers checked),
- * *seed the batch's. Returns n > 0 or -errno (nothing
- * then stays open). Keys, when the handshake makes one, come later
- * (batch_set_keys). */
+ * the pending entries' own, to send and not close; *seed the batch's.
+ * Returns n > 0 or -errno (nothing then stays open). Keys, when the
+ * handshake makes one, come later (batch_set_keys). */
 static int batch_make(struct mpk_ctl *c, unsigned port, unsigned n, const uint8_t *peer,
 		      int *fds, uint8_t seed[MPK_TOKEN_BYTES], uint64_t *ring_bytes)
 {
@@ -265,9 +265,13 @@ static int batch_make(struct mpk_ctl *c, unsigned port, unsigned n, const uint8_
 		}
 made:
 		mpk_link_derive(seed, made, NULL, p.token, p.key);
-		r = fds_dup(f, p.fds);
-		if (r < 0 || (r = pending_add(c, &p)) < 0) {
-			mpk_ctl_fds_close(f);
+		/* The pending entry holds the very fds the reply sends (no
+		 * copies: six system calls a link): only this thread closes a
+		 * side-0 entry's (claimed, closed, expired), and it sends the
+		 * reply first. pending_add closes them when it fails. */
+		memcpy(p.fds, f, sizeof(p.fds));
+		if ((r = pending_add(c, &p)) < 0) {
+			f[0] = f[1] = f[2] = -1;
 			break;
 		}
 	}
@@ -329,8 +333,8 @@ static void on_hello_plain(struct mpk_ctl *c, int sock, unsigned port, const uin
 		n = 0;
 	}
 out:
+	/* The fds stay the pending links' (batch_make). */
 	mpk_ctl_send_links(sock, &rep, sizeof(rep), n ? fds : NULL, (size_t)n);
-	mpk_ctl_links_close(fds, (size_t)n);
 }
 
 /* Server launcher: a HELLO checked by the identity layer first. No link is
@@ -372,7 +376,7 @@ static void on_hello_auth(struct mpk_ctl *c, int sock, unsigned port, const uint
 	explicit_bzero(session, sizeof(session));
 	if (st)
 		a->done(a->ctx, st);
-	mpk_ctl_links_close(fds, (size_t)n);
+	/* The fds stay the pending links' (batch_make). */
 }
 
 static void on_hello(struct mpk_ctl *c, int sock, unsigned port)
@@ -841,7 +845,7 @@ static int on_shim(struct mpk_ctl *c, size_t idx)
 		}
 		if (mpk_ctl_send_links(s->fd, &rep, sizeof(rep), n ? fds : NULL, n) < 0)
 			ctl_log(c, 3, "reply to shim: cannot send the offers");
-		mpk_ctl_links_close(fds, n);
+		/* The fds stay the pending links' (pending_offers). */
 		explicit_bzero(&rep, sizeof(rep));
 		explicit_bzero(p, sizeof(p));
 		return 0;

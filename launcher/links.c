@@ -123,10 +123,7 @@ size_t pending_offers(struct mpk_ctl *c, unsigned port, uint32_t since, struct p
 		 * around (2^32 links) is after since too. */
 		if (p->side != 0 || p->server_port != port || (int32_t)(p->seq - since) <= 0)
 			continue;
-		out[n] = *p;
-		if (fds_dup(p->fds, out[n].fds) < 0)
-			break;
-		n++;
+		out[n++] = *p; /* the entry's own fds: see ctl_internal.h */
 	}
 	pthread_mutex_unlock(&c->lock);
 	return n;
