@@ -709,10 +709,16 @@ static void on_notice(struct mpk_ctl *c, const struct mpk_ctl_req *req)
 		ctl_log(c, 3, "port %u: a claim for a link we do not have (expired?)", req->port);
 }
 
-static int notice_ok(const struct mpk_ctl_req *req)
+/* A request of ours, for a port: what every request but NOTES must be. */
+static int req_ok(const struct mpk_ctl_req *req)
 {
 	return req->magic == MPK_CTL_MAGIC && req->version == MPK_CTL_VERSION && req->port &&
-	       req->port <= 65535 && (req->type == MPK_CTL_CLAIMED || req->type == MPK_CTL_CLOSE);
+	       req->port <= 65535;
+}
+
+static int notice_ok(const struct mpk_ctl_req *req)
+{
+	return req_ok(req) && (req->type == MPK_CTL_CLAIMED || req->type == MPK_CTL_CLOSE);
 }
 
 /* Takes the notices waiting on the programs' notice connections, without
@@ -804,8 +810,7 @@ static int on_shim(struct mpk_ctl *c, size_t idx)
 		c->notes_at_ms = now_ms() + NOTES_MIN_MS;
 		return 0;
 	}
-	if (req.magic != MPK_CTL_MAGIC || req.version != MPK_CTL_VERSION || !req.port ||
-	    req.port > 65535) {
+	if (!req_ok(&req)) {
 		ctl_log(c, 1, "malformed request from the shim refused");
 		reply(c, s->fd, -EPROTO, NULL, 0, NULL);
 		return 0;

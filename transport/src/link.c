@@ -103,6 +103,12 @@ int mpk_link_create(size_t ring_bytes)
 	return mpk_link_create_flags(ring_bytes, 0);
 }
 
+/* The capacity each ring of a link with room ring_bytes starts at. */
+static uint64_t ring_start(uint64_t ring_bytes)
+{
+	return ring_bytes < MPK_LINK_RING_START ? ring_bytes : MPK_LINK_RING_START;
+}
+
 /* A new link's header, of generation gen. */
 static void hdr_init(struct mpk_link_hdr *h, uint64_t ring_bytes, unsigned flags, uint32_t gen)
 {
@@ -113,9 +119,7 @@ static void hdr_init(struct mpk_link_hdr *h, uint64_t ring_bytes, unsigned flags
 	h->ring_bytes = ring_bytes;
 	h->total_bytes = MPK_LINK_HDR_BYTES + 2 * ring_bytes;
 	h->flags = flags & MPK_LINK_MAC ? MPK_HDR_MAC : 0;
-	h->ring[0].geom = h->ring[1].geom =
-		MPK_GEOM(0, log2_of(ring_bytes < MPK_LINK_RING_START ? ring_bytes
-								       : MPK_LINK_RING_START));
+	h->ring[0].geom = h->ring[1].geom = MPK_GEOM(0, log2_of(ring_start(ring_bytes)));
 	h->gen = gen;
 }
 
@@ -166,7 +170,7 @@ int mpk_link_recycle(int fd, size_t ring_bytes, unsigned flags)
 		ring_bytes = MPK_LINK_RING_DEFAULT;
 	if (!valid_ring_bytes(ring_bytes) || (flags & ~MPK_LINK_MAC))
 		return -EINVAL;
-	start = ring_bytes < MPK_LINK_RING_START ? ring_bytes : MPK_LINK_RING_START;
+	start = ring_start(ring_bytes);
 	/* A copy: the sides' stores (mpk_link_release's release stores, the
 	 * rings') are visible to a read by the kernel after them. */
 	if (pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h))
@@ -470,9 +474,8 @@ void mpk_link_detach(struct mpk_link *l)
 		return;
 	/* Kept only where it may come back: released, and never grown (a
 	 * grown link is not made over, and its pages would stay). */
-	if (l->released && mpk_load_relaxed(&l->tx_cap) == mpk_load_relaxed(&l->rx_cap) &&
-	    l->tx_cap == (l->ring_bytes < MPK_LINK_RING_START ? l->ring_bytes
-							       : MPK_LINK_RING_START)) {
+	if (l->released && mpk_load_relaxed(&l->tx_cap) == ring_start(l->ring_bytes) &&
+	    mpk_load_relaxed(&l->rx_cap) == ring_start(l->ring_bytes)) {
 		map_keep(l);
 	} else {
 		munmap(l->base, l->map_len);
