@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -627,19 +628,55 @@ int mpk_link_bells_create(int bells[2])
 	return 0;
 }
 
+/* The inode the kernel's eventfds share (anon_inode_getfile's, which
+ * timerfds, signalfds, epoll and inotify fds share too), from one of our
+ * own: known, or not (then every check takes the slow way). */
+static pthread_once_t anon_once = PTHREAD_ONCE_INIT;
+static int anon_known;
+static dev_t anon_dev;
+static ino_t anon_ino;
+
+static void anon_learn(void)
+{
+	int fd = mpk__sys()->eventfd(0, EFD_CLOEXEC);
+	struct stat st;
+
+	if (fd < 0)
+		return;
+	if (fstat(fd, &st) == 0) {
+		anon_dev = st.st_dev;
+		anon_ino = st.st_ino;
+		anon_known = 1;
+	}
+	mpk__sys()->close(fd);
+}
+
 int mpk_link_bell_check(int fd)
 {
 	char path[64], target[32];
+	struct stat st;
 	ssize_t n;
 	int fl;
 
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	n = readlink(path, target, sizeof(target) - 1);
-	if (n < 0)
-		return errno == ENOENT ? -EBADF : -errno;
-	target[n] = 0;
-	if (strcmp(target, "anon_inode:[eventfd]") != 0)
-		return -EPROTO;
+	/* The quick way (a client's launcher checks two bells per link it
+	 * gets: readlink of /proc/self/fd costs 2.8 us here, this 0.45): a
+	 * file of the shared anonymous inode whose write takes a count of
+	 * zero, which only an eventfd's does (the others on that inode have
+	 * no write, or refuse 0, as fanotify's response does). Adding zero
+	 * changes nobody's count. Anything else is decided by its name. */
+	pthread_once(&anon_once, anon_learn);
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!(anon_known && st.st_dev == anon_dev && st.st_ino == anon_ino &&
+	      eventfd_write(fd, 0) == 0)) {
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		n = readlink(path, target, sizeof(target) - 1);
+		if (n < 0)
+			return errno == ENOENT ? -EBADF : -errno;
+		target[n] = 0;
+		if (strcmp(target, "anon_inode:[eventfd]") != 0)
+			return -EPROTO;
+	}
 	/* A blocking bell would let the peer stop us in ring_bell. */
 	fl = mpk__sys()->fcntl(fd, F_GETFL);
 	if (fl < 0 || (!(fl & O_NONBLOCK) && mpk__sys()->fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0))
