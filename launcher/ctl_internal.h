@@ -30,18 +30,20 @@
  * answered -EBUSY at once and its connection stays TCP: when setup falls
  * behind, new connections do not queue behind it. */
 #define CONNECTS_MAX 16
-/* The notice connections (MPK_CTL_NOTES) are read before every request
- * and decision, and on a timer between NOTES_MIN_MS and NOTES_MAX_MS apart
- * (notes_drain sets it by how many a read found). At most NOTES_BURST are
- * taken from one connection at a read, so a flood holds up nobody. */
+/* The programs' notice rings (MPK_CTL_NOTES) are read before every
+ * request and decision, and on a timer between NOTES_MIN_MS and
+ * NOTES_MAX_MS apart (notes_drain sets it by how many a read found). A
+ * read takes at most a ring's worth (MPK_NOTES_SLOTS) from each, so a
+ * flood holds up nobody; a full ring makes its program send a notice as a
+ * request, which wakes us. */
 #define NOTES_MIN_MS 10
 #define NOTES_MAX_MS 1000
-#define NOTES_BURST 4096
 /* An idle LINKS worker exits after this long without a job. */
 #define WORKER_IDLE_MS 10000
 
-/* S_NOTES: a shim's connection for CLAIMED and CLOSE (MPK_CTL_NOTES), not
- * polled: read by notes_drain. */
+/* S_NOTES: a shim's connection that brought its notice ring (MPK_CTL_NOTES),
+ * not polled: the ring is read by notes_drain, which the connection's end
+ * tells when the program went. */
 enum slot_kind { S_WAKE, S_CTL_LISTEN, S_SHIM, S_RDV_LISTEN, S_RDV, S_NOTES };
 
 struct slot {
@@ -55,6 +57,9 @@ struct slot {
 	/* S_NOTES: the peer went (or spoke out of turn); dropped by the poll
 	 * loop, where no caller walks the slots. */
 	int gone;
+	/* S_NOTES: the program's notice ring (ctl.h), and how far we read it */
+	struct mpk_notes *notes;
+	uint64_t notes_tail;
 };
 
 /* A link of a batch not yet claimed by a connection: made by us for a

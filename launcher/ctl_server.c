@@ -107,6 +107,7 @@ static int add_slot(struct mpk_ctl *c, enum slot_kind kind, int fd, unsigned por
 
 static void drop_slot(struct mpk_ctl *c, size_t i)
 {
+	mpk_notes_detach(c->slots[i].notes);
 	close(c->slots[i].fd);
 	free(c->slots[i].ports);
 	c->slots[i] = c->slots[--c->nslots];
@@ -721,35 +722,41 @@ static int notice_ok(const struct mpk_ctl_req *req)
 	return req_ok(req) && (req->type == MPK_CTL_CLAIMED || req->type == MPK_CTL_CLOSE);
 }
 
-/* Takes the notices waiting on the programs' notice connections, without
- * waiting for more, and sets when to look next. A connection whose peer
- * went, or that carried anything but a notice, is marked gone: the poll
- * loop drops it (here a caller may be walking the slots). */
+/* Takes the notices waiting in the programs' rings, without waiting for
+ * more, and sets when to look next. A program that went (its connection
+ * ended), wrote anything but notices, or spoke on the connection, is
+ * marked gone: the poll loop drops it (here a caller may be walking the
+ * slots). */
 static void notes_drain(struct mpk_ctl *c)
 {
+	static struct mpk_ctl_req got_v[MPK_NOTES_SLOTS]; /* the control thread's */
 	int got = 0, any = 0;
 
 	for (size_t i = 0; i < c->nslots; i++) {
 		struct slot *s = &c->slots[i];
-		struct mpk_ctl_req req;
+		char b;
 		int r = 0;
 
 		if (s->kind != S_NOTES || s->gone)
 			continue;
 		any = 1;
-		for (int k = 0; k < NOTES_BURST; k++) {
-			r = mpk_ctl_recv_exact(s->fd, &req, sizeof(req), NULL);
-			if (r < 0)
-				break;
-			if (!notice_ok(&req)) {
-				ctl_log(c, 1, "a notice connection sent a malformed notice; cut off");
+		/* The ring first: what a program wrote before it went counts. */
+		r = mpk_notes_take(s->notes, &s->notes_tail, got_v, MPK_NOTES_SLOTS);
+		for (int k = 0; k < r; k++) {
+			if (!notice_ok(&got_v[k])) {
 				r = -EPROTO;
 				break;
 			}
-			on_notice(c, &req);
+			on_notice(c, &got_v[k]);
 			got++;
 		}
-		if (r < 0 && r != -EAGAIN)
+		if (r < 0) {
+			ctl_log(c, 1, "a program's notice ring holds what is no notice; cut off");
+			s->gone = 1;
+			continue;
+		}
+		/* Nothing comes on the connection itself but its end. */
+		if (recv(s->fd, &b, 1, MSG_DONTWAIT) >= 0 || errno != EAGAIN)
 			s->gone = 1;
 	}
 	if (!any) {
@@ -804,8 +811,20 @@ static int on_shim(struct mpk_ctl *c, size_t idx)
 		return -1;
 	if (req.magic == MPK_CTL_MAGIC && req.version == MPK_CTL_VERSION &&
 	    req.type == MPK_CTL_NOTES && !req.port && !s->nports) {
-		/* From now on read by notes_drain, on its own schedule. */
+		/* From now on its ring is read by notes_drain, on its own
+		 * schedule; the connection only says when the program went. */
+		struct mpk_notes *ring = NULL;
+		int fd = mpk_notes_create(&ring);
+
+		if (fd < 0) {
+			reply(c, s->fd, fd, NULL, 0, NULL);
+			return 0;
+		}
+		reply(c, s->fd, 0, NULL, 0, (int[MPK_LINK_NFDS]){fd, fd, fd});
+		close(fd);
 		s->kind = S_NOTES;
+		s->notes = ring;
+		s->notes_tail = 0;
 		c->notes_ms = NOTES_MIN_MS;
 		c->notes_at_ms = now_ms() + NOTES_MIN_MS;
 		return 0;
@@ -855,9 +874,13 @@ static int on_shim(struct mpk_ctl *c, size_t idx)
 		explicit_bzero(p, sizeof(p));
 		return 0;
 	}
-	case MPK_CTL_CLAIMED: /* no reply */
+	case MPK_CTL_CLAIMED:
 	case MPK_CTL_CLOSE:
+		/* Sent so when the program's ring was full: answered once it
+		 * is taken, after the ring's notices (read at the top of the
+		 * loop), so the program's next notice cannot pass it. */
 		on_notice(c, &req);
+		reply(c, s->fd, 0, NULL, 0, NULL);
 		return 0;
 	case MPK_CTL_LOOKUP: {
 		ssize_t i;

@@ -28,12 +28,15 @@ static struct {
 static int ctl_nconn;     /* entries in use, open or not */
 static int ctl_nconnects; /* of them, busy with a LINKS */
 static pid_t ctl_pid;
-/* The notice connection (MPK_CTL_NOTES): CLAIMED and CLOSE, which the
- * launcher reads when it next looks. Sent on a request connection, each
- * woke a launcher thread, which took the program's CPU at every connect
- * and close. -1: not open; note_failed: the launcher refused it (then
- * notices go as requests). Under ctl_lock, as the rest. */
+/* The notice ring (MPK_CTL_NOTES): CLAIMED and CLOSE, which the launcher
+ * reads when it next looks. Sent on a request connection, each woke a
+ * launcher thread, which took the program's CPU at every connect and
+ * close; sent on a connection of their own, each still cost both sides a
+ * message. note_fd: the connection that brought the ring, held so that its
+ * end tells the launcher we went; -1: not open. note_failed: the launcher
+ * gave none (then notices go as requests). Under ctl_lock, as the rest. */
 static int note_fd = -1, note_failed;
+static struct mpk_notes *notes;
 
 /* Whether the process listening at the other end of fd is our launcher:
  * its pid (MPKLINK_CTL_PID) and our uid. The run directory's path could
@@ -71,6 +74,9 @@ static void ctl_own(void)
 		fdtab_internal_close(note_fd);
 	note_fd = -1;
 	note_failed = 0;
+	/* The parent's ring has one writer: the parent. */
+	mpk_notes_detach(notes);
+	notes = NULL;
 	ctl_pid = getpid();
 }
 
@@ -207,53 +213,59 @@ int ctl_batch(uint32_t type, unsigned port, unsigned count, uint32_t since,
 	return ctl_batch_take(h, 1, rep, fds);
 }
 
-/* Opens the notice connection. Under ctl_lock. */
+/* Opens the notice connection and maps the ring it brings. Under ctl_lock. */
 static void note_open(void)
 {
 	struct mpk_ctl_req hello = req_of(MPK_CTL_NOTES, 0, 0, 0);
-	int fd = mpk_ctl_connect(cfg.ctl_path);
+	struct mpk_ctl_rep rep;
+	int fds[MPK_LINK_NFDS] = {-1, -1, -1};
+	int fd = mpk_ctl_connect(cfg.ctl_path), r = fd;
 
-	if (fd >= 0 && !our_launcher(fd)) {
-		real.close(fd);
-		fd = -EPERM;
-	}
-	if (fd >= 0 && mpk_ctl_send(fd, &hello, sizeof(hello), NULL) < 0) {
-		real.close(fd);
-		fd = -EPIPE;
-	}
-	if (fd < 0) {
+	if (fd >= 0 && !our_launcher(fd))
+		r = -EPERM;
+	if (r >= 0)
+		r = mpk_ctl_call(fd, &hello, &rep, fds);
+	if (r >= 0)
+		r = rep.status;
+	/* The ring's memfd, in each of a link's three places. */
+	if (r >= 0)
+		r = fds[0] >= 0 ? mpk_notes_attach(fds[0], &notes) : -EPROTO;
+	mpk_ctl_fds_close(fds);
+	if (r < 0) {
+		if (fd >= 0)
+			real.close(fd);
+		slog(2, "no notice ring from the launcher (%s): notices go as requests",
+		     strerror(-r));
 		note_failed = 1;
 		return;
 	}
 	note_fd = fdtab_internal_take(fd);
 }
 
-/* A notice: on the notice connection, which wakes nobody; as a request
- * when that is full (the launcher, woken, reads both) or cannot be had. */
+/* A notice: into the ring, which wakes nobody and costs no system call;
+ * as a request when it is full (answered once the launcher took it, after
+ * the ring's: a later notice cannot pass it) or cannot be had. */
 static void ctl_tell(struct mpk_ctl_req *req)
 {
-	ssize_t r = -1;
-	int i;
+	struct mpk_ctl_rep rep;
+	int fds[MPK_LINK_NFDS], r = -1, i;
 
 	pthread_mutex_lock(&ctl_lock);
 	ctl_own();
-	if (note_fd < 0 && !note_failed)
+	if (!notes && !note_failed)
 		note_open();
-	if (note_fd >= 0) {
-		do
-			r = real.send(note_fd, req, sizeof(*req), MSG_DONTWAIT | MSG_NOSIGNAL);
-		while (r < 0 && errno == EINTR);
-		if (r < 0 && errno != EAGAIN) {
-			fdtab_internal_close(note_fd);
-			note_fd = -1;
-		}
-	}
+	if (notes)
+		r = mpk_notes_push(notes, req);
 	pthread_mutex_unlock(&ctl_lock);
-	if (r == (ssize_t)sizeof(*req))
+	if (r == 0)
 		return;
 	i = ctl_take(0, 0);
-	if (i >= 0)
-		ctl_give(i, mpk_ctl_send(ctl_conn[i].fd, req, sizeof(*req), NULL) < 0);
+	if (i < 0)
+		return;
+	r = mpk_ctl_call(ctl_conn[i].fd, req, &rep, fds);
+	if (r == 0)
+		mpk_ctl_fds_close(fds);
+	ctl_give(i, r < 0);
 }
 
 void ctl_claimed(unsigned port, unsigned cport, unsigned side, const uint8_t *token)

@@ -10,12 +10,12 @@
  * and the other calls keep connections of their own. Connection 0
  * carries only LISTEN and UNLISTEN, which the launcher keys to the
  * connection (a port is released when the connection that listened goes).
- * CLAIMED and CLOSE, notices without a reply, go on one more, the notice
- * connection (MPK_CTL_NOTES), which the launcher reads on its own
- * schedule: a connect or close wakes no launcher. A notice that finds it
- * full goes as a request on another (the launcher, woken, reads both, the
- * notice connection first). A forked child opens connections of its own
- * on its first call.
+ * CLAIMED and CLOSE, notices, go into the notice ring (MPK_CTL_NOTES),
+ * shared memory the launcher reads on its own schedule: a connect or close
+ * wakes no launcher and makes no system call. A notice that finds the ring
+ * full goes as a request on another connection and waits for its answer
+ * (the launcher, woken, reads the ring first). A forked child opens
+ * connections and a ring of its own on its first call.
  *
  * Only our own launcher is talked to: a socket whose listener is another
  * process (SO_PEERCRED: MPKLINK_CTL_PID and our uid) is refused, -EPERM.
@@ -58,7 +58,7 @@ HIDDEN int ctl_batch_ask(uint32_t type, unsigned port, unsigned count, uint32_t 
 HIDDEN int ctl_batch_take(int handle, int wait, struct mpk_ctl_batch *rep, int *fds);
 
 /* The link of a batch with token carries connection (port, cport) as
- * side's end now. Does not wait for the launcher. */
+ * side's end now. Waits for the launcher only when the ring is full. */
 HIDDEN void ctl_claimed(unsigned port, unsigned cport, unsigned side, const uint8_t *token);
 
 /* The program stopped listening on port. */
@@ -67,7 +67,8 @@ HIDDEN void ctl_unlisten(unsigned port);
 /* The program closed its end (side) of the link (port, cport). alone: no
  * other process can hold the socket, and the launcher forgets the link at
  * once (within a second: when it reads its notices); else it keeps it
- * while any process holds the socket. Does not wait for the launcher. */
+ * while any process holds the socket. Waits for the launcher only when
+ * the ring is full. */
 HIDDEN void ctl_closed(unsigned port, unsigned cport, unsigned side, int alone);
 
 /* Fork: the connections' lock is held across it; the child's waiters were

@@ -20,8 +20,8 @@
 # socket is not bound before its connect (links are found by the socket's
 # cookie, not its port): connect picks its port as over TCP.
 #
-# A connect or close wakes no launcher: CLAIMED and CLOSE go on a notice
-# connection the launcher reads on its own schedule (MPK_CTL_NOTES). Over
+# A connect or close wakes no launcher: CLAIMED and CLOSE go into a notice
+# ring the launcher reads on its own schedule (MPK_CTL_NOTES). Over
 # the N connections after the warm-up, each launcher's threads may switch
 # out fewer than N/2 times (its batches and offers, one a connection per
 # 16 or fewer, and its timer); they woke at least once a connection when

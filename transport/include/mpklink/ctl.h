@@ -27,8 +27,9 @@ extern "C" {
 #endif
 
 #define MPK_CTL_MAGIC   0x434b504du /* "MPKC" */
-#define MPK_CTL_VERSION 6u /* 2: links travel with eventfd bells; 3: MAC keys; 4: sides;
-			     * 5: CLOSE has no reply; 6: links in batches, claimed */
+#define MPK_CTL_VERSION 7u /* 2: links travel with eventfd bells; 3: MAC keys; 4: sides;
+			     * 5: CLOSE has no reply; 6: links in batches, claimed;
+			     * 7: notices in a ring, answered when sent */
 #define MPK_TOKEN_BYTES 16
 /* What the client puts first on the TCP stream: "\0MPKLNK" "\1" + token.
  * The 0x00 first byte starts no HTTP/2, HTTP/1 or RESP stream. */
@@ -68,20 +69,26 @@ enum mpk_ctl_type {
 			       * forked, passed or inherited since it was
 			       * made), and the link goes at once; 0: it
 			       * goes once no process holds the socket (the
-			       * launcher's sweep looks). No reply: a close
-			       * does not wait for its launcher; the sweep
-			       * catches a CLOSE that never came */
+			       * launcher's sweep looks). A notice: written
+			       * to the notice ring, and sent as a request
+			       * (answered, status 0) only when the ring is
+			       * full. A close does not wait for its
+			       * launcher otherwise; the sweep catches a
+			       * CLOSE that never came */
 	MPK_CTL_CLAIMED = 7,  /* port, peer_port, side, token: the link of a
 			       * batch with that token carries this
-			       * connection now. No reply */
-	MPK_CTL_NOTES = 8,    /* the first on a connection that carries
-			       * CLAIMED and CLOSE only, port 0. The launcher
-			       * does not wait on it: it reads what waits
-			       * there before each request it answers, before
-			       * each decision of its own, and on a timer (10
-			       * ms to 1 s apart, set so that a read finds at
-			       * least 16 while they come). So a connect or
-			       * close wakes no launcher. No reply */
+			       * connection now. A notice, as CLOSE */
+	MPK_CTL_NOTES = 8,    /* port 0: the reply (status 0) brings the
+			       * program's notice ring (below); the
+			       * connection then carries nothing, and its
+			       * end tells the launcher the program went.
+			       * The launcher does not wait on the ring: it
+			       * reads it before each request it answers,
+			       * before each decision of its own, and on a
+			       * timer (10 ms to 1 s apart, set so that a
+			       * read finds at least 16 while they come). So
+			       * a connect or close wakes no launcher, and
+			       * costs no system call */
 };
 
 struct mpk_ctl_req {
@@ -148,6 +155,57 @@ int mpk_ctl_batch_recv(int sock, struct mpk_ctl_batch *rep, int *fds_out, int no
 /* Connects to a SOCK_SEQPACKET unix socket at path; close-on-exec.
  * Returns the fd or -errno. */
 int mpk_ctl_connect(const char *path);
+
+/* ------------------------------------------------- the notice ring */
+
+/*
+ * CLAIMED and CLOSE without a system call. The launcher answers a NOTES
+ * request with a ring it made (a sealed memfd, beside the reply as all
+ * three of a link's fds: the wire carries fds three at a time); the
+ * program writes its notices there and the launcher reads them when it
+ * next looks (see MPK_CTL_NOTES). Sent on a socket, each notice cost both
+ * sides a message: ~2 us of the program's and ~2 of the launcher's, four
+ * times per connection.
+ *
+ * One writer (the program, under its lock) and one reader (the launcher's
+ * control thread). The program is not trusted: the reader bounds what it
+ * reads by its own tail and copies each notice out before it looks at it.
+ */
+#define MPK_NOTES_MAGIC   0x5345544eu /* "NTES" */
+#define MPK_NOTES_VERSION 1u
+#define MPK_NOTES_SLOTS   512u
+
+struct mpk_notes {
+	uint32_t magic;
+	uint32_t version;
+	uint32_t slots; /* MPK_NOTES_SLOTS */
+	uint32_t pad0;
+	uint64_t head; /* the writer's: notices written */
+	uint8_t pad1[40];
+	uint64_t tail; /* the reader's: notices taken, their slots free */
+	uint8_t pad2[56];
+	struct mpk_ctl_req note[MPK_NOTES_SLOTS];
+};
+
+/* Launcher: a ring, mapped at *out. Returns its memfd (sealed: it cannot
+ * shrink under the reader) or -errno. */
+int mpk_notes_create(struct mpk_notes **out);
+
+/* Program: maps the ring of memfd fd (the launcher's, whose size, magic,
+ * version and slots are checked). Returns 0 or -errno (-EPROTO). */
+int mpk_notes_attach(int fd, struct mpk_notes **out);
+
+/* Either side: unmaps it. */
+void mpk_notes_detach(struct mpk_notes *n);
+
+/* Program, one thread at a time: writes one notice. Returns 0, or -EAGAIN
+ * when the ring is full (the launcher has not read it yet). */
+int mpk_notes_push(struct mpk_notes *n, const struct mpk_ctl_req *req);
+
+/* Launcher: copies up to max notices after *tail into out and frees their
+ * slots. Returns how many, or -EPROTO when the writer's head is not one
+ * the ring can hold (behind *tail, or more than a ring ahead). */
+int mpk_notes_take(struct mpk_notes *n, uint64_t *tail, struct mpk_ctl_req *out, size_t max);
 
 /* ---------------------------------------------------- the wire format */
 
