@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * A program that lies in its notice ring (ctl.h), run under mpklink-run:
- * its launcher must cut that ring off (close its connection) and go on
- * answering. Two lies: a head more than a ring ahead, and a slot that
- * holds no notice. After each, a new NOTES request must still be answered
- * with a ring, and the lying connection must end.
+ * A program that fills and then lies in its notice ring (ctl.h), run under
+ * mpklink-run. First the honest case a preload meets when its ring is
+ * full: the notice that does not fit goes as a request, whose answer must
+ * come only after the launcher read the whole ring (so no later notice
+ * can pass it). Then the launcher must cut a lying ring off (close its
+ * connection) and go on answering. Two lies: a head more than a ring
+ * ahead, and a slot that holds no notice. After each, a new NOTES request
+ * must still be answered with a ring, and the lying connection must end.
  *
  * Usage: notes_hostile (under mpklink-run; MPKLINK_CTL names the socket).
  * Exit 0 on success; 1 with a line saying what failed.
@@ -66,6 +69,29 @@ int main(void)
 		die("MPKLINK_CTL is not set: run under mpklink-run");
 
 	a = open_ring(&n);
+	{
+		/* CLOSEs of links the launcher does not have: notices it
+		 * takes and forgets. */
+		struct mpk_ctl_req note = {.magic = MPK_CTL_MAGIC, .version = MPK_CTL_VERSION,
+					   .type = MPK_CTL_CLOSE, .port = 1, .peer_port = 2,
+					   .pid = (uint32_t)getpid()};
+		struct mpk_ctl_rep rep;
+		int fds[MPK_LINK_NFDS], req = mpk_ctl_connect(ctl);
+
+		unsigned pushed = 0;
+
+		/* Filled (the launcher may read some meanwhile, on its timer). */
+		while (mpk_notes_push(n, &note) == 0)
+			if (++pushed > 64 * MPK_NOTES_SLOTS)
+				die("the ring never filled");
+		if (req < 0 || mpk_ctl_call(req, &note, &rep, fds) < 0 || rep.status != 0)
+			die("a notice sent as a request was not answered");
+		if (__atomic_load_n(&n->tail, __ATOMIC_ACQUIRE) != n->head)
+			die("a notice sent as a request was answered before the ring was read");
+		if (mpk_notes_push(n, &note) != 0)
+			die("the ring had no room after the launcher read it");
+		close(req);
+	}
 	n->head = n->tail + 10 * MPK_NOTES_SLOTS; /* a head no ring holds */
 	b = open_ring(&m); /* a request: the launcher reads the rings first */
 	if (!ended(a))
@@ -76,6 +102,7 @@ int main(void)
 	close(open_ring(&n));
 	if (!ended(b))
 		die("a ring holding what is no notice was not cut off");
-	printf("PASS: lying notice rings cut off, the launcher still answers\n");
+	printf("PASS: a full ring read before the request that overflowed it is answered; "
+	       "lying notice rings cut off, the launcher still answers\n");
 	return 0;
 }
