@@ -29,12 +29,11 @@ static int ctl_nconn;     /* entries in use, open or not */
 static int ctl_nconnects; /* of them, busy with a LINKS */
 static pid_t ctl_pid;
 /* The notice ring (MPK_CTL_NOTES): CLAIMED and CLOSE, which the launcher
- * reads when it next looks. Sent on a request connection, each woke a
- * launcher thread, which took the program's CPU at every connect and
- * close; sent on a connection of their own, each still cost both sides a
- * message. note_fd: the connection that brought the ring, held so that its
- * end tells the launcher we went; -1: not open. note_failed: the launcher
- * gave none (then notices go as requests). Under ctl_lock, as the rest. */
+ * reads when it next looks, so that a connect or close neither wakes it
+ * nor makes a system call. note_fd: the connection that brought the ring,
+ * held so that its end tells the launcher we went; -1: not open.
+ * note_failed: the launcher gave none (then notices go as requests).
+ * Under ctl_lock, as the rest. */
 static int note_fd = -1, note_failed;
 static struct mpk_notes *notes;
 
@@ -289,8 +288,8 @@ void ctl_closed(unsigned port, unsigned cport, unsigned side, int alone)
 	struct mpk_ctl_req req = req_of(MPK_CTL_CLOSE, port, cport, side);
 
 	req.count = alone ? MPK_CTL_CLOSE_ALONE : 0;
-	/* Sent, not answered: the launcher's sweep finds a link whose CLOSE
-	 * was lost (its socket is held by nobody). */
+	/* Not waited for (unless the ring is full): the launcher's sweep
+	 * finds a link whose CLOSE was lost (its socket is held by nobody). */
 	ctl_tell(&req);
 }
 

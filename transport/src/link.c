@@ -661,9 +661,12 @@ int mpk_link_bell_check(int fd)
 	/* The quick way (a client's launcher checks two bells per link it
 	 * gets: readlink of /proc/self/fd costs 2.8 us here, this 0.45): a
 	 * file of the shared anonymous inode whose write takes a count of
-	 * zero, which only an eventfd's does (the others on that inode have
-	 * no write, or refuse 0, as fanotify's response does). Adding zero
-	 * changes nobody's count. Anything else is decided by its name. */
+	 * zero. Of the files there, eventfd's does; timerfd, signalfd, epoll
+	 * and inotify have no write, fanotify refuses a response of 0. A
+	 * device's file there with a write of its own (vfio) would pass: the
+	 * peer's own device, which it could write itself, and a link that
+	 * then fails as the peer made it. Adding zero changes nobody's count.
+	 * Anything else is decided by its name. */
 	pthread_once(&anon_once, anon_learn);
 	if (fstat(fd, &st) < 0)
 		return -errno;
