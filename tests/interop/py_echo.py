@@ -22,7 +22,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MAX_MESSAGE = 64 << 20
@@ -102,13 +102,18 @@ def serve(args, pb2, pb2_grpc):
     port = server.add_insecure_port("%s:%d" % (args.bind, args.port))
     if port == 0:
         die("cannot listen on %s:%d" % (args.bind, args.port))
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    # The handlers only append to a list. A handler that called
+    # threading.Event.set() could deadlock: Python runs it in the main thread
+    # between bytecodes, and there the main thread may be inside Event.wait(),
+    # holding the very lock set() takes. A server preempted there (a busy
+    # machine) then never stopped on SIGTERM.
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
+    signal.signal(signal.SIGINT, lambda *_: stop.append(True))
     server.start()
     print("listening on %d" % port, flush=True)
-    while not stop.wait(0.2):
-        pass
+    while not stop:
+        time.sleep(0.2)
     server.stop(grace=2).wait(5)
     print("py_echo.py: server stopped", file=sys.stderr, flush=True)
     return 0

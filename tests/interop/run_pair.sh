@@ -88,13 +88,32 @@ spid=
 server_status=
 dumped=0
 
+# Prints where each thread of the server's processes waits, with their
+# stacks when gdb is installed: a server that ignores SIGTERM is a hang to
+# explain, whichever side it is on.
+dump_stuck() {
+	local q t
+	echo "$me: server still running 3.5 s after SIGTERM; its threads:" >&2
+	for q in $(pgrep -g "$spid"); do
+		echo "$me: pid $q ($(cat "/proc/$q/comm" 2>/dev/null))" >&2
+		for t in /proc/"$q"/task/*; do
+			echo "  $(cat "$t/comm" 2>/dev/null) $(grep State "$t/status" 2>/dev/null) wchan=$(cat "$t/wchan" 2>/dev/null)" >&2
+		done
+		if command -v gdb >/dev/null; then
+			gdb -p "$q" -batch -ex "thread apply all bt" 2>&1 | grep '^#\|^Thread' >&2 || true
+		fi
+	done
+}
+
 # Stops the server (TERM, then KILL after 5 s) and records its status.
 stop_server() {
 	[ -n "$spid" ] || return 0
 	if kill -0 "$spid" 2>/dev/null; then
 		kill -TERM "$spid" 2>/dev/null || true
-		for _ in $(seq 1 50); do
+		for i in $(seq 1 50); do
 			kill -0 "$spid" 2>/dev/null || break
+			# timeout(1) kills at 5 s: say where it hangs before that.
+			[ "$i" -ne 35 ] || dump_stuck
 			sleep 0.1
 		done
 		if kill -0 "$spid" 2>/dev/null; then
