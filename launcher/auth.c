@@ -3,9 +3,14 @@
  * The launcher's side of identities: it holds the service's secret key
  * (in keys/' guarded page; the program it runs never does) and runs the
  * handshake of keys.h on the rendezvous socket, through ctl.h's hooks.
+ * A handshake opens a session both launchers keep as a ticket (the
+ * client's per server port, the server's per client session); later
+ * batches resume it with one keyed hash each way instead of signatures
+ * and X25519 (keys.h, "resumption").
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +21,19 @@
 #include "auth.h"
 #include "mpklink/keys.h"
 
+/* How long a session lives at most (also bounded by both certificates):
+ * an hour of batches for one handshake. */
+#define TICKET_S 3600
+/* Sessions a server keeps: past it, the one nearest its expiry goes (its
+ * client's next batch makes a handshake). */
+#define SERVER_TICKETS 1024
+
+/* The client's session with the server's launcher on one port. */
+struct client_ticket {
+	unsigned port;
+	struct mpk_keys_ticket t;
+};
+
 struct mpk_auth {
 	struct mpk_keys_identity *id;
 	uint8_t ca[MPK_KEYS_PK_BYTES];
@@ -23,15 +41,25 @@ struct mpk_auth {
 	struct mpk_keys_replay *replay;
 	char *endpoints;
 	struct mpk_ctl_auth ops;
+	/* Sessions, under lock: connect workers (client) run concurrently. */
+	pthread_mutex_t lock;
+	struct client_ticket *mine;   /* client side, one per port */
+	size_t nmine;
+	struct mpk_keys_ticket *theirs; /* server side */
+	size_t ntheirs;
 };
 
-/* A handshake in flight: a connect worker's (client) or the control
- * thread's (server). */
+/* A handshake or a resumption in flight: a connect worker's (client) or
+ * the control thread's (server). */
 struct hs {
 	int server;
+	int resume; /* a RESUME/RESUMED, under t */
 	unsigned port;
 	struct mpk_keys_client c;
 	struct mpk_keys_server s;
+	struct mpk_keys_ticket t;
+	struct mpk_keys_resume_req req; /* server */
+	uint8_t hash[32];               /* client: the RESUME's */
 };
 
 static void a_done(void *ctx, void *state);
@@ -59,20 +87,144 @@ static int is_plain(const uint8_t *msg, size_t len, size_t plain_len)
 	return magic == MPK_RDV_MAGIC;
 }
 
-static ssize_t a_hello(void *ctx, const struct mpk_rdv_want *w, void **state, uint8_t *buf,
+/* When our own certificate stops being valid: no session outlives it. */
+static int64_t ticket_expiry(const struct mpk_auth *a)
+{
+	int64_t own = mpk_keys_identity_cert(a->id)->not_after, t = now_s() + TICKET_S;
+
+	return t < own ? t : own;
+}
+
+/* Client, under a->lock: our session for port, or NULL. */
+static struct client_ticket *mine_find(struct mpk_auth *a, unsigned port)
+{
+	for (size_t i = 0; i < a->nmine; i++)
+		if (a->mine[i].port == port)
+			return &a->mine[i];
+	return NULL;
+}
+
+/* Client: keeps the session a handshake on port opened (replacing any). */
+static void mine_keep(struct mpk_auth *a, unsigned port, const struct mpk_keys_session *s)
+{
+	struct client_ticket *ct;
+
+	pthread_mutex_lock(&a->lock);
+	ct = mine_find(a, port);
+	if (!ct) {
+		struct client_ticket *m = realloc(a->mine, (a->nmine + 1) * sizeof(*m));
+
+		if (m) {
+			a->mine = m;
+			ct = &m[a->nmine++];
+			ct->port = port;
+		}
+	}
+	/* Without memory, no session kept: the next batch makes a handshake. */
+	if (ct && mpk_keys_ticket_open(s, ticket_expiry(a), &ct->t) < 0) {
+		*ct = a->mine[--a->nmine];
+		mpk_keys_ticket_clear(&a->mine[a->nmine].t);
+	}
+	pthread_mutex_unlock(&a->lock);
+}
+
+/* Client: forgets our session for port, if it is still the one with id
+ * (a concurrent handshake may have replaced it). */
+static void mine_drop(struct mpk_auth *a, unsigned port, const uint8_t *id)
+{
+	struct client_ticket *ct;
+
+	pthread_mutex_lock(&a->lock);
+	ct = mine_find(a, port);
+	if (ct && (!id || !memcmp(ct->t.id, id, MPK_KEYS_TICKET_ID_BYTES))) {
+		mpk_keys_ticket_clear(&ct->t);
+		*ct = a->mine[--a->nmine];
+		mpk_keys_ticket_clear(&a->mine[a->nmine].t);
+	}
+	pthread_mutex_unlock(&a->lock);
+}
+
+/* Client: a RESUME under our session for w's port into buf, when we have
+ * a live one. Returns its length, or 0 (no session: make a handshake). */
+static ssize_t resume_hello(struct mpk_auth *a, struct mpk_rdv_want *w, struct hs *st,
+			    uint8_t *buf)
+{
+	struct client_ticket *ct;
+	int r = -ENOENT;
+
+	pthread_mutex_lock(&a->lock);
+	ct = mine_find(a, w->server_port);
+	if (ct) {
+		r = mpk_keys_resume(&ct->t, now_s(), (uint16_t)w->server_port, (uint16_t)w->count,
+				    w->ring_bytes, buf, st->hash);
+		if (r == 0)
+			st->t = ct->t; /* to check the RESUMED with, unlocked */
+	}
+	pthread_mutex_unlock(&a->lock);
+	if (r == -EKEYEXPIRED || r == -EOVERFLOW)
+		mine_drop(a, w->server_port, NULL);
+	if (r < 0)
+		return 0;
+	st->resume = 1;
+	w->resumed = 1;
+	return MPK_KEYS_RESUME_BYTES;
+}
+
+/* Server, under a->lock: the session with id, or NULL. */
+static struct mpk_keys_ticket *theirs_find(struct mpk_auth *a, const uint8_t *id)
+{
+	for (size_t i = 0; i < a->ntheirs; i++)
+		if (!memcmp(a->theirs[i].id, id, MPK_KEYS_TICKET_ID_BYTES))
+			return &a->theirs[i];
+	return NULL;
+}
+
+/* Server: keeps the session a handshake opened; when full, the one that
+ * expires first goes (it may already have). */
+static void theirs_keep(struct mpk_auth *a, const struct mpk_keys_session *s)
+{
+	struct mpk_keys_ticket t, *slot = NULL;
+
+	if (mpk_keys_ticket_open(s, ticket_expiry(a), &t) < 0)
+		return;
+	pthread_mutex_lock(&a->lock);
+	if (!a->theirs)
+		a->theirs = calloc(SERVER_TICKETS, sizeof(*a->theirs));
+	if (a->theirs) {
+		if (a->ntheirs < SERVER_TICKETS) {
+			slot = &a->theirs[a->ntheirs++];
+		} else {
+			slot = &a->theirs[0];
+			for (size_t i = 1; i < a->ntheirs; i++)
+				if (a->theirs[i].expires < slot->expires)
+					slot = &a->theirs[i];
+		}
+		*slot = t;
+	}
+	pthread_mutex_unlock(&a->lock);
+	mpk_keys_ticket_clear(&t);
+}
+
+static ssize_t a_hello(void *ctx, struct mpk_rdv_want *w, void **state, uint8_t *buf,
 		       size_t cap, char *why, size_t whylen)
 {
 	struct mpk_auth *a = ctx;
 	struct hs *st;
+	ssize_t k;
 	int r;
 
 	*state = NULL;
-	if (cap < MPK_KEYS_HELLO_BYTES)
+	w->resumed = 0;
+	if (cap < MPK_KEYS_HELLO_BYTES || cap < MPK_KEYS_RESUME_BYTES)
 		return -ENOBUFS;
 	st = calloc(1, sizeof(*st));
 	if (!st)
 		return -ENOMEM;
 	st->port = w->server_port;
+	if ((k = resume_hello(a, w, st, buf)) > 0) {
+		*state = st;
+		return k;
+	}
 	/* The handshake's client_port field carries the batch's count: links
 	 * are made ahead of connects, before any client port exists. */
 	r = mpk_keys_client_hello(&st->c, a->id, now_s(), (uint16_t)w->server_port,
@@ -102,6 +254,26 @@ static int a_check_reply(void *ctx, void *state, const uint8_t *msg, size_t len,
 				      "MPKLINK_IDENTITY); refused");
 		return -EKEYREJECTED;
 	}
+	if (st->resume) {
+		r = mpk_keys_resumed_check(&st->t, st->hash, msg, len, &s, &peer_status, &w);
+		if (r == -ECONNREFUSED && peer_status != -ENOKEY) {
+			*status = peer_status < 0 ? peer_status : -ECONNREFUSED;
+			return 0;
+		}
+		if (r < 0) {
+			/* Unknown to the server (it restarted, or let the
+			 * session go), or an answer that fails its tag: a
+			 * handshake decides, on a new connection. */
+			mine_drop(a, st->port, st->t.id);
+			if (r == -ECONNREFUSED) {
+				snprintf(why, whylen, "it no longer knows our session");
+				return -ENOKEY;
+			}
+			snprintf(why, whylen, "%s", w ? w : strerror(-r));
+			return r;
+		}
+		goto done;
+	}
 	named = mpk_keys_endpoint_name(a->endpoints, (uint16_t)st->port, expect, ewhy,
 				       sizeof(ewhy));
 	r = mpk_keys_client_reply(&st->c, msg, len, a->ca, now_s(), named == 1 ? expect : NULL, &s,
@@ -115,11 +287,76 @@ static int a_check_reply(void *ctx, void *state, const uint8_t *msg, size_t len,
 		snprintf(why, whylen, "%s", w ? w : strerror(-r));
 		return r;
 	}
+	mine_keep(a, st->port, &s);
+done:
 	memcpy(token, s.token, MPK_TOKEN_BYTES);
 	*ring_bytes = s.ring_bytes;
 	*status = 0;
 	memcpy(session, s.key, MPK_KEYS_SESSION_BYTES);
 	sodium_memzero(&s, sizeof(s));
+	return 0;
+}
+
+/* Server: the client whose session st->t is asks for a batch on port;
+ * fills *want. 0, or -EACCES with why. */
+static int allowed(struct mpk_auth *a, unsigned port, const char *name, char *why,
+		   size_t whylen)
+{
+	const char *w = NULL;
+	int r;
+
+	if (!a->allow || (r = mpk_keys_allow_check(a->allow, (uint16_t)port, name, &w)) == 0)
+		return 0;
+	snprintf(why, whylen, "client \"%s\" is not allowed on port %u (MPKLINK_ALLOW)%s%s", name,
+		 port, w ? ": " : "", w ? w : "");
+	return r;
+}
+
+/* Server: a RESUME. Whatever fails about the session itself is refused
+ * with -ENOKEY (the client then makes a handshake); why says what. The
+ * state is kept on failure too: its refusal must be a RESUMED. */
+static int check_resume(struct mpk_auth *a, unsigned port, const uint8_t *msg, size_t len,
+			struct mpk_rdv_want *want, struct hs *st, char *why, size_t whylen)
+{
+	uint8_t id[MPK_KEYS_TICKET_ID_BYTES];
+	struct mpk_keys_ticket *t;
+	const char *w = NULL;
+	int r;
+
+	st->resume = 1;
+	r = mpk_keys_resume_id(msg, len, id, &w);
+	if (r < 0) {
+		snprintf(why, whylen, "the client's RESUME: %s", w);
+		return r;
+	}
+	pthread_mutex_lock(&a->lock);
+	t = theirs_find(a, id);
+	if (!t) {
+		r = -ENOKEY;
+		w = "a session this launcher does not know (it restarted, or let it go)";
+	} else {
+		r = mpk_keys_resume_check(t, msg, len, now_s(), &st->req, &w);
+		if (r == 0)
+			st->t = *t;
+		else if (r == -EKEYEXPIRED) {
+			*t = a->theirs[--a->ntheirs];
+			mpk_keys_ticket_clear(&a->theirs[a->ntheirs]);
+		}
+	}
+	pthread_mutex_unlock(&a->lock);
+	if (r < 0) {
+		snprintf(why, whylen, "the client's RESUME: %s", w ? w : strerror(-r));
+		return -ENOKEY;
+	}
+	r = allowed(a, port, st->t.peer_name, why, whylen);
+	if (r < 0)
+		return r;
+	want->server_port = st->req.server_port;
+	want->count = st->req.count;
+	want->ring_bytes = st->req.ring_bytes;
+	want->resumed = 1;
+	crypto_generichash(want->peer, sizeof(want->peer), (const uint8_t *)st->t.peer_name,
+			   strlen(st->t.peer_name), NULL, 0);
 	return 0;
 }
 
@@ -132,6 +369,7 @@ static int a_check_hello(void *ctx, unsigned port, const uint8_t *msg, size_t le
 	int r;
 
 	*state = NULL;
+	want->resumed = 0;
 	if (is_plain(msg, len, sizeof(struct mpk_rdv_hello))) {
 		snprintf(why, whylen, "the client's launcher presented no certificate (it runs "
 				      "without MPKLINK_IDENTITY)");
@@ -142,17 +380,17 @@ static int a_check_hello(void *ctx, unsigned port, const uint8_t *msg, size_t le
 		return -ENOMEM;
 	st->server = 1;
 	st->port = port;
+	if (len >= 8 && !memcmp(msg, "MPKRESUM", 8)) {
+		*state = st;
+		return check_resume(a, port, msg, len, want, st, why, whylen);
+	}
 	r = mpk_keys_server_hello(&st->s, msg, len, a->ca, now_s(), a->replay, &w);
 	if (r < 0) {
 		snprintf(why, whylen, "the client's HELLO: %s", w ? w : strerror(-r));
 		goto fail;
 	}
-	if (a->allow &&
-	    (r = mpk_keys_allow_check(a->allow, (uint16_t)port, st->s.client_name, &w)) < 0) {
-		snprintf(why, whylen, "client \"%s\" is not allowed on port %u (MPKLINK_ALLOW)%s%s",
-			 st->s.client_name, port, w ? ": " : "", w ? w : "");
+	if ((r = allowed(a, port, st->s.client_name, why, whylen)) < 0)
 		goto fail;
-	}
 	want->server_port = st->s.server_port;
 	crypto_generichash(want->peer, sizeof(want->peer), (const uint8_t *)st->s.client_name,
 			   strlen(st->s.client_name), NULL, 0);
@@ -169,18 +407,34 @@ static ssize_t a_reply(void *ctx, void *state, int status, const uint8_t *token,
 		       uint64_t ring_bytes, uint8_t *buf, size_t cap, uint8_t *session)
 {
 	struct mpk_auth *a = ctx;
+	struct hs *st = state;
 	struct mpk_keys_session s;
 	int r;
 
-	if (cap < MPK_KEYS_REPLY_BYTES)
+	if (cap < MPK_KEYS_REPLY_BYTES || cap < MPK_KEYS_RESUMED_BYTES)
 		return -ENOBUFS;
-	if (status < 0 || !state)
+	if (st && st->resume) {
+		if (status < 0)
+			r = mpk_keys_resumed_refusal(status, buf);
+		else
+			r = mpk_keys_resumed(&st->t, &st->req, token, ring_bytes, buf, &s);
+		if (r < 0)
+			return r;
+		if (status == 0) {
+			if (session)
+				memcpy(session, s.key, MPK_KEYS_SESSION_BYTES);
+			sodium_memzero(&s, sizeof(s));
+		}
+		return MPK_KEYS_RESUMED_BYTES;
+	}
+	if (status < 0 || !st)
 		r = mpk_keys_refusal(status < 0 ? status : -EPROTO, buf);
 	else
-		r = mpk_keys_server_reply(&((struct hs *)state)->s, a->id, token, ring_bytes, buf, &s);
+		r = mpk_keys_server_reply(&st->s, a->id, token, ring_bytes, buf, &s);
 	if (r < 0)
 		return r;
-	if (status == 0 && state) {
+	if (status == 0 && st) {
+		theirs_keep(a, &s);
 		if (session)
 			memcpy(session, s.key, MPK_KEYS_SESSION_BYTES);
 		sodium_memzero(&s, sizeof(s));
@@ -193,10 +447,7 @@ static void a_done(void *ctx, void *state)
 	struct hs *st = state;
 
 	(void)ctx;
-	if (st->server)
-		mpk_keys_server_clear(&st->s);
-	else
-		mpk_keys_client_clear(&st->c);
+	sodium_memzero(st, sizeof(*st));
 	free(st);
 }
 
@@ -219,6 +470,7 @@ int mpk_auth_load(const char *identity, const char *trust, const char *allow,
 	a = calloc(1, sizeof(*a));
 	if (!a)
 		return -ENOMEM;
+	pthread_mutex_init(&a->lock, NULL);
 	r = mpk_keys_ca_load(trust, a->ca, why, whylen);
 	if (r < 0)
 		goto fail;
@@ -320,6 +572,13 @@ void mpk_auth_free(struct mpk_auth *a)
 	mpk_keys_allow_free(a->allow);
 	mpk_keys_replay_free(a->replay);
 	free(a->endpoints);
+	if (a->mine)
+		sodium_memzero(a->mine, a->nmine * sizeof(*a->mine));
+	free(a->mine);
+	if (a->theirs)
+		sodium_memzero(a->theirs, SERVER_TICKETS * sizeof(*a->theirs));
+	free(a->theirs);
+	pthread_mutex_destroy(&a->lock);
 	sodium_memzero(a, sizeof(*a));
 	free(a);
 }

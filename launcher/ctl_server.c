@@ -355,7 +355,9 @@ static void on_hello_auth(struct mpk_ctl *c, int sock, unsigned port, const uint
 
 	status = a->check_hello(a->ctx, port, msg, len, &w, &st, why, sizeof(why));
 	if (status < 0) {
-		ctl_log(c, 0, "port %u: link refused: %s", port, why[0] ? why : strerror(-status));
+		/* -ENOKEY: the client's next HELLO makes a handshake. */
+		ctl_log(c, status == -ENOKEY ? 2 : 0, "port %u: link refused: %s", port,
+			why[0] ? why : strerror(-status));
 	} else if (w.server_port != port || w.count < 1 || w.count > MPK_CTL_BATCH_MAX) {
 		ctl_log(c, 0, "port %u: link refused: the HELLO asks for %u links to port %u",
 			port, w.count, w.server_port);
@@ -370,8 +372,14 @@ static void on_hello_auth(struct mpk_ctl *c, int sock, unsigned port, const uint
 	if (k < 0) {
 		ctl_log(c, 0, "port %u: cannot make the REPLY: %s", port, strerror((int)-k));
 	} else {
-		if (status == 0)
+		if (status == 0) {
 			batch_set_keys(c, port, seed, n, session);
+			if (w.resumed)
+				ctl_log(c, 3, "port %u: %d links on a resumed session", port, n);
+			else
+				ctl_log(c, 2, "port %u: handshake with a client's launcher: a new "
+					   "session, %d links", port, n);
+		}
 		mpk_ctl_send_links(sock, out, (size_t)k, n ? fds : NULL, (size_t)n);
 	}
 	explicit_bzero(session, sizeof(session));
@@ -458,7 +466,7 @@ static int rdv_auth(struct mpk_ctl *c, int s, const struct connect_job *j, int *
 		    uint8_t *seed, uint64_t *ring, uint8_t *session)
 {
 	const struct mpk_ctl_auth *a = c->cfg.auth;
-	struct mpk_rdv_want w = {j->req.port, j->req.count, c->cfg.ring_bytes, {0}};
+	struct mpk_rdv_want w = {j->req.port, j->req.count, c->cfg.ring_bytes, {0}, 0};
 	uint8_t *buf = malloc(MPK_RDV_MAX);
 	char why[256] = "";
 	void *st = NULL;
@@ -482,12 +490,19 @@ static int rdv_auth(struct mpk_ctl *c, int s, const struct connect_job *j, int *
 		goto out;
 	r = a->check_reply(a->ctx, st, buf, len, &status, seed, ring, session, why, sizeof(why));
 	if (r < 0) {
-		ctl_log(c, 0, "port %u: the server's launcher failed verification: %s",
-			j->req.port, why[0] ? why : strerror(-r));
+		/* -ENOKEY: the caller asks again, and that makes a handshake. */
+		ctl_log(c, r == -ENOKEY ? 2 : 0, "port %u: the server's launcher %s: %s",
+			j->req.port, r == -ENOKEY ? "did not resume" : "failed verification",
+			why[0] ? why : strerror(-r));
 		mpk_ctl_links_close(fds, *n);
 		*n = 0;
 		goto out;
 	}
+	if (status == 0 && w.resumed)
+		ctl_log(c, 3, "port %u: %zu links on a resumed session", j->req.port, *n);
+	else if (status == 0)
+		ctl_log(c, 2, "port %u: handshake with the server's launcher: a new session, "
+			   "%zu links", j->req.port, *n);
 	r = status;
 	if (r < 0)
 		ctl_log(c, r == -EADDRINUSE ? 2 : 0,
@@ -500,37 +515,57 @@ out:
 	return r;
 }
 
+/* Client launcher: a connection to port's rendezvous, to a launcher of
+ * our uid, with the exchange's timeouts. Returns it or -errno (-ENOENT:
+ * no launcher there). */
+static int rdv_dial(struct mpk_ctl *c, unsigned port)
+{
+	struct timeval tv = {RDV_TIMEOUT_MS / 1000, (RDV_TIMEOUT_MS % 1000) * 1000};
+	char path[108], name[32];
+	int s;
+
+	rdv_name(c, port, name, sizeof(name), path, sizeof(path));
+	s = mpk_ctl_connect(path);
+	if (s < 0)
+		return s == -ENOENT || s == -ECONNREFUSED ? -ENOENT : s;
+	if (!same_uid(s)) {
+		ctl_log(c, 1, "port %u: the launcher behind %s/%s is another user; refused", port,
+			c->rundir, name);
+		close(s);
+		return -EPERM;
+	}
+	setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	return s;
+}
+
 /* Client launcher: one HELLO/REPLY with the server's launcher for a batch
  * of links, handed to our program (and kept pending until it claims
  * them). */
 static void connect_job_run(struct connect_job *j)
 {
 	struct mpk_ctl *c = j->c;
-	struct timeval tv = {RDV_TIMEOUT_MS / 1000, (RDV_TIMEOUT_MS % 1000) * 1000};
 	uint8_t seed[MPK_TOKEN_BYTES] = {0}, session[32] = {0};
 	static __thread struct mpk_ctl_batch rep;
 	uint64_t ring = 0;
-	char path[108], name[32];
 	int s, r, fds[MPK_LINK_NFDS * MPK_CTL_BATCH_MAX];
 	size_t n = 0;
 
 	memset(&rep, 0, sizeof(rep));
-	rdv_name(c, j->req.port, name, sizeof(name), path, sizeof(path));
-	s = mpk_ctl_connect(path);
-	if (s < 0) {
-		r = s == -ENOENT || s == -ECONNREFUSED ? -ENOENT : s;
-		goto out;
+	/* A second time only when the server's launcher did not know the
+	 * session our first HELLO resumed: this one makes a handshake. */
+	for (int again = 0;; again++) {
+		s = rdv_dial(c, j->req.port);
+		if (s < 0) {
+			r = s;
+			goto out;
+		}
+		r = c->cfg.auth ? rdv_auth(c, s, j, fds, &n, seed, &ring, session)
+				: rdv_plain(c, s, j, fds, &n, seed, &ring);
+		if (r != -ENOKEY || again)
+			break;
+		close(s);
 	}
-	if (!same_uid(s)) {
-		ctl_log(c, 1, "port %u: the launcher behind %s/%s is another user; refused",
-			j->req.port, c->rundir, name);
-		r = -EPERM;
-		goto out_close;
-	}
-	setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	r = c->cfg.auth ? rdv_auth(c, s, j, fds, &n, seed, &ring, session)
-			: rdv_plain(c, s, j, fds, &n, seed, &ring);
 	if (r == 0 && !n)
 		r = -EPROTO;
 	if (r < 0) {
@@ -551,7 +586,6 @@ static void connect_job_run(struct connect_job *j)
 	if (r < 0 && !c->cfg.auth)
 		ctl_log(c, r == -ECONNREFUSED || r == -EADDRINUSE ? 2 : 1,
 			"port %u: no link from the server's launcher: %s", j->req.port, strerror(-r));
-out_close:
 	close(s);
 out:
 	rep.magic = MPK_CTL_MAGIC;

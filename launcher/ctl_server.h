@@ -80,15 +80,21 @@ struct mpk_rdv_want {
 	/* Server: who asks, a digest of the client's identity: links made
 	 * over go back to the client they went to (launcher/links.c). */
 	uint8_t peer[32];
+	/* Set by hello (client) and check_hello (server): the batch is asked
+	 * for on a session an earlier handshake opened, not a new one. */
+	int resumed;
 };
 
 struct mpk_ctl_auth {
 	void *ctx;
 	/* Client: the HELLO asking for w, into buf. Returns its length or -errno. */
-	ssize_t (*hello)(void *ctx, const struct mpk_rdv_want *w, void **state, uint8_t *buf,
+	ssize_t (*hello)(void *ctx, struct mpk_rdv_want *w, void **state, uint8_t *buf,
 			 size_t cap, char *why, size_t whylen);
 	/* Server: checks a HELLO that came to port's rendezvous. Returns 0 and
-	 * what it asks for in *w, or -errno (why says it). */
+	 * what it asks for in *w, or -errno (why says it; -ENOKEY: a session
+	 * it does not know, refused so that the client makes a handshake). A
+	 * state it leaves on failure goes to reply, which then refuses in the
+	 * form the client expects. */
 	int (*check_hello)(void *ctx, unsigned port, const uint8_t *msg, size_t len,
 			   struct mpk_rdv_want *w, void **state, char *why, size_t whylen);
 	/* Server: the REPLY: status 0 with token (the batch's seed) and ring_bytes, or a refusal
@@ -98,7 +104,8 @@ struct mpk_ctl_auth {
 			 uint64_t ring_bytes, uint8_t *buf, size_t cap, uint8_t *session);
 	/* Client: checks the REPLY to its HELLO. Returns 0 and the server's
 	 * *status (with token, *ring_bytes and the 32-byte session key when 0),
-	 * or -errno (why says it). */
+	 * or -errno (why says it; -ENOKEY: the server no longer knows the
+	 * session the HELLO resumed, and a new HELLO will make a handshake). */
 	int (*check_reply)(void *ctx, void *state, const uint8_t *msg, size_t len, int *status,
 			   uint8_t *token, uint64_t *ring_bytes, uint8_t *session, char *why,
 			   size_t whylen);

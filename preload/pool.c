@@ -24,6 +24,7 @@ struct pool_port {
 	int ask;        /* client: ASK_NONE, ASK_SENDING, or ctlclient's handle
 			 * of a LINKS in flight */
 	uint32_t since; /* server: the last offer's number we have */
+	struct pool_server ask_to; /* client: the launcher the ask went to */
 	struct pool_link *v;
 	size_t n, cap;
 };
@@ -117,9 +118,32 @@ static void keep(struct pool_port *pp, struct pool_link *l)
 	pp->v[pp->n++] = *l;
 }
 
+static int same_server(const struct pool_server *a, const struct pool_server *b)
+{
+	return a->dev == b->dev && a->ino == b->ino && a->ctime_ns == b->ctime_ns;
+}
+
+/* Under pool_lock: drops a client's links that came from another
+ * launcher than server. */
+static void drop_others(struct pool_port *pp, const struct pool_server *server)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < pp->n; i++) {
+		if (same_server(&pp->v[i].from, server))
+			pp->v[k++] = pp->v[i];
+		else
+			unused_free(&pp->v[i]);
+	}
+	if (k < pp->n)
+		slog(2, "port %u: its launcher restarted: %zu links from the one before dropped",
+		     pp->port, pp->n - k);
+	pp->n = k;
+}
+
 /* A batch's reply (rep, fds) attached as side: into out, *n of them. */
 static void attach_batch(unsigned port, int side, struct mpk_ctl_batch *rep, int *fds,
-			 struct pool_link *out, size_t *n)
+			 const struct pool_server *from, struct pool_link *out, size_t *n)
 {
 	int64_t now = now_ms();
 
@@ -127,6 +151,9 @@ static void attach_batch(unsigned port, int side, struct mpk_ctl_batch *rep, int
 	for (uint32_t i = 0; i < rep->n; i++) {
 		int *f = fds + MPK_LINK_NFDS * i;
 		struct pool_link l = {.bell = {-1, -1}, .born_ms = now};
+
+		if (from)
+			l.from = *from;
 		/* The bells are not looked at again (a readlink and an fcntl
 		 * each, a fifth of a link's attach): our launcher made them
 		 * (a server's) or checked that the server's launcher sent
@@ -152,7 +179,8 @@ static void attach_batch(unsigned port, int side, struct mpk_ctl_batch *rep, int
 /* A batch from the launcher, asked now (handle < 0: type's request,
  * waited for) or earlier (handle: its reply; wait 0 may say -EAGAIN). */
 static int fetch(int handle, int wait, uint32_t type, unsigned port, unsigned count,
-		 uint32_t *since, int side, struct pool_link *out, size_t *n)
+		 uint32_t *since, int side, const struct pool_server *from, struct pool_link *out,
+		 size_t *n)
 {
 	static __thread struct mpk_ctl_batch rep;
 	int fds[MPK_LINK_NFDS * MPK_CTL_BATCH_MAX], r;
@@ -166,7 +194,7 @@ static int fetch(int handle, int wait, uint32_t type, unsigned port, unsigned co
 		explicit_bzero(&rep, sizeof(rep));
 		return r;
 	}
-	attach_batch(port, side, &rep, fds, out, n);
+	attach_batch(port, side, &rep, fds, from, out, n);
 	return *n ? 0 : -EPROTO;
 }
 
@@ -176,7 +204,7 @@ static void drop_ask(unsigned port, int ask)
 	struct pool_link got[MPK_CTL_BATCH_MAX];
 	size_t n = 0;
 
-	if (fetch(ask, 1, 0, port, 0, NULL, 1, got, &n) == 0)
+	if (fetch(ask, 1, 0, port, 0, NULL, 1, NULL, got, &n) == 0)
 		for (size_t i = 0; i < n; i++)
 			unused_free(&got[i]);
 }
@@ -187,6 +215,7 @@ static void drop_ask(unsigned port, int ask)
 static struct pool_port *collect(unsigned port, struct pool_port *pp, int wait)
 {
 	struct pool_link got[MPK_CTL_BATCH_MAX];
+	struct pool_server to = pp->ask_to;
 	int ask = pp->ask, r;
 	size_t n;
 
@@ -194,7 +223,7 @@ static struct pool_port *collect(unsigned port, struct pool_port *pp, int wait)
 		return pp;
 	pp->ask = ASK_NONE;
 	pthread_mutex_unlock(&pool_lock);
-	r = fetch(ask, wait, 0, port, 0, NULL, 1, got, &n);
+	r = fetch(ask, wait, 0, port, 0, NULL, 1, &to, got, &n);
 	pthread_mutex_lock(&pool_lock);
 	pp = port_of(port, 1);
 	if (r == -EAGAIN) {
@@ -209,7 +238,7 @@ static struct pool_port *collect(unsigned port, struct pool_port *pp, int wait)
 	return pp;
 }
 
-int pool_take(unsigned port, struct pool_link *out)
+int pool_take(unsigned port, const struct pool_server *server, struct pool_link *out)
 {
 	struct pool_link got[MPK_CTL_BATCH_MAX];
 	struct pool_port *pp;
@@ -225,6 +254,8 @@ int pool_take(unsigned port, struct pool_link *out)
 	 * when nothing else is left. */
 	if (pp)
 		pp = collect(port, pp, pp->n == 0);
+	if (pp)
+		drop_others(pp, server);
 	if (pp && pp->n) {
 		/* Newest last: the oldest first, before it expires. */
 		*out = pp->v[0];
@@ -237,6 +268,7 @@ int pool_take(unsigned port, struct pool_link *out)
 			if (pp->next < MPK_CTL_BATCH_MAX)
 				pp->next *= 2;
 			pp->ask = ASK_SENDING;
+			pp->ask_to = *server;
 			ask_now = 1;
 		}
 		pthread_mutex_unlock(&pool_lock);
@@ -260,7 +292,7 @@ int pool_take(unsigned port, struct pool_link *out)
 	}
 	pthread_mutex_unlock(&pool_lock);
 
-	r = fetch(-1, 1, MPK_CTL_LINKS, port, count, NULL, 1, got, &n);
+	r = fetch(-1, 1, MPK_CTL_LINKS, port, count, NULL, 1, server, got, &n);
 	if (r < 0)
 		return r;
 	*out = got[0];
@@ -318,7 +350,7 @@ int pool_find(unsigned port, uint64_t cookie, struct pool_link *out)
 	 * a time (the claim was written before the client's connect, so a
 	 * link it claimed is there by now, or expired). */
 	for (int tries = 0; r == -ENOENT && tries < 8; tries++) {
-		int f = fetch(-1, 1, MPK_CTL_OFFERS, port, 0, &since, 0, got, &n);
+		int f = fetch(-1, 1, MPK_CTL_OFFERS, port, 0, &since, 0, NULL, got, &n);
 
 		if (f < 0)
 			break;

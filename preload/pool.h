@@ -31,8 +31,17 @@
 #define POOL_USE_MS 5000
 #define POOL_HOLD_MS 12000
 
+/* Which server launcher a client's links came from: its rendezvous
+ * socket file as a connect saw it (a restarted launcher binds a new file:
+ * another inode, or the same number with another change time). */
+struct pool_server {
+	uint64_t dev, ino;
+	int64_t ctime_ns;
+};
+
 struct pool_link {
 	struct mpk_link *link; /* attached as our side */
+	struct pool_server from; /* a client's: the launcher asked */
 	int bell[2];           /* internal: [0] we wait on, [1] we ring */
 	uint8_t token[MPK_TOKEN_BYTES];
 	int has_key;
@@ -42,11 +51,14 @@ struct pool_link {
 
 /*
  * A client's link to port, taken: the caller owns it (pool_link_free, or
- * the connection takes it over). Returns 0, or the launcher's -errno
- * (-ENOENT: nobody serves the port under mpklink; -EBUSY: setup is behind)
- * or another -errno; the connection then stays TCP.
+ * the connection takes it over). server is the launcher that answers for
+ * the port now: links from any other (one that restarted since their
+ * batch was asked for) are dropped unused, since its successor would
+ * reset their connections. Returns 0, or the launcher's -errno (-ENOENT:
+ * nobody serves the port under mpklink; -EBUSY: setup is behind) or
+ * another -errno; the connection then stays TCP.
  */
-HIDDEN int pool_take(unsigned port, struct pool_link *out);
+HIDDEN int pool_take(unsigned port, const struct pool_server *server, struct pool_link *out);
 
 /*
  * A server's link on port whose claim is cookie (the client's socket), or

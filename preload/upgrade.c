@@ -84,7 +84,9 @@ static unsigned sock_port(int fd, int peer)
 	return 0;
 }
 
-static int rendezvous_exists(unsigned port)
+/* Whether a launcher answers for port: its rendezvous socket, and which
+ * one it is into *who (pool.h). */
+static int rendezvous_exists(unsigned port, struct pool_server *who)
 {
 	char path[160];
 	struct stat st;
@@ -92,7 +94,12 @@ static int rendezvous_exists(unsigned port)
 	if (!cfg.rundir[0])
 		return 0;
 	snprintf(path, sizeof(path), "%s/tcp-%u.sock", cfg.rundir, port);
-	return stat(path, &st) == 0 && S_ISSOCK(st.st_mode);
+	if (stat(path, &st) != 0 || !S_ISSOCK(st.st_mode))
+		return 0;
+	who->dev = st.st_dev;
+	who->ino = st.st_ino;
+	who->ctime_ns = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
+	return 1;
 }
 
 /* Whether fd may become ours: we track its number, no object has it, and
@@ -104,6 +111,7 @@ static int upgradable(int fd)
 
 int upgrade_connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
+	struct pool_server server;
 	struct pool_link pl;
 	struct ufd *u;
 	unsigned port, cport;
@@ -114,7 +122,7 @@ int upgrade_connect(int fd, const struct sockaddr *addr, socklen_t len)
 	    !settings_port_configured(port) || !upgradable(fd) || !is_tcp(fd))
 		return real.connect(fd, addr, len);
 	/* No launcher answers for the port: the server is not under mpklink. */
-	if (!rendezvous_exists(port))
+	if (!rendezvous_exists(port, &server))
 		goto plain;
 	/* io_uring's reads and writes would go past the link. */
 	if (process_uses_io_uring()) {
@@ -124,7 +132,7 @@ int upgrade_connect(int fd, const struct sockaddr *addr, socklen_t len)
 	cookie = sockdiag_cookie(fd);
 	if (!cookie)
 		goto plain;
-	r = pool_take(port, &pl);
+	r = pool_take(port, &server, &pl);
 	if (r < 0) {
 		if (r == -EBUSY)
 			slog(2, "port %u: no link: setup is behind (too many connects in flight); plain TCP",

@@ -45,19 +45,13 @@ _Static_assert(MPK_KEYS_HELLO_BYTES <= MPK_KEYS_MSG_MAX && MPK_KEYS_REPLY_BYTES 
 
 enum { ST_NONE = 0, ST_CLIENT_SENT = 0x6d6b6331, ST_SERVER_VERIFIED = 0x6d6b7331 };
 
-struct msg_desc {
-	const char *magic; /* 8 bytes */
-	size_t size;
-	const char *truncated, *too_long, *bad_magic, *version, *reserved;
-};
-
-static const struct msg_desc hello_desc = {
-	"MPKHELLO", MPK_KEYS_HELLO_BYTES, "HELLO truncated", "HELLO too long",
+static const struct mpk__msg_desc hello_desc = {
+	"MPKHELLO", VERSION, MPK_KEYS_HELLO_BYTES, "HELLO truncated", "HELLO too long",
 	"not a HELLO (bad magic)", "unsupported HELLO version", "HELLO reserved field set",
 };
 
-static const struct msg_desc reply_desc = {
-	"MPKREPLY", MPK_KEYS_REPLY_BYTES, "REPLY truncated", "REPLY too long",
+static const struct mpk__msg_desc reply_desc = {
+	"MPKREPLY", VERSION, MPK_KEYS_REPLY_BYTES, "REPLY truncated", "REPLY too long",
 	"not a REPLY (bad magic)", "unsupported REPLY version", "REPLY reserved field set",
 };
 
@@ -93,8 +87,8 @@ int mpk__ring_bytes_ok(uint64_t v, int zero_ok)
 	return v >= 4096 && v <= (UINT64_C(1) << 30) && !(v & (v - 1));
 }
 
-/* Framing: length, magic, version, reserved. 0 or -errno with *why. */
-static int check_frame(const struct msg_desc *d, const uint8_t *p, size_t len, const char **why)
+int mpk__check_frame(const struct mpk__msg_desc *d, const uint8_t *p, size_t len,
+		     const char **why)
 {
 	if (!p || len < 12) {
 		*why = p && len >= 8 && memcmp(p, d->magic, 8) ? d->bad_magic : d->truncated;
@@ -105,8 +99,8 @@ static int check_frame(const struct msg_desc *d, const uint8_t *p, size_t len, c
 		return -EPROTO;
 	}
 	/* Version before length: another version may have another size. */
-	if (mpk__get16(p + 8) != VERSION) {
-		*why = d->version;
+	if (mpk__get16(p + 8) != d->version) {
+		*why = d->bad_version;
 		return -EPROTONOSUPPORT;
 	}
 	if (len < d->size) {
@@ -336,7 +330,7 @@ int mpk_keys_client_reply(struct mpk_keys_client *st, const void *reply, size_t 
 		w = "libsodium failed to initialise";
 		goto out;
 	}
-	r = check_frame(&reply_desc, p, len, &w);
+	r = mpk__check_frame(&reply_desc, p, len, &w);
 	if (r < 0)
 		goto out;
 	status = (int32_t)mpk__get32(p + R_O_STATUS);
@@ -388,6 +382,7 @@ int mpk_keys_client_reply(struct mpk_keys_client *st, const void *reply, size_t 
 	memcpy(out->token, p + R_O_TOKEN, MPK_KEYS_TOKEN_BYTES);
 	out->ring_bytes = ring;
 	memcpy(out->peer_name, cert.name, sizeof(out->peer_name));
+	out->peer_not_after = cert.not_after;
 	r = 0;
 out:
 	sodium_memzero(shared, sizeof(shared));
@@ -428,7 +423,7 @@ int mpk__server_hello_with(struct mpk_keys_server *st, const void *hello, size_t
 		w = "libsodium failed to initialise";
 		goto out;
 	}
-	r = check_frame(&hello_desc, p, len, &w);
+	r = mpk__check_frame(&hello_desc, p, len, &w);
 	if (r < 0)
 		goto out;
 	ring = mpk__get64(p + H_O_RING);
@@ -469,6 +464,7 @@ int mpk__server_hello_with(struct mpk_keys_server *st, const void *hello, size_t
 	}
 	crypto_generichash(st->priv.hello_hash, 32, p, MPK_KEYS_HELLO_BYTES, NULL, 0);
 	memcpy(st->client_name, cert.name, sizeof(st->client_name));
+	st->client_not_after = cert.not_after;
 	st->server_port = mpk__get16(p + H_O_SPORT);
 	st->client_port = mpk__get16(p + H_O_CPORT);
 	st->ring_bytes = ring;
@@ -529,6 +525,7 @@ int mpk_keys_server_reply(struct mpk_keys_server *st, struct mpk_keys_identity *
 	memcpy(out->token, token, MPK_KEYS_TOKEN_BYTES);
 	out->ring_bytes = ring_bytes;
 	memcpy(out->peer_name, st->client_name, sizeof(out->peer_name));
+	out->peer_not_after = st->client_not_after;
 out:
 	sodium_memzero(st, sizeof(*st));
 	if (r < 0) {

@@ -158,6 +158,24 @@ int mpk__server_hello_with(struct mpk_keys_server *st, const void *hello, size_t
 			   const uint8_t ca_pk[MPK_KEYS_PK_BYTES], int64_t now,
 			   struct mpk_keys_replay *rc, const uint8_t eph_sk[32], const char **why);
 
+int mpk__resume_with(struct mpk_keys_ticket *t, const uint8_t nonce[MPK_KEYS_NONCE_BYTES],
+		     int64_t now, uint16_t server_port, uint16_t count, uint64_t ring_bytes,
+		     uint8_t msg[MPK_KEYS_RESUME_BYTES], uint8_t hash[32]);
+
+/* A fixed-size message: 8-byte magic, u16 version, u16 reserved, ... */
+struct mpk__msg_desc {
+	const char *magic; /* 8 bytes */
+	unsigned version;
+	size_t size;
+	const char *truncated, *too_long, *bad_magic, *bad_version, *reserved;
+};
+
+/* Framing, in the order that makes the reason say what is wrong: length
+ * for a header, magic, version (before the exact length: another version
+ * may have another size), exact length, reserved. 0 or -errno with *why. */
+int mpk__check_frame(const struct mpk__msg_desc *d, const uint8_t *p, size_t len,
+		     const char **why);
+
 /* Whether v is a ring size a REPLY may carry (0 allowed when zero_ok). */
 int mpk__ring_bytes_ok(uint64_t v, int zero_ok);
 

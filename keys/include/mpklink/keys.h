@@ -234,6 +234,7 @@ struct mpk_keys_session {
 	uint8_t token[MPK_KEYS_TOKEN_BYTES];    /* the server's, opaque */
 	uint64_t ring_bytes;                    /* what the server granted */
 	char peer_name[MPK_KEYS_NAME_MAX + 1];  /* the other side's identity */
+	int64_t peer_not_after;                 /* its certificate's */
 };
 
 /* The server's memory of nonces seen in the freshness window. */
@@ -290,6 +291,7 @@ struct mpk_keys_server {
 	char client_name[MPK_KEYS_NAME_MAX + 1];
 	uint16_t server_port, client_port;
 	uint64_t ring_bytes; /* what the client asked for; 0: default */
+	int64_t client_not_after; /* the client certificate's */
 	struct {
 		int state;
 		uint8_t eph_sk[32], eph_pk[32], shared[32], hello_hash[32];
@@ -327,6 +329,123 @@ int mpk_keys_refusal(int status, uint8_t reply[MPK_KEYS_REPLY_BYTES]);
 
 /* Wipes a server state that will not be answered with a REPLY. */
 void mpk_keys_server_clear(struct mpk_keys_server *st);
+
+/* ------------------------------------------------------- resumption */
+/*
+ * A handshake opens a session that both launchers keep as a ticket, so
+ * that their later batches need no signature and no X25519: the client
+ * sends a RESUME (the ticket's id, a number, a nonce, what it asks for)
+ * and the server answers a RESUMED (status, the batch's token, ring
+ * bytes), each authenticated by keyed BLAKE2b under the ticket's secret:
+ *
+ *   id     = BLAKE2b-128(key = session key, "mpklink-ticket-id v1")
+ *   secret = BLAKE2b-256(key = session key, "mpklink-ticket v1")
+ *   batch  = BLAKE2b-256(key = secret, "mpklink-resumed v1"
+ *                        || BLAKE2b-256(RESUME) || BLAKE2b-256(RESUMED))
+ *
+ * The batch key is new for every batch (the client's nonce, the server's
+ * token) and stands where a handshake's session key does. The RESUMED's
+ * tag covers the RESUME's hash, so it answers that RESUME only. The
+ * client numbers its RESUMEs from 1; the server takes each number once,
+ * within the last MPK_KEYS_RESUME_WINDOW numbers (batches asked for at
+ * once may arrive out of order), so a replayed RESUME is refused.
+ * A ticket lives until the earlier of the two certificates' not-after and
+ * the expiry its opener chose; past it, RESUMEs are refused both sides
+ * and a handshake opens a new session.
+ *
+ * A refusal (status != 0) is unsigned, as a handshake's: every byte after
+ * the status is zero. The server refuses a RESUME it cannot verify with
+ * -ENOKEY (no such ticket, expired, bad tag, number seen): the client
+ * then drops its ticket and makes a handshake. Other statuses are the
+ * server's claim, as a handshake's refusal.
+ *
+ * Tickets are plain values; a caller that shares one between threads
+ * locks it (mpk_keys_resume changes its number; mpk_keys_resume_check its
+ * window).
+ */
+#define MPK_KEYS_TICKET_ID_BYTES 16
+#define MPK_KEYS_RESUME_BYTES    96
+#define MPK_KEYS_RESUMED_BYTES   72
+#define MPK_KEYS_RESUME_WINDOW   64
+
+struct mpk_keys_ticket {
+	uint8_t id[MPK_KEYS_TICKET_ID_BYTES];
+	uint8_t secret[32];
+	int64_t expires;   /* Unix seconds: usable while now <= expires */
+	uint64_t number;   /* client: the last one sent; server: the highest taken */
+	uint64_t seen;     /* server: bit i set when number - i was taken */
+	char peer_name[MPK_KEYS_NAME_MAX + 1];
+};
+
+/*
+ * The ticket of a session a handshake just made (either side), usable
+ * until the earlier of expires and the peer certificate's not-after.
+ * Returns 0, or -EINVAL (s has no peer: not a handshake's session).
+ */
+int mpk_keys_ticket_open(const struct mpk_keys_session *s, int64_t expires,
+			 struct mpk_keys_ticket *out);
+
+/* Wipes a ticket. */
+void mpk_keys_ticket_clear(struct mpk_keys_ticket *t);
+
+/*
+ * Client: a RESUME under t asking for count links to server_port with
+ * ring_bytes (as mpk_keys_client_hello's), taking t's next number. hash
+ * gets BLAKE2b-256 of the RESUME, for mpk_keys_resumed_check.
+ * Returns 0, -EINVAL (a port or count 0, bad ring_bytes), -EKEYEXPIRED
+ * (t is past its expiry: make a handshake), -EOVERFLOW (numbers used up).
+ */
+int mpk_keys_resume(struct mpk_keys_ticket *t, int64_t now, uint16_t server_port,
+		    uint16_t count, uint64_t ring_bytes, uint8_t msg[MPK_KEYS_RESUME_BYTES],
+		    uint8_t hash[32]);
+
+/*
+ * Client: checks the RESUMED to the RESUME whose hash is given: framing,
+ * then the tag. Returns 0 and *out (key: the batch key; token;
+ * ring_bytes; peer_name, peer_not_after from t), or -EPROTO, -EMSGSIZE,
+ * -EPROTONOSUPPORT, -EBADMSG (tag: tampered, or it answers another
+ * RESUME), -ECONNREFUSED (a refusal: *peer_status, if not NULL, gets the
+ * server's claimed status, else 0). *out is wiped on failure.
+ */
+int mpk_keys_resumed_check(const struct mpk_keys_ticket *t, const uint8_t hash[32],
+			   const void *msg, size_t len, struct mpk_keys_session *out,
+			   int *peer_status, const char **why);
+
+/* Server: the ticket id a RESUME names (framing checked), to find the
+ * ticket. Returns 0, -EPROTO, -EMSGSIZE, -EPROTONOSUPPORT. */
+int mpk_keys_resume_id(const void *msg, size_t len, uint8_t id[MPK_KEYS_TICKET_ID_BYTES],
+		       const char **why);
+
+/* What a verified RESUME asks for. */
+struct mpk_keys_resume_req {
+	uint16_t server_port, count;
+	uint64_t ring_bytes; /* 0: the server's default */
+	uint8_t hash[32];    /* BLAKE2b-256 of the RESUME, for mpk_keys_resumed */
+};
+
+/*
+ * Server: verifies a RESUME under t (the ticket its id names): framing,
+ * ticket id, expiry, fields, tag, then that its number is new (then takes
+ * it). Nothing is taken from a RESUME that failed. Returns 0 and *req, or
+ * -EPROTO, -EMSGSIZE, -EPROTONOSUPPORT, -EKEYEXPIRED, -EBADMSG (tag, or
+ * another ticket's id), -EALREADY (a number taken, or older than the
+ * window). *req is wiped on failure.
+ */
+int mpk_keys_resume_check(struct mpk_keys_ticket *t, const void *msg, size_t len, int64_t now,
+			  struct mpk_keys_resume_req *req, const char **why);
+
+/*
+ * Server: the RESUMED answering req with token and ring_bytes (a power of
+ * two in [4 KiB, 1 GiB]), and the batch's session (key, token,
+ * ring_bytes, and t's peer). Returns 0 or -EINVAL; msg and *out are wiped
+ * on failure.
+ */
+int mpk_keys_resumed(const struct mpk_keys_ticket *t, const struct mpk_keys_resume_req *req,
+		     const uint8_t token[MPK_KEYS_TOKEN_BYTES], uint64_t ring_bytes,
+		     uint8_t msg[MPK_KEYS_RESUMED_BYTES], struct mpk_keys_session *out);
+
+/* A refusal RESUMED with status in [-4095, -1]. Returns 0 or -EINVAL. */
+int mpk_keys_resumed_refusal(int status, uint8_t msg[MPK_KEYS_RESUMED_BYTES]);
 
 /* ------------------------------------------------------------ policy */
 
