@@ -32,6 +32,40 @@ static int identity(struct mpk__signer *ca, uint8_t tag, const char *name,
 	return mpk__identity_make(s, &cert, out);
 }
 
+/* The tickets of the fixed handshake, and one batch under them. */
+static int resumption(struct fixed *f, const struct mpk_keys_session *ss)
+{
+	struct mpk_keys_client c = f->client_st;
+	struct mpk_keys_ticket st;
+	struct mpk_keys_resume_req req;
+	struct mpk_keys_session cs, bs;
+	uint8_t nonce[MPK_KEYS_NONCE_BYTES], token[MPK_KEYS_TOKEN_BYTES];
+	int r;
+
+	r = mpk_keys_client_reply(&c, f->reply, sizeof(f->reply), f->ca_pk, FIXED_NOW, "server",
+				  &cs, NULL, NULL);
+	if (r < 0)
+		return r;
+	if ((r = mpk_keys_ticket_open(&cs, FIXED_NOW + 3600, &f->client_ticket)) < 0 ||
+	    (r = mpk_keys_ticket_open(ss, FIXED_NOW + 3600, &f->server_ticket)) < 0)
+		return r;
+	memset(nonce, 8, sizeof(nonce));
+	r = mpk__resume_with(&f->client_ticket, nonce, FIXED_NOW, FIXED_SPORT, 32, FIXED_RING,
+			     f->resume, f->resume_hash);
+	if (r < 0)
+		return r;
+	f->client_ticket.number = 0; /* as sent: the fuzzer starts from here */
+	st = f->server_ticket;
+	r = mpk_keys_resume_check(&st, f->resume, sizeof(f->resume), FIXED_NOW, &req, NULL);
+	if (r < 0)
+		return r;
+	memset(token, 9, sizeof(token));
+	r = mpk_keys_resumed(&st, &req, token, FIXED_RING, f->resumed, &bs);
+	if (r < 0)
+		return r;
+	return mpk_keys_resumed_refusal(-126 /* ENOKEY */, f->resumed_refusal);
+}
+
 int fixed_init(struct fixed *f)
 {
 	uint8_t seed[32], eph[32], nonce[MPK_KEYS_NONCE_BYTES], token[MPK_KEYS_TOKEN_BYTES];
@@ -69,6 +103,9 @@ int fixed_init(struct fixed *f)
 	if (r < 0)
 		goto out;
 	r = mpk_keys_refusal(-13 /* EACCES */, f->refusal);
+	if (r < 0)
+		goto out;
+	r = resumption(f, &ss);
 out:
 	mpk_keys_replay_free(rc);
 	mpk__signer_free(ca);

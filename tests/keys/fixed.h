@@ -26,6 +26,12 @@ struct fixed {
 	uint8_t reply[MPK_KEYS_REPLY_BYTES];
 	uint8_t refusal[MPK_KEYS_REPLY_BYTES];
 	uint8_t server_eph[32];
+	/* The session that handshake opened, as each side keeps it (both
+	 * numbered 0), a RESUME under it (number 1), the RESUMED and a
+	 * refusal answering it. */
+	struct mpk_keys_ticket client_ticket, server_ticket;
+	uint8_t resume[MPK_KEYS_RESUME_BYTES], resume_hash[32];
+	uint8_t resumed[MPK_KEYS_RESUMED_BYTES], resumed_refusal[MPK_KEYS_RESUMED_BYTES];
 };
 
 /* 0 or -errno. The hello and the reply to it are in *f. */

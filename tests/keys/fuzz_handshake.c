@@ -4,12 +4,15 @@
  * byte picks one:
  *   'H'  a HELLO, to the server side (fresh replay cache each time)
  *   'R'  a REPLY, to the client side of the fixed HELLO
+ *   'S'  a RESUME, to the server side of the fixed session's ticket
+ *   'D'  a RESUMED, to the client side of the fixed RESUME
  *   'C'  a certificate
  *   'A'  an MPKLINK_ALLOW string
  *   'E'  an MPKLINK_ENDPOINTS string (expected server names)
  * Besides "no crash, no sanitizer report", it checks what the handshake
  * promises: outputs are wiped on failure, and only the genuine HELLO and
- * REPLY (the seeds' bytes) are ever accepted: no mutation gets through.
+ * REPLY, RESUME and RESUMED (the seeds' bytes) are ever accepted: no
+ * mutation gets through, and a refused RESUME changes no ticket.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -84,6 +87,50 @@ static void fuzz_reply(const uint8_t *p, size_t n)
 	CHECK(!strcmp(cs.peer_name, "server"));
 }
 
+static void fuzz_resume(const uint8_t *p, size_t n)
+{
+	struct mpk_keys_ticket t = f.server_ticket, before = t;
+	struct mpk_keys_resume_req req;
+	uint8_t id[MPK_KEYS_TICKET_ID_BYTES];
+	const char *why = NULL;
+	int r;
+
+	if (mpk_keys_resume_id(p, n, id, &why) < 0)
+		CHECK(sodium_is_zero(id, sizeof(id)));
+	r = mpk_keys_resume_check(&t, p, n, FIXED_NOW, &req, &why);
+	CHECK(r == 0 || n != sizeof(f.resume) || memcmp(p, f.resume, n));
+	if (r < 0) {
+		CHECK(why != NULL);
+		CHECK(sodium_is_zero((const uint8_t *)&req, sizeof(req)));
+		CHECK(!memcmp(&t, &before, sizeof(t)));
+		return;
+	}
+	CHECK(n == sizeof(f.resume) && !memcmp(p, f.resume, n));
+	CHECK(!memcmp(req.hash, f.resume_hash, sizeof(req.hash)));
+	/* The same bytes again are a replay. */
+	CHECK(mpk_keys_resume_check(&t, p, n, FIXED_NOW, &req, &why) == -EALREADY);
+}
+
+static void fuzz_resumed(const uint8_t *p, size_t n)
+{
+	struct mpk_keys_session cs;
+	const char *why = NULL;
+	int status = 1, r;
+
+	r = mpk_keys_resumed_check(&f.client_ticket, f.resume_hash, p, n, &cs, &status, &why);
+	CHECK(r == 0 || n != sizeof(f.resumed) || memcmp(p, f.resumed, n));
+	CHECK(r == -ECONNREFUSED || n != sizeof(f.resumed_refusal) ||
+	      memcmp(p, f.resumed_refusal, n));
+	if (r < 0) {
+		CHECK(why != NULL);
+		CHECK(sodium_is_zero((const uint8_t *)&cs, sizeof(cs)));
+		CHECK(r == -ECONNREFUSED ? status < 0 && status >= -4095 : status == 0);
+		return;
+	}
+	CHECK(n == sizeof(f.resumed) && !memcmp(p, f.resumed, n));
+	CHECK(!strcmp(cs.peer_name, "server"));
+}
+
 static void fuzz_cert(const uint8_t *p, size_t n)
 {
 	struct mpk_keys_cert c;
@@ -135,6 +182,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	switch (data[0]) {
 	case 'H': fuzz_hello(data + 1, size - 1); break;
 	case 'R': fuzz_reply(data + 1, size - 1); break;
+	case 'S': fuzz_resume(data + 1, size - 1); break;
+	case 'D': fuzz_resumed(data + 1, size - 1); break;
 	case 'C': fuzz_cert(data + 1, size - 1); break;
 	case 'A':
 	case 'E': fuzz_strings(data[0], data + 1, size - 1); break;
