@@ -32,7 +32,8 @@
  *   -EKEYEXPIRED      a certificate past its not-after
  *   -ETIME            a certificate before its not-before (not yet valid)
  *   -ESTALE           a HELLO whose timestamp is outside the freshness window
- *   -EALREADY         a replayed HELLO (its nonce was seen in the window)
+ *   -EALREADY         a replayed HELLO (its nonce was seen in the window), or
+ *                     RESUME (its number was taken)
  *   -ENOBUFS          the replay cache is full of live nonces
  *   -EPERM            the server is not the identity the client expects; a
  *                     binary that does not match its certificate
