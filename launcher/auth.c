@@ -144,6 +144,15 @@ static void mine_drop(struct mpk_auth *a, unsigned port, const uint8_t *id)
 	pthread_mutex_unlock(&a->lock);
 }
 
+/* Whether a RESUME's refusal says the session cannot serve (an unknown
+ * or expired ticket, a tag or number that failed): the client then forgets
+ * it and makes a handshake. Other statuses (the policy) are answers. */
+static int session_refused(int status)
+{
+	return status == -ENOKEY || status == -EKEYEXPIRED || status == -EBADMSG ||
+	       status == -EALREADY || status == -EPROTO;
+}
+
 /* Client: a RESUME under our session for w's port into buf, when we have
  * a live one. Returns its length, or 0 (no session: make a handshake). */
 static ssize_t resume_hello(struct mpk_auth *a, struct mpk_rdv_want *w, struct hs *st,
@@ -256,7 +265,7 @@ static int a_check_reply(void *ctx, void *state, const uint8_t *msg, size_t len,
 	}
 	if (st->resume) {
 		r = mpk_keys_resumed_check(&st->t, st->hash, msg, len, &s, &peer_status, &w);
-		if (r == -ECONNREFUSED && peer_status != -ENOKEY) {
+		if (r == -ECONNREFUSED && !session_refused(peer_status)) {
 			*status = peer_status < 0 ? peer_status : -ECONNREFUSED;
 			return 0;
 		}
@@ -266,7 +275,8 @@ static int a_check_reply(void *ctx, void *state, const uint8_t *msg, size_t len,
 			 * handshake decides, on a new connection. */
 			mine_drop(a, st->port, st->t.id);
 			if (r == -ECONNREFUSED) {
-				snprintf(why, whylen, "it no longer knows our session");
+				snprintf(why, whylen, "it refused our session (%s)",
+					 strerror(-peer_status));
 				return -ENOKEY;
 			}
 			snprintf(why, whylen, "%s", w ? w : strerror(-r));
@@ -312,9 +322,10 @@ static int allowed(struct mpk_auth *a, unsigned port, const char *name, char *wh
 	return r;
 }
 
-/* Server: a RESUME. Whatever fails about the session itself is refused
- * with -ENOKEY (the client then makes a handshake); why says what. The
- * state is kept on failure too: its refusal must be a RESUMED. */
+/* Server: a RESUME. What fails about the session itself is refused with
+ * a status the client takes as "make a handshake" (session_refused); why
+ * says what. The state is kept on failure too: its refusal must be a
+ * RESUMED. */
 static int check_resume(struct mpk_auth *a, unsigned port, const uint8_t *msg, size_t len,
 			struct mpk_rdv_want *want, struct hs *st, char *why, size_t whylen)
 {
@@ -346,7 +357,7 @@ static int check_resume(struct mpk_auth *a, unsigned port, const uint8_t *msg, s
 	pthread_mutex_unlock(&a->lock);
 	if (r < 0) {
 		snprintf(why, whylen, "the client's RESUME: %s", w ? w : strerror(-r));
-		return -ENOKEY;
+		return r;
 	}
 	r = allowed(a, port, st->t.peer_name, why, whylen);
 	if (r < 0)

@@ -355,9 +355,10 @@ static void on_hello_auth(struct mpk_ctl *c, int sock, unsigned port, const uint
 
 	status = a->check_hello(a->ctx, port, msg, len, &w, &st, why, sizeof(why));
 	if (status < 0) {
-		/* -ENOKEY: the client's next HELLO makes a handshake. */
-		ctl_log(c, status == -ENOKEY ? 2 : 0, "port %u: link refused: %s", port,
-			why[0] ? why : strerror(-status));
+		/* A session it does not know, or one past its time: the
+		 * client's next HELLO makes a handshake. */
+		ctl_log(c, status == -ENOKEY || status == -EKEYEXPIRED ? 2 : 0,
+			"port %u: link refused: %s", port, why[0] ? why : strerror(-status));
 	} else if (w.server_port != port || w.count < 1 || w.count > MPK_CTL_BATCH_MAX) {
 		ctl_log(c, 0, "port %u: link refused: the HELLO asks for %u links to port %u",
 			port, w.count, w.server_port);

@@ -91,10 +91,10 @@ struct mpk_ctl_auth {
 	ssize_t (*hello)(void *ctx, struct mpk_rdv_want *w, void **state, uint8_t *buf,
 			 size_t cap, char *why, size_t whylen);
 	/* Server: checks a HELLO that came to port's rendezvous. Returns 0 and
-	 * what it asks for in *w, or -errno (why says it; -ENOKEY: a session
-	 * it does not know, refused so that the client makes a handshake). A
-	 * state it leaves on failure goes to reply, which then refuses in the
-	 * form the client expects. */
+	 * what it asks for in *w, or -errno (why says it; -ENOKEY,
+	 * -EKEYEXPIRED: a session it does not know or that ended, refused so
+	 * that the client makes a handshake). A state it leaves on failure
+	 * goes to reply, which then refuses in the form the client expects. */
 	int (*check_hello)(void *ctx, unsigned port, const uint8_t *msg, size_t len,
 			   struct mpk_rdv_want *w, void **state, char *why, size_t whylen);
 	/* Server: the REPLY: status 0 with token (the batch's seed) and ring_bytes, or a refusal

@@ -355,10 +355,11 @@ void mpk_keys_server_clear(struct mpk_keys_server *st);
  * and a handshake opens a new session.
  *
  * A refusal (status != 0) is unsigned, as a handshake's: every byte after
- * the status is zero. The server refuses a RESUME it cannot verify with
- * -ENOKEY (no such ticket, expired, bad tag, number seen): the client
- * then drops its ticket and makes a handshake. Other statuses are the
- * server's claim, as a handshake's refusal.
+ * the status is zero. A server refuses a RESUME it cannot verify with the
+ * check's error, or -ENOKEY for a ticket id it does not know; a client
+ * takes any of those as "make a handshake" and drops its ticket. Other
+ * statuses (the policy's) are the server's claim, as a handshake's
+ * refusal.
  *
  * Tickets are plain values; a caller that shares one between threads
  * locks it (mpk_keys_resume changes its number; mpk_keys_resume_check its
