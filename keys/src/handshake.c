@@ -87,6 +87,25 @@ int mpk__ring_bytes_ok(uint64_t v, int zero_ok)
 	return v >= 4096 && v <= (UINT64_C(1) << 30) && !(v & (v - 1));
 }
 
+int mpk__refusal(const uint8_t *p, size_t size, size_t status_at, size_t zero_from,
+		 int *peer_status, const char **why)
+{
+	int32_t status = (int32_t)mpk__get32(p + status_at);
+
+	if (status == 0)
+		return 0;
+	/* Unsigned, so only "refused" is believed; the status is passed on
+	 * as the server's claim. */
+	if (status > -1 || status < -4095 || !sodium_is_zero(p + zero_from, size - zero_from)) {
+		*why = "malformed refusal";
+		return -EPROTO;
+	}
+	if (peer_status)
+		*peer_status = status;
+	*why = "refused";
+	return -ECONNREFUSED;
+}
+
 int mpk__check_frame(const struct mpk__msg_desc *d, const uint8_t *p, size_t len,
 		     const char **why)
 {
@@ -313,7 +332,6 @@ int mpk_keys_client_reply(struct mpk_keys_client *st, const void *reply, size_t 
 	const uint8_t *p = reply;
 	struct mpk_keys_cert cert;
 	const char *w = NULL;
-	int32_t status;
 	uint64_t ring;
 	int r;
 
@@ -333,20 +351,10 @@ int mpk_keys_client_reply(struct mpk_keys_client *st, const void *reply, size_t 
 	r = mpk__check_frame(&reply_desc, p, len, &w);
 	if (r < 0)
 		goto out;
-	status = (int32_t)mpk__get32(p + R_O_STATUS);
-	if (status != 0) {
-		/* Unsigned, so only "refused" is believed; the status is
-		 * passed on as the server's claim. */
-		if (status > -1 || status < -4095 ||
-		    !sodium_is_zero(p + R_O_CERT, MPK_KEYS_REPLY_BYTES - R_O_CERT)) {
-			r = -EPROTO;
-			w = "malformed refusal";
-			goto out;
-		}
-		if (peer_status)
-			*peer_status = status;
-		r = -ECONNREFUSED;
-		w = "the server refused the handshake";
+	r = mpk__refusal(p, MPK_KEYS_REPLY_BYTES, R_O_STATUS, R_O_CERT, peer_status, &w);
+	if (r < 0) {
+		if (r == -ECONNREFUSED)
+			w = "the server refused the handshake";
 		goto out;
 	}
 	r = check_peer_cert(&server_cert_why, p + R_O_CERT, ca_pk, now, &cert, &w);

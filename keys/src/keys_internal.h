@@ -176,6 +176,13 @@ struct mpk__msg_desc {
 int mpk__check_frame(const struct mpk__msg_desc *d, const uint8_t *p, size_t len,
 		     const char **why);
 
+/* An answer's status (int32 at status_at of a size-byte message whose
+ * frame was checked): 0 (not a refusal), -ECONNREFUSED (a refusal: its
+ * status into *peer_status when not NULL), or -EPROTO (a status out of
+ * [-4095, -1], or a byte from zero_from on set: refusals carry nothing). */
+int mpk__refusal(const uint8_t *p, size_t size, size_t status_at, size_t zero_from,
+		 int *peer_status, const char **why);
+
 /* Whether v is a ring size a REPLY may carry (0 allowed when zero_ok). */
 int mpk__ring_bytes_ok(uint64_t v, int zero_ok);
 

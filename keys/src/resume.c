@@ -171,7 +171,6 @@ int mpk_keys_resumed_check(const struct mpk_keys_ticket *t, const uint8_t hash[3
 	const uint8_t *p = msg;
 	const char *w = NULL;
 	uint8_t tag[32];
-	int32_t status;
 	uint64_t ring;
 	int r;
 
@@ -185,18 +184,10 @@ int mpk_keys_resumed_check(const struct mpk_keys_ticket *t, const uint8_t hash[3
 	r = mpk__check_frame(&resumed_desc, p, len, &w);
 	if (r < 0)
 		goto out;
-	status = (int32_t)mpk__get32(p + D_O_STATUS);
-	if (status != 0) {
-		if (status > -1 || status < -4095 ||
-		    !sodium_is_zero(p + D_O_TOKEN, MPK_KEYS_RESUMED_BYTES - D_O_TOKEN)) {
-			r = -EPROTO;
-			w = "malformed refusal";
-			goto out;
-		}
-		if (peer_status)
-			*peer_status = status;
-		r = -ECONNREFUSED;
-		w = "the server refused the RESUME";
+	r = mpk__refusal(p, MPK_KEYS_RESUMED_BYTES, D_O_STATUS, D_O_TOKEN, peer_status, &w);
+	if (r < 0) {
+		if (r == -ECONNREFUSED)
+			w = "the server refused the RESUME";
 		goto out;
 	}
 	ring = mpk__get64(p + D_O_RING);
