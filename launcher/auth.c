@@ -52,7 +52,6 @@ struct mpk_auth {
 /* A handshake or a resumption in flight: a connect worker's (client) or
  * the control thread's (server). */
 struct hs {
-	int server;
 	int resume; /* a RESUME/RESUMED, under t */
 	unsigned port;
 	struct mpk_keys_client c;
@@ -322,6 +321,17 @@ static int allowed(struct mpk_auth *a, unsigned port, const char *name, char *wh
 	return r;
 }
 
+/* Server: what a verified HELLO or RESUME from client name asks for. */
+static void want_of(struct mpk_rdv_want *want, unsigned server_port, unsigned count,
+		    uint64_t ring_bytes, const char *name)
+{
+	want->server_port = server_port;
+	want->count = count;
+	want->ring_bytes = ring_bytes;
+	crypto_generichash(want->peer, sizeof(want->peer), (const uint8_t *)name, strlen(name),
+			   NULL, 0);
+}
+
 /* Server: a RESUME. What fails about the session itself is refused with
  * a status the client takes as "make a handshake" (session_refused); why
  * says what. The state is kept on failure too: its refusal must be a
@@ -362,12 +372,8 @@ static int check_resume(struct mpk_auth *a, unsigned port, const uint8_t *msg, s
 	r = allowed(a, port, st->t.peer_name, why, whylen);
 	if (r < 0)
 		return r;
-	want->server_port = st->req.server_port;
-	want->count = st->req.count;
-	want->ring_bytes = st->req.ring_bytes;
+	want_of(want, st->req.server_port, st->req.count, st->req.ring_bytes, st->t.peer_name);
 	want->resumed = 1;
-	crypto_generichash(want->peer, sizeof(want->peer), (const uint8_t *)st->t.peer_name,
-			   strlen(st->t.peer_name), NULL, 0);
 	return 0;
 }
 
@@ -389,7 +395,6 @@ static int a_check_hello(void *ctx, unsigned port, const uint8_t *msg, size_t le
 	st = calloc(1, sizeof(*st));
 	if (!st)
 		return -ENOMEM;
-	st->server = 1;
 	st->port = port;
 	if (len >= 8 && !memcmp(msg, "MPKRESUM", 8)) {
 		*state = st;
@@ -402,11 +407,8 @@ static int a_check_hello(void *ctx, unsigned port, const uint8_t *msg, size_t le
 	}
 	if ((r = allowed(a, port, st->s.client_name, why, whylen)) < 0)
 		goto fail;
-	want->server_port = st->s.server_port;
-	crypto_generichash(want->peer, sizeof(want->peer), (const uint8_t *)st->s.client_name,
-			   strlen(st->s.client_name), NULL, 0);
-	want->count = st->s.client_port; /* the count: see a_hello */
-	want->ring_bytes = st->s.ring_bytes;
+	/* The client-port field carries the count: see a_hello. */
+	want_of(want, st->s.server_port, st->s.client_port, st->s.ring_bytes, st->s.client_name);
 	*state = st;
 	return 0;
 fail:
@@ -420,37 +422,32 @@ static ssize_t a_reply(void *ctx, void *state, int status, const uint8_t *token,
 	struct mpk_auth *a = ctx;
 	struct hs *st = state;
 	struct mpk_keys_session s;
+	size_t len;
 	int r;
 
 	if (cap < MPK_KEYS_REPLY_BYTES || cap < MPK_KEYS_RESUMED_BYTES)
 		return -ENOBUFS;
 	if (st && st->resume) {
-		if (status < 0)
-			r = mpk_keys_resumed_refusal(status, buf);
-		else
-			r = mpk_keys_resumed(&st->t, &st->req, token, ring_bytes, buf, &s);
-		if (r < 0)
-			return r;
-		if (status == 0) {
-			if (session)
-				memcpy(session, s.key, MPK_KEYS_SESSION_BYTES);
-			sodium_memzero(&s, sizeof(s));
-		}
-		return MPK_KEYS_RESUMED_BYTES;
+		len = MPK_KEYS_RESUMED_BYTES;
+		r = status < 0 ? mpk_keys_resumed_refusal(status, buf)
+			       : mpk_keys_resumed(&st->t, &st->req, token, ring_bytes, buf, &s);
+	} else {
+		len = MPK_KEYS_REPLY_BYTES;
+		r = status < 0 || !st
+			    ? mpk_keys_refusal(status < 0 ? status : -EPROTO, buf)
+			    : mpk_keys_server_reply(&st->s, a->id, token, ring_bytes, buf, &s);
 	}
-	if (status < 0 || !st)
-		r = mpk_keys_refusal(status < 0 ? status : -EPROTO, buf);
-	else
-		r = mpk_keys_server_reply(&st->s, a->id, token, ring_bytes, buf, &s);
 	if (r < 0)
 		return r;
 	if (status == 0 && st) {
-		theirs_keep(a, &s);
+		/* A handshake opens the session later batches resume. */
+		if (!st->resume)
+			theirs_keep(a, &s);
 		if (session)
 			memcpy(session, s.key, MPK_KEYS_SESSION_BYTES);
 		sodium_memzero(&s, sizeof(s));
 	}
-	return MPK_KEYS_REPLY_BYTES;
+	return (ssize_t)len;
 }
 
 static void a_done(void *ctx, void *state)
