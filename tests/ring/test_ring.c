@@ -421,12 +421,30 @@ Test(grow, a_large_write_into_an_empty_ring)
 	pair_close(&p);
 }
 
+/* The rest of in[w..) flows through with the writer ahead, checked. */
+static void flow(struct pair *p, uint8_t *in, uint8_t *out, size_t n, size_t w, size_t r,
+		 uint64_t seed)
+{
+	ssize_t k;
+
+	while (r < n) {
+		while (w < n && (k = mpk_link_write(p->a, in + w, n - w)) > 0)
+			w += (size_t)k;
+		k = mpk_link_read(p->b, out + r, 70000);
+		cr_assert(k > 0, "read: %zd", k);
+		r += (size_t)k;
+	}
+	cr_expect_eq(tu_check(out, n, 0, seed), -1);
+}
+
 /*
- * A ring that fills grows without waiting for the reader to empty it:
- * once no unread byte straddles the ring's end, at the next write. Then
- * the writer runs ahead as a stream's does, and every byte arrives.
+ * A writer that reaches the ring's end while the reader is behind on its
+ * earlier bytes grows the ring there, and goes on: a reader that falls
+ * behind never meets a full ring of the start capacity, as a TCP reader
+ * never meets one of 256 KiB (gRPC's backup poller, which a server's
+ * shutdown waits on, starts at each EAGAIN).
  */
-Test(grow, a_full_ring_grows_while_bytes_are_unread)
+Test(grow, a_reader_behind_at_the_end_grows_the_ring)
 {
 	static uint8_t in[4 * BIG], out[4 * BIG];
 	const size_t S = MPK_LINK_RING_START;
@@ -439,33 +457,79 @@ Test(grow, a_full_ring_grows_while_bytes_are_unread)
 	cr_assert_eq(mpk_link_write(p.a, in, S - 100), (ssize_t)(S - 100));
 	cr_assert_eq(mpk_link_read(p.b, out, S - 200), (ssize_t)(S - 200));
 	w = S - 100, r = S - 200;
-	cr_assert_eq(mpk_link_write(p.a, in + w, 1000), 1000); /* across the end */
+	cr_assert_eq(mpk_link_write(p.a, in + w, 1000), 1000, "across the end");
 	w += 1000;
-	k = mpk_link_write(p.a, in + w, S);
-	cr_assert_eq(k, (ssize_t)(S - 1100), "fills the ring: %zd", k);
-	w += (size_t)k;
-	cr_expect_eq(cap_of(p.a, 0), S, "grown while unread bytes straddle the end");
-	cr_expect_eq(mpk_link_write(p.a, in + w, 100), -EAGAIN, "full");
-	cr_assert_eq(mpk_link_read(p.b, out + r, 100), 100); /* not yet past the end */
-	r += 100;
-	cr_assert_eq(mpk_link_write(p.a, in + w, 100), 100);
-	w += 100;
-	cr_expect_eq(cap_of(p.a, 0), S, "grown while unread bytes straddle the end");
-	cr_assert_eq(mpk_link_read(p.b, out + r, 200), 200); /* past it */
-	r += 200;
+	cr_expect_eq(cap_of(p.a, 0), BIG, "not grown at the end with 100 bytes unread");
+	cr_expect_eq(mpk_link_writable(p.a), (ssize_t)(BIG - (w - r)));
 	k = mpk_link_write(p.a, in + w, BIG);
-	cr_expect_eq(cap_of(p.a, 0), BIG, "not grown once the reader passed the end");
 	cr_assert_eq(k, (ssize_t)(BIG - (w - r)), "the grown ring's room: %zd", k);
 	w += (size_t)k;
-	/* The rest flows with the writer ahead. */
-	while (r < sizeof(out)) {
-		while (w < sizeof(in) && (k = mpk_link_write(p.a, in + w, sizeof(in) - w)) > 0)
+	cr_expect_eq(mpk_link_write(p.a, in + w, 1), -EAGAIN, "full at its room, not before");
+	flow(&p, in, out, sizeof(in), w, r, 9);
+	pair_close(&p);
+}
+
+/* A reader that stops: the writer's small writes fill the whole room, never
+ * EAGAIN at the start capacity, wherever the stop falls. */
+Test(grow, a_stopped_reader_leaves_the_whole_room)
+{
+	static uint8_t in[3 * BIG], out[3 * BIG];
+	const size_t S = MPK_LINK_RING_START;
+	const size_t stops[] = {0, 1000, S / 2, S - 1, S + 1, 3 * S / 2};
+
+	for (size_t i = 0; i < sizeof(stops) / sizeof(stops[0]); i++) {
+		size_t w = 0, r = 0;
+		struct pair p;
+		ssize_t k;
+
+		pair_open(&p, BIG);
+		tu_fill(in, sizeof(in), 0, 11);
+		/* In step up to the stop: 512-byte writes, each read. */
+		while (w < stops[i]) {
+			size_t n = stops[i] - w < 512 ? stops[i] - w : 512;
+
+			cr_assert_eq(mpk_link_write(p.a, in + w, n), (ssize_t)n);
+			cr_assert_eq(mpk_link_read(p.b, out + r, n), (ssize_t)n);
+			w += n, r += n;
+		}
+		while ((k = mpk_link_write(p.a, in + w, 512)) > 0)
 			w += (size_t)k;
-		k = mpk_link_read(p.b, out + r, 70000);
-		cr_assert(k > 0, "read: %zd", k);
-		r += (size_t)k;
+		cr_expect_eq(k, -EAGAIN);
+		cr_expect_eq(w - r, BIG, "stopped at %zu: EAGAIN with %zu bytes unread", stops[i],
+			     w - r);
+		flow(&p, in, out, sizeof(in), w, r, 11);
+		pair_close(&p);
 	}
-	cr_expect_eq(tu_check(out, sizeof(out), 0, 9), -1);
+}
+
+/*
+ * A call that would cross the end of an empty ring moves the ring's base
+ * to its first byte's page instead, so no unread byte ever straddles the
+ * end of a ring not yet grown: a reader that stops right after such a call
+ * still leaves the writer the whole room.
+ */
+Test(grow, a_call_across_the_end_of_an_empty_ring_moves_its_base)
+{
+	static uint8_t in[4 * BIG], out[4 * BIG];
+	const size_t S = MPK_LINK_RING_START;
+	size_t w = 0, r = 0;
+	struct pair p;
+	ssize_t k;
+
+	pair_open(&p, BIG);
+	tu_fill(in, sizeof(in), 0, 13);
+	cr_assert_eq(mpk_link_write(p.a, in, S - 100), (ssize_t)(S - 100));
+	cr_assert_eq(mpk_link_read(p.b, out, S - 100), (ssize_t)(S - 100));
+	w = r = S - 100;
+	cr_assert_eq(mpk_link_write(p.a, in + w, 1000), 1000);
+	w += 1000;
+	cr_expect_eq(cap_of(p.a, 0), S, "grown for a call's own bytes");
+	cr_expect_eq(MPK_GEOM_BASE(__atomic_load_n(&ctl_of(p.a, 0)->geom, __ATOMIC_RELAXED)),
+		     (S - 100) & ~(uint64_t)4095, "the base did not move to the call's page");
+	while ((k = mpk_link_write(p.a, in + w, 512)) > 0)
+		w += (size_t)k;
+	cr_expect_eq(w - r, BIG, "EAGAIN with %zu bytes unread", w - r);
+	flow(&p, in, out, sizeof(in), w, r, 13);
 	pair_close(&p);
 }
 
@@ -497,6 +561,18 @@ Test(grow, a_peer_lying_about_the_geometry)
 		set_geom(p.a, 0, lies[i]);
 		cr_expect_eq(mpk_link_read(p.b, buf, 1), -ECONNRESET, "geometry %#llx",
 			     (unsigned long long)lies[i]);
+		pair_close(&p);
+	}
+	/* A base moved at the same capacity is taken with no byte unread,
+	 * and then places the next bytes. */
+	{
+		struct pair p;
+
+		pair_open(&p, BIG);
+		cr_assert_eq(mpk_link_write(p.a, "xyz", 3), 3);
+		cr_assert_eq(mpk_link_read(p.b, buf, 3), 3);
+		set_geom(p.a, 0, MPK_GEOM(8192, __builtin_ctz(MPK_LINK_RING_START)));
+		cr_expect_eq(mpk_link_read(p.b, buf, 8), -EAGAIN);
 		pair_close(&p);
 	}
 	/* And the honest change is taken: grown with two bytes unread. */

@@ -85,8 +85,11 @@ static inline size_t rx_off(const struct mpk_link *l, uint64_t pos)
 
 /*
  * Whether the reader may take geometry (base, cap) in place of its own:
- * the same, or larger with a base that puts each byte it has yet to read
- * (those it saw: up to rx_tail_seen) where it already is (link_abi.h).
+ * the same; or larger with a base that puts each byte it has yet to read
+ * (those it saw: up to rx_tail_seen) where it already is; or, while the
+ * ring is not grown and it has no such byte, any base at a capacity no
+ * smaller (the writer moved an empty ring's base, and may have grown it
+ * since) (link_abi.h).
  * Reader's thread.
  */
 static int rx_geom_ok(const struct mpk_link *l, uint64_t base, uint64_t cap)
@@ -95,6 +98,8 @@ static int rx_geom_ok(const struct mpk_link *l, uint64_t base, uint64_t cap)
 
 	if (cap == l->rx_cap && base == l->rx_base)
 		return 1;
+	if (l->rx_head == l->rx_tail_seen && l->rx_cap < l->ring_bytes)
+		return cap >= l->rx_cap;
 	return cap > l->rx_cap && !((base - l->rx_base) & (l->rx_cap - 1)) &&
 	       l->rx_head - base <= seen && seen <= l->rx_cap;
 }
@@ -771,7 +776,7 @@ static int64_t rx_fetch_j(struct mpk_link *l, int *eof, int judge)
 	    !rx_geom_ok(l, base, cap) || avail > cap || avail < l->rx_tail_seen - l->rx_head ||
 	    (l->rx_eof && tail != l->rx_eof_tail))
 		return judge ? mark_broken(l) : 0;
-	if (cap != l->rx_cap)
+	if (cap != l->rx_cap || base != l->rx_base)
 		set_rx_geom(l, base, cap);
 	l->rx_tail_seen = tail;
 	if (!l->rx_eof && (pf || gone)) {
@@ -828,23 +833,65 @@ static int tx_grow_now(struct mpk_link *l)
 	return 1;
 }
 
-/* Writer side: free space in the TX ring, at least want bytes of it when
+/*
+ * Moves an empty ring's base to base, at the same capacity: published,
+ * as a growth is, by our next tail store (rx_geom_ok takes it from a
+ * reader that has read every byte it saw, which an empty ring's has).
+ * Writer, guard open.
+ */
+static void tx_rebase(struct mpk_link *l, uint64_t base)
+{
+	set_tx_geom(l, base, l->tx_cap);
+	mpk_store_relaxed(&l->tx->geom, MPK_GEOM(base, log2_of(l->tx_cap)));
+}
+
+/*
+ * The smallest write that makes progress: one byte, or one MAC frame of
+ * one byte.
+ */
+static uint64_t tx_atom(const struct mpk_link *l)
+{
+	return l->hdr_flags & MPK_HDR_MAC ? MPK_FRAME_HDR + MPK_FRAME_TAG + 1 : 1;
+}
+
+/*
+ * Writer side: free space in the TX ring, at least want bytes of it when
  * there is that much. Guard open.
  * Returns the count, -EPIPE, or -ECONNRESET. judge 0 (the middle of a
- * write that already has bytes): a lie or a close is 0, the next call's. */
-static int64_t tx_fetch_j(struct mpk_link *l, size_t want, int judge)
+ * write that already has bytes): a lie or a close is 0, the next call's.
+ * from: where this call's bytes start.
+ *
+ * A ring not yet grown never holds unread bytes across its end, and so
+ * can always grow (tx_grow_now): the writer stops at the end, and there
+ * it grows the ring if bytes are unread, or wraps if none are. A call
+ * that would cross the end of an empty ring instead moves the ring's base
+ * to the page of its first byte, and starts near the ring's start. So a
+ * reader that falls behind never meets a full ring of the start capacity
+ * (the writer meets EAGAIN with the ring's full room unread, about where
+ * loopback TCP's autotuned buffers do), and a link of small messages,
+ * whose reader keeps up, keeps its small ring.
+ */
+static int64_t tx_fetch_j(struct mpk_link *l, size_t want, int judge, uint64_t from)
 {
-	uint64_t head, room, known = l->tx_cap - (l->tx_tail - l->tx_head_seen);
+	uint64_t head, room, off, end = UINT64_MAX,
+			     known = l->tx_cap - (l->tx_tail - l->tx_head_seen);
 	uint32_t cf;
 
+	/* Up to a small ring's end, where we wrap or grow on the reader's
+	 * head as it is then (an empty ring's end is as good as any place). */
+	if (l->tx_cap < l->ring_bytes) {
+		off = tx_off(l, l->tx_tail);
+		end = off ? l->tx_cap - off : known == l->tx_cap ? l->tx_cap : 0;
+	}
 	/* Space already known is enough: no look at the consumer's line,
 	 * which then stays in the consumer's cache instead of crossing
 	 * cores on every message.
 	 * A peer's close is then seen when that space is used up, as TCP
 	 * also takes the first writes after the peer closed. A hang-up we
 	 * saw is ours to check, for free. */
-	if (known >= want && !mpk_load_relaxed(&l->tx_grow) && !mpk_load_relaxed(&l->peer_gone))
-		return (int64_t)known;
+	if (known >= want && end >= want && !mpk_load_relaxed(&l->tx_grow) &&
+	    !mpk_load_relaxed(&l->peer_gone))
+		return (int64_t)(known < end ? known : end);
 	cf = mpk_load_acquire(&l->tx->cons_flags);
 	/* Pairs with the store_release of head in readv: the consumer has
 	 * copied those bytes out before we overwrite them. */
@@ -856,21 +903,30 @@ static int64_t tx_fetch_j(struct mpk_link *l, size_t want, int judge)
 	if (cf & MPK_CONS_CLOSED || mpk_load_relaxed(&l->peer_gone))
 		return judge ? -EPIPE : 0;
 	room = l->tx_cap - (l->tx_tail - head);
-	/* Full, now or before: grow to the ring's room, now if the unread
-	 * bytes allow, else at a later write, once the reader has passed the
-	 * ring's end. Until then the unread bytes that straddle the end keep
-	 * the writer from wrapping past it a second time. */
-	if (l->tx_cap < l->ring_bytes && (mpk_load_relaxed(&l->tx_grow) || room < want)) {
+	if (l->tx_cap == l->ring_bytes)
+		return (int64_t)room;
+	off = tx_off(l, l->tx_tail);
+	end = l->tx_cap - off;
+	/* Grow to the ring's room: at its end (or too near it for the
+	 * smallest write) with bytes unread, or for a write larger than the
+	 * room. A ring whose unread bytes straddle its end (one made by an
+	 * earlier version of this rule, or a sharer's) grows at a later
+	 * write, once the reader has passed the end. */
+	if (room < want || (head != l->tx_tail && (!off || end < tx_atom(l))))
 		mpk_store_relaxed(&l->tx_grow, 1);
-		if (tx_grow_now(l))
-			room = l->tx_cap - (l->tx_tail - head);
+	if (mpk_load_relaxed(&l->tx_grow) && tx_grow_now(l))
+		return (int64_t)(l->tx_cap - (l->tx_tail - head));
+	if (head == l->tx_tail && l->tx_tail == from && off && (want > end || end < tx_atom(l))) {
+		tx_rebase(l, from & ~(uint64_t)(MPK_LINK_RING_MIN - 1));
+		end = l->tx_cap - tx_off(l, l->tx_tail);
 	}
-	return (int64_t)room;
+	return (int64_t)(end >= tx_atom(l) && end < room ? end : room);
 }
 
+/* At the start of a call. */
 static int64_t tx_fetch(struct mpk_link *l, size_t want)
 {
-	return tx_fetch_j(l, want, 1);
+	return tx_fetch_j(l, want, 1, l->tx_tail);
 }
 
 static int iov_total(const struct iovec *iov, int iovcnt, size_t *total)
@@ -1031,10 +1087,11 @@ static ssize_t mac_writev(struct mpk_link *l, const struct iovec *iov, size_t to
 	const uint32_t ovh = MPK_FRAME_HDR + MPK_FRAME_TAG;
 	struct iov_cur cur = {iov, 0};
 	size_t done = 0, first = total < l->frame_max ? total : l->frame_max;
-	uint64_t pos;
+	uint64_t pos, from;
 	int64_t space;
 
 	mpk__guard_open();
+	from = l->tx_tail;
 	space = tx_fetch(l, first + ovh);
 	if (space <= (int64_t)ovh) {
 		mpk__guard_close();
@@ -1082,6 +1139,13 @@ static ssize_t mac_writev(struct mpk_link *l, const struct iovec *iov, size_t to
 		 * the next. */
 		if (publish_tail(l, pos))
 			ring_midway(l);
+		/* At the end of a ring not yet grown (tx_fetch_j), or the
+		 * space we knew of used up: what the reader freed since. */
+		if (space <= (int64_t)ovh && done < total) {
+			size_t next = total - done < l->frame_max ? total - done : l->frame_max;
+
+			space = tx_fetch_j(l, next + ovh, 0, from);
+		}
 	}
 	mpk__guard_close();
 	mpk_store_relaxed(&l->stats.tx_bytes, l->stats.tx_bytes + done);
@@ -1190,6 +1254,7 @@ ssize_t mpk_link_writev(struct mpk_link *l, const struct iovec *iov, int iovcnt)
 {
 	struct iov_cur cur = {iov, 0};
 	size_t total, n, done = 0;
+	uint64_t from;
 	int64_t space;
 	int r;
 
@@ -1206,6 +1271,7 @@ ssize_t mpk_link_writev(struct mpk_link *l, const struct iovec *iov, int iovcnt)
 		return l->mac ? mac_writev(l, iov, total) : -EPROTO;
 
 	mpk__guard_open();
+	from = l->tx_tail;
 	space = tx_fetch(l, total);
 	if (space <= 0) {
 		mpk__guard_close();
@@ -1225,7 +1291,7 @@ ssize_t mpk_link_writev(struct mpk_link *l, const struct iovec *iov, int iovcnt)
 			break;
 		space -= (int64_t)n;
 		if (!space)
-			space = tx_fetch_j(l, total - done, 0);
+			space = tx_fetch_j(l, total - done, 0, from);
 	}
 	mpk__guard_close();
 
@@ -1395,11 +1461,16 @@ static void ready_now(struct mpk_link *l, struct mpk__ready *rd, int tx)
 		rd->readable = (uint64_t)d > l->ring_bytes ? l->ring_bytes : (uint64_t)d;
 	in_ring = d > 0;
 	if (tx) {
-		uint64_t cap = mpk_load_relaxed(&l->tx_cap);
+		uint64_t cap = mpk_load_relaxed(&l->tx_cap), t = mpk_load_relaxed(&l->tx_tail);
 
-		d = (int64_t)(mpk_load_relaxed(&l->tx_tail) - head);
+		d = (int64_t)(t - head);
 		if (d >= 0 && (uint64_t)d < cap)
 			rd->writable = cap - (uint64_t)d;
+		/* At the end of a ring not yet grown with bytes unread: the
+		 * next write grows it (tx_fetch_j). */
+		if (d > 0 && (uint64_t)d <= cap && cap < l->ring_bytes &&
+		    !((t - mpk_load_relaxed(&l->tx_base)) & (cap - 1)))
+			rd->writable = l->ring_bytes - (uint64_t)d;
 	}
 
 	if (l->hdr_flags & MPK_HDR_MAC) {

@@ -23,8 +23,9 @@
 #include <stdint.h>
 
 #define MPK_LINK_MAGIC   UINT64_C(0x4b4e494c4b504d00) /* "\0MPKLINK" */
-#define MPK_LINK_VERSION 4u /* 2: mpk_ring_ctl.cap, rings that grow; 3: claim;
-				* 4: released, gen (links made over) */
+#define MPK_LINK_VERSION 5u /* 2: mpk_ring_ctl.cap, rings that grow; 3: claim;
+				* 4: released, gen (links made over);
+				* 5: an empty ring's base moves */
 #define MPK_LINK_HDR_BYTES 4096u
 #define MPK_CACHELINE 64
 
@@ -64,14 +65,15 @@ struct mpk_ring_ctl {
 	_Alignas(MPK_CACHELINE) uint64_t tail;
 	uint32_t prod_flags;
 	/* written by the producer (the creator sets the first): the ring's
-	 * geometry, MPK_GEOM(base, log2 cap). It changes only to a larger
-	 * capacity, with a base that puts every byte not yet read where it
-	 * already is: a multiple of the old capacity past the old base, at
-	 * or before head, with all unread bytes less than the old capacity
-	 * past it (the producer waits until they do not straddle the ring's
-	 * end). So the consumer may take a new geometry whenever it sees it;
-	 * it loads it after tail, and bytes placed by it are published by a
-	 * later tail store. */
+	 * geometry, MPK_GEOM(base, log2 cap). It changes in two ways only.
+	 * To a larger capacity, with a base that puts every byte not yet
+	 * read where it already is: a multiple of the old capacity past the
+	 * old base, at or before head, with all unread bytes less than the
+	 * old capacity past it (the producer never lets them straddle the
+	 * ring's end). Or, in a ring not yet grown with every byte read
+	 * (head == tail), to another base at the same capacity. So the consumer may take a new geometry
+	 * whenever it sees it; it loads it after tail, and bytes placed by
+	 * it are published by a later tail store. */
 	uint64_t geom;
 	/* written by the consumer */
 	_Alignas(MPK_CACHELINE) uint64_t head;

@@ -95,10 +95,11 @@ void mpk_guard_status(struct mpk_guard_status *st);
 #define MPK_LINK_RING_DEFAULT (1u << 22)
 #define MPK_LINK_RING_MIN     4096u
 #define MPK_LINK_RING_MAX     (1u << 30)
-/* A ring's first capacity, or its size if smaller. A writer that finds
- * its ring full asks for the full size, and takes it once the reader has
- * emptied the ring: only busy links use the memory of 4 MiB rings, and
- * a quiet one holds 2 x 256 KiB (docs/PERFORMANCE.md). */
+/* A ring's first capacity, or its size if smaller. A writer that reaches
+ * its end with bytes unread (a reader behind) grows it to the full size
+ * there: only links whose readers fall behind use the memory of 4 MiB
+ * rings, a link whose reader keeps up holds 2 x 256 KiB, and no writer
+ * meets EAGAIN before the full size is unread (docs/ARCHITECTURE.md). */
 #define MPK_LINK_RING_START   (1u << 18)
 
 struct mpk_link;
