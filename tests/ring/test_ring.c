@@ -437,6 +437,21 @@ static void flow(struct pair *p, uint8_t *in, uint8_t *out, size_t n, size_t w, 
 	cr_expect_eq(tu_check(out, n, 0, seed), -1);
 }
 
+/* A link of BIG whose ring 0 has carried S - 100 bytes (stream seed),
+ * behind of them unread: the writer is 100 bytes before the small ring's
+ * end. */
+static void near_the_end(struct pair *p, uint8_t *in, size_t n, uint8_t *out, size_t behind,
+			 uint64_t seed, size_t *w, size_t *r)
+{
+	const size_t S = MPK_LINK_RING_START;
+
+	pair_open(p, BIG);
+	tu_fill(in, n, 0, seed);
+	cr_assert_eq(mpk_link_write(p->a, in, S - 100), (ssize_t)(S - 100));
+	cr_assert_eq(mpk_link_read(p->b, out, S - 100 - behind), (ssize_t)(S - 100 - behind));
+	*w = S - 100, *r = S - 100 - behind;
+}
+
 /*
  * A writer that reaches the ring's end while the reader is behind on its
  * earlier bytes grows the ring there, and goes on: a reader that falls
@@ -447,16 +462,11 @@ static void flow(struct pair *p, uint8_t *in, uint8_t *out, size_t n, size_t w, 
 Test(grow, a_reader_behind_at_the_end_grows_the_ring)
 {
 	static uint8_t in[4 * BIG], out[4 * BIG];
-	const size_t S = MPK_LINK_RING_START;
-	size_t w = 0, r = 0;
+	size_t w, r;
 	struct pair p;
 	ssize_t k;
 
-	pair_open(&p, BIG);
-	tu_fill(in, sizeof(in), 0, 9);
-	cr_assert_eq(mpk_link_write(p.a, in, S - 100), (ssize_t)(S - 100));
-	cr_assert_eq(mpk_link_read(p.b, out, S - 200), (ssize_t)(S - 200));
-	w = S - 100, r = S - 200;
+	near_the_end(&p, in, sizeof(in), out, 100, 9, &w, &r);
 	cr_assert_eq(mpk_link_write(p.a, in + w, 1000), 1000, "across the end");
 	w += 1000;
 	cr_expect_eq(cap_of(p.a, 0), BIG, "not grown at the end with 100 bytes unread");
@@ -512,15 +522,11 @@ Test(grow, a_call_across_the_end_of_an_empty_ring_moves_its_base)
 {
 	static uint8_t in[4 * BIG], out[4 * BIG];
 	const size_t S = MPK_LINK_RING_START;
-	size_t w = 0, r = 0;
+	size_t w, r;
 	struct pair p;
 	ssize_t k;
 
-	pair_open(&p, BIG);
-	tu_fill(in, sizeof(in), 0, 13);
-	cr_assert_eq(mpk_link_write(p.a, in, S - 100), (ssize_t)(S - 100));
-	cr_assert_eq(mpk_link_read(p.b, out, S - 100), (ssize_t)(S - 100));
-	w = r = S - 100;
+	near_the_end(&p, in, sizeof(in), out, 0, 13, &w, &r);
 	cr_assert_eq(mpk_link_write(p.a, in + w, 1000), 1000);
 	w += 1000;
 	cr_expect_eq(cap_of(p.a, 0), S, "grown for a call's own bytes");
