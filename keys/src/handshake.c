@@ -137,6 +137,18 @@ int mpk__check_frame(const struct mpk__msg_desc *d, const uint8_t *p, size_t len
 	return 0;
 }
 
+int mpk__check_msg(const struct mpk__msg_desc *d, const uint8_t *p, size_t len,
+		   const char **why)
+{
+	int r = mpk__sodium();
+
+	if (r < 0) {
+		*why = "libsodium failed to initialise";
+		return r;
+	}
+	return mpk__check_frame(d, p, len, why);
+}
+
 /* The peer's certificate: parse and verify. 0 or -errno with *why. */
 static int check_peer_cert(const struct cert_why *cw, const uint8_t *p,
 			   const uint8_t ca_pk[MPK_KEYS_PK_BYTES], int64_t now,
@@ -344,11 +356,7 @@ int mpk_keys_client_reply(struct mpk_keys_client *st, const void *reply, size_t 
 		w = "no HELLO pending";
 		goto out;
 	}
-	if ((r = mpk__sodium()) < 0) {
-		w = "libsodium failed to initialise";
-		goto out;
-	}
-	r = mpk__check_frame(&reply_desc, p, len, &w);
+	r = mpk__check_msg(&reply_desc, p, len, &w);
 	if (r < 0)
 		goto out;
 	r = mpk__refusal(p, MPK_KEYS_REPLY_BYTES, R_O_STATUS, R_O_CERT, peer_status, &w);
@@ -427,11 +435,7 @@ int mpk__server_hello_with(struct mpk_keys_server *st, const void *hello, size_t
 		w = "no replay cache";
 		goto out;
 	}
-	if ((r = mpk__sodium()) < 0) {
-		w = "libsodium failed to initialise";
-		goto out;
-	}
-	r = mpk__check_frame(&hello_desc, p, len, &w);
+	r = mpk__check_msg(&hello_desc, p, len, &w);
 	if (r < 0)
 		goto out;
 	ring = mpk__get64(p + H_O_RING);

@@ -176,6 +176,11 @@ struct mpk__msg_desc {
 int mpk__check_frame(const struct mpk__msg_desc *d, const uint8_t *p, size_t len,
 		     const char **why);
 
+/* What a parser that goes on to crypto checks first: libsodium ready
+ * (-errno, "libsodium failed to initialise"), then mpk__check_frame. */
+int mpk__check_msg(const struct mpk__msg_desc *d, const uint8_t *p, size_t len,
+		   const char **why);
+
 /* An answer's status (int32 at status_at of a size-byte message whose
  * frame was checked): 0 (not a refusal), -ECONNREFUSED (a refusal: its
  * status into *peer_status when not NULL), or -EPROTO (a status out of

@@ -177,11 +177,7 @@ int mpk_keys_resumed_check(const struct mpk_keys_ticket *t, const uint8_t hash[3
 	sodium_memzero(out, sizeof(*out));
 	if (peer_status)
 		*peer_status = 0;
-	if ((r = mpk__sodium()) < 0) {
-		w = "libsodium failed to initialise";
-		goto out;
-	}
-	r = mpk__check_frame(&resumed_desc, p, len, &w);
+	r = mpk__check_msg(&resumed_desc, p, len, &w);
 	if (r < 0)
 		goto out;
 	r = mpk__refusal(p, MPK_KEYS_RESUMED_BYTES, D_O_STATUS, D_O_TOKEN, peer_status, &w);
@@ -259,11 +255,7 @@ int mpk_keys_resume_check(struct mpk_keys_ticket *t, const void *msg, size_t len
 	int r;
 
 	memset(req, 0, sizeof(*req));
-	if ((r = mpk__sodium()) < 0) {
-		w = "libsodium failed to initialise";
-		goto out;
-	}
-	r = mpk__check_frame(&resume_desc, p, len, &w);
+	r = mpk__check_msg(&resume_desc, p, len, &w);
 	if (r < 0)
 		goto out;
 	if (sodium_memcmp(p + Q_O_ID, t->id, MPK_KEYS_TICKET_ID_BYTES) != 0) {
