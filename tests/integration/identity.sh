@@ -38,13 +38,7 @@ plain_srv_env=$(envfile psrv "MPKLINK_ENDPOINTS=127.0.0.1:$port" "${common[@]}")
 start_server() { # envfile
 	MPKLINK_STATS=$tmp/server.stats "$MPKLINK_RUN" -e "$1" -- \
 		"$ECHO_SERVER" --port "$port" --mode et >"$tmp/server.log" 2>&1 &
-	srv=$!
-	pids+=($srv)
-	wait_listen "$port"
-}
-stop_server() {
-	kill -TERM "$srv"
-	wait "$srv" 2>/dev/null
+	server_started "$port"
 }
 
 # client NAME ENVFILE [extra env...]: one connection, 64 KiB each way;

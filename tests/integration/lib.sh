@@ -56,6 +56,20 @@ wait_listen() {
 	fail "nothing listens on port $1 after 10 s"
 }
 
+# Call right after starting a server with &: srv is its pid (killed at
+# exit if still running), and waits until something listens on port $1.
+server_started() {
+	srv=$!
+	pids+=("$srv")
+	wait_listen "$1"
+}
+
+# Stops the server of server_started: SIGTERM, then waits for it.
+stop_server() {
+	kill -TERM "$srv"
+	wait "$srv" 2>/dev/null
+}
+
 # stat_field FILE KEY: the value of KEY=... summed over the stats lines.
 stat_field() {
 	grep -h '^mpklink stats:' "$1" 2>/dev/null | tr ' ' '\n' | sed -n "s/^$2=//p" |

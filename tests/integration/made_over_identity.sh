@@ -28,9 +28,7 @@ srv_env=$(envfile srv "${common[@]}" "MPKLINK_IDENTITY=$ca/server")
 
 MPKLINK_STATS=$tmp/server.stats "$MPKLINK_RUN" -e "$srv_env" -- \
 	"$ECHO_SERVER" --port "$port" --mode et >"$tmp/server.log" 2>&1 &
-srv=$!
-pids+=($srv)
-wait_listen "$port"
+server_started "$port"
 
 # client RUN WHO: n connections as WHO; prints the memfd inodes its process
 # maps once they are done (while it waits for the go).

@@ -28,13 +28,7 @@ cli_env=$(envfile cli "${common[@]}" "MPKLINK_IDENTITY=$ca/client")
 
 start_server() { # LOG
 	"$MPKLINK_RUN" -e "$srv_env" -- "$ECHO_SERVER" --port "$port" --mode et >"$1" 2>&1 &
-	srv=$!
-	pids+=($srv)
-	wait_listen "$port"
-}
-stop_server() {
-	kill -TERM "$srv"
-	wait "$srv" 2>/dev/null
+	server_started "$port"
 }
 count() { grep -c -- "$1" "$2"; }
 NEW="a new session"

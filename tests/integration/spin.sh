@@ -56,13 +56,7 @@ start_server() { # [mpklink]
 	else
 		"${pin_s[@]}" "$ECHO_SERVER" --port "$port" --mode "$smode" >"$tmp/server.log" 2>&1 &
 	fi
-	srv=$!
-	pids+=($srv)
-	wait_listen "$port"
-}
-stop_server() {
-	kill -TERM "$srv"
-	wait "$srv" 2>/dev/null
+	server_started "$port"
 }
 
 # client_rings ECHO_CLIENT_OPTION...: n round trips of 64 B by the client
@@ -161,9 +155,7 @@ poll)
 		MPKLINK_STATS=$tmp/server.stats "${pin_s[@]}" "$MPKLINK_RUN" -e "$env" -- \
 			strace -f -c -o "$tmp/srv.strace" "$ECHO_SERVER" --port "$port" --mode poll \
 			>"$tmp/server.log" 2>&1 &
-		srv=$!
-		pids+=($srv)
-		wait_listen "$port"
+		server_started "$port"
 		"${pin_c[@]}" "$MPKLINK_RUN" -e "$env" -- "$ECHO_CLIENT" --port "$port" --rtt $n \
 			--size 64 --warmup 1000 >"$tmp/client.log" 2>&1 || fail "the client failed"
 		# The server itself, not strace: strace writes its count when
@@ -232,9 +224,7 @@ pool)
 	[ "${#pin_s[@]}" -gt 0 ] || fail "spins grow only with 2 CPUs or more; this machine has $(nproc)"
 	MPKLINK_STATS=$tmp/server.stats "${pin_s[@]}" "$MPKLINK_RUN" -e "$env" -- \
 		"$POOL_ECHO" "$port" >"$tmp/server.log" 2>&1 &
-	srv=$!
-	pids+=($srv)
-	wait_listen "$port"
+	server_started "$port"
 	client_rings --warmup 100 --think-us $((budget * 3))
 	wait "$srv" || { cat "$tmp/server.log" >&2; fail "pool_echo failed"; }
 	grep -q "pool_echo: $((n + 100)) requests" "$tmp/server.log" ||
