@@ -909,8 +909,8 @@ static int64_t tx_fetch_j(struct mpk_link *l, size_t want, int judge, uint64_t f
 	end = l->tx_cap - off;
 	/* Grow to the ring's room: at its end (or too near it for the
 	 * smallest write) with bytes unread, or for a write larger than the
-	 * room. A ring whose unread bytes straddle its end (one made by an
-	 * earlier version of this rule, or a sharer's) grows at a later
+	 * room. A ring whose unread bytes straddle its end (a MAC frame too
+	 * long for the rest of an empty ring crosses it) grows at a later
 	 * write, once the reader has passed the end. */
 	if (room < want || (head != l->tx_tail && (!off || end < tx_atom(l))))
 		mpk_store_relaxed(&l->tx_grow, 1);
