@@ -514,6 +514,10 @@ const struct stress_case stress_cases[] = {
 	/* A ring that grows (from MPK_LINK_RING_START) while both directions
 	 * stream with unread bytes in it: the geometry's ordering, for TSan. */
 	{"threads_128MiB_growing_ring", STREAM, 1 << 20, 1, 0},
+	/* Messages in a ring that can grow: the writer moves the empty
+	 * ring's base at the ends it would cross (tx_rebase; dozens a run)
+	 * and grows it where the reader is behind, the reader looking on. */
+	{"threads_1M_messages_moving_ring", MESSAGES_, 1 << 20, 1, 0},
 	{NULL, 0, 0, 0, 0},
 };
 
