@@ -38,8 +38,11 @@ for side in server client; do
 	tx=$(stat_field "$f" tx_bytes)
 	rx=$(stat_field "$f" rx_bytes)
 	tcp=$(stat_field "$f" tcp_bytes)
-	[ "$links" -ge 1 ] && [ "$tx" -gt 0 ] && [ "$rx" -gt 0 ] ||
+	[ "$links" -ge 1 ] && [ "$tx" -gt 0 ] && [ "$rx" -gt 0 ] || {
+		# Both sides' counters (fallbacks, probes) say where it went.
+		cat "$tmp/server.stats" "$tmp/client.stats" >&2 2>/dev/null
 		fail "$side: links=$links tx_bytes=$tx rx_bytes=$rx: the connection was not upgraded"
+	}
 	# The kernel's own count (TCP_INFO, what ss -ti shows) of the bytes
 	# on those sockets: the 24-byte preamble per link and nothing else
 	# (doorbells are eventfds); SYN and FIN count one each.
