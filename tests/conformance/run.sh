@@ -76,14 +76,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
-used=" "
+# A free loopback port, never one this run already picked: callers use
+# $(free_port), a subshell, so the picks are kept in a file, not a variable.
 free_port() {
 	local p
 	for _ in $(seq 500); do
 		p=$((20000 + RANDOM % 40000))
-		case "$used" in *" $p "*) continue ;; esac
+		grep -qx "$p" "$tmp/ports" 2>/dev/null && continue
 		ss -Htan "sport = :$p" | grep -q . && continue
-		used="$used$p "
+		echo "$p" >>"$tmp/ports"
 		echo "$p"
 		return
 	done

@@ -29,12 +29,18 @@ fail() {
 	exit 1
 }
 
-# A free loopback port: bound nowhere now.
+# A free loopback port: bound nowhere now and not picked before by this
+# test. Callers use $(free_port), a subshell, so the picks are kept in a
+# file; two picks in one test once collided and named one port twice.
 free_port() {
 	local p
 	for _ in $(seq 200); do
 		p=$((20000 + RANDOM % 40000))
-		ss -Htan "sport = :$p" | grep -q . || { echo "$p"; return; }
+		grep -qx "$p" "$tmp/.ports" 2>/dev/null && continue
+		ss -Htan "sport = :$p" | grep -q . && continue
+		echo "$p" >>"$tmp/.ports"
+		echo "$p"
+		return
 	done
 	fail "no free port"
 }
