@@ -100,6 +100,48 @@ Test(recycle, unclaimed_needs_the_client_only)
 	close(fd);
 }
 
+/* Claims across network namespaces (mpklink/ring.h): the first swap of a
+ * PENDING claim decides between the client's address and the server's
+ * refusal; a refused link needs only the client's release to be made over
+ * (its server never takes it). */
+Test(recycle, a_pending_claim_is_the_clients_or_refused_never_both)
+{
+	const uint8_t addr[16] = {[10] = 0xff, [11] = 0xff, 192, 0, 2, 2};
+	uint64_t key = mpk_claim_of_addr(addr, 40000);
+	int fd = mpk_link_create(RB);
+	struct mpk_link *a, *b;
+
+	cr_expect_neq(key & MPK_CLAIM_ADDR, 0);
+	cr_expect_neq(key, MPK_CLAIM_PENDING);
+	cr_expect_neq(key, MPK_CLAIM_REFUSED);
+	cr_expect_neq(key, mpk_claim_of_addr(addr, 40001), "the port is in the claim");
+	both(fd, &a, &b);
+	cr_assert_eq(mpk_link_claim(b, MPK_CLAIM_PENDING), 0);
+	/* The client first: its address; the server's refusal comes late. */
+	cr_expect_eq(mpk_link_claim_swap(b, MPK_CLAIM_PENDING, key), 0);
+	cr_expect_eq(mpk_link_claim_swap(a, MPK_CLAIM_PENDING, MPK_CLAIM_REFUSED), -EALREADY);
+	cr_expect_eq(mpk_link_claimed(a), key);
+	cr_expect_eq(mpk_link_claim_swap(a, key, 0), -EINVAL, "the server clears no claim");
+	mpk_link_detach(a);
+	mpk_link_detach(b);
+	close(fd);
+
+	/* The server first: refused; the client's swap fails, and the link
+	 * is made over once the client alone released it. */
+	fd = mpk_link_create(RB);
+	both(fd, &a, &b);
+	cr_assert_eq(mpk_link_claim(b, MPK_CLAIM_PENDING), 0);
+	cr_expect_eq(mpk_link_claim_swap(a, MPK_CLAIM_PENDING, MPK_CLAIM_REFUSED), 0);
+	cr_expect_eq(mpk_link_claim_swap(b, MPK_CLAIM_PENDING, key), -EALREADY);
+	cr_expect_eq(mpk_link_claimed(a), MPK_CLAIM_REFUSED);
+	mpk_link_detach(a);
+	cr_expect_eq(mpk_link_recycle(fd, RB, 0), -EAGAIN, "the client has not released it");
+	mpk_link_release(b);
+	mpk_link_detach(b);
+	cr_expect_eq(mpk_link_recycle(fd, RB, 0), 0);
+	close(fd);
+}
+
 Test(recycle, grown_is_never_made_over)
 {
 	static uint8_t big[300 * 1024];

@@ -14,6 +14,10 @@
 #define mpk_store_relaxed(p, v)  __atomic_store_n((p), (v), __ATOMIC_RELAXED)
 #define mpk_xchg(p, v)           __atomic_exchange_n((p), (v), __ATOMIC_SEQ_CST)
 #define mpk_fetch_or(p, v)       __atomic_fetch_or((p), (v), __ATOMIC_SEQ_CST)
+/* Compare-and-swap: whether *p was *expect (then it is v); else *expect
+ * gets what *p is. */
+#define mpk_cas(p, expect, v) \
+	__atomic_compare_exchange_n((p), (expect), (v), 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)
 #define mpk_fetch_add_relaxed(p, v) __atomic_fetch_add((p), (v), __ATOMIC_RELAXED)
 
 /* Store->load ordering for the doorbell handshake (Dekker): release and

@@ -186,8 +186,10 @@ int mpk_link_recycle(int fd, size_t ring_bytes, unsigned flags)
 	    h.ring_bytes != n.ring_bytes || h.total_bytes != n.total_bytes || h.flags != n.flags)
 		return -ESTALE;
 	/* Both sides done: the client's, and the server's that took it (or
-	 * none could: the client never claimed it). */
-	if (h.released[1] != 1 || (h.claim && h.released[0] != 1))
+	 * none could: the client never claimed it, or the server refused
+	 * its claim, and never takes a link it refused). */
+	if (h.released[1] != 1 ||
+	    (h.claim && h.claim != MPK_CLAIM_REFUSED && h.released[0] != 1))
 		return -EAGAIN;
 	/* Only a link that never grew nor wrapped: its bytes are [0, tail)
 	 * of each ring, cleared here, and it holds no more memory than a new
@@ -526,6 +528,30 @@ uint64_t mpk_link_claimed(const struct mpk_link *l)
 	c = mpk_load_acquire(&h->claim); /* pairs with mpk_link_claim's store */
 	mpk__guard_close();
 	return c;
+}
+
+uint64_t mpk_claim_of_addr(const uint8_t addr[16], unsigned port)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+
+	for (int i = 0; i < 16; i++)
+		h = (h ^ addr[i]) * 16777619u;
+	return MPK_CLAIM_ADDR | (uint64_t)h << 16 | (port & 0xffffu);
+}
+
+int mpk_link_claim_swap(struct mpk_link *l, uint64_t expect, uint64_t value)
+{
+	struct mpk_link_hdr *h = (struct mpk_link_hdr *)l->base;
+	int won;
+
+	if (l->side == 0 && !value)
+		return -EINVAL;
+	mpk__guard_open();
+	/* Both sides swap; the first decides (mpk_link_claimed's acquire
+	 * load sees whichever won). */
+	won = mpk_cas(&h->claim, &expect, value);
+	mpk__guard_close();
+	return won ? 0 : -EALREADY;
 }
 
 int mpk_link_take(struct mpk_link *l)

@@ -23,9 +23,10 @@
 #include <stdint.h>
 
 #define MPK_LINK_MAGIC   UINT64_C(0x4b4e494c4b504d00) /* "\0MPKLINK" */
-#define MPK_LINK_VERSION 5u /* 2: mpk_ring_ctl.cap, rings that grow; 3: claim;
+#define MPK_LINK_VERSION 6u /* 2: mpk_ring_ctl.cap, rings that grow; 3: claim;
 				* 4: released, gen (links made over);
-				* 5: an empty ring's base moves */
+				* 5: an empty ring's base moves;
+				* 6: claims by address, refused by side 0 */
 #define MPK_LINK_HDR_BYTES 4096u
 #define MPK_CACHELINE 64
 
@@ -99,8 +100,13 @@ struct mpk_link_hdr {
 	 * SO_COOKIE of the TCP socket that will carry the link's preamble.
 	 * Links are handed out ahead of need, in batches; the server's
 	 * accept finds the link of a connection by its peer socket's cookie
-	 * (docs/ARCHITECTURE.md, "Connection setup"). 0: not claimed. Side 0
-	 * only compares it: the token in the preamble is what it trusts. */
+	 * (docs/ARCHITECTURE.md, "Connection setup"). 0: not claimed.
+	 * A server in another network namespace cannot see that socket: for
+	 * it side 1 writes MPK_CLAIM_PENDING before its connect and swaps it
+	 * for its address and port after (mpk_claim_of_addr); side 0 may
+	 * swap a PENDING for MPK_CLAIM_REFUSED instead, and then side 1
+	 * sends nothing on the link (ring.h). Side 0 only compares claims:
+	 * the token in the preamble is what it trusts. */
 	_Alignas(MPK_CACHELINE) uint64_t claim;
 	/* set (0 -> 1) by the side-0 process that accepted the claiming
 	 * connection: the link is its; other processes that hold the link

@@ -190,6 +190,34 @@ int mpk_link_set_mac(struct mpk_link *l, const uint8_t key[MPK_LINK_MAC_KEY_BYTE
 int mpk_link_claim(struct mpk_link *l, uint64_t cookie);
 uint64_t mpk_link_claimed(const struct mpk_link *l);
 
+/*
+ * Claims across network namespaces (docs/ARCHITECTURE.md, "Endpoints in
+ * other network namespaces"). A server cannot look up a client socket of
+ * another namespace, and the client's port is known only once its connect
+ * started, when the server may already accept. So side 1 claims
+ * MPK_CLAIM_PENDING before its connect and, after it, swaps that for
+ * mpk_claim_of_addr(its address, its port); side 0, accepting a
+ * connection from an address it cannot look up, looks for that claim and
+ * waits (bounded) while a PENDING one may become it. When it stops
+ * waiting, it swaps each PENDING it saw for MPK_CLAIM_REFUSED: whichever
+ * swap comes first decides, so a client whose swap failed knows, before
+ * it sent a byte, that nobody will accept its link (its connection stays
+ * plain), and a server never accepts a link after it refused it.
+ * Cookies never have bit 63 set (the kernel counts them from 1).
+ *
+ * mpk_claim_of_addr: addr is 16 bytes (IPv4 as ::ffff:a.b.c.d), port
+ * 1..65535; the address enters as a 32-bit hash (a hint: the token
+ * decides).
+ * mpk_link_claim_swap: either side; 0 when the claim was expect (it is
+ * value now), -EALREADY when it was not, -EINVAL for a value of 0 from
+ * side 0.
+ */
+#define MPK_CLAIM_ADDR    (UINT64_C(1) << 63)
+#define MPK_CLAIM_PENDING MPK_CLAIM_ADDR
+#define MPK_CLAIM_REFUSED (UINT64_C(3) << 62)
+uint64_t mpk_claim_of_addr(const uint8_t addr[16], unsigned port);
+int mpk_link_claim_swap(struct mpk_link *l, uint64_t expect, uint64_t value);
+
 /* Side 0: takes the claimed link for this process (of several holding it,
  * one takes it): 0, or -EALREADY when another did. mpk_link_taken says
  * whether one did. */
