@@ -123,24 +123,60 @@ static int listen_refs(struct mpk_ctl *c, unsigned port)
 	return n;
 }
 
-/* tcp-<port>.sock: its name in the run directory, and the path through
- * our descriptor of the directory (mpk_rundir_path) for bind and connect. */
+/* The port's rendezvous: its name in the run directory (tcp-<port>.sock,
+ * or tcp-<addr>-<port>.sock for a remote entry: mpk_endpoint_rdv_name),
+ * and the path through our descriptor of the directory (mpk_rundir_path)
+ * for bind and connect. */
 static void rdv_name(struct mpk_ctl *c, unsigned port, char *name, size_t nlen, char *at,
 		     size_t alen)
 {
-	snprintf(name, nlen, "tcp-%u.sock", port);
+	const struct mpk_endpoint *e = mpk_endpoint_find(c->cfg.eps, c->cfg.neps, port);
+	struct mpk_endpoint plain = {.port = (uint16_t)port};
+
+	mpk_endpoint_rdv_name(e ? e : &plain, name, nlen);
 	mpk_rundir_path(at, alen, c->dirfd, name);
+}
+
+/* A remote entry's address is one of this network namespace's (a bind to
+ * it works): else the clients that connect to it reach another program
+ * than ours, and a rendezvous here would hand them links nobody accepts.
+ * Returns 0 or -EADDRNOTAVAIL. */
+static int rdv_address_ours(struct mpk_ctl *c, unsigned port)
+{
+	const struct mpk_endpoint *e = mpk_endpoint_find(c->cfg.eps, c->cfg.neps, port);
+	struct sockaddr_in6 a = {.sin6_family = AF_INET6};
+	char host[64];
+	int s, r;
+
+	if (!e || !e->remote)
+		return 0;
+	memcpy(&a.sin6_addr, e->addr, 16);
+	s = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return 0; /* no IPv6 at all: the connects will say */
+	r = bind(s, (struct sockaddr *)&a, sizeof(a)) == 0 ? 0 : -errno;
+	close(s);
+	if (r == -EADDRNOTAVAIL) {
+		ctl_log(c, 0, "port %u: MPKLINK_ENDPOINTS names %s, which is no address of "
+			      "this program's network namespace; its connections stay plain TCP",
+			port, mpk_endpoint_host(e, host, sizeof(host)));
+		return r;
+	}
+	return 0;
 }
 
 /* Starts answering on tcp-<port>.sock, taking over a stale file. */
 static int rdv_open(struct mpk_ctl *c, unsigned port)
 {
-	char path[108], name[32];
+	char path[108], name[64];
 	int fd, probe;
 
 	for (size_t i = 0; i < c->nslots; i++)
 		if (c->slots[i].kind == S_RDV_LISTEN && c->slots[i].port == port)
 			return 0;
+	fd = rdv_address_ours(c, port);
+	if (fd < 0)
+		return fd;
 	rdv_name(c, port, name, sizeof(name), path, sizeof(path));
 	fd = listen_unix(path);
 	if (fd == -EADDRINUSE) {
@@ -177,7 +213,7 @@ static int rdv_open(struct mpk_ctl *c, unsigned port)
 
 static void rdv_close(struct mpk_ctl *c, unsigned port)
 {
-	char path[108], name[32];
+	char path[108], name[64];
 
 	for (size_t i = 0; i < c->nslots; i++) {
 		if (c->slots[i].kind != S_RDV_LISTEN || c->slots[i].port != port)
@@ -522,7 +558,7 @@ out:
 static int rdv_dial(struct mpk_ctl *c, unsigned port)
 {
 	struct timeval tv = {RDV_TIMEOUT_MS / 1000, (RDV_TIMEOUT_MS % 1000) * 1000};
-	char path[108], name[32];
+	char path[108], name[64];
 	int s;
 
 	rdv_name(c, port, name, sizeof(name), path, sizeof(path));

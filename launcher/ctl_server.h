@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+#include "mpklink/config.h"
 #include "mpklink/ctl.h"
 
 /* Launcher to launcher (the version is MPK_CTL_VERSION). */
@@ -124,6 +125,11 @@ struct mpk_ctl_config {
 	int log_level;        /* 0 error, 1 warn, 2 info, 3 debug */
 	FILE *log;            /* NULL: stderr */
 	const char *log_name; /* prefix, e.g. "mpklink-run[1234]" */
+	/* MPKLINK_ENDPOINTS, parsed: which rendezvous name a port has
+	 * (mpk_endpoint_rdv_name), and for a remote entry the address our
+	 * program must own before its port gets a rendezvous. Copied. */
+	struct mpk_endpoint eps[MPK_MAX_ENDPOINTS];
+	size_t neps;
 };
 
 struct mpk_ctl;

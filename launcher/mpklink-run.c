@@ -50,8 +50,10 @@ static const char usage[] =
 	"                       (non-zero when the configuration is unusable)\n"
 	"\n"
 	"Keys (in the file or the environment):\n"
-	"  MPKLINK_ENDPOINTS   host:port,...  loopback or wildcard hosts; match by port;\n"
-	"                      each port once\n"
+	"  MPKLINK_ENDPOINTS   host:port,...  each port once. A loopback or wildcard host\n"
+	"                      matches any loopback address; another address (a server\n"
+	"                      in another network namespace sharing MPKLINK_RUNDIR)\n"
+	"                      matches itself, and a server's must be its own\n"
 	"  MPKLINK_RUNDIR      rendezvous directory, 0700 and yours, every directory above\n"
 	"                      it root's or yours and writable by no one else unless sticky\n"
 	"                      (default $XDG_RUNTIME_DIR/mpklink, else /tmp/mpklink-$UID)\n"
@@ -420,7 +422,8 @@ static const char *unreachable(const char *prog)
 static int check_main(int argc, char **argv)
 {
 	struct mpk_guard_status g;
-	uint16_t ports[MPK_MAX_ENDPOINTS];
+	struct mpk_endpoint ports[MPK_MAX_ENDPOINTS];
+	char host[64];
 	char rundir[256], shim[PATH_MAX], rwhy[512];
 	const char *bad, *eps = getenv("MPKLINK_ENDPOINTS");
 	int unusable = 0, n, r;
@@ -453,10 +456,11 @@ static int check_main(int argc, char **argv)
 	} else if (n == 0) {
 		printf("  endpoints:  none: every connection stays plain TCP\n");
 	} else {
-		printf("  endpoints:  ports");
+		printf("  endpoints: ");
 		for (int i = 0; i < n; i++)
-			printf(" %u", ports[i]);
-		printf(" on loopback\n");
+			printf(" %s%s:%u", i ? ", " : "", mpk_endpoint_host(&ports[i], host, sizeof(host)),
+			       ports[i].port);
+		printf("\n");
 	}
 	if (getenv("MPKLINK_IDENTITY") && *getenv("MPKLINK_IDENTITY")) {
 		struct mpk_auth *a = NULL;
@@ -552,7 +556,7 @@ static int run_main(int argc, char **argv)
 	struct mpk_auth *auth = NULL;
 	sigset_t set, oldmask;
 	char given[256], rundir[256], shim[PATH_MAX], *preload, prog[PATH_MAX], why[768];
-	const char *old, *u, *ring, *idv = getenv("MPKLINK_IDENTITY");
+	const char *old, *u, *ring, *bad, *idv = getenv("MPKLINK_IDENTITY");
 	int r, status, pipefd[2], progfd = -1;
 	pid_t pid, launcher;
 
@@ -620,6 +624,8 @@ static int run_main(int argc, char **argv)
 	if (ring && mpk_ring_bytes_parse(ring, &cc.ring_bytes) < 0)
 		cc.ring_bytes = 0; /* checked in main */
 	cc.rundir = rundir;
+	r = mpk_endpoints_parse(getenv("MPKLINK_ENDPOINTS"), cc.eps, MPK_MAX_ENDPOINTS, &bad);
+	cc.neps = r > 0 ? (size_t)r : 0; /* checked in main */
 	cc.log_level = mpk_log_level_parse(getenv("MPKLINK_LOG")); /* checked in main */
 	cc.log_name = "mpklink-run";
 	/* Before any thread exists, so that all of them inherit the mask. */

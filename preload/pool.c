@@ -55,7 +55,7 @@ void pool_link_free(struct pool_link *p)
  * which may make it over (mpk_link_release), then freed. Not for a server's
  * offers (a link this process did not take is not its to release), nor a
  * fork child's copies of its parent's. */
-static void unused_free(struct pool_link *p)
+void pool_link_unused(struct pool_link *p)
 {
 	if (p->link)
 		mpk_link_release(p->link);
@@ -87,7 +87,7 @@ static size_t expire(struct pool_port *pp, int64_t now)
 	for (size_t i = 0; i < pp->n; i++) {
 		if (now - pp->v[i].born_ms >= keep) {
 			if (pp->side)
-				unused_free(&pp->v[i]);
+				pool_link_unused(&pp->v[i]);
 			else
 				pool_link_free(&pp->v[i]);
 			dropped++;
@@ -133,7 +133,7 @@ static void drop_others(struct pool_port *pp, const struct pool_server *server)
 		if (same_server(&pp->v[i].from, server))
 			pp->v[k++] = pp->v[i];
 		else
-			unused_free(&pp->v[i]);
+			pool_link_unused(&pp->v[i]);
 	}
 	if (k < pp->n)
 		slog(2, "port %u: its launcher restarted: %zu links from the one before dropped",
@@ -206,7 +206,7 @@ static void drop_ask(unsigned port, int ask)
 
 	if (fetch(ask, 1, 0, port, 0, NULL, 1, NULL, got, &n) == 0)
 		for (size_t i = 0; i < n; i++)
-			unused_free(&got[i]);
+			pool_link_unused(&got[i]);
 }
 
 /* Takes pp's batch in flight when it came (or, wait, when it comes) into
@@ -329,30 +329,21 @@ static int find(struct pool_port *pp, uint64_t cookie, struct pool_link *out)
 	return -ENOENT;
 }
 
-int pool_find(unsigned port, uint64_t cookie, struct pool_link *out)
+/* The offers the launcher made for port since the last we have, into the
+ * pool, a batch at a time (at most 8). Returns how many came. */
+static size_t offers_fetch(unsigned port)
 {
 	struct pool_link got[MPK_CTL_BATCH_MAX];
 	struct pool_port *pp;
+	size_t n, total = 0;
 	uint32_t since;
-	size_t n;
-	int r;
 
-	if (!cookie)
-		return -ENOENT;
 	pthread_mutex_lock(&pool_lock);
 	pp = port_of(port, 0);
-	if (pp)
-		expire(pp, now_ms());
-	r = find(pp, cookie, out);
 	since = pp ? pp->since : 0;
 	pthread_mutex_unlock(&pool_lock);
-	/* Not among those we hold: what the launcher made since, a batch at
-	 * a time (the claim was written before the client's connect, so a
-	 * link it claimed is there by now, or expired). */
-	for (int tries = 0; r == -ENOENT && tries < 8; tries++) {
-		int f = fetch(-1, 1, MPK_CTL_OFFERS, port, 0, &since, 0, NULL, got, &n);
-
-		if (f < 0)
+	for (int tries = 0; tries < 8; tries++) {
+		if (fetch(-1, 1, MPK_CTL_OFFERS, port, 0, &since, 0, NULL, got, &n) < 0)
 			break;
 		pthread_mutex_lock(&pool_lock);
 		pp = port_of(port, 0);
@@ -360,12 +351,96 @@ int pool_find(unsigned port, uint64_t cookie, struct pool_link *out)
 			pp->since = since;
 		for (size_t i = 0; i < n; i++)
 			keep(pp, &got[i]);
-		r = find(pp, cookie, out);
 		pthread_mutex_unlock(&pool_lock);
+		total += n;
 		if (n < MPK_CTL_BATCH_MAX)
 			break;
 	}
+	return total;
+}
+
+/* Takes the link of port's pool claimed as claim (find), under pool_lock. */
+static int find_locked(unsigned port, uint64_t claim, struct pool_link *out)
+{
+	struct pool_port *pp;
+	int r;
+
+	pthread_mutex_lock(&pool_lock);
+	pp = port_of(port, 0);
+	if (pp)
+		expire(pp, now_ms());
+	r = find(pp, claim, out);
+	pthread_mutex_unlock(&pool_lock);
 	return r;
+}
+
+int pool_find(unsigned port, uint64_t cookie, struct pool_link *out)
+{
+	if (!cookie)
+		return -ENOENT;
+	if (find_locked(port, cookie, out) == 0)
+		return 0;
+	/* Not among those we hold: what the launcher made since (the claim
+	 * was written before the client's connect, so a link it claimed is
+	 * there by now, or expired). */
+	offers_fetch(port);
+	return find_locked(port, cookie, out);
+}
+
+/* Under pool_lock: port's links claimed PENDING (a client's connect under
+ * way); with refuse, each is refused instead (mpk_link_claim_swap). */
+static size_t pending_claims(unsigned port, int refuse)
+{
+	struct pool_port *pp = port_of(port, 0);
+	size_t n = 0;
+
+	for (size_t i = 0; pp && i < pp->n; i++) {
+		struct mpk_link *l = pp->v[i].link;
+
+		if (mpk_link_stale(l) || mpk_link_claimed(l) != MPK_CLAIM_PENDING)
+			continue;
+		if (!refuse || mpk_link_claim_swap(l, MPK_CLAIM_PENDING, MPK_CLAIM_REFUSED) == 0)
+			n++;
+	}
+	return n;
+}
+
+int pool_find_addr(unsigned port, uint64_t key, struct pool_link *out)
+{
+	int64_t start = now_ms(), fetched = start;
+	const struct timespec nap = {0, 20000};
+	size_t pending, refused;
+
+	if (find_locked(port, key, out) == 0)
+		return 0;
+	offers_fetch(port);
+	for (;;) {
+		if (find_locked(port, key, out) == 0)
+			return 0;
+		pthread_mutex_lock(&pool_lock);
+		pending = pending_claims(port, 0);
+		pthread_mutex_unlock(&pool_lock);
+		if (!pending)
+			return -ENOENT;
+		if (now_ms() - start >= POOL_CLAIM_WAIT_MS)
+			break;
+		nanosleep(&nap, NULL);
+		/* The claim may be in an offer made since. */
+		if (now_ms() - fetched >= 1) {
+			offers_fetch(port);
+			fetched = now_ms();
+		}
+	}
+	pthread_mutex_lock(&pool_lock);
+	refused = pending_claims(port, 1);
+	pthread_mutex_unlock(&pool_lock);
+	/* A claim may have become ours between the look and the refusal. */
+	if (find_locked(port, key, out) == 0)
+		return 0;
+	slog(1, "port %u: %zu links claimed by connects still under way after %d ms; refused "
+		"(those connections stay plain TCP)",
+	     port, refused, POOL_CLAIM_WAIT_MS);
+	return -ENOENT;
 }
 
 void pool_fork_prepare(void)

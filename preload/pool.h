@@ -70,6 +70,22 @@ HIDDEN int pool_find(unsigned port, uint64_t cookie, struct pool_link *out);
 /* Detaches a link nobody will use and closes its bells. */
 HIDDEN void pool_link_free(struct pool_link *p);
 
+/* A client's link taken and not used after all (its connect failed, or
+ * the server refused its claim): released to the server's launcher, which
+ * may make it over (mpk_link_release), then freed as pool_link_free. */
+HIDDEN void pool_link_unused(struct pool_link *p);
+
+/*
+ * A server's link on port whose claim is key (mpk_claim_of_addr of a
+ * client in another network namespace: its address and port), or
+ * -ENOENT. While a link of ours is claimed PENDING (a client's connect
+ * under way; it claims by address right after), it waits for that, at
+ * most POOL_CLAIM_WAIT_MS; then it refuses the PENDING claims it saw
+ * (their clients stay plain TCP: mpklink/ring.h).
+ */
+HIDDEN int pool_find_addr(unsigned port, uint64_t key, struct pool_link *out);
+#define POOL_CLAIM_WAIT_MS 100
+
 /* Fork: the lock is held across it; the child empties its pools. */
 HIDDEN void pool_fork_prepare(void);
 HIDDEN void pool_fork_parent(void);

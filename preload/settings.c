@@ -51,7 +51,7 @@ void settings_load(void)
 	strcpy(cfg.ctl_path, s);
 	s = getenv("MPKLINK_CTL_PID");
 	cfg.ctl_pid = s ? atoi(s) : 0;
-	n = mpk_endpoints_parse(getenv("MPKLINK_ENDPOINTS"), cfg.ports, MPK_MAX_ENDPOINTS, &bad);
+	n = mpk_endpoints_parse(getenv("MPKLINK_ENDPOINTS"), cfg.eps, MPK_MAX_ENDPOINTS, &bad);
 	if (n < 0) {
 		slog(0, "MPKLINK_ENDPOINTS is malformed at \"%s\"; nothing is upgraded", bad);
 		return;
@@ -62,8 +62,10 @@ void settings_load(void)
 
 int settings_port_configured(unsigned port)
 {
-	for (int i = 0; i < cfg.nports; i++)
-		if (cfg.ports[i] == port)
-			return 1;
-	return 0;
+	return settings_endpoint(port) != NULL;
+}
+
+const struct mpk_endpoint *settings_endpoint(unsigned port)
+{
+	return mpk_endpoint_find(cfg.eps, (size_t)cfg.nports, port);
 }

@@ -14,7 +14,7 @@
 
 struct settings {
 	int enabled;       /* under mpklink-run with endpoints: links are made */
-	uint16_t ports[MPK_MAX_ENDPOINTS];
+	struct mpk_endpoint eps[MPK_MAX_ENDPOINTS];
 	int nports;
 	char ctl_path[108]; /* MPKLINK_CTL: our launcher's socket */
 	int ctl_pid;        /* MPKLINK_CTL_PID: our launcher, the only process
@@ -36,5 +36,8 @@ HIDDEN void settings_load(void);
 
 /* Whether port is one of MPKLINK_ENDPOINTS'. */
 HIDDEN int settings_port_configured(unsigned port);
+
+/* MPKLINK_ENDPOINTS' entry for port, or NULL. */
+HIDDEN const struct mpk_endpoint *settings_endpoint(unsigned port);
 
 #endif

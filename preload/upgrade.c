@@ -21,23 +21,89 @@
 #include "stats.h"
 #include "upgrade.h"
 
-/* Port of a loopback (or, for local=1, wildcard) TCP address; 0 if it is
- * none of ours. */
-static unsigned addr_port(const struct sockaddr *sa, socklen_t len, int local)
+/* What kind of TCP address sa is. */
+enum addr_kind { A_NONE, A_LOOPBACK, A_WILDCARD, A_OTHER };
+
+/* sa's kind, its address (16 bytes, IPv4 as ::ffff:a.b.c.d) and port. */
+static int addr_of(const struct sockaddr *sa, socklen_t len, uint8_t addr[16], unsigned *port)
 {
 	if (sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
 		const struct sockaddr_in *a = (const void *)sa;
 		uint32_t ip = ntohl(a->sin_addr.s_addr);
-		if ((ip >> 24) == 127 || (local && ip == INADDR_ANY))
-			return ntohs(a->sin_port);
-	} else if (sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
-		const struct sockaddr_in6 *a = (const void *)sa;
-		if (IN6_IS_ADDR_LOOPBACK(&a->sin6_addr) ||
-		    (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr) && a->sin6_addr.s6_addr[12] == 127) ||
-		    (local && IN6_IS_ADDR_UNSPECIFIED(&a->sin6_addr)))
-			return ntohs(a->sin6_port);
+
+		memset(addr, 0, 10);
+		addr[10] = addr[11] = 0xff;
+		memcpy(addr + 12, &a->sin_addr.s_addr, 4);
+		*port = ntohs(a->sin_port);
+		return (ip >> 24) == 127 ? A_LOOPBACK : ip == INADDR_ANY ? A_WILDCARD : A_OTHER;
 	}
+	if (sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
+		const struct sockaddr_in6 *a = (const void *)sa;
+
+		memcpy(addr, a->sin6_addr.s6_addr, 16);
+		*port = ntohs(a->sin6_port);
+		if (IN6_IS_ADDR_LOOPBACK(&a->sin6_addr) ||
+		    (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr) && a->sin6_addr.s6_addr[12] == 127))
+			return A_LOOPBACK;
+		if (IN6_IS_ADDR_UNSPECIFIED(&a->sin6_addr) ||
+		    (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr) && !memcmp(addr + 12, "\0\0\0\0", 4)))
+			return A_WILDCARD;
+		return A_OTHER;
+	}
+	return A_NONE;
+}
+
+/*
+ * The configured port a connect to sa (a server's address) reaches: a
+ * loopback address at a loopback entry's port, or exactly a remote entry's
+ * address and port; else 0. *remote says which.
+ */
+static unsigned server_port(const struct sockaddr *sa, socklen_t len, int *remote)
+{
+	const struct mpk_endpoint *e;
+	uint8_t addr[16];
+	unsigned port;
+	int k = addr_of(sa, len, addr, &port);
+
+	if (k == A_NONE || !(e = settings_endpoint(port)))
+		return 0;
+	*remote = e->remote;
+	if (k == A_LOOPBACK && !e->remote)
+		return port;
+	if (k == A_OTHER && e->remote && !memcmp(addr, e->addr, 16))
+		return port;
 	return 0;
+}
+
+/* The configured port a listener bound at sa answers for: a wildcard
+ * address, a loopback one at a loopback entry's port, or a remote entry's
+ * own address; else 0. */
+static unsigned listen_port(const struct sockaddr *sa, socklen_t len)
+{
+	int remote;
+	uint8_t addr[16];
+	unsigned port;
+
+	if (addr_of(sa, len, addr, &port) == A_WILDCARD)
+		return settings_port_configured(port) ? port : 0;
+	return server_port(sa, len, &remote);
+}
+
+/* Whether a connection from peer (a client) to the server's configured
+ * port may be a link: from loopback, or to a remote entry from anywhere
+ * (the claim says whether it is one: pool_find_addr). *remote says which;
+ * addr gets the peer's address. */
+static int client_ok(unsigned port, const struct sockaddr *peer, socklen_t len, uint8_t addr[16],
+		     int *remote)
+{
+	const struct mpk_endpoint *e = settings_endpoint(port);
+	unsigned cport;
+	int k = addr_of(peer, len, addr, &cport);
+
+	if (!e || !cport)
+		return 0;
+	*remote = k == A_OTHER;
+	return k == A_LOOPBACK || (k == A_OTHER && e->remote);
 }
 
 static int is_tcp(int fd)
@@ -52,20 +118,15 @@ static int is_tcp(int fd)
 	       proto == IPPROTO_TCP;
 }
 
-/* Both ends' ports of a connected loopback TCP socket. */
-static int sock_ports(int fd, unsigned *local, unsigned *peer)
+/* A connected TCP socket's addresses: ours and the peer's. */
+static int sock_addrs(int fd, struct sockaddr_storage *self, socklen_t *slen,
+		      struct sockaddr_storage *peer, socklen_t *plen)
 {
-	struct sockaddr_storage ss;
-	socklen_t l = sizeof(ss);
-
-	if (getpeername(fd, (struct sockaddr *)&ss, &l) < 0 || !addr_port((struct sockaddr *)&ss, l, 0))
+	*slen = *plen = sizeof(struct sockaddr_storage);
+	if (getpeername(fd, (struct sockaddr *)peer, plen) < 0 ||
+	    getsockname(fd, (struct sockaddr *)self, slen) < 0)
 		return -1;
-	*peer = addr_port((struct sockaddr *)&ss, l, 0);
-	l = sizeof(ss);
-	if (getsockname(fd, (struct sockaddr *)&ss, &l) < 0)
-		return -1;
-	*local = addr_port((struct sockaddr *)&ss, l, 0);
-	return *local ? 0 : -1;
+	return 0;
 }
 
 static unsigned sock_port(int fd, int peer)
@@ -84,16 +145,18 @@ static unsigned sock_port(int fd, int peer)
 	return 0;
 }
 
-/* Whether a launcher answers for port: its rendezvous socket, and which
- * one it is into *who (pool.h). */
+/* Whether a launcher answers for port: its rendezvous socket (tcp-PORT.sock,
+ * or tcp-ADDR-PORT.sock for a remote entry: mpk_endpoint_rdv_name), and
+ * which one it is into *who (pool.h). */
 static int rendezvous_exists(unsigned port, struct pool_server *who)
 {
-	char path[160];
+	const struct mpk_endpoint *e = settings_endpoint(port);
+	char path[256], name[64];
 	struct stat st;
 
-	if (!cfg.rundir[0])
+	if (!cfg.rundir[0] || !e || mpk_endpoint_rdv_name(e, name, sizeof(name)) < 0)
 		return 0;
-	snprintf(path, sizeof(path), "%s/tcp-%u.sock", cfg.rundir, port);
+	snprintf(path, sizeof(path), "%s/%s", cfg.rundir, name);
 	if (stat(path, &st) != 0 || !S_ISSOCK(st.st_mode))
 		return 0;
 	who->dev = st.st_dev;
@@ -109,17 +172,88 @@ static int upgradable(int fd)
 	return (unsigned)fd < FDTAB_MAX && !fdtab_peek(fd) && !process_borrowed();
 }
 
+/*
+ * A connect to a remote entry (a server in another network namespace):
+ * the server cannot see our socket's cookie, so the link is claimed as
+ * PENDING before the connect and by our address and port after it
+ * (mpklink/ring.h). The server may have refused the PENDING claim by then
+ * (it stopped waiting for it): the connection stays plain, and nothing was
+ * sent on the link. Returns the connect's result, errno set.
+ */
+static int connect_remote(int fd, const struct sockaddr *addr, socklen_t len, unsigned port,
+			  struct pool_link *pl)
+{
+	struct sockaddr_storage self, peer;
+	socklen_t sl, plen;
+	uint8_t a[16];
+	unsigned cport = 0;
+	struct ufd *u;
+	int r, e;
+
+	mpk_link_claim(pl->link, MPK_CLAIM_PENDING);
+	r = real.connect(fd, addr, len);
+	e = errno;
+	if (r < 0 && e != EINPROGRESS && e != EINTR) {
+		mpk_link_claim_swap(pl->link, MPK_CLAIM_PENDING, 0);
+		pool_link_unused(pl);
+		errno = e;
+		return r;
+	}
+	if (sock_addrs(fd, &self, &sl, &peer, &plen) < 0 ||
+	    addr_of((struct sockaddr *)&self, sl, a, &cport) == A_NONE || !cport ||
+	    mpk_link_claim_swap(pl->link, MPK_CLAIM_PENDING, mpk_claim_of_addr(a, cport)) < 0) {
+		slog(cport ? 1 : 2, "port %u: the server stopped waiting for this connection's "
+				    "link before the connect was done; plain TCP",
+		     port);
+		mpk_link_claim_swap(pl->link, MPK_CLAIM_PENDING, 0);
+		pool_link_unused(pl);
+		stats_count(&totals.fallbacks);
+		if (cfg.deny) {
+			/* Connected (or on its way) already: reset, before the
+			 * program sends a byte. */
+			struct sockaddr sa = {.sa_family = AF_UNSPEC};
+
+			slog(0, "port %u: no shared-memory link and MPKLINK_FALLBACK=deny; "
+				"connection reset", port);
+			real.connect(fd, &sa, sizeof(sa));
+		}
+		errno = e;
+		return r;
+	}
+	u = conn_new_link(fd, pl->link, pl->bell, 1, port, cport, ST_CONNECTING, pl->token,
+			  pl->has_key ? pl->mac_key : NULL);
+	explicit_bzero(pl->mac_key, sizeof(pl->mac_key));
+	/* Without it (out of memory or fds) our first bytes are plain, and
+	 * the server, expecting a preamble, takes us for a plain client. */
+	if (!u) {
+		errno = e;
+		return r;
+	}
+	ctl_claimed(port, cport, 1, pl->token);
+	if (fdtab_hook(fd, &u->obj) < 0) {
+		ufd_put(u);
+		errno = e;
+		return r;
+	}
+	if (r == 0)
+		settle(u);
+	ufd_put(u);
+	slog(3, "port %u: connection from port %u upgraded (remote)", port, cport);
+	errno = e;
+	return r;
+}
+
 int upgrade_connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
 	struct pool_server server;
 	struct pool_link pl;
 	struct ufd *u;
 	unsigned port, cport;
-	uint64_t cookie;
-	int r, e;
+	uint64_t cookie = 0;
+	int r, e, remote = 0;
 
-	if (!cfg.enabled || !addr || !(port = addr_port(addr, len, 0)) ||
-	    !settings_port_configured(port) || !upgradable(fd) || !is_tcp(fd))
+	if (!cfg.enabled || !addr || !(port = server_port(addr, len, &remote)) ||
+	    !upgradable(fd) || !is_tcp(fd))
 		return real.connect(fd, addr, len);
 	/* No launcher answers for the port: the server is not under mpklink. */
 	if (!rendezvous_exists(port, &server))
@@ -129,9 +263,11 @@ int upgrade_connect(int fd, const struct sockaddr *addr, socklen_t len)
 		slog(2, "port %u: this process uses io_uring; plain TCP", port);
 		goto plain;
 	}
-	cookie = sockdiag_cookie(fd);
-	if (!cookie)
-		goto plain;
+	if (!remote) {
+		cookie = sockdiag_cookie(fd);
+		if (!cookie)
+			goto plain;
+	}
 	r = pool_take(port, &server, &pl);
 	if (r < 0) {
 		if (r == -EBUSY)
@@ -142,6 +278,8 @@ int upgrade_connect(int fd, const struct sockaddr *addr, socklen_t len)
 			     strerror(-r));
 		goto plain;
 	}
+	if (remote)
+		return connect_remote(fd, addr, len, port, &pl);
 	/* Before the connect: the server's accept finds the link by it. */
 	mpk_link_claim(pl.link, cookie);
 	u = conn_new_link(fd, pl.link, pl.bell, 1, port, 0, ST_CONNECTING, pl.token,
@@ -201,8 +339,8 @@ int upgrade_listen(int fd, int backlog)
 		return r;
 	if (getsockname(fd, (struct sockaddr *)&ss, &l) < 0)
 		return r;
-	port = addr_port((struct sockaddr *)&ss, l, 1);
-	if (!port || !settings_port_configured(port))
+	port = listen_port((struct sockaddr *)&ss, l);
+	if (!port)
 		return r;
 	u = listener_new(port);
 	if (!u)
@@ -232,8 +370,9 @@ int upgrade_accept(int fd, struct sockaddr *addr, socklen_t *alen, int flags, in
 	socklen_t l = sizeof(ss);
 	struct pool_link pl;
 	struct ufd *lu, *u = NULL;
-	unsigned cport, port;
-	int nfd, r, probe_only;
+	uint8_t peer[16];
+	unsigned cport = 0, port;
+	int nfd, r, probe_only, remote = 0;
 
 	lu = process_borrowed() ? NULL : listener_get(fd);
 	if (!lu) {
@@ -260,15 +399,21 @@ int upgrade_accept(int fd, struct sockaddr *addr, socklen_t *alen, int flags, in
 		memcpy(addr, &ss, *alen < l ? *alen : l);
 		*alen = l;
 	}
-	cport = ss.ss_family == AF_INET ? ntohs(((struct sockaddr_in *)&ss)->sin_port)
-		: ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port) : 0;
-	if (!cport || !addr_port((struct sockaddr *)&ss, l, 0) || (unsigned)nfd >= FDTAB_MAX) {
+	if (!client_ok(port, (struct sockaddr *)&ss, l, peer, &remote) ||
+	    (unsigned)nfd >= FDTAB_MAX) {
 		ufd_put(lu);
 		return nfd;
 	}
+	addr_of((struct sockaddr *)&ss, l, peer, &cport);
 	/* The client's link, if it has one of ours: it claimed it with its
-	 * socket's cookie before its connect. */
-	r = probe_only ? -ENOENT : pool_find(port, sockdiag_peer_cookie(nfd), &pl);
+	 * socket's cookie before its connect, or, from another network
+	 * namespace, with its address and port after it. */
+	if (probe_only)
+		r = -ENOENT;
+	else if (remote)
+		r = pool_find_addr(port, mpk_claim_of_addr(peer, cport), &pl);
+	else
+		r = pool_find(port, sockdiag_peer_cookie(nfd), &pl);
 	ufd_put(lu);
 	if (r == 0) {
 		u = conn_new_link(nfd, pl.link, pl.bell, 0, port, cport, ST_VERIFY, pl.token,
@@ -315,18 +460,25 @@ int upgrade_accept(int fd, struct sockaddr *addr, socklen_t *alen, int flags, in
  * log. Returns whether it was adopted. */
 static int adopt(int fd, const char *how)
 {
+	struct sockaddr_storage self, peer;
+	socklen_t sl, pl;
 	struct mpk_ctl_rep rep;
-	unsigned l, p, sport, cport;
-	int lfds[MPK_LINK_NFDS], side;
+	uint8_t a[16];
+	unsigned l = 0, p = 0, sport, cport;
+	int lfds[MPK_LINK_NFDS], side, remote;
 	struct ufd *u;
 
-	if (!upgradable(fd) || !is_tcp(fd) || sock_ports(fd, &l, &p) < 0)
+	if (!upgradable(fd) || !is_tcp(fd) || sock_addrs(fd, &self, &sl, &peer, &pl) < 0 ||
+	    addr_of((struct sockaddr *)&self, sl, a, &l) == A_NONE)
 		return 0;
-	/* Our end: the server's when our port is the configured one (a
-	 * program may hold both ends, the launcher both links). */
-	if (settings_port_configured(l)) {
-		sport = l, cport = p, side = 0;
-	} else if (settings_port_configured(p)) {
+	/* Our end: the server's when our port is the configured one and the
+	 * peer may be a linked client (a program may hold both ends, the
+	 * launcher both links); the client's when the peer is a configured
+	 * server. */
+	if (settings_port_configured(l) && client_ok(l, (struct sockaddr *)&peer, pl, a, &remote)) {
+		sport = l, side = 0;
+		addr_of((struct sockaddr *)&peer, pl, a, &cport);
+	} else if ((p = server_port((struct sockaddr *)&peer, pl, &remote))) {
 		sport = p, cport = l, side = 1;
 	} else {
 		return 0;

@@ -33,8 +33,19 @@ f=$(envfile badname "1ABC=x")
 expect_refused bad-name "badname.env:1: expected KEY=VALUE" -e "$f"
 f=$(envfile unknown "MPKLINK_RUNDIR=$tmp/run" "MPKLINK_ENDPIONTS=127.0.0.1:1")
 expect_refused unknown-key "unknown.env:2: MPKLINK_ENDPIONTS=127.0.0.1:1: unknown key MPKLINK_ENDPIONTS; did you mean MPKLINK_ENDPOINTS" -e "$f"
-f=$(envfile nonloop "MPKLINK_ENDPOINTS=10.0.0.1:80")
-expect_refused non-loopback "nonloop.env:1: MPKLINK_ENDPOINTS=10.0.0.1:80: entry \"10.0.0.1:80\": not a loopback host" -e "$f"
+# Any unicast address is a host (a server in another network namespace);
+# a name is not resolved, and no TCP server is reached at a multicast or
+# broadcast address.
+f=$(envfile remote "MPKLINK_RUNDIR=$tmp/run" "MPKLINK_ENDPOINTS=192.0.2.1:80,[2001:db8::1]:81")
+rm -f "$started"
+"$MPKLINK_RUN" -e "$f" -- "${prog[@]}" || fail "remote endpoints were refused"
+[ -e "$started" ] || fail "remote endpoints did not start the program"
+f=$(envfile hostname "MPKLINK_ENDPOINTS=db.example:80")
+expect_refused host-name "hostname.env:1: MPKLINK_ENDPOINTS=db.example:80: entry \"db.example:80\": not an address .*host names are not resolved" -e "$f"
+f=$(envfile mcast "MPKLINK_ENDPOINTS=224.0.0.1:80")
+expect_refused multicast "mcast.env:1: MPKLINK_ENDPOINTS=224.0.0.1:80: entry \"224.0.0.1:80\": a multicast or broadcast address" -e "$f"
+f=$(envfile bcast "MPKLINK_ENDPOINTS=[ff02::1]:80")
+expect_refused multicast6 "bcast.env:1: MPKLINK_ENDPOINTS=\[ff02::1\]:80: entry .*: a multicast address" -e "$f"
 f=$(envfile badport "MPKLINK_ENDPOINTS=127.0.0.1:70000")
 expect_refused bad-port "badport.env:1: MPKLINK_ENDPOINTS=127.0.0.1:70000: entry .*: the port is not a number from 1 to 65535" -e "$f"
 # Ports are digits only; no empty entries; one entry per port, whatever

@@ -40,7 +40,7 @@ done
 
 "$MPKLINK_RUN" --help | grep -q "MPKLINK_ENDPOINTS" || fail "--help does not document the keys"
 "$MPKLINK_RUN" --check -e "$env" >"$tmp/check.log" || fail "--check refused a usable configuration"
-grep -q "endpoints:  ports 4000" "$tmp/check.log" || fail "--check: endpoints not reported"
+grep -q "endpoints:  loopback:4000" "$tmp/check.log" || fail "--check: endpoints not reported"
 grep -q "guard:" "$tmp/check.log" || fail "--check: guard not reported"
 grep -q "Go binaries" "$tmp/check.log" || fail "--check: LD_PRELOAD's limits not reported"
 if ! grep -qw pku /proc/cpuinfo; then

@@ -12,30 +12,55 @@
 #include "mpklink/config.h"
 #include "mpklink/ring.h"
 
-static int loopback_host(const char *h, size_t n)
+/* HOST of an entry (h, n bytes): 0 a loopback or wildcard host, 1 another
+ * unicast address (into addr, IPv4 mapped), -1 none we take; *w says why. */
+static int host_parse(const char *h, size_t n, uint8_t addr[16], const char **w)
 {
 	char buf[64];
 	struct in_addr a4;
 	struct in6_addr a6;
 
+	*w = "not an address (hosts: localhost, an IPv4 or IPv6 address; host names are "
+	     "not resolved)";
 	if (n && h[0] == '[') {
 		if (n < 2 || h[n - 1] != ']')
-			return 0;
+			return -1;
 		h++;
 		n -= 2;
 	}
 	if (n == 0 || n >= sizeof(buf))
-		return 0;
+		return -1;
 	memcpy(buf, h, n);
 	buf[n] = 0;
 	if (!strcmp(buf, "localhost"))
+		return 0;
+	if (inet_pton(AF_INET, buf, &a4) == 1) {
+		uint32_t ip = ntohl(a4.s_addr);
+
+		if ((ip >> 24) == 127 || ip == INADDR_ANY)
+			return 0;
+		if ((ip >> 28) == 14 || ip == INADDR_BROADCAST) {
+			*w = "a multicast or broadcast address (a TCP server is reached at a "
+			     "unicast one)";
+			return -1;
+		}
+		memset(addr, 0, 10);
+		addr[10] = addr[11] = 0xff;
+		memcpy(addr + 12, &a4.s_addr, 4);
 		return 1;
-	if (inet_pton(AF_INET, buf, &a4) == 1)
-		return (ntohl(a4.s_addr) >> 24) == 127 || a4.s_addr == htonl(INADDR_ANY);
-	if (inet_pton(AF_INET6, buf, &a6) == 1)
-		return IN6_IS_ADDR_LOOPBACK(&a6) || IN6_IS_ADDR_UNSPECIFIED(&a6) ||
-		       (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
-	return 0;
+	}
+	if (inet_pton(AF_INET6, buf, &a6) == 1) {
+		if (IN6_IS_ADDR_LOOPBACK(&a6) || IN6_IS_ADDR_UNSPECIFIED(&a6) ||
+		    (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127))
+			return 0;
+		if (IN6_IS_ADDR_MULTICAST(&a6)) {
+			*w = "a multicast address (a TCP server is reached at a unicast one)";
+			return -1;
+		}
+		memcpy(addr, a6.s6_addr, 16);
+		return 1;
+	}
+	return -1;
 }
 
 /* Digits only, 1..65535. Returns the port or 0. */
@@ -67,8 +92,8 @@ static int name_ok(const char *s, size_t n)
 	return 1;
 }
 
-int mpk_endpoints_parse_why(const char *s, uint16_t *ports, size_t max, const char **bad,
-			    const char **why)
+int mpk_endpoints_parse_why(const char *s, struct mpk_endpoint *eps, size_t max,
+			    const char **bad, const char **why)
 {
 	const char *w = NULL;
 	size_t n = 0;
@@ -78,7 +103,9 @@ int mpk_endpoints_parse_why(const char *s, uint16_t *ports, size_t max, const ch
 		*why = NULL;
 	while (s && *s) {
 		const char *start = s, *end = strchr(s, ','), *colon, *eq;
+		uint8_t addr[16] = {0};
 		unsigned port;
+		int remote;
 
 		if (!end)
 			end = s + strlen(s);
@@ -98,11 +125,9 @@ int mpk_endpoints_parse_why(const char *s, uint16_t *ports, size_t max, const ch
 			w = "want HOST:PORT[=NAME]";
 			goto bad;
 		}
-		if (!loopback_host(start, (size_t)(colon - start))) {
-			w = "not a loopback host (hosts: localhost, 127.x.x.x, 0.0.0.0, ::1, ::, "
-			    "::ffff:127.x.x.x)";
+		remote = host_parse(start, (size_t)(colon - start), addr, &w);
+		if (remote < 0)
 			goto bad;
-		}
 		port = port_of(colon + 1, (size_t)(eq - colon - 1));
 		if (!port) {
 			w = "the port is not a number from 1 to 65535 (digits only)";
@@ -113,7 +138,7 @@ int mpk_endpoints_parse_why(const char *s, uint16_t *ports, size_t max, const ch
 			goto bad;
 		}
 		for (size_t i = 0; i < n; i++)
-			if (ports[i] == port) {
+			if (eps[i].port == port) {
 				w = "a second entry for this port (one port, one entry: hosts all "
 				    "match by port, and two names would leave the check to chance)";
 				goto bad;
@@ -124,7 +149,8 @@ int mpk_endpoints_parse_why(const char *s, uint16_t *ports, size_t max, const ch
 				*why = "too many endpoints";
 			return -E2BIG;
 		}
-		ports[n++] = (uint16_t)port;
+		eps[n] = (struct mpk_endpoint){.port = (uint16_t)port, .remote = (uint8_t)remote};
+		memcpy(eps[n++].addr, addr, 16);
 		if (!*end)
 			break;
 		s = end + 1;
@@ -143,9 +169,41 @@ bad:
 	return (int)n;
 }
 
-int mpk_endpoints_parse(const char *s, uint16_t *ports, size_t max, const char **bad)
+int mpk_endpoints_parse(const char *s, struct mpk_endpoint *eps, size_t max, const char **bad)
 {
-	return mpk_endpoints_parse_why(s, ports, max, bad, NULL);
+	return mpk_endpoints_parse_why(s, eps, max, bad, NULL);
+}
+
+const struct mpk_endpoint *mpk_endpoint_find(const struct mpk_endpoint *eps, size_t n,
+					     unsigned port)
+{
+	for (size_t i = 0; i < n; i++)
+		if (eps[i].port == port)
+			return &eps[i];
+	return NULL;
+}
+
+const char *mpk_endpoint_host(const struct mpk_endpoint *e, char *buf, size_t len)
+{
+	if (!e->remote)
+		return "loopback";
+	if (IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)e->addr)) {
+		if (!inet_ntop(AF_INET, e->addr + 12, buf, (socklen_t)len))
+			return "?";
+	} else if (!inet_ntop(AF_INET6, e->addr, buf, (socklen_t)len)) {
+		return "?";
+	}
+	return buf;
+}
+
+int mpk_endpoint_rdv_name(const struct mpk_endpoint *e, char *buf, size_t len)
+{
+	char host[INET6_ADDRSTRLEN];
+	int n = e->remote ? snprintf(buf, len, "tcp-%s-%u.sock",
+				     mpk_endpoint_host(e, host, sizeof(host)), e->port)
+			  : snprintf(buf, len, "tcp-%u.sock", e->port);
+
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
 int mpk_endpoints_named(const char *s)
@@ -240,9 +298,9 @@ int mpk_ring_bytes_parse(const char *s, size_t *out)
 static int check_endpoints(const char *v, const char **why)
 {
 	static __thread char msg[320];
-	uint16_t ports[MPK_MAX_ENDPOINTS];
+	struct mpk_endpoint eps[MPK_MAX_ENDPOINTS];
 	const char *bad, *w;
-	int n = mpk_endpoints_parse_why(v, ports, MPK_MAX_ENDPOINTS, &bad, &w);
+	int n = mpk_endpoints_parse_why(v, eps, MPK_MAX_ENDPOINTS, &bad, &w);
 	size_t len;
 
 	if (n >= 0)

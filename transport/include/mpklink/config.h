@@ -26,22 +26,51 @@ extern "C" {
 
 #define MPK_MAX_ENDPOINTS 64
 
+/* One MPKLINK_ENDPOINTS entry. */
+struct mpk_endpoint {
+	uint16_t port;
+	/* 0: a loopback or wildcard host (localhost, 127.x, 0.0.0.0, ::1, ::,
+	 * ::ffff:127.x): connects to any loopback address and the port are
+	 * upgraded, and the rendezvous is tcp-PORT.sock.
+	 * 1: any other unicast address, one of the server's in its own
+	 * network namespace (a container's, reached over veth, a bridge):
+	 * connects to exactly that address and port are upgraded, and the
+	 * rendezvous is tcp-ADDR-PORT.sock (mpk_endpoint_rdv_name). */
+	uint8_t remote;
+	uint8_t addr[16]; /* remote: the address, IPv4 as ::ffff:a.b.c.d */
+};
+
 /*
- * MPKLINK_ENDPOINTS: comma-separated HOST:PORT[=NAME], HOST one of
- * localhost, an IPv4 loopback (127.0.0.0/8), 0.0.0.0, ::1, ::, ::ffff:127.x
- * (IPv6 may be bracketed); every form matches by port. PORT is 1 to 5
+ * MPKLINK_ENDPOINTS: comma-separated HOST:PORT[=NAME]. HOST is localhost,
+ * an IPv4 or IPv6 address (IPv6 may be bracketed), never a host name (they
+ * are not resolved) nor a multicast or broadcast address. PORT is 1 to 5
  * digits, 1..65535 (no sign, no space); NAME, the server identity a client
  * expects there, is 1 to 63 of A-Z a-z 0-9 . _ - (keys/FORMATS.md; keys/
  * reads it). No empty entry (a trailing comma is one), and no port twice,
- * whatever the hosts or names: one port, one expectation.
- * Returns the number of ports written to ports[] (at most max), or -EINVAL
+ * whatever the hosts or names: one port, one expectation (a server listens
+ * on a port, whatever address it is reached at).
+ * Returns the number of entries written to eps[] (at most max), or -EINVAL
  * (-E2BIG: more than max) with *bad pointing at the offending entry's start
  * and *why (when why is not NULL) saying what is wrong with it.
  * NULL or "" is 0 endpoints.
  */
-int mpk_endpoints_parse(const char *s, uint16_t *ports, size_t max, const char **bad);
-int mpk_endpoints_parse_why(const char *s, uint16_t *ports, size_t max, const char **bad,
-			    const char **why);
+int mpk_endpoints_parse(const char *s, struct mpk_endpoint *eps, size_t max, const char **bad);
+int mpk_endpoints_parse_why(const char *s, struct mpk_endpoint *eps, size_t max,
+			    const char **bad, const char **why);
+
+/* The entry of eps (n of them) for port, or NULL. */
+const struct mpk_endpoint *mpk_endpoint_find(const struct mpk_endpoint *eps, size_t n,
+					     unsigned port);
+
+/* The file name of e's rendezvous socket in the run directory:
+ * "tcp-PORT.sock", or for a remote entry "tcp-ADDR-PORT.sock" (ADDR as
+ * inet_ntop writes it, IPv4 dotted). Both launchers name it alike from
+ * their own env files. Returns 0, or -ENAMETOOLONG (len too small; 64 is
+ * enough for any). */
+int mpk_endpoint_rdv_name(const struct mpk_endpoint *e, char *buf, size_t len);
+
+/* The entry's host as text (for messages): "loopback" or the address. */
+const char *mpk_endpoint_host(const struct mpk_endpoint *e, char *buf, size_t len);
 
 /* Whether MPKLINK_ENDPOINTS (already parsed without error) names a server
  * identity for any port (an "=NAME"). */
