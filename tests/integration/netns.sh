@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 #
-# netns.sh echo|grpc: a server and its client in two network namespaces
+# netns.sh echo|grpc|py: a server and its client in two network namespaces
 # (two "containers": each its own loopback, a veth into a bridge in a
 # third namespace, addresses from TEST-NET-1, 192.0.2.0/24), sharing one
 # run directory, each under its own mpklink-run with
@@ -19,11 +19,14 @@
 #         own: one line saying so, no rendezvous, and its client stays TCP.
 #   grpc: the gRPC C++ echo pair (unary, server and bidi streams), the same
 #         way: links on both sides, under 1% of the payload on the veth.
+#   py:   the same with the gRPC Python pair (tests/interop/py_echo.py).
 #
 # Needs root (network namespaces): exit 77, which ctest reports as a skip.
 . "$(dirname "$0")/lib.sh"
 
-what=${1:?echo|grpc}
+what=${1:?echo|grpc|py}
+# Debian's python3, for which python3-grpcio is installed (as the interop tests).
+py_echo=$(dirname "$0")/../interop/py_echo.py
 [ "$(id -u)" -eq 0 ] || { echo "netns.sh: needs root (ip netns); skipped" >&2; exit 77; }
 command -v ip >/dev/null || fail "ip (iproute2) not found"
 
@@ -72,6 +75,7 @@ start_server() {
 	case $what in
 	echo) ip netns exec "$nsa" timeout 300 "${pre[@]}" "$ECHO_SERVER" --host 0.0.0.0 --port "$port" --mode et >"$log" 2>&1 & ;;
 	grpc) ip netns exec "$nsa" timeout 300 "${pre[@]}" "$GRPC_ECHO_SERVER" --port "$port" >"$log" 2>&1 & ;;
+	py) ip netns exec "$nsa" timeout 300 "${pre[@]}" /usr/bin/python3 "$py_echo" server --port "$port" >"$log" 2>&1 & ;;
 	esac
 	srv=$!
 	pids+=("$srv")
@@ -86,6 +90,8 @@ client() {
 		--mode et --conns 8 --bytes-per-conn 2000000 --seed 7 >"$log" 2>&1 ;;
 	grpc) inns "$nsb" timeout 300 "${pre[@]}" "$GRPC_ECHO_CLIENT" --target "192.0.2.1:$port" \
 		--unary 300 --stream 300 --bidi 300 --size 65536 --seed 7 >"$log" 2>&1 ;;
+	py) inns "$nsb" timeout 300 "${pre[@]}" /usr/bin/python3 "$py_echo" client --target "192.0.2.1:$port" \
+		--unary 100 --stream 100 --bidi 100 --size 65536 --seed 7 >"$log" 2>&1 ;;
 	esac
 }
 # The payload: echo, 8 x 2 MB each way; grpc, the bytes the client says
@@ -96,7 +102,8 @@ grpc)
 	[ -x "${GRPC_ECHO_SERVER:-}" ] && [ -x "${GRPC_ECHO_CLIENT:-}" ] ||
 		fail "GRPC_ECHO_SERVER and GRPC_ECHO_CLIENT must be the interop programs"
 	;;
-*) fail "usage: netns.sh echo|grpc" ;;
+py) /usr/bin/python3 -c 'import grpc' 2>/dev/null || fail "python3-grpcio is needed" ;;
+*) fail "usage: netns.sh echo|grpc|py" ;;
 esac
 
 # 1. The oracle: both plain.
@@ -105,12 +112,12 @@ b0=$(veth_bytes)
 client "$tmp/plain-client.log" || fail "plain run failed: $(tail -n 5 "$tmp/plain-client.log")"
 plain_veth=$(($(veth_bytes) - b0))
 stop_server
-[ "$what" = grpc ] && payload=$(sed -n 's/^OK .* bytes=\([0-9]*\).*/\1/p' "$tmp/plain-client.log")
+[ "$what" != echo ] && payload=$(sed -n 's/^OK .* bytes=\([0-9]*\).*/\1/p' "$tmp/plain-client.log")
 [ -n "$payload" ] && [ "$payload" -gt 0 ] || fail "no payload count"
 [ "$plain_veth" -ge "$payload" ] ||
 	fail "the plain run moved $plain_veth bytes through the veth, under the payload $payload: the counter is not the path"
 want=$(grep -o 'fnv=[0-9a-f]*' "$tmp/plain-client.log" || true)
-[ "$what" = grpc ] || [ -n "$want" ] || fail "plain run printed no checksum"
+[ "$what" != echo ] || [ -n "$want" ] || fail "plain run printed no checksum"
 
 # 2. Both under mpklink: links, the same result, the veth all but idle.
 start_server "$tmp/mpk-server.log" mpklink
