@@ -183,8 +183,8 @@ static int upgradable(int fd)
 static int connect_remote(int fd, const struct sockaddr *addr, socklen_t len, unsigned port,
 			  struct pool_link *pl)
 {
-	struct sockaddr_storage self, peer;
-	socklen_t sl, plen;
+	struct sockaddr_storage self;
+	socklen_t sl = sizeof(self);
 	uint8_t a[16];
 	unsigned cport = 0;
 	struct ufd *u;
@@ -199,7 +199,9 @@ static int connect_remote(int fd, const struct sockaddr *addr, socklen_t len, un
 		errno = e;
 		return r;
 	}
-	if (sock_addrs(fd, &self, &sl, &peer, &plen) < 0 ||
+	/* Our address and port are set once the connect started (the peer's
+	 * is not, before a nonblocking connect completes). */
+	if (getsockname(fd, (struct sockaddr *)&self, &sl) < 0 ||
 	    addr_of((struct sockaddr *)&self, sl, a, &cport) == A_NONE || !cport ||
 	    mpk_link_claim_swap(pl->link, MPK_CLAIM_PENDING, mpk_claim_of_addr(a, cport)) < 0) {
 		slog(cport ? 1 : 2, "port %u: the server stopped waiting for this connection's "

@@ -17,6 +17,8 @@
 #         every connection a fallback, none slower than the server's wait
 #         for a claim. Then a server whose entry names an address not its
 #         own: one line saying so, no rendezvous, and its client stays TCP.
+#         Then claims made late on purpose (strace): waited for, or
+#         refused with the connection kept TCP.
 #   grpc: the gRPC C++ echo pair (unary, server and bidi streams), the same
 #         way: links on both sides, under 1% of the payload on the veth.
 #   py:   the same with the gRPC Python pair (tests/interop/py_echo.py).
@@ -168,3 +170,36 @@ grep -q "port $port: MPKLINK_ENDPOINTS names 192.0.2.9, which is no address of t
 ls "$tmp/run" | grep -q "tcp-192.0.2.9" && fail "a rendezvous for an address not the server's"
 stop_server
 echo "netns echo: a plain client and a wrong address stay TCP"
+
+# 5. A claim that comes late. strace holds the client's getsockname, the
+# call right before it swaps its PENDING claim for its address, for DELAY
+# (the echo client calls no getsockname of its own): 20 ms is waited for
+# (every connection a link); 300 ms is past the server's wait (100 ms, the
+# preload's POOL_CLAIM_WAIT_MS): the server refuses the claim, the client,
+# whose swap fails, sends nothing on the link, and every connection stays
+# TCP with the same bytes.
+command -v strace >/dev/null || fail "strace not found (scripts/deps.sh installs it)"
+late() { # late DELAY_US
+	rm -f "$tmp/client.stats" "$tmp/server.stats"
+	start_server "$tmp/late$1-server.log" mpklink
+	inns "$nsb" timeout 300 env MPKLINK_STATS="$tmp/client.stats" "$MPKLINK_RUN" -e "$env" -- \
+		strace -f -qq -o /dev/null -e trace=getsockname -e inject=getsockname:delay_exit="$1" \
+		"$ECHO_CLIENT" --host 192.0.2.1 --port "$port" --mode et --conns 8 \
+		--bytes-per-conn 2000000 --seed 7 >"$tmp/late$1-client.log" 2>&1 ||
+		fail "late claim ($1 us): the client failed: $(tail -n 5 "$tmp/late$1-client.log")"
+	got=$(grep -o 'fnv=[0-9a-f]*' "$tmp/late$1-client.log" || true)
+	[ "$got" = "$want" ] || fail "late claim ($1 us): checksum '$got', want '$want'"
+	stop_server
+}
+late 20000
+[ "$(stat_field "$tmp/client.stats" links)" -eq 8 ] && [ "$(stat_field "$tmp/server.stats" links)" -eq 8 ] ||
+	fail "a claim 20 ms late was not waited for: $(cat "$tmp/client.stats" "$tmp/server.stats")"
+late 300000
+[ "$(stat_field "$tmp/client.stats" links)" -eq 0 ] && [ "$(stat_field "$tmp/server.stats" links)" -eq 0 ] &&
+	[ "$(stat_field "$tmp/client.stats" fallbacks)" -eq 8 ] ||
+	fail "a claim 300 ms late was not refused: $(cat "$tmp/client.stats" "$tmp/server.stats")"
+grep -q "refused (those connections stay plain TCP)" "$tmp/late300000-server.log" ||
+	fail "no line for the refused claims: $(cat "$tmp/late300000-server.log")"
+grep -q "the server stopped waiting for this connection's link" "$tmp/late300000-client.log" ||
+	fail "no client line for a refused claim: $(cat "$tmp/late300000-client.log")"
+echo "netns echo: a claim 20 ms late is waited for; 300 ms late, refused, and TCP carries it"
