@@ -172,6 +172,30 @@ static int upgradable(int fd)
 	return (unsigned)fd < FDTAB_MAX && !fdtab_peek(fd) && !process_borrowed();
 }
 
+/* A client's connection whose connect started (result r, errno e): its
+ * launcher told (CLAIMED), the fd ours, and the preamble sent now when the
+ * connect is done already. Returns r with errno e. */
+static int client_connected(int fd, struct ufd *u, const uint8_t *token, int r, int e)
+{
+	unsigned port = u->port, cport = u->cport;
+
+	if (cport)
+		ctl_claimed(port, cport, 1, token);
+	if (fdtab_hook(fd, &u->obj) < 0) {
+		/* Cannot be: upgradable() checked the number. The preamble is
+		 * not sent, the connection stays plain. */
+		ufd_put(u);
+		errno = e;
+		return r;
+	}
+	if (r == 0)
+		settle(u);
+	ufd_put(u); /* the table's name holds it now */
+	slog(3, "port %u: connection from port %u upgraded", port, cport);
+	errno = e;
+	return r;
+}
+
 /*
  * A connect to a remote entry (a server in another network namespace):
  * the server cannot see our socket's cookie, so the link is claimed as
@@ -231,18 +255,7 @@ static int connect_remote(int fd, const struct sockaddr *addr, socklen_t len, un
 		errno = e;
 		return r;
 	}
-	ctl_claimed(port, cport, 1, pl->token);
-	if (fdtab_hook(fd, &u->obj) < 0) {
-		ufd_put(u);
-		errno = e;
-		return r;
-	}
-	if (r == 0)
-		settle(u);
-	ufd_put(u);
-	slog(3, "port %u: connection from port %u upgraded (remote)", port, cport);
-	errno = e;
-	return r;
+	return client_connected(fd, u, pl->token, r, e);
 }
 
 int upgrade_connect(int fd, const struct sockaddr *addr, socklen_t len)
@@ -250,7 +263,7 @@ int upgrade_connect(int fd, const struct sockaddr *addr, socklen_t len)
 	struct pool_server server;
 	struct pool_link pl;
 	struct ufd *u;
-	unsigned port, cport;
+	unsigned port;
 	uint64_t cookie = 0;
 	int r, e, remote = 0;
 
@@ -300,23 +313,8 @@ int upgrade_connect(int fd, const struct sockaddr *addr, socklen_t len)
 	}
 	/* The port is the connect's own choice (a TIME_WAIT one on loopback,
 	 * as over TCP): known now, for the launcher's tables. */
-	cport = sock_port(fd, 0);
-	u->cport = cport;
-	if (cport)
-		ctl_claimed(port, cport, 1, pl.token);
-	if (fdtab_hook(fd, &u->obj) < 0) {
-		/* Cannot be: upgradable() checked the number. The preamble is
-		 * not sent, the connection stays plain. */
-		ufd_put(u);
-		errno = e;
-		return r;
-	}
-	if (r == 0)
-		settle(u);
-	ufd_put(u); /* the table's name holds it now */
-	slog(3, "port %u: connection from port %u upgraded", port, cport);
-	errno = e;
-	return r;
+	u->cport = sock_port(fd, 0);
+	return client_connected(fd, u, pl.token, r, e);
 plain:
 	stats_count(&totals.fallbacks);
 	if (cfg.deny) {
