@@ -187,7 +187,10 @@ const char *mpk_endpoint_host(const struct mpk_endpoint *e, char *buf, size_t le
 {
 	if (!e->remote)
 		return "loopback";
-	if (IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)e->addr)) {
+	static const uint8_t v4mapped[12] = {[10] = 0xff, [11] = 0xff};
+
+	/* Bytes, not an in6_addr: addr is not aligned as one. */
+	if (!memcmp(e->addr, v4mapped, sizeof(v4mapped))) {
 		if (!inet_ntop(AF_INET, e->addr + 12, buf, (socklen_t)len))
 			return "?";
 	} else if (!inet_ntop(AF_INET6, e->addr, buf, (socklen_t)len)) {
