@@ -1158,9 +1158,26 @@ static void *ctl_thread(void *arg)
 	}
 }
 
-/* ctl-<pid>.sock files of launchers killed with -9 (they could not remove
- * them): ours (by owner), their pid gone, and nothing answering on them
- * (a launcher in another pid namespace sharing the directory would). */
+/* Our pid namespace, as its inode (0 when /proc cannot say). */
+static unsigned long pid_ns(void)
+{
+	struct stat st;
+
+	return stat("/proc/self/ns/pid", &st) == 0 ? (unsigned long)st.st_ino : 0;
+}
+
+/* ctl-<pid>-<pidns>.sock: our shim socket's name. A pid alone is not
+ * unique where containers with pid namespaces of their own share the run
+ * directory (each launcher there may be pid 1). */
+static void ctl_name(char *name, size_t len)
+{
+	snprintf(name, len, "ctl-%d-%lx.sock", (int)getpid(), pid_ns());
+}
+
+/* ctl-<pid>-<pidns>.sock files of launchers killed with -9 (they could not
+ * remove them): ours (by owner), of our pid namespace (another's pids mean
+ * nothing here: those files are left to launchers there), their pid gone,
+ * and nothing answering on them. */
 static void remove_stale(struct mpk_ctl *c)
 {
 	struct dirent *d;
@@ -1175,9 +1192,11 @@ static void remove_stale(struct mpk_ctl *c)
 	while ((d = readdir(dir))) {
 		char path[108], tail[16];
 		struct stat st;
+		unsigned long ns = 0;
 		int pid = 0, n = 0, s;
 
-		if (sscanf(d->d_name, "ctl-%d%n", &pid, &n) != 1 || pid <= 0 || pid == getpid() ||
+		if (sscanf(d->d_name, "ctl-%d-%lx%n", &pid, &ns, &n) != 2 || pid <= 0 ||
+		    pid == getpid() || ns != pid_ns() ||
 		    snprintf(tail, sizeof(tail), "%s", d->d_name + n) < 0 || strcmp(tail, ".sock"))
 			continue;
 		if (fstatat(c->dirfd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
@@ -1232,7 +1251,7 @@ int mpk_ctl_start(const struct mpk_ctl_config *cfg, struct mpk_ctl **out)
 	}
 	strcpy(c->rundir, cfg->rundir);
 	c->cfg.rundir = c->rundir;
-	snprintf(name, sizeof(name), "ctl-%d.sock", (int)getpid());
+	ctl_name(name, sizeof(name));
 	r = sock_path(c->path, sizeof(c->path), c->rundir, name);
 	if (r == 0)
 		r = mpk_rundir_path(at, sizeof(at), c->dirfd, name);
@@ -1311,7 +1330,7 @@ void mpk_ctl_stop(struct mpk_ctl *c)
 	{
 		char name[48];
 
-		snprintf(name, sizeof(name), "ctl-%d.sock", (int)getpid());
+		ctl_name(name, sizeof(name));
 		unlinkat(c->dirfd, name, 0);
 	}
 	close(c->dirfd);

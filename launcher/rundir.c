@@ -18,8 +18,10 @@
 
 #include "ctl_server.h"
 
-/* Unix socket paths are at most 107 bytes; "/ctl-<pid>.sock" and
- * "/tcp-<port>.sock" must fit after the directory. */
+/* Unix socket paths are at most 107 bytes; "/ctl-<pid>-<pidns>.sock" (at
+ * most 26 bytes: a 7-digit pid, 8 hex digits) must fit after the
+ * directory. (The rendezvous sockets are reached through the directory's
+ * descriptor, /proc/self/fd/N/tcp-..., whatever the directory's length.) */
 #define RUNDIR_MAX 80
 #define MAX_LINKS 40
 

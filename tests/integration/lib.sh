@@ -76,6 +76,12 @@ stop_server() {
 	wait "$srv" 2>/dev/null
 }
 
+# ctl_sock PID: the name of the shim socket of the launcher PID (of our
+# pid namespace) in its run directory: ctl-<pid>-<pid namespace, hex>.sock.
+ctl_sock() {
+	printf 'ctl-%s-%x.sock' "$1" "$(stat -L -c %i /proc/self/ns/pid)"
+}
+
 # stat_field FILE KEY: the value of KEY=... summed over the stats lines.
 stat_field() {
 	grep -h '^mpklink stats:' "$1" 2>/dev/null | tr ' ' '\n' | sed -n "s/^$2=//p" |

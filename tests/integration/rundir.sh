@@ -9,7 +9,7 @@
 #  2. The swap itself (what a world-writable parent allowed another user;
 #     done here by us, which the checks cannot stop): with a server and a
 #     client program running, the run directory is renamed and another one
-#     put in its place, holding a fake ctl-<client launcher pid>.sock and a
+#     put in its place, holding a fake ctl-<client launcher pid>-<pidns>.sock and a
 #     fake tcp-<port>.sock. Then:
 #     - the client's launcher still reaches the real server (it connects
 #       through the directory it checked, held open): a second link is
@@ -171,7 +171,7 @@ while True:
             conns.remove(s)
             s.close()
 PY
-python3 "$tmp/fake.py" "$tmp/fake.log" "$R/ctl-$client.sock" "$R/tcp-$port.sock" &
+python3 "$tmp/fake.py" "$tmp/fake.log" "$R/$(ctl_sock "$client")" "$R/tcp-$port.sock" &
 pids+=($!)
 for _ in $(seq 500); do grep -q ready "$tmp/fake.log" 2>/dev/null && break; sleep 0.02; done
 grep -q ready "$tmp/fake.log" 2>/dev/null || fail "the fake sockets did not start"
