@@ -22,7 +22,7 @@ bench_pkgs=(libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-gr
 test_pkgs=(libcriterion-dev clang libclang-rt-14-dev
 	qemu-system-x86 linux-image-amd64 busybox-static cpio
 	python3 python3-grpcio python3-protobuf redis-server redis-tools nodejs iproute2 procps
-	strace debootstrap liburing-dev nginx-light curl)
+	strace debootstrap liburing-dev nginx-light curl podman runc)
 
 case $set_name in
 build) want=("${build_pkgs[@]}") ;;

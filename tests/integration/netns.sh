@@ -29,32 +29,9 @@
 what=${1:?echo|grpc|py}
 # Debian's python3, for which python3-grpcio is installed (as the interop tests).
 py_echo=$(dirname "$0")/../interop/py_echo.py
-[ "$(id -u)" -eq 0 ] || { echo "netns.sh: needs root (ip netns); skipped" >&2; exit 77; }
-command -v ip >/dev/null || fail "ip (iproute2) not found"
+. "$(dirname "$0")/netns_lib.sh"
 
-sfx=$(printf '%04x' $((RANDOM % 65536)))
-nsa=mpk-a-$sfx nsb=mpk-b-$sfx nsr=mpk-r-$sfx
-netns_cleanup() {
-	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-	wait 2>/dev/null
-	for n in "$nsa" "$nsb" "$nsr"; do ip netns del "$n" 2>/dev/null; done
-	[ -n "${KEEP:-}" ] && echo "kept $tmp" >&2 || rm -rf "$tmp"
-}
-trap netns_cleanup EXIT
-
-ip netns add "$nsa" && ip netns add "$nsb" && ip netns add "$nsr" || fail "ip netns add"
-# No STP: the ports forward at once.
-ip -n "$nsr" link add br0 type bridge forward_delay 0 stp_state 0 || fail "bridge"
-ip -n "$nsr" link set br0 up
-for side in a b; do
-	ns=mpk-$side-$sfx
-	ip -n "$nsr" link add "p$side" type veth peer name eth0 netns "$ns" || fail "veth $side"
-	ip -n "$nsr" link set "p$side" master br0 up
-	ip -n "$ns" link set lo up
-	ip -n "$ns" link set eth0 up
-done
-ip -n "$nsa" addr add 192.0.2.1/24 dev eth0
-ip -n "$nsb" addr add 192.0.2.2/24 dev eth0
+netns_make
 inns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 listening() { inns "$nsa" ss -Htln "sport = :$1" | grep -q .; }
 wait_listen_a() {
