@@ -22,11 +22,14 @@
 #   grpc: the gRPC C++ echo pair (unary, server and bidi streams), the same
 #         way: links on both sides, under 1% of the payload on the veth.
 #   py:   the same with the gRPC Python pair (tests/interop/py_echo.py).
+#   signed: the C echo pair with identities (a throwaway CA; the client
+#         expects the server's name, the server allows the client's): the
+#         launchers' handshake across the namespaces, links as for echo.
 #
 # Needs root (network namespaces): exit 77, which ctest reports as a skip.
 . "$(dirname "$0")/lib.sh"
 
-what=${1:?echo|grpc|py}
+what=${1:?echo|grpc|py|signed}
 # Debian's python3, for which python3-grpcio is installed (as the interop tests).
 py_echo=$(dirname "$0")/../interop/py_echo.py
 . "$(dirname "$0")/netns_lib.sh"
@@ -47,12 +50,24 @@ veth_bytes() {
 mkdir -m 700 "$tmp/run"
 port=$(free_port)
 env=$(envfile app "MPKLINK_ENDPOINTS=192.0.2.1:$port" "MPKLINK_RUNDIR=$tmp/run" ${NETNS_EXTRA:-})
+senv=$env cenv=$env
+if [ "$what" = signed ]; then
+	keys=${MPKLINK_KEYS:?}
+	ca=$tmp/ca
+	"$keys" init --dir "$ca" >/dev/null || fail "mpklink-keys init"
+	"$keys" issue --dir "$ca" server --binary "$ECHO_SERVER" >/dev/null || fail "issue server"
+	"$keys" issue --dir "$ca" client --binary "$ECHO_CLIENT" >/dev/null || fail "issue client"
+	common=("MPKLINK_ENDPOINTS=192.0.2.1:$port=server" "MPKLINK_RUNDIR=$tmp/run"
+		"MPKLINK_TRUST=$ca/ca.pub")
+	senv=$(envfile srv "${common[@]}" "MPKLINK_IDENTITY=$ca/server" "MPKLINK_ALLOW=$port:client")
+	cenv=$(envfile cli "${common[@]}" "MPKLINK_IDENTITY=$ca/client")
+fi
 # start_server LOG [mpklink]: the server in namespace a.
 start_server() {
 	local log=$1 pre=()
-	[ "${2:-}" = mpklink ] && pre=(env MPKLINK_STATS="$tmp/server.stats" "$MPKLINK_RUN" -e "$env" --)
+	[ "${2:-}" = mpklink ] && pre=(env MPKLINK_STATS="$tmp/server.stats" "$MPKLINK_RUN" -e "$senv" --)
 	case $what in
-	echo) ip netns exec "$nsa" timeout 300 "${pre[@]}" "$ECHO_SERVER" --host 0.0.0.0 --port "$port" --mode et >"$log" 2>&1 & ;;
+	echo | signed) ip netns exec "$nsa" timeout 300 "${pre[@]}" "$ECHO_SERVER" --host 0.0.0.0 --port "$port" --mode et >"$log" 2>&1 & ;;
 	grpc) ip netns exec "$nsa" timeout 300 "${pre[@]}" "$GRPC_ECHO_SERVER" --port "$port" >"$log" 2>&1 & ;;
 	py) ip netns exec "$nsa" timeout 300 "${pre[@]}" /usr/bin/python3 "$py_echo" server --port "$port" >"$log" 2>&1 & ;;
 	esac
@@ -63,9 +78,9 @@ start_server() {
 # client LOG [mpklink]: the client in namespace b, to 192.0.2.1.
 client() {
 	local log=$1 pre=()
-	[ "${2:-}" = mpklink ] && pre=(env MPKLINK_STATS="$tmp/client.stats" "$MPKLINK_RUN" -e "$env" --)
+	[ "${2:-}" = mpklink ] && pre=(env MPKLINK_STATS="$tmp/client.stats" "$MPKLINK_RUN" -e "$cenv" --)
 	case $what in
-	echo) inns "$nsb" timeout 300 "${pre[@]}" "$ECHO_CLIENT" --host 192.0.2.1 --port "$port" \
+	echo | signed) inns "$nsb" timeout 300 "${pre[@]}" "$ECHO_CLIENT" --host 192.0.2.1 --port "$port" \
 		--mode et --conns 8 --bytes-per-conn 2000000 --seed 7 >"$log" 2>&1 ;;
 	grpc) inns "$nsb" timeout 300 "${pre[@]}" "$GRPC_ECHO_CLIENT" --target "192.0.2.1:$port" \
 		--unary 300 --stream 300 --bidi 300 --size 65536 --seed 7 >"$log" 2>&1 ;;
@@ -76,7 +91,7 @@ client() {
 # The payload: echo, 8 x 2 MB each way; grpc, the bytes the client says
 # it verified (the plain run's).
 case $what in
-echo) payload=$((2 * 8 * 2000000)) ;;
+echo | signed) payload=$((2 * 8 * 2000000)) ;;
 grpc)
 	[ -x "${GRPC_ECHO_SERVER:-}" ] && [ -x "${GRPC_ECHO_CLIENT:-}" ] ||
 		fail "GRPC_ECHO_SERVER and GRPC_ECHO_CLIENT must be the interop programs"
@@ -91,19 +106,19 @@ b0=$(veth_bytes)
 client "$tmp/plain-client.log" || fail "plain run failed: $(tail -n 5 "$tmp/plain-client.log")"
 plain_veth=$(($(veth_bytes) - b0))
 stop_server
-[ "$what" != echo ] && payload=$(sed -n 's/^OK .* bytes=\([0-9]*\).*/\1/p' "$tmp/plain-client.log")
+[ "$what" = grpc ] || [ "$what" = py ] && payload=$(sed -n 's/^OK .* bytes=\([0-9]*\).*/\1/p' "$tmp/plain-client.log")
 [ -n "$payload" ] && [ "$payload" -gt 0 ] || fail "no payload count"
 [ "$plain_veth" -ge "$payload" ] ||
 	fail "the plain run moved $plain_veth bytes through the veth, under the payload $payload: the counter is not the path"
 want=$(grep -o 'fnv=[0-9a-f]*' "$tmp/plain-client.log" || true)
-[ "$what" != echo ] || [ -n "$want" ] || fail "plain run printed no checksum"
+[ "$what" = grpc ] || [ "$what" = py ] || [ -n "$want" ] || fail "plain run printed no checksum"
 
 # 2. Both under mpklink: links, the same result, the veth all but idle.
 start_server "$tmp/mpk-server.log" mpklink
 b0=$(veth_bytes)
 client "$tmp/mpk-client.log" mpklink || fail "mpklink run failed: $(tail -n 5 "$tmp/mpk-client.log")"
 mpk_veth=$(($(veth_bytes) - b0))
-if [ "$what" = echo ]; then
+if [ "$what" = echo ] || [ "$what" = signed ]; then
 	got=$(grep -o 'fnv=[0-9a-f]*' "$tmp/mpk-client.log" || true)
 	[ "$got" = "$want" ] || fail "mpklink run: checksum '$got', the plain run's '$want'"
 else
