@@ -202,11 +202,9 @@ struct ufd *conn_new_link(int fd, struct mpk_link *link, int *bell, int side, un
 		r = -EPROTO;
 	}
 	if (r == 0) {
-		u->sock = real.fcntl(fd, F_DUPFD_CLOEXEC, 0);
+		u->sock = fdtab_internal_dup(fd);
 		if (u->sock < 0)
 			r = -errno;
-		else
-			u->sock = fdtab_internal_take(u->sock);
 	}
 	if (r < 0) {
 		slog(1, "port %u: cannot attach the link: %s", port, strerror(-r));
@@ -287,12 +285,12 @@ struct ufd *conn_new_probe(int fd, unsigned port, unsigned cport)
 
 	if (!u)
 		return NULL;
-	sock = real.fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	sock = fdtab_internal_dup(fd);
 	if (sock < 0) {
 		ufd_put(u);
 		return NULL;
 	}
-	u->sock = fdtab_internal_take(sock);
+	u->sock = sock;
 	u->fork_gen = process_fork_gen();
 	u->port = port;
 	u->cport = cport;

@@ -214,15 +214,33 @@ void fdtab_fresh(int fd)
 	fdobj_put(o);
 }
 
+static int mark_internal(int fd);
+
 int fdtab_internal_take(int fd)
 {
 	int hi = internal_base ? real.fcntl(fd, F_DUPFD_CLOEXEC, internal_base) : -1;
-	struct fdobj **s;
 
 	if (hi >= 0) {
 		real.close(fd);
 		fd = hi;
 	}
+	return mark_internal(fd);
+}
+
+int fdtab_internal_dup(int fd)
+{
+	int d = real.fcntl(fd, F_DUPFD_CLOEXEC, internal_base);
+
+	/* No room up there (a lowered limit): where take would leave it. */
+	if (d < 0 && internal_base)
+		d = real.fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	return d < 0 ? -1 : mark_internal(d);
+}
+
+static int mark_internal(int fd)
+{
+	struct fdobj **s;
+
 	pthread_mutex_lock(&table_lock);
 	s = page_for(fd);
 	if (s) {

@@ -184,8 +184,11 @@ HIDDEN void fdtab_fresh(int fd);
 /* Our own fds among the program's: moved up out of the way of the numbers
  * it expects in order (half the soft RLIMIT_NOFILE, at most 32768),
  * marked so that its close says EBADF and its dup2 onto one EBUSY.
- * fdtab_internal_take returns the fd's new number (fd is consumed). */
+ * fdtab_internal_take returns the fd's new number (fd is consumed).
+ * fdtab_internal_dup makes such an fd a duplicate of fd (one system call
+ * where a dup and a take are three), or -1 with errno. */
 HIDDEN int fdtab_internal_take(int fd);
+HIDDEN int fdtab_internal_dup(int fd);
 HIDDEN void fdtab_internal_close(int fd);
 static inline int fdtab_is_internal(int fd)
 {
