@@ -314,7 +314,8 @@ static int find(struct pool_port *pp, uint64_t cookie, struct pool_link *out)
 		struct pool_link *l = &pp->v[i];
 		int stale = mpk_link_stale(l->link);
 
-		if (!stale && mpk_link_claimed(l->link) == cookie && mpk_link_take(l->link) == 0) {
+		if (!stale && !l->refused && mpk_link_claimed(l->link) == cookie &&
+		    mpk_link_take(l->link) == 0) {
 			*out = *l;
 			pp->v[i] = pp->v[--pp->n];
 			return 0;
@@ -397,10 +398,15 @@ static size_t pending_claims(unsigned port, int refuse)
 	for (size_t i = 0; pp && i < pp->n; i++) {
 		struct mpk_link *l = pp->v[i].link;
 
-		if (mpk_link_stale(l) || mpk_link_claimed(l) != MPK_CLAIM_PENDING)
+		if (pp->v[i].refused || mpk_link_stale(l) ||
+		    mpk_link_claimed(l) != MPK_CLAIM_PENDING)
 			continue;
-		if (!refuse || mpk_link_claim_swap(l, MPK_CLAIM_PENDING, MPK_CLAIM_REFUSED) == 0)
+		if (!refuse) {
 			n++;
+		} else if (mpk_link_claim_swap(l, MPK_CLAIM_PENDING, MPK_CLAIM_REFUSED) == 0) {
+			pp->v[i].refused = 1;
+			n++;
+		}
 	}
 	return n;
 }

@@ -47,6 +47,10 @@ struct pool_link {
 	int has_key;
 	uint8_t mac_key[32];
 	int64_t born_ms;
+	/* A server's: we refused its PENDING claim (pool_find_addr). Our own
+	 * word, not the link's: the peer may write PENDING or a claim there
+	 * again, and a refused link is never waited for nor taken. */
+	int refused;
 };
 
 /*
