@@ -425,6 +425,12 @@ int pool_find_addr(unsigned port, uint64_t key, struct pool_link *out)
 			return 0;
 		pthread_mutex_lock(&pool_lock);
 		pending = pending_claims(port, 0);
+		if (!pending && slog_on(3)) {
+			struct pool_port *pp = port_of(port, 0);
+
+			slog(3, "port %u: no link claimed as %016llx among %zu offers held", port,
+			     (unsigned long long)key, pp ? pp->n : 0);
+		}
 		pthread_mutex_unlock(&pool_lock);
 		if (!pending)
 			return -ENOENT;

@@ -172,13 +172,18 @@ echo "netns echo: a plain client and a wrong address stay TCP"
 # TCP with the same bytes.
 command -v strace >/dev/null || fail "strace not found (scripts/deps.sh installs it)"
 late() { # late DELAY_US
+	local env0=$senv
 	rm -f "$tmp/client.stats" "$tmp/server.stats"
+	# The server's log at debug: what it looked for, if this goes wrong.
+	senv=$(envfile late "MPKLINK_ENDPOINTS=192.0.2.1:$port" "MPKLINK_RUNDIR=$tmp/run" "MPKLINK_LOG=debug")
 	start_server "$tmp/late$1-server.log" mpklink
+	senv=$env0
 	inns "$nsb" timeout 300 env MPKLINK_STATS="$tmp/client.stats" "$MPKLINK_RUN" -e "$env" -- \
 		strace -f -qq -o /dev/null -e trace=getsockname -e inject=getsockname:delay_exit="$1" \
 		"$ECHO_CLIENT" --host 192.0.2.1 --port "$port" --mode et --conns 8 \
 		--bytes-per-conn 2000000 --seed 7 >"$tmp/late$1-client.log" 2>&1 ||
-		fail "late claim ($1 us): the client failed: $(tail -n 5 "$tmp/late$1-client.log")"
+		fail "late claim ($1 us): the client failed: $(tail -n 5 "$tmp/late$1-client.log")
+server (setup lines): $(grep -vE ': (read|write|epoll)' "$tmp/late$1-server.log" | head -n 30)"
 	got=$(grep -o 'fnv=[0-9a-f]*' "$tmp/late$1-client.log" || true)
 	[ "$got" = "$want" ] || fail "late claim ($1 us): checksum '$got', want '$want'"
 	stop_server
