@@ -421,19 +421,20 @@ int pool_find_addr(unsigned port, uint64_t key, struct pool_link *out)
 		return 0;
 	offers_fetch(port);
 	for (;;) {
-		if (find_locked(port, key, out) == 0)
-			return 0;
+		/* PENDING first, then the claim: a link's claim goes from
+		 * PENDING to its key once, so a swap between the two looks
+		 * is seen by the second (in the other order, a claim that
+		 * became ours between them looked like none at all). */
 		pthread_mutex_lock(&pool_lock);
 		pending = pending_claims(port, 0);
-		if (!pending && slog_on(3)) {
-			struct pool_port *pp = port_of(port, 0);
-
-			slog(3, "port %u: no link claimed as %016llx among %zu offers held", port,
-			     (unsigned long long)key, pp ? pp->n : 0);
-		}
 		pthread_mutex_unlock(&pool_lock);
-		if (!pending)
+		if (find_locked(port, key, out) == 0)
+			return 0;
+		if (!pending) {
+			slog(3, "port %u: no link claimed as %016llx among our offers", port,
+			     (unsigned long long)key);
 			return -ENOENT;
+		}
 		if (now_ms() - start >= POOL_CLAIM_WAIT_MS)
 			break;
 		nanosleep(&nap, NULL);
