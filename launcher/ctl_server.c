@@ -169,14 +169,14 @@ static int rdv_address_ours(struct mpk_ctl *c, unsigned port)
 static int rdv_open(struct mpk_ctl *c, unsigned port)
 {
 	char path[108], name[64];
-	int fd, probe;
+	int fd, probe, r;
 
 	for (size_t i = 0; i < c->nslots; i++)
 		if (c->slots[i].kind == S_RDV_LISTEN && c->slots[i].port == port)
 			return 0;
-	fd = rdv_address_ours(c, port);
-	if (fd < 0)
-		return fd;
+	r = rdv_address_ours(c, port);
+	if (r < 0)
+		return r;
 	rdv_name(c, port, name, sizeof(name), path, sizeof(path));
 	fd = listen_unix(path);
 	if (fd == -EADDRINUSE) {

@@ -331,13 +331,13 @@ static int find(struct pool_port *pp, uint64_t cookie, struct pool_link *out)
 }
 
 /* The offers the launcher made for port since the last we have, into the
- * pool, a batch at a time (at most 8). Returns how many came. */
-static size_t offers_fetch(unsigned port)
+ * pool, a batch at a time (at most 8). */
+static void offers_fetch(unsigned port)
 {
 	struct pool_link got[MPK_CTL_BATCH_MAX];
 	struct pool_port *pp;
-	size_t n, total = 0;
 	uint32_t since;
+	size_t n;
 
 	pthread_mutex_lock(&pool_lock);
 	pp = port_of(port, 0);
@@ -353,11 +353,9 @@ static size_t offers_fetch(unsigned port)
 		for (size_t i = 0; i < n; i++)
 			keep(pp, &got[i]);
 		pthread_mutex_unlock(&pool_lock);
-		total += n;
 		if (n < MPK_CTL_BATCH_MAX)
 			break;
 	}
-	return total;
 }
 
 /* Takes the link of port's pool claimed as claim (find), under pool_lock. */

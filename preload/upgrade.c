@@ -92,15 +92,14 @@ static unsigned listen_port(const struct sockaddr *sa, socklen_t len)
 /* Whether a connection from peer (a client) to the server's configured
  * port may be a link: from loopback, or to a remote entry from anywhere
  * (the claim says whether it is one: pool_find_addr). *remote says which;
- * addr gets the peer's address. */
+ * addr and *cport get the peer's address and port. */
 static int client_ok(unsigned port, const struct sockaddr *peer, socklen_t len, uint8_t addr[16],
-		     int *remote)
+		     unsigned *cport, int *remote)
 {
 	const struct mpk_endpoint *e = settings_endpoint(port);
-	unsigned cport;
-	int k = addr_of(peer, len, addr, &cport);
+	int k = addr_of(peer, len, addr, cport);
 
-	if (!e || !cport)
+	if (!e || !*cport)
 		return 0;
 	*remote = k == A_OTHER;
 	return k == A_LOOPBACK || (k == A_OTHER && e->remote);
@@ -399,12 +398,11 @@ int upgrade_accept(int fd, struct sockaddr *addr, socklen_t *alen, int flags, in
 		memcpy(addr, &ss, *alen < l ? *alen : l);
 		*alen = l;
 	}
-	if (!client_ok(port, (struct sockaddr *)&ss, l, peer, &remote) ||
+	if (!client_ok(port, (struct sockaddr *)&ss, l, peer, &cport, &remote) ||
 	    (unsigned)nfd >= FDTAB_MAX) {
 		ufd_put(lu);
 		return nfd;
 	}
-	addr_of((struct sockaddr *)&ss, l, peer, &cport);
 	/* The client's link, if it has one of ours: it claimed it with its
 	 * socket's cookie before its connect, or, from another network
 	 * namespace, with its address and port after it. */
@@ -475,9 +473,8 @@ static int adopt(int fd, const char *how)
 	 * peer may be a linked client (a program may hold both ends, the
 	 * launcher both links); the client's when the peer is a configured
 	 * server. */
-	if (settings_port_configured(l) && client_ok(l, (struct sockaddr *)&peer, pl, a, &remote)) {
+	if (client_ok(l, (struct sockaddr *)&peer, pl, a, &cport, &remote)) {
 		sport = l, side = 0;
-		addr_of((struct sockaddr *)&peer, pl, a, &cport);
 	} else if ((p = server_port((struct sockaddr *)&peer, pl, &remote))) {
 		sport = p, cport = l, side = 1;
 	} else {
